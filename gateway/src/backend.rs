@@ -1,0 +1,96 @@
+//! The contract between the gateway and whatever hosts actors.
+//!
+//! The gateway knows nothing of storage or actor code: it parses requests, resolves targets and speaks the wire
+//! encodings, and asks a [`Backend`] (implemented by the node) to do the rest. Every method returns errors from
+//! the catalogue ([`ClientError`]), which the gateway forwards to clients unchanged.
+
+use async_trait::async_trait;
+use tern_proto::{ClientError, Value};
+use tokio::sync::mpsc;
+
+/// What the REST API reports about an actor. Timestamps are milliseconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActorInfo {
+    pub actor_id: String,
+    pub name: String,
+    pub key: Vec<String>,
+    /// Region of the node that hosts the actor.
+    pub region: String,
+    pub create_ts: i64,
+    pub start_ts: Option<i64>,
+    pub sleep_ts: Option<i64>,
+    pub destroy_ts: Option<i64>,
+}
+
+/// A request to create an actor (`POST /actors`, `PUT /actors`, or a `getOrCreate` gateway query).
+#[derive(Debug, Clone)]
+pub struct CreateRequest {
+    pub name: String,
+    pub key: Vec<String>,
+    /// The actor's input, passed to its create hooks once.
+    pub input: Option<Value>,
+    /// Preferred region (`datacenter` / `rvt-region`).
+    pub region: Option<String>,
+}
+
+/// A connection the backend opened for a client (`/connect`).
+///
+/// The gateway forwards decoded client messages into `inbound` and encodes everything from `outbound` to the
+/// client. Dropping `inbound` tells the backend the client went away; `outbound` closing (or a
+/// [`ConnOutput::Close`]) tells the gateway to close the socket.
+pub struct ConnectionHandle {
+    pub actor_id: String,
+    pub connection_id: String,
+    pub inbound: mpsc::Sender<ConnInput>,
+    pub outbound: mpsc::Receiver<ConnOutput>,
+}
+
+/// A client message on an open connection.
+#[derive(Debug)]
+pub enum ConnInput {
+    Action { id: u64, name: String, args: Value },
+    Subscribe { event: String, subscribe: bool },
+}
+
+/// A message for the client on an open connection.
+#[derive(Debug)]
+pub enum ConnOutput {
+    /// The answer to [`ConnInput::Action`] with the same id.
+    ActionResponse { id: u64, result: Result<Value, ClientError> },
+    /// An event; `args` is an array.
+    Event { name: String, args: Value },
+    /// The server ends the connection with this reason. Clients that were connected reconnect on their own.
+    Close(ClientError),
+}
+
+/// Hosts actors on behalf of the gateway.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Names of the registered actor definitions.
+    fn actor_names(&self) -> Vec<String>;
+    /// The live actor with this name and key, if any.
+    async fn get_actor_by_key(&self, name: &str, key: &[String]) -> Result<Option<ActorInfo>, ClientError>;
+    /// The actors with these ids (destroyed ones included, so clients can see `destroy_ts`); unknown ids are skipped.
+    async fn get_actors_by_ids(&self, ids: &[String]) -> Result<Vec<ActorInfo>, ClientError>;
+    /// Live actors, optionally of one name, newest first, at most `limit`.
+    async fn list_actors(&self, name: Option<&str>, limit: usize) -> Result<Vec<ActorInfo>, ClientError>;
+    /// Creates an actor; `actor.duplicate_key` if the key is taken.
+    async fn create_actor(&self, req: CreateRequest) -> Result<ActorInfo, ClientError>;
+    /// Returns the actor for the key, creating it if needed; the flag says whether it was created. Concurrent
+    /// calls for one key yield one actor.
+    async fn get_or_create_actor(&self, req: CreateRequest) -> Result<(ActorInfo, bool), ClientError>;
+    /// Destroys an actor and its data; later requests get `actor.not_found`.
+    async fn destroy_actor(&self, actor_id: &str) -> Result<(), ClientError>;
+    /// Puts an awake actor to sleep now (its connections are closed with a retryable reason).
+    async fn sleep_actor(&self, actor_id: &str) -> Result<(), ClientError>;
+    /// Runs a stateless action. `params` are the connection parameters (`x-rivet-conn-params`).
+    async fn call_action(
+        &self,
+        actor_id: &str,
+        action: &str,
+        args: Value,
+        params: Option<Value>,
+    ) -> Result<Value, ClientError>;
+    /// Opens a connection, running the actor's connect hooks; fails with their error.
+    async fn connect(&self, actor_id: &str, params: Option<Value>) -> Result<ConnectionHandle, ClientError>;
+}

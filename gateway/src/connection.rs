@@ -1,0 +1,166 @@
+//! `/connect`: one client connection speaking RivetKit's connection protocol over a WebSocket.
+//!
+//! The upgrade is always accepted (echoing the `rivet` subprotocol); failures before the connection is open
+//! (an unknown actor, a rejected connect hook) are sent as an `Error` frame without an action id, and the socket
+//! is closed with code 1011 and reason `group.code`. Once open, per-action errors are `Error` frames with the
+//! action's id and keep the socket open. An oversize incoming message closes it with
+//! `message.incoming_too_long`, a malformed one with `actor.invalid_request`, an oversize outgoing one with
+//! `message.outgoing_too_long`. When the actor ends the connection (sleep, destroy) the close reason says why,
+//! and a RivetKit client that was connected reconnects on its own.
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use tern_proto::error::close_reason;
+use tern_proto::{ClientError, Encoding, ErrorFrame, ToClient, ToServer};
+
+use crate::AppState;
+use crate::backend::{ConnInput, ConnOutput, ConnectionHandle};
+use crate::request::{SocketProtocols, socket_protocols};
+use crate::target::{self, Target};
+
+/// Close code for errors (RFC 6455 "internal error"; RivetKit uses it for every error close).
+const CLOSE_ERROR: u16 = 1011;
+/// Close code for an encoding the server does not speak ("unsupported data").
+const CLOSE_UNSUPPORTED: u16 = 1003;
+/// A hard cap on frames the WebSocket layer buffers before Tern's own (smaller) size check answers.
+const FRAME_HARD_CAP: usize = 32 * 1024 * 1024;
+
+/// Accepts the upgrade and serves the connection to `target` (or reports why it cannot be resolved).
+pub(crate) fn upgrade(
+    app: AppState,
+    upgrade: WebSocketUpgrade,
+    headers: &HeaderMap,
+    target: Result<Target, ClientError>,
+) -> Response {
+    let protocols = socket_protocols(headers);
+    upgrade.protocols(["rivet"]).max_message_size(FRAME_HARD_CAP).on_upgrade(move |socket| async move {
+        let mut socket = socket;
+        let protocols = match protocols {
+            Ok(protocols) => protocols,
+            Err(err) => return close(&mut socket, CLOSE_UNSUPPORTED, &err).await,
+        };
+        Session { app, socket, encoding: protocols.encoding }.run(target, protocols).await;
+    })
+}
+
+async fn close(socket: &mut WebSocket, code: u16, err: &ClientError) {
+    let frame = CloseFrame { code, reason: close_reason(err).into() };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+struct Session {
+    app: AppState,
+    socket: WebSocket,
+    encoding: Encoding,
+}
+
+/// Why the session loop ended.
+enum End {
+    /// The client closed or went away.
+    ClientGone,
+    /// Close the socket with this error.
+    Error(ClientError),
+}
+
+impl Session {
+    async fn run(mut self, target: Result<Target, ClientError>, protocols: SocketProtocols) {
+        let opened = async {
+            let actor_id = target::resolve(self.app.backend.as_ref(), target?).await?;
+            self.app.backend.connect(&actor_id, protocols.params).await
+        }
+        .await;
+        let handle = match opened {
+            Ok(handle) => handle,
+            Err(err) => return self.fail(err).await,
+        };
+        let init = ToClient::Init { actor_id: handle.actor_id.clone(), connection_id: handle.connection_id.clone() };
+        if let Err(end) = self.send(&init).await {
+            return self.finish(end).await;
+        }
+        let end = self.serve(handle).await;
+        self.finish(end).await;
+    }
+
+    /// Sends a connection-level error frame and closes.
+    async fn fail(&mut self, err: ClientError) {
+        let _ = self.send(&ToClient::Error(ErrorFrame::from(&err))).await;
+        close(&mut self.socket, CLOSE_ERROR, &err).await;
+    }
+
+    async fn finish(&mut self, end: End) {
+        match end {
+            End::ClientGone => {}
+            End::Error(err) => close(&mut self.socket, CLOSE_ERROR, &err).await,
+        }
+    }
+
+    /// Relays messages both ways until either side ends. Dropping the handle's inbound sender tells the actor
+    /// the client is gone.
+    async fn serve(&mut self, handle: ConnectionHandle) -> End {
+        let ConnectionHandle { inbound, mut outbound, .. } = handle;
+        loop {
+            tokio::select! {
+                incoming = self.socket.recv() => {
+                    let payload = match incoming {
+                        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return End::ClientGone,
+                        Some(Ok(Message::Text(text))) => text.as_bytes().to_vec(),
+                        Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    };
+                    let input = match self.decode(&payload) {
+                        Ok(input) => input,
+                        Err(err) => return End::Error(err),
+                    };
+                    if inbound.send(input).await.is_err() {
+                        return End::Error(ClientError::stopping());
+                    }
+                }
+                output = outbound.recv() => {
+                    let message = match output {
+                        None => return End::Error(ClientError::stopping()),
+                        Some(ConnOutput::Close(reason)) => return End::Error(reason),
+                        Some(ConnOutput::Event { name, args }) => ToClient::Event { name, args },
+                        Some(ConnOutput::ActionResponse { id, result: Ok(output) }) => ToClient::ActionResponse { id, output },
+                        Some(ConnOutput::ActionResponse { id, result: Err(err) }) => {
+                            let mut frame = ErrorFrame::from(&err);
+                            frame.action_id = Some(id);
+                            ToClient::Error(frame)
+                        }
+                    };
+                    if let Err(end) = self.send(&message).await {
+                        return end;
+                    }
+                }
+            }
+        }
+    }
+
+    fn decode(&self, payload: &[u8]) -> Result<ConnInput, ClientError> {
+        let limit = self.app.config.max_incoming_message_size;
+        if payload.len() > limit {
+            return Err(ClientError::incoming_too_long(payload.len(), limit));
+        }
+        Ok(match self.encoding.decode_to_server(payload)? {
+            ToServer::ActionRequest { id, name, args } => ConnInput::Action { id, name, args },
+            ToServer::SubscriptionRequest { event_name, subscribe } => {
+                ConnInput::Subscribe { event: event_name, subscribe }
+            }
+        })
+    }
+
+    async fn send(&mut self, message: &ToClient) -> Result<(), End> {
+        let bytes = self.encoding.encode_to_client(message);
+        let limit = self.app.config.max_outgoing_message_size;
+        if bytes.len() > limit {
+            return Err(End::Error(ClientError::outgoing_too_long(bytes.len(), limit)));
+        }
+        let frame = if self.encoding.is_binary() {
+            Message::Binary(bytes.into())
+        } else {
+            // JSON encoding always produces UTF-8.
+            Message::Text(String::from_utf8(bytes).map_err(|_| End::Error(ClientError::internal()))?.into())
+        };
+        self.socket.send(frame).await.map_err(|_| End::ClientGone)
+    }
+}

@@ -1,0 +1,141 @@
+//! `/gateway/{target}/...`: resolves the target to an actor and serves the actor's own routes.
+//!
+//! Actor routes (after the `/gateway/{target}` prefix): `POST /action/{name}` (a stateless action), `GET
+//! /connect` (a WebSocket speaking the connection protocol), `GET /health`, `GET /metadata`. Any other path is
+//! `actor.not_found` (404), a known path with another method `actor.method_not_allowed` (405). Responses carry
+//! `x-rivet-actor`.
+
+use axum::body::Body;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use percent_encoding::percent_decode_str;
+use tern_proto::ClientError;
+
+use crate::AppState;
+use crate::connection;
+use crate::error_response::ErrorResponse;
+use crate::request::{http_conn_params, http_encoding, read_body};
+use crate::target;
+
+/// An actor route, parsed from the path after the gateway prefix.
+enum ActorRoute {
+    Action(String),
+    Connect,
+    Health,
+    Metadata,
+}
+
+impl ActorRoute {
+    fn parse(path: &str) -> Option<(ActorRoute, Method)> {
+        let route = match path.trim_end_matches('/') {
+            "/connect" => (ActorRoute::Connect, Method::GET),
+            "/health" => (ActorRoute::Health, Method::GET),
+            "/metadata" => (ActorRoute::Metadata, Method::GET),
+            other => {
+                let name = other.strip_prefix("/action/").filter(|n| !n.is_empty() && !n.contains('/'))?;
+                (ActorRoute::Action(percent_decode_str(name).decode_utf8_lossy().into_owned()), Method::POST)
+            }
+        };
+        Some(route)
+    }
+}
+
+/// Splits `/gateway/{segment}{rest}` into the percent-decoded segment and the rest of the path.
+fn split_path(path: &str) -> (String, &str) {
+    let after = path.strip_prefix("/gateway/").unwrap_or("");
+    let (segment, rest) = after.find('/').map_or((after, ""), |i| after.split_at(i));
+    (percent_decode_str(segment).decode_utf8_lossy().into_owned(), rest)
+}
+
+/// Serves every request under `/gateway/`.
+pub(crate) async fn handle(State(app): State<AppState>, request: Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let (segment, rest) = split_path(parts.uri.path());
+    let rest = rest.to_string();
+    let Some((route, method)) = ActorRoute::parse(&rest) else {
+        return ErrorResponse(ClientError::actor_not_found(format!("no actor route {rest}"))).into_response();
+    };
+    if parts.method != method && !(parts.method == Method::HEAD && method == Method::GET) {
+        return ErrorResponse(ClientError::method_not_allowed(parts.method.as_str(), &rest)).into_response();
+    }
+    let parsed = target::parse(&segment, parts.uri.query());
+    if let ActorRoute::Connect = route {
+        // WebSocket errors, resolution errors included, are reported on the accepted socket.
+        let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+            Ok(upgrade) => upgrade,
+            Err(rejection) => {
+                let err = ClientError::invalid_request(format!(
+                    "/connect needs a WebSocket upgrade: {}",
+                    rejection.body_text()
+                ));
+                return ErrorResponse(err).into_response();
+            }
+        };
+        return connection::upgrade(app, upgrade, &parts.headers, parsed.map(|(t, _)| t));
+    }
+    let result = async {
+        let (target, _query) = parsed?;
+        let actor_id = target::resolve(app.backend.as_ref(), target).await?;
+        let response = match route {
+            ActorRoute::Action(name) => action(&app, &actor_id, &name, &parts.headers, body).await?,
+            ActorRoute::Health => "ok".into_response(),
+            ActorRoute::Metadata => axum::Json(
+                serde_json::json!({"runtime": "tern", "version": env!("CARGO_PKG_VERSION"), "actorId": actor_id}),
+            )
+            .into_response(),
+            ActorRoute::Connect => unreachable!("handled above"),
+        };
+        Ok::<_, ClientError>((actor_id, response))
+    }
+    .await;
+    match result {
+        Ok((actor_id, mut response)) => {
+            if let Ok(value) = HeaderValue::from_str(&actor_id) {
+                response.headers_mut().insert("x-rivet-actor", value);
+            }
+            response
+        }
+        Err(err) => ErrorResponse(err).into_response(),
+    }
+}
+
+/// `POST /action/{name}`: decodes the arguments, runs the action, encodes its output.
+async fn action(
+    app: &AppState,
+    actor_id: &str,
+    name: &str,
+    headers: &axum::http::HeaderMap,
+    body: Body,
+) -> Result<Response, ClientError> {
+    let encoding = http_encoding(headers)?;
+    let params = http_conn_params(headers)?;
+    let limit = app.config.max_incoming_message_size;
+    let bytes = read_body(body, limit).await?;
+    let args = encoding.decode_action_request(&bytes)?;
+    let output = app.backend.call_action(actor_id, name, args, params).await?;
+    let encoded = encoding.encode_action_response(&output);
+    if encoded.len() > app.config.max_outgoing_message_size {
+        return Err(ClientError::outgoing_too_long(encoded.len(), app.config.max_outgoing_message_size));
+    }
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, encoding.content_type())], encoded).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split_into_target_and_route() {
+        assert_eq!(split_path("/gateway/abc%40tok/action/inc"), ("abc@tok".to_string(), "/action/inc"));
+        assert_eq!(split_path("/gateway/counter"), ("counter".to_string(), ""));
+        assert!(
+            matches!(ActorRoute::parse("/action/a%20b"), Some((ActorRoute::Action(n), Method::POST)) if n == "a b")
+        );
+        assert!(matches!(ActorRoute::parse("/connect"), Some((ActorRoute::Connect, Method::GET))));
+        assert!(ActorRoute::parse("/action/").is_none());
+        assert!(ActorRoute::parse("/action/a/b").is_none());
+        assert!(ActorRoute::parse("/nope").is_none());
+    }
+}

@@ -1,0 +1,74 @@
+//! Tern's client-facing edge: the RivetKit-compatible REST API, `/gateway/...` routes and `/connect`
+//! WebSockets.
+//!
+//! The gateway parses requests, resolves gateway targets to actor ids, speaks the three wire encodings and maps
+//! every failure to the error catalogue. It knows nothing of storage or actor code: a [`Backend`] (implemented
+//! by the node) does the work.
+//!
+//! ```ignore
+//! let app = tern_gateway::router(Arc::new(my_backend), GatewayConfig::default());
+//! axum::serve(listener, app).await?;
+//! ```
+
+pub mod backend;
+mod connection;
+pub mod error_response;
+mod gateway_routes;
+mod request;
+mod rest;
+pub mod target;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{any, get, post};
+use tower_http::cors::CorsLayer;
+
+pub use backend::Backend;
+
+/// How the gateway behaves.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The region reported as each actor's `datacenter`.
+    pub region: String,
+    /// Largest accepted request body or WebSocket message, in bytes (RivetKit `maxIncomingMessageSize`).
+    pub max_incoming_message_size: usize,
+    /// Largest response body or WebSocket message sent, in bytes (RivetKit `maxOutgoingMessageSize`).
+    pub max_outgoing_message_size: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            region: "local".to_string(),
+            max_incoming_message_size: 64 * 1024,
+            max_outgoing_message_size: 1024 * 1024,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub backend: Arc<dyn Backend>,
+    pub config: Arc<GatewayConfig>,
+}
+
+/// The gateway's routes: `/metadata`, `/health`, the `/actors` REST API and `/gateway/...`, with CORS that
+/// mirrors the request (as RivetKit's edge does). Unknown paths get `guard.no_route` (404) and known paths with
+/// the wrong method `actor.method_not_allowed` (405).
+pub fn router(backend: Arc<dyn Backend>, config: GatewayConfig) -> Router {
+    let state = AppState { backend, config: Arc::new(config) };
+    Router::new()
+        .route("/metadata", get(rest::metadata))
+        .route("/health", get(rest::health))
+        .route("/actors", get(rest::list_actors).put(rest::get_or_create_actor).post(rest::create_actor))
+        .route("/actors/names", get(rest::actor_names))
+        .route("/actors/{actor_id}", axum::routing::delete(rest::destroy_actor))
+        .route("/actors/{actor_id}/sleep", post(rest::sleep_actor))
+        .route("/gateway/{*rest}", any(gateway_routes::handle))
+        .fallback(rest::no_route)
+        .method_not_allowed_fallback(rest::method_not_allowed)
+        .layer(CorsLayer::very_permissive())
+        .with_state(state)
+}

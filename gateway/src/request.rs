@@ -1,0 +1,86 @@
+//! Reading what a client sends: the encoding it speaks, its connection parameters, and size-limited bodies.
+
+use axum::body::Body;
+use axum::http::HeaderMap;
+use base64::Engine;
+use http_body_util::LengthLimitError;
+use percent_encoding::percent_decode_str;
+use tern_proto::{ClientError, Encoding, Value, value};
+
+/// The request's encoding from `x-rivet-encoding` (json when absent, as RivetKit's server defaults).
+pub(crate) fn http_encoding(headers: &HeaderMap) -> Result<Encoding, ClientError> {
+    match headers.get("x-rivet-encoding") {
+        None => Ok(Encoding::Json),
+        Some(raw) => {
+            let name = raw.to_str().unwrap_or_default();
+            Encoding::parse(name).ok_or_else(|| {
+                ClientError::invalid_request(format!("unsupported encoding '{name}' in x-rivet-encoding"))
+            })
+        }
+    }
+}
+
+/// Connection parameters from `x-rivet-conn-params` (JSON, compat tags revived).
+pub(crate) fn http_conn_params(headers: &HeaderMap) -> Result<Option<Value>, ClientError> {
+    headers.get("x-rivet-conn-params").map(|raw| parse_params_json(raw.as_bytes())).transpose()
+}
+
+fn parse_params_json(bytes: &[u8]) -> Result<Value, ClientError> {
+    let json: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ClientError::invalid_request(format!("connection parameters are not JSON: {e}")))?;
+    Ok(value::from_json(&json))
+}
+
+/// What a WebSocket client offered in `Sec-WebSocket-Protocol`: `rivet_encoding.{enc}` and
+/// `rivet_conn_params.{percent-encoded JSON}`.
+pub(crate) struct SocketProtocols {
+    pub encoding: Encoding,
+    pub params: Option<Value>,
+}
+
+/// Parses the offered subprotocols. A missing encoding is json; an unknown one is an error the caller reports
+/// after the upgrade.
+pub(crate) fn socket_protocols(headers: &HeaderMap) -> Result<SocketProtocols, ClientError> {
+    let mut encoding = Encoding::Json;
+    let mut params = None;
+    let offered = headers.get_all("sec-websocket-protocol").iter().filter_map(|v| v.to_str().ok());
+    for protocol in offered.flat_map(|v| v.split(',')).map(str::trim) {
+        if let Some(name) = protocol.strip_prefix("rivet_encoding.") {
+            encoding = Encoding::parse(name).ok_or_else(|| {
+                ClientError::new(
+                    "actor",
+                    "unsupported_websocket_encoding",
+                    400,
+                    format!("unsupported encoding '{name}'"),
+                )
+            })?;
+        } else if let Some(encoded) = protocol.strip_prefix("rivet_conn_params.") {
+            let json = percent_decode_str(encoded).collect::<Vec<u8>>();
+            params = Some(parse_params_json(&json)?);
+        }
+    }
+    Ok(SocketProtocols { encoding, params })
+}
+
+/// Reads a whole request body of at most `limit` bytes; a larger one is `message.incoming_too_long`.
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ClientError> {
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(e) => {
+            let source = std::error::Error::source(&e);
+            if source.is_some_and(|s| s.is::<LengthLimitError>()) || e.to_string().contains("length limit") {
+                Err(ClientError::incoming_too_long(limit + 1, limit))
+            } else {
+                Err(ClientError::invalid_request(format!("cannot read the request body: {e}")))
+            }
+        }
+    }
+}
+
+/// Decodes a create input sent as base64 of its CBOR (`PUT`/`POST /actors`).
+pub(crate) fn decode_input(encoded: &str) -> Result<Value, ClientError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| ClientError::invalid_request(format!("input is not base64: {e}")))?;
+    Ok(value::revive(value::from_cbor_bytes(&bytes)?))
+}

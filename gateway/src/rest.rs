@@ -1,0 +1,196 @@
+//! The REST API RivetKit clients use to find and manage actors: `/metadata`, `/health`, `/actors`.
+//!
+//! JSON in snake_case as RivetKit's engine serves it. Every route takes the `namespace` query parameter; only
+//! `default` exists.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, Uri};
+use serde::Deserialize;
+use serde_json::{Value as JsonValue, json};
+use tern_proto::ClientError;
+use tern_proto::key::{deserialize_key, serialize_key};
+
+use crate::AppState;
+use crate::backend::{ActorInfo, CreateRequest};
+use crate::error_response::ErrorResponse;
+use crate::request::decode_input;
+use crate::target::check_namespace;
+
+type ApiResult = Result<Json<JsonValue>, ErrorResponse>;
+
+/// Default and largest page of `GET /actors`.
+const DEFAULT_LIST_LIMIT: usize = 100;
+const MAX_LIST_LIMIT: usize = 1000;
+
+/// An actor as the REST API reports it (RivetKit's `Actor` schema).
+pub(crate) fn actor_json(actor: &ActorInfo) -> JsonValue {
+    json!({
+        "actor_id": actor.actor_id,
+        "name": actor.name,
+        "key": serialize_key(&actor.key),
+        "namespace_id": crate::target::NAMESPACE,
+        "datacenter": actor.region,
+        "runner_name_selector": "default",
+        "crash_policy": "sleep",
+        "create_ts": actor.create_ts,
+        "start_ts": actor.start_ts,
+        "connectable_ts": actor.start_ts,
+        "sleep_ts": actor.sleep_ts,
+        "destroy_ts": actor.destroy_ts,
+        "error": null,
+    })
+}
+
+/// `GET /metadata`: RivetKit clients probe it before every operation.
+pub(crate) async fn metadata(State(app): State<AppState>) -> Json<JsonValue> {
+    Json(json!({
+        "runtime": "tern",
+        "version": env!("CARGO_PKG_VERSION"),
+        "actorNames": app.backend.actor_names(),
+    }))
+}
+
+/// `GET /health`.
+pub(crate) async fn health() -> &'static str {
+    "ok"
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct NamespaceQuery {
+    namespace: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    namespace: Option<String>,
+    name: Option<String>,
+    key: Option<String>,
+    /// Comma-separated ids (RivetKit's deprecated form).
+    actor_ids: Option<String>,
+    /// One id (RivetKit allows it repeated; Tern takes one, use `actor_ids` for several).
+    actor_id: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /actors`: by `name` + `key`, by `actor_ids`/`actor_id`, or a listing (optionally of one name).
+pub(crate) async fn list_actors(
+    State(app): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query.map_err(|e| ClientError::invalid_request(e.body_text()))?;
+    check_namespace(q.namespace.as_deref())?;
+    let ids: Vec<String> = q
+        .actor_ids
+        .iter()
+        .flat_map(|ids| ids.split(','))
+        .chain(q.actor_id.as_deref())
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .collect();
+    let actors = if !ids.is_empty() {
+        if q.name.is_some() || q.key.is_some() {
+            return Err(ClientError::invalid_request("actor ids cannot be combined with name or key").into());
+        }
+        app.backend.get_actors_by_ids(&ids).await?
+    } else if let Some(key) = &q.key {
+        let name = q.name.as_deref().ok_or_else(|| ClientError::invalid_request("`key` needs `name`"))?;
+        app.backend.get_actor_by_key(name, &deserialize_key(key)).await?.into_iter().collect()
+    } else {
+        let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT).clamp(1, MAX_LIST_LIMIT);
+        app.backend.list_actors(q.name.as_deref(), limit).await?
+    };
+    Ok(Json(json!({
+        "actors": actors.iter().map(actor_json).collect::<Vec<_>>(),
+        "pagination": { "cursor": null },
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CreateBody {
+    name: String,
+    key: Option<String>,
+    input: Option<String>,
+    datacenter: Option<String>,
+}
+
+impl CreateBody {
+    fn into_request(self) -> Result<CreateRequest, ClientError> {
+        Ok(CreateRequest {
+            name: self.name,
+            key: self.key.as_deref().map(deserialize_key).unwrap_or_default(),
+            input: self.input.as_deref().map(decode_input).transpose()?,
+            region: self.datacenter,
+        })
+    }
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(
+    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, ClientError> {
+    body.map(|Json(b)| b).map_err(|e| ClientError::invalid_request(e.body_text()))
+}
+
+/// `PUT /actors`: get or create by key → `{actor, created}`.
+pub(crate) async fn get_or_create_actor(
+    State(app): State<AppState>,
+    Query(q): Query<NamespaceQuery>,
+    body: Result<Json<CreateBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    check_namespace(q.namespace.as_deref())?;
+    let request = json_body(body)?.into_request()?;
+    let (actor, created) = app.backend.get_or_create_actor(request).await?;
+    Ok(Json(json!({ "actor": actor_json(&actor), "created": created })))
+}
+
+/// `POST /actors`: create → `{actor}`; `actor.duplicate_key` if the key is taken.
+pub(crate) async fn create_actor(
+    State(app): State<AppState>,
+    Query(q): Query<NamespaceQuery>,
+    body: Result<Json<CreateBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    check_namespace(q.namespace.as_deref())?;
+    let request = json_body(body)?.into_request()?;
+    let actor = app.backend.create_actor(request).await?;
+    Ok(Json(json!({ "actor": actor_json(&actor) })))
+}
+
+/// `GET /actors/names` → `{names: {name: {metadata: {}}}}`.
+pub(crate) async fn actor_names(State(app): State<AppState>, Query(q): Query<NamespaceQuery>) -> ApiResult {
+    check_namespace(q.namespace.as_deref())?;
+    let names: serde_json::Map<String, JsonValue> =
+        app.backend.actor_names().into_iter().map(|n| (n, json!({ "metadata": {} }))).collect();
+    Ok(Json(json!({ "names": names, "pagination": { "cursor": null } })))
+}
+
+/// `DELETE /actors/{id}` → `{}` once the actor and its data are gone.
+pub(crate) async fn destroy_actor(
+    State(app): State<AppState>,
+    Path(actor_id): Path<String>,
+    Query(q): Query<NamespaceQuery>,
+) -> ApiResult {
+    check_namespace(q.namespace.as_deref())?;
+    app.backend.destroy_actor(&actor_id).await?;
+    Ok(Json(json!({})))
+}
+
+/// `POST /actors/{id}/sleep` → `{}` once the actor sleeps (its connections are closed with a retryable reason).
+pub(crate) async fn sleep_actor(
+    State(app): State<AppState>,
+    Path(actor_id): Path<String>,
+    Query(q): Query<NamespaceQuery>,
+) -> ApiResult {
+    check_namespace(q.namespace.as_deref())?;
+    app.backend.sleep_actor(&actor_id).await?;
+    Ok(Json(json!({})))
+}
+
+/// Any path no route matches.
+pub(crate) async fn no_route(uri: Uri) -> ErrorResponse {
+    ClientError::no_route(uri.path()).into()
+}
+
+/// A known path with a method it does not take.
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ErrorResponse {
+    ClientError::method_not_allowed(method.as_str(), uri.path()).into()
+}

@@ -1,0 +1,22 @@
+//! The Tern node: the actor SDK and runtime, per-actor libSQL storage, and the `tern` command line.
+//!
+//! An application defines actors with [`Actor`], collects them in a [`Registry`], and hands the registry to
+//! [`cli::main`] (a complete `tern`-style command line) or to [`server::serve`] (just the server):
+//!
+//! ```ignore
+//! fn main() -> std::process::ExitCode {
+//!     tern_node::cli::main(tern_node::ready::registry().register(my_actor()))
+//! }
+//! ```
+
+pub mod cli;
+pub mod clock;
+pub mod ready;
+pub mod runtime;
+pub mod sdk;
+pub mod server;
+pub mod storage;
+
+pub use runtime::{Durability, Host};
+pub use sdk::{Actor, ActorError, ActorOptions, ActorResult, Conn, Ctx, Registry, Sql, UserError};
+pub use tern_proto::Value;

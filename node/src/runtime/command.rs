@@ -1,0 +1,51 @@
+//! Messages to a running actor instance.
+
+use tern_gateway::backend::ConnOutput;
+use tern_proto::{ClientError, Value};
+use tokio::sync::{mpsc, oneshot};
+
+/// Reply channel of a request to an actor.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
+
+/// One request to an actor instance; the instance handles them in arrival order, a turn at a time.
+pub(crate) enum Command {
+    /// A stateless action (one HTTP request) with its connection parameters.
+    Action { name: String, args: Value, params: Option<Value>, reply: Reply<Value> },
+    /// Open a connection whose messages go to `outbound`; replies with the connection id.
+    Connect { params: Option<Value>, outbound: mpsc::Sender<ConnOutput>, reply: Reply<String> },
+    /// An action on an open connection; answered on the connection.
+    ConnAction { conn_id: String, id: u64, name: String, args: Value },
+    /// A connection (un)subscribes from an event.
+    Subscribe { conn_id: String, event: String, subscribe: bool },
+    /// The client of a connection went away.
+    Disconnect { conn_id: String },
+    /// Make sure the actor has started (and ran its create hooks).
+    Ping { reply: Reply<()> },
+    /// Sleep now; `done` fires once the actor has stopped.
+    Sleep { done: Option<oneshot::Sender<()>> },
+    /// Destroy the actor; replies once its data is gone.
+    Destroy { reply: Reply<()> },
+}
+
+impl Command {
+    /// Answers the command with `err` without running it.
+    pub(crate) fn fail(self, err: ClientError) {
+        match self {
+            Command::Action { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            Command::Connect { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            Command::Ping { reply } | Command::Destroy { reply } => {
+                let _ = reply.send(Err(err));
+            }
+            Command::Sleep { done } => {
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
+            Command::ConnAction { .. } | Command::Subscribe { .. } | Command::Disconnect { .. } => {}
+        }
+    }
+}

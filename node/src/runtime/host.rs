@@ -1,0 +1,226 @@
+//! The host: which actors are awake, waking them on demand, and stopping them.
+//!
+//! Each awake actor has a slot holding its mailbox. A request for an actor that is asleep spawns an instance; a
+//! request for an actor that is stopping waits until it has stopped and then wakes it again, so no request is
+//! lost to a sleep in progress and no actor ever runs twice at once.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tern_proto::ClientError;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::command::Command;
+use super::directory::{Directory, Entry};
+use super::lifecycle::StartInfo;
+use crate::clock::now_ms;
+use crate::sdk::conn::lock;
+use crate::sdk::registry::Registry;
+use crate::storage::{DataDir, DbPool, NodeDb};
+
+/// Capacity of an actor's mailbox; senders wait when it is full (backpressure).
+const MAILBOX: usize = 256;
+
+/// Where a command for an actor goes: its running instance, or (while it stops) nowhere until it has stopped.
+enum Route {
+    Send(mpsc::Sender<Command>),
+    Wait(Pin<Box<tokio::sync::futures::OwnedNotified>>),
+}
+
+enum Slot {
+    Running(mpsc::Sender<Command>),
+    Stopping(Arc<Notify>),
+}
+
+/// How a node stores actor data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=NORMAL`: a committed action survives a process crash (`kill -9`), not a power loss.
+    Normal,
+    /// `synchronous=FULL`: every commit is fsynced, surviving power loss at a cost in latency.
+    Fsync,
+}
+
+/// Everything instances share with the host.
+pub(crate) struct HostCore {
+    pub registry: Registry,
+    pub data_dir: DataDir,
+    pub pool: DbPool,
+    pub node_db: NodeDb,
+    pub region: String,
+    pub durability: Durability,
+    pub directory: Mutex<Directory>,
+    slots: Mutex<HashMap<String, Slot>>,
+    /// Serializes key reservations so concurrent creates of one key yield one actor.
+    pub create_lock: tokio::sync::Mutex<()>,
+}
+
+impl HostCore {
+    pub fn new(
+        registry: Registry,
+        data_dir: DataDir,
+        pool: DbPool,
+        node_db: NodeDb,
+        directory: Directory,
+        region: String,
+        durability: Durability,
+    ) -> HostCore {
+        HostCore {
+            registry,
+            data_dir,
+            pool,
+            node_db,
+            region,
+            durability,
+            directory: Mutex::new(directory),
+            slots: Mutex::new(HashMap::new()),
+            create_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The `synchronous` pragma for actor databases.
+    pub fn synchronous(&self) -> &'static str {
+        match self.durability {
+            Durability::Normal => "NORMAL",
+            Durability::Fsync => "FULL",
+        }
+    }
+
+    /// A copy of the directory entry of an actor.
+    pub fn entry(&self, actor_id: &str) -> Option<Entry> {
+        lock(&self.directory).get(actor_id).cloned()
+    }
+
+    /// Delivers `command` to the actor, waking it if it sleeps. Fails with `actor.not_found` for unknown or
+    /// destroyed actors.
+    pub async fn dispatch(self: &Arc<Self>, actor_id: &str, mut command: Command) -> Result<(), ClientError> {
+        loop {
+            let route = {
+                let mut slots = lock(&self.slots);
+                match slots.get(actor_id) {
+                    Some(Slot::Running(tx)) => Route::Send(tx.clone()),
+                    Some(Slot::Stopping(stopped)) => {
+                        // Registered before the lock is released, so the stop's notification cannot be missed.
+                        let mut waiting = Box::pin(stopped.clone().notified_owned());
+                        waiting.as_mut().enable();
+                        Route::Wait(waiting)
+                    }
+                    None => {
+                        let start = self.start_info(actor_id)?;
+                        let factory = self
+                            .registry
+                            .get(&start.name)
+                            .ok_or_else(|| ClientError::not_registered(&start.name))?
+                            .clone();
+                        let (tx, rx) = mpsc::channel(MAILBOX);
+                        slots.insert(actor_id.to_string(), Slot::Running(tx.clone()));
+                        if let Some(entry) = lock(&self.directory).get_mut(actor_id) {
+                            entry.start_ts = Some(now_ms());
+                            entry.sleep_ts = None;
+                        }
+                        factory.spawn(self.clone(), start, rx);
+                        Route::Send(tx)
+                    }
+                }
+            };
+            let sender = match route {
+                Route::Send(sender) => sender,
+                Route::Wait(waiting) => {
+                    waiting.await;
+                    continue;
+                }
+            };
+            match sender.send(command).await {
+                Ok(()) => return Ok(()),
+                // The instance is stopping: wait for it and wake a fresh one.
+                Err(mpsc::error::SendError(returned)) => {
+                    command = returned;
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+    }
+
+    /// Delivers `command` only if the actor is awake (used for messages of already open connections).
+    pub async fn dispatch_if_awake(&self, actor_id: &str, command: Command) {
+        let sender = match lock(&self.slots).get(actor_id) {
+            Some(Slot::Running(tx)) => tx.clone(),
+            _ => return,
+        };
+        let _ = sender.send(command).await;
+    }
+
+    fn start_info(&self, actor_id: &str) -> Result<StartInfo, ClientError> {
+        let dir = lock(&self.directory);
+        match dir.get(actor_id) {
+            Some(entry) if entry.record.destroy_ts.is_none() => Ok(StartInfo {
+                actor_id: entry.record.actor_id.clone(),
+                name: entry.record.name.clone(),
+                key: entry.record.key.clone(),
+                input: entry.record.input.clone(),
+            }),
+            _ => Err(ClientError::actor_not_found(actor_id)),
+        }
+    }
+
+    /// An instance is stopping: new requests wait for [`HostCore::finish_stop`].
+    pub fn begin_stop(&self, actor_id: &str) {
+        let mut slots = lock(&self.slots);
+        if !matches!(slots.get(actor_id), Some(Slot::Stopping(_))) {
+            slots.insert(actor_id.to_string(), Slot::Stopping(Arc::new(Notify::new())));
+        }
+    }
+
+    /// An instance has stopped and released its files; waiting requests proceed (waking a new instance).
+    pub fn finish_stop(&self, actor_id: &str, destroyed: bool) {
+        if let Some(Slot::Stopping(stopped)) = lock(&self.slots).remove(actor_id) {
+            stopped.notify_waiters();
+        }
+        if !destroyed {
+            if let Some(entry) = lock(&self.directory).get_mut(actor_id) {
+                entry.sleep_ts = Some(now_ms());
+            }
+        }
+    }
+
+    /// Records the destroy durably and frees the key; later requests get `actor.not_found`.
+    pub async fn mark_destroyed(&self, actor_id: &str) -> Result<(), ClientError> {
+        let ts = now_ms();
+        self.node_db.mark_destroyed(actor_id, ts).await?;
+        lock(&self.directory).mark_destroyed(actor_id, ts);
+        Ok(())
+    }
+
+    /// The actor consumed its create input; forget it.
+    pub async fn input_consumed(&self, actor_id: &str) {
+        if let Some(entry) = lock(&self.directory).get_mut(actor_id) {
+            entry.record.input = None;
+        }
+        if let Err(e) = self.node_db.clear_input(actor_id).await {
+            tracing::warn!(actor_id, error = %e, "could not clear the create input");
+        }
+    }
+
+    /// How many actors are awake.
+    pub fn awake_count(&self) -> usize {
+        lock(&self.slots).len()
+    }
+
+    /// Puts every awake actor to sleep and waits (up to `grace`) until all have saved and stopped.
+    pub async fn sleep_all(self: &Arc<Self>, grace: Duration) {
+        let ids: Vec<String> = lock(&self.slots).keys().cloned().collect();
+        let mut waits = Vec::new();
+        for id in ids {
+            let (done, stopped) = oneshot::channel();
+            self.dispatch_if_awake(&id, Command::Sleep { done: Some(done) }).await;
+            waits.push(stopped);
+        }
+        let count = waits.len();
+        let all = futures_util::future::join_all(waits);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!(count, "some actors did not finish sleeping within the grace period");
+        }
+    }
+}

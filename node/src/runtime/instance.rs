@@ -1,0 +1,490 @@
+//! One awake actor: a tokio task that owns the actor's state and handles its commands in turns.
+//!
+//! A turn takes every command already waiting (up to [`MAX_BATCH`]), runs them one after another inside one
+//! transaction (each action in its own savepoint, rolled back if the action fails), saves the state if it
+//! changed, commits, and only then releases replies and events. So a reply is never sent before the changes it
+//! reports are committed (the output gate), and concurrent requests share one commit (group commit).
+//!
+//! If a commit fails, or actor code panics, the turn's replies become errors and the instance stops; the next
+//! request wakes a fresh instance from the last committed state.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tern_gateway::backend::ConnOutput;
+use tern_proto::{ClientError, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::command::{Command, Reply};
+use super::host::HostCore;
+use super::lifecycle::{self, StartInfo};
+use crate::sdk::conn::{Conn, lock};
+use crate::sdk::context::{Ctx, Shared};
+use crate::sdk::definition::{Actor, BoxFuture};
+use crate::sdk::error::ActorResult;
+use crate::sdk::sql::Sql;
+use crate::storage::ActorDb;
+
+/// Most commands handled in one turn (one commit).
+pub(crate) const MAX_BATCH: usize = 128;
+
+/// Capacity of each connection's outgoing queue; a client that falls this far behind is disconnected.
+pub(crate) const CONN_QUEUE: usize = 1024;
+
+/// How a turn ended.
+pub(crate) enum TurnEnd {
+    Continue,
+    Sleep(Vec<oneshot::Sender<()>>),
+    Destroy(Vec<Reply<()>>),
+    /// The turn could not commit or actor code panicked: stop without touching the disk again.
+    Crashed,
+}
+
+/// A reply held until its turn commits.
+enum Held {
+    Value(Reply<Value>, Result<Value, ClientError>),
+    Connect(Reply<String>, Result<String, ClientError>),
+    Unit(Reply<()>, Result<(), ClientError>),
+}
+
+impl Held {
+    fn release(self) {
+        match self {
+            Held::Value(reply, result) => {
+                let _ = reply.send(result);
+            }
+            Held::Connect(reply, result) => {
+                let _ = reply.send(result);
+            }
+            Held::Unit(reply, result) => {
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn fail(self, err: ClientError) {
+        match self {
+            Held::Value(reply, _) => {
+                let _ = reply.send(Err(err));
+            }
+            Held::Connect(reply, _) => {
+                let _ = reply.send(Err(err));
+            }
+            Held::Unit(reply, _) => {
+                let _ = reply.send(Err(err));
+            }
+        }
+    }
+}
+
+/// A running actor.
+pub(crate) struct Instance<S, V> {
+    pub def: Arc<Actor<S, V>>,
+    pub shared: Arc<Shared<S, V>>,
+    pub core: Arc<HostCore>,
+}
+
+impl<S, V> Instance<S, V>
+where
+    S: Serialize + DeserializeOwned + Send + 'static,
+    V: Default + Send + 'static,
+{
+    /// The root context (no connection).
+    pub fn ctx(&self) -> Ctx<S, V> {
+        Ctx { shared: self.shared.clone(), conn: None }
+    }
+
+    /// Opens (or reuses) the actor's database for a turn and exposes it to actor code.
+    pub async fn open_db(core: &HostCore, actor_id: &str) -> Result<ActorDb, ClientError> {
+        let path = core.data_dir.actor_db_path(actor_id);
+        let conn = core.pool.connection(actor_id, &path, core.synchronous()).await.map_err(|e| {
+            tracing::error!(actor_id, error = %e, "cannot open actor database");
+            ClientError::internal()
+        })?;
+        Ok(ActorDb::new(conn))
+    }
+
+    fn expose_db(&self, db: &ActorDb) {
+        *lock(&self.shared.sql) = Some(Sql::new(db.connection().clone()));
+    }
+
+    /// Whether the actor may sleep: no open connections.
+    pub fn is_idle(&self) -> bool {
+        lock(&self.shared.conns).is_empty()
+    }
+
+    /// Runs one turn over `batch`.
+    pub async fn turn(&mut self, batch: Vec<Command>) -> TurnEnd {
+        let db = match Self::open_db(&self.core, &self.shared.actor_id).await {
+            Ok(db) => db,
+            Err(err) => {
+                batch.into_iter().for_each(|c| c.fail(err.clone()));
+                return TurnEnd::Crashed;
+            }
+        };
+        self.expose_db(&db);
+        if let Err(e) = db.begin().await {
+            return self.abort_turn(&db, batch_into_held(batch), "begin", e.to_string()).await;
+        }
+        let mut held = Vec::new();
+        let mut sleeps = Vec::new();
+        let mut destroys = Vec::new();
+        for command in batch {
+            match command {
+                Command::Action { name, args, params, reply } => {
+                    let result = self.stateless_action(&db, &name, args, params).await;
+                    held.push(Held::Value(reply, result));
+                }
+                Command::Connect { params, outbound, reply } => {
+                    let result = self.connect(&db, params, outbound).await;
+                    held.push(Held::Connect(reply, result));
+                }
+                Command::ConnAction { conn_id, id, name, args } => {
+                    let conn = lock(&self.shared.conns).get(&conn_id).cloned();
+                    if let Some(conn) = conn {
+                        let result = self.action_in_savepoint(&db, Some(conn.clone()), &name, args).await;
+                        conn.push(ConnOutput::ActionResponse { id, result });
+                    }
+                }
+                Command::Subscribe { conn_id, event, subscribe } => {
+                    let conn = lock(&self.shared.conns).get(&conn_id).cloned();
+                    if let Some(conn) = conn {
+                        let mut subs = lock(&conn.inner.subscriptions);
+                        if subscribe {
+                            subs.insert(event);
+                        } else {
+                            subs.remove(&event);
+                        }
+                    }
+                }
+                Command::Disconnect { conn_id } => self.disconnect(&db, &conn_id).await,
+                Command::Ping { reply } => held.push(Held::Unit(reply, Ok(()))),
+                Command::Sleep { done } => sleeps.extend(done),
+                Command::Destroy { reply } => destroys.push(reply),
+            }
+            if db.connection().is_autocommit() {
+                // SQLite rolled the whole transaction back (e.g. disk full): nothing of this turn is durable.
+                return self.abort_turn(&db, held, "action", "transaction rolled back by SQLite".into()).await;
+            }
+        }
+        if let Err(e) = self.save_state_if_changed(&db).await {
+            return self.abort_turn(&db, held, "save state", e).await;
+        }
+        if let Err(e) = db.commit().await {
+            return self.abort_turn(&db, held, "commit", e.to_string()).await;
+        }
+        let destroying = !destroys.is_empty() || self.shared.destroy_requested.swap(false, Ordering::AcqRel);
+        if destroying {
+            // Free the key before anyone hears back, so a follow-up create of the same key gets a new actor.
+            if let Err(e) = self.core.mark_destroyed(&self.shared.actor_id).await {
+                tracing::error!(actor_id = %self.shared.actor_id, error = %e, "cannot record the destroy");
+            }
+        }
+        held.into_iter().for_each(Held::release);
+        self.flush_connections();
+        if destroying {
+            return TurnEnd::Destroy(destroys);
+        }
+        if !sleeps.is_empty() || self.shared.sleep_requested.swap(false, Ordering::AcqRel) {
+            return TurnEnd::Sleep(sleeps);
+        }
+        TurnEnd::Continue
+    }
+
+    async fn abort_turn(&self, db: &ActorDb, held: Vec<Held>, stage: &str, cause: String) -> TurnEnd {
+        tracing::error!(actor_id = %self.shared.actor_id, stage, %cause, "turn failed; its changes were not committed");
+        let _ = db.rollback().await;
+        held.into_iter().for_each(|h| h.fail(ClientError::internal()));
+        TurnEnd::Crashed
+    }
+
+    /// Writes the state when a turn changed it, after telling the state-change hook.
+    pub async fn save_state_if_changed(&self, db: &ActorDb) -> Result<(), String> {
+        if !self.shared.state_dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let bytes = {
+            let state = lock(&self.shared.state);
+            if let Some(hook) = &self.def.on_state_change {
+                hook(&state);
+            }
+            let mut bytes = Vec::new();
+            ciborium::into_writer(&*state, &mut bytes).map_err(|e| format!("state cannot be encoded: {e}"))?;
+            bytes
+        };
+        db.save_state(&bytes).await.map_err(|e| e.to_string())
+    }
+
+    /// Sends every connection's held messages, and closes connections that asked for it or fell behind.
+    pub fn flush_connections(&self) {
+        let conns: Vec<Conn> = lock(&self.shared.conns).values().cloned().collect();
+        for conn in conns {
+            let pending = std::mem::take(&mut *lock(&conn.inner.pending));
+            let disconnect = lock(&conn.inner.disconnect).take();
+            let mut outbound = lock(&conn.inner.outbound);
+            let Some(sender) = outbound.as_ref() else { continue };
+            let mut overflow = false;
+            for message in pending {
+                if sender.try_send(message).is_err() {
+                    overflow = true;
+                    break;
+                }
+            }
+            if overflow {
+                tracing::warn!(actor_id = %self.shared.actor_id, conn_id = %conn.id(), "connection fell behind; closing it");
+                let _ = sender.try_send(ConnOutput::Close(ClientError::overloaded(
+                    "The connection fell behind the actor's events",
+                )));
+                *outbound = None;
+            } else if let Some(reason) = disconnect {
+                let _ = sender.try_send(ConnOutput::Close(reason));
+                *outbound = None;
+            }
+        }
+    }
+
+    /// Closes every connection with `reason` (on sleep, destroy or crash).
+    pub fn close_all_connections(&self, reason: ClientError) {
+        let conns: Vec<Conn> = std::mem::take(&mut *lock(&self.shared.conns)).into_values().collect();
+        for conn in conns {
+            if let Some(sender) = lock(&conn.inner.outbound).take() {
+                for message in std::mem::take(&mut *lock(&conn.inner.pending)) {
+                    let _ = sender.try_send(message);
+                }
+                let _ = sender.try_send(ConnOutput::Close(reason.clone()));
+            }
+        }
+    }
+
+    async fn stateless_action(
+        &self,
+        db: &ActorDb,
+        name: &str,
+        args: Value,
+        params: Option<Value>,
+    ) -> Result<Value, ClientError> {
+        if !self.def.actions.contains_key(name) {
+            return Err(ClientError::action_not_found(name));
+        }
+        let savepoint = db.savepoint().await;
+        if let Err(e) = savepoint {
+            tracing::error!(actor_id = %self.shared.actor_id, error = %e, "savepoint failed");
+            return Err(ClientError::internal());
+        }
+        let result = async {
+            let conn = self.ephemeral_conn(params).await?;
+            self.run_action(Some(conn), name, args).await
+        }
+        .await;
+        self.end_savepoint(db, result.is_ok()).await;
+        result
+    }
+
+    async fn action_in_savepoint(
+        &self,
+        db: &ActorDb,
+        conn: Option<Conn>,
+        name: &str,
+        args: Value,
+    ) -> Result<Value, ClientError> {
+        if !self.def.actions.contains_key(name) {
+            return Err(ClientError::action_not_found(name));
+        }
+        if let Err(e) = db.savepoint().await {
+            tracing::error!(actor_id = %self.shared.actor_id, error = %e, "savepoint failed");
+            return Err(ClientError::internal());
+        }
+        let result = self.run_action(conn, name, args).await;
+        self.end_savepoint(db, result.is_ok()).await;
+        result
+    }
+
+    async fn end_savepoint(&self, db: &ActorDb, keep: bool) {
+        if db.connection().is_autocommit() {
+            return; // the whole transaction is gone; the turn notices and aborts
+        }
+        let ended = if keep { db.release_savepoint().await } else { db.rollback_savepoint().await };
+        if let Err(e) = ended {
+            tracing::error!(actor_id = %self.shared.actor_id, error = %e, "ending savepoint failed");
+        }
+    }
+
+    /// Runs an action with its timeout; a panic in actor code becomes an internal error.
+    async fn run_action(&self, conn: Option<Conn>, name: &str, args: Value) -> Result<Value, ClientError> {
+        let handler = self.def.actions.get(name).ok_or_else(|| ClientError::action_not_found(name))?.clone();
+        let ctx = self.ctx().with_conn(conn);
+        let timeout = self.def.options.action_timeout;
+        let fut = AssertUnwindSafe(handler(ctx, args)).catch_unwind();
+        match tokio::time::timeout(timeout, fut).await {
+            Err(_) => Err(ClientError::action_timed_out(name, timeout.as_millis() as u64)),
+            Ok(Err(_panic)) => {
+                tracing::error!(actor_id = %self.shared.actor_id, action = name, "action panicked");
+                Err(ClientError::internal())
+            }
+            Ok(Ok(result)) => result.map_err(|e| e.into_client(&self.shared.actor_id, name)),
+        }
+    }
+
+    /// Runs a connect hook within the connect budget.
+    async fn connect_hook<T>(&self, hook: &str, fut: BoxFuture<ActorResult<T>>) -> Result<T, ClientError> {
+        self.run_hook(hook, self.def.options.connect_hook_timeout, fut).await
+    }
+
+    /// Runs a hook within `budget`; a panic becomes an internal error.
+    pub async fn run_hook<T>(
+        &self,
+        hook: &str,
+        budget: Duration,
+        fut: BoxFuture<ActorResult<T>>,
+    ) -> Result<T, ClientError> {
+        match tokio::time::timeout(budget, AssertUnwindSafe(fut).catch_unwind()).await {
+            Err(_) => Err(ClientError::new(
+                "actor",
+                "hook_timed_out",
+                408,
+                format!("{hook} did not finish within {} ms", budget.as_millis()),
+            )),
+            Ok(Err(_)) => {
+                tracing::error!(actor_id = %self.shared.actor_id, hook, "hook panicked");
+                Err(ClientError::internal())
+            }
+            Ok(Ok(result)) => result.map_err(|e| e.into_client(&self.shared.actor_id, hook)),
+        }
+    }
+
+    /// Runs before-connect and create-conn-state, and builds the connection (not yet registered).
+    async fn admit(
+        &self,
+        params: Option<Value>,
+        outbound: Option<mpsc::Sender<ConnOutput>>,
+    ) -> Result<Conn, ClientError> {
+        let params = params.unwrap_or(Value::Null);
+        if let Some(hook) = &self.def.on_before_connect {
+            self.connect_hook("onBeforeConnect", hook(self.ctx(), params.clone())).await?;
+        }
+        let state = match &self.def.create_conn_state {
+            Some(hook) => self.connect_hook("createConnState", hook(self.ctx(), params.clone())).await?,
+            None => Value::Null,
+        };
+        Ok(Conn::new(uuid::Uuid::new_v4().simple().to_string(), params, state, outbound))
+    }
+
+    async fn ephemeral_conn(&self, params: Option<Value>) -> Result<Conn, ClientError> {
+        self.admit(params, None).await
+    }
+
+    async fn connect(
+        &self,
+        db: &ActorDb,
+        params: Option<Value>,
+        outbound: mpsc::Sender<ConnOutput>,
+    ) -> Result<String, ClientError> {
+        if let Err(e) = db.savepoint().await {
+            tracing::error!(actor_id = %self.shared.actor_id, error = %e, "savepoint failed");
+            return Err(ClientError::internal());
+        }
+        let result = async {
+            let conn = self.admit(params, Some(outbound)).await?;
+            lock(&self.shared.conns).insert(conn.id().to_string(), conn.clone());
+            let registered = async {
+                lifecycle::record_conn(db, &conn).await?;
+                if let Some(hook) = &self.def.on_connect {
+                    self.connect_hook("onConnect", hook(self.ctx().with_conn(Some(conn.clone())), conn.clone()))
+                        .await?;
+                }
+                Ok::<_, ClientError>(())
+            }
+            .await;
+            if let Err(e) = registered {
+                lock(&self.shared.conns).remove(conn.id());
+                return Err(e);
+            }
+            Ok(conn.id().to_string())
+        }
+        .await;
+        self.end_savepoint(db, result.is_ok()).await;
+        result
+    }
+
+    async fn disconnect(&self, db: &ActorDb, conn_id: &str) {
+        let Some(conn) = lock(&self.shared.conns).remove(conn_id) else { return };
+        lock(&conn.inner.outbound).take();
+        if let Some(hook) = &self.def.on_disconnect {
+            let fut = hook(self.ctx().with_conn(Some(conn.clone())), conn.clone());
+            if let Err(e) = self.connect_hook("onDisconnect", fut).await {
+                tracing::warn!(actor_id = %self.shared.actor_id, conn_id, error = %e, "disconnect hook failed");
+            }
+        }
+        if let Err(e) = db.delete_conn(conn_id).await {
+            tracing::error!(actor_id = %self.shared.actor_id, error = %e, "cannot forget connection");
+        }
+    }
+}
+
+fn batch_into_held(batch: Vec<Command>) -> Vec<Held> {
+    batch
+        .into_iter()
+        .filter_map(|c| match c {
+            Command::Action { reply, .. } => Some(Held::Value(reply, Err(ClientError::internal()))),
+            Command::Connect { reply, .. } => Some(Held::Connect(reply, Err(ClientError::internal()))),
+            Command::Ping { reply } | Command::Destroy { reply } => {
+                Some(Held::Unit(reply, Err(ClientError::internal())))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs an instance from start to stop. `start` carries what the host knows about the actor.
+pub(crate) async fn run<S, V>(
+    def: Arc<Actor<S, V>>,
+    core: Arc<HostCore>,
+    start: StartInfo,
+    mut rx: mpsc::Receiver<Command>,
+) where
+    S: Serialize + DeserializeOwned + Send + 'static,
+    V: Default + Send + 'static,
+{
+    let actor_id = start.actor_id.clone();
+    let mut instance = match lifecycle::start(def, core.clone(), start).await {
+        Ok(instance) => instance,
+        Err(err) => {
+            core.begin_stop(&actor_id);
+            rx.close();
+            while let Some(command) = rx.recv().await {
+                command.fail(err.clone());
+            }
+            core.pool.close(&actor_id);
+            core.finish_stop(&actor_id, false);
+            return;
+        }
+    };
+    let end = loop {
+        let next = if instance.is_idle() && !instance.def.options.no_sleep {
+            tokio::select! {
+                command = rx.recv() => command,
+                _ = tokio::time::sleep(instance.def.options.sleep_timeout) => break TurnEnd::Sleep(Vec::new()),
+            }
+        } else {
+            rx.recv().await
+        };
+        let Some(first) = next else { break TurnEnd::Sleep(Vec::new()) };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(command) => batch.push(command),
+                Err(_) => break,
+            }
+        }
+        match instance.turn(batch).await {
+            TurnEnd::Continue => {}
+            end => break end,
+        }
+    };
+    lifecycle::stop(instance, rx, end).await;
+}

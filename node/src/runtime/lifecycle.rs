@@ -1,0 +1,261 @@
+//! Starting and stopping an actor instance: the create/wake hook sequence, sleep, destroy and crash.
+//!
+//! Start (one transaction): migrate → (first start: create-state → create hook) → create-vars → wake hook →
+//! save state → commit. Sleep: finish what is queued → sleep hook → save → close connections → release the file.
+//! Destroy: mark destroyed (new requests get `actor.not_found`) → destroy hook → close connections → delete files.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tern_proto::key::serialize_key;
+use tern_proto::{ClientError, Value};
+use tokio::sync::mpsc;
+
+use super::command::Command;
+use super::host::HostCore;
+use super::instance::{Instance, TurnEnd};
+use crate::sdk::conn::{Conn, lock};
+use crate::sdk::context::Shared;
+use crate::sdk::definition::{Actor, HookFn};
+use crate::sdk::sql::Sql;
+use crate::storage::ActorDb;
+
+/// What the host knows about an actor when it wakes it.
+#[derive(Debug, Clone)]
+pub(crate) struct StartInfo {
+    pub actor_id: String,
+    pub name: String,
+    pub key: Vec<String>,
+    /// CBOR of the create input, present until the create hooks have run.
+    pub input: Option<Vec<u8>>,
+}
+
+fn internal(actor_id: &str, stage: &str, err: impl std::fmt::Display) -> ClientError {
+    tracing::error!(actor_id, stage, error = %err, "actor start failed");
+    ClientError::internal()
+}
+
+/// Starts an actor: runs the start hooks in one transaction and returns the running instance.
+pub(crate) async fn start<S, V>(
+    def: Arc<Actor<S, V>>,
+    core: Arc<HostCore>,
+    info: StartInfo,
+) -> Result<Instance<S, V>, ClientError>
+where
+    S: Serialize + DeserializeOwned + Send + 'static,
+    V: Default + Send + 'static,
+{
+    let id = info.actor_id.as_str();
+    core.data_dir.ensure_actor_dir(id).map_err(|e| internal(id, "create directory", e))?;
+    let db = Instance::<S, V>::open_db(&core, id).await?;
+    db.begin().await.map_err(|e| internal(id, "begin", e))?;
+    let started = start_in_transaction(def, core.clone(), &info, &db).await;
+    match started {
+        Ok(instance) => {
+            db.commit().await.map_err(|e| internal(id, "commit", e))?;
+            if info.input.is_some() {
+                core.input_consumed(id).await;
+            }
+            Ok(instance)
+        }
+        Err(err) => {
+            let _ = db.rollback().await;
+            core.pool.close(id);
+            Err(err)
+        }
+    }
+}
+
+async fn start_in_transaction<S, V>(
+    def: Arc<Actor<S, V>>,
+    core: Arc<HostCore>,
+    info: &StartInfo,
+    db: &ActorDb,
+) -> Result<Instance<S, V>, ClientError>
+where
+    S: Serialize + DeserializeOwned + Send + 'static,
+    V: Default + Send + 'static,
+{
+    let id = info.actor_id.as_str();
+    let loaded = db.open_actor(id, &info.name, &serialize_key(&info.key)).await.map_err(|e| internal(id, "open", e))?;
+    let is_new = !loaded.initialized;
+    if let Some(migrate) = &def.on_migrate {
+        db.savepoint().await.map_err(|e| internal(id, "savepoint", e))?;
+        let budget = std::time::Duration::from_secs(30);
+        let migrated = tokio::time::timeout(budget, migrate(Sql::new(db.connection().clone()), is_new)).await;
+        match migrated {
+            Ok(Ok(())) => db.release_savepoint().await.map_err(|e| internal(id, "release", e))?,
+            Ok(Err(e)) => {
+                let _ = db.rollback_savepoint().await;
+                return Err(e.into_client(id, "onMigrate"));
+            }
+            Err(_) => {
+                return Err(ClientError::new(
+                    "actor",
+                    "hook_timed_out",
+                    408,
+                    "onMigrate did not finish within 30000 ms",
+                ));
+            }
+        }
+    }
+    let input = match &info.input {
+        Some(bytes) => {
+            ciborium::from_reader::<Value, _>(bytes.as_slice()).map_err(|e| internal(id, "decode input", e))?
+        }
+        None => Value::Null,
+    };
+    let state: S = if is_new {
+        (def.create_state)(input.clone()).map_err(|e| e.into_client(id, "createState"))?
+    } else {
+        let bytes = loaded.state.ok_or_else(|| internal(id, "load state", "initialized actor has no state row"))?;
+        ciborium::from_reader(bytes.as_slice()).map_err(|e| internal(id, "decode state", e))?
+    };
+    let shared = Arc::new(Shared {
+        actor_id: info.actor_id.clone(),
+        name: info.name.clone(),
+        key: info.key.clone(),
+        region: core.region.clone(),
+        state: Mutex::new(state),
+        state_dirty: AtomicBool::new(is_new),
+        vars: Mutex::new(V::default()),
+        conns: Mutex::new(Default::default()),
+        sql: Mutex::new(Some(Sql::new(db.connection().clone()))),
+        sleep_requested: AtomicBool::new(false),
+        destroy_requested: AtomicBool::new(false),
+    });
+    let instance = Instance { def: def.clone(), shared, core };
+    let grace = def.options.sleep_grace_period;
+    if is_new {
+        if let Some(hook) = &def.on_create {
+            instance.run_hook("onCreate", grace, hook(instance.ctx(), input)).await?;
+        }
+        db.mark_initialized().await.map_err(|e| internal(id, "mark initialized", e))?;
+    }
+    if let Some(create_vars) = &def.create_vars {
+        let vars = instance.run_hook("createVars", grace, create_vars(instance.ctx())).await?;
+        *lock(&instance.shared.vars) = vars;
+    }
+    if let Some(hook) = &def.on_wake {
+        instance.run_hook("onWake", grace, hook(instance.ctx())).await?;
+    }
+    instance.save_state_if_changed(db).await.map_err(|e| internal(id, "save state", e))?;
+    Ok(instance)
+}
+
+/// Records an open connection in the actor's `_tern_conns` table.
+pub(crate) async fn record_conn(db: &ActorDb, conn: &Conn) -> Result<(), ClientError> {
+    let encode = |v: &Value| {
+        let mut bytes = Vec::new();
+        ciborium::into_writer(v, &mut bytes).map(|_| bytes)
+    };
+    let params = encode(conn.params_value()).map_err(|e| internal(conn.id(), "encode params", e))?;
+    let state = encode(&lock(&conn.inner.state)).map_err(|e| internal(conn.id(), "encode conn state", e))?;
+    db.put_conn(conn.id(), Some(&params), Some(&state), "", crate::clock::now_ms())
+        .await
+        .map_err(|e| internal(conn.id(), "record connection", e))
+}
+
+/// Runs a final hook (sleep or destroy) in its own transaction and saves the state.
+async fn final_turn<S, V>(instance: &Instance<S, V>, name: &str, hook: Option<&HookFn<S, V>>) -> Result<(), String>
+where
+    S: Serialize + DeserializeOwned + Send + 'static,
+    V: Default + Send + 'static,
+{
+    let db = Instance::<S, V>::open_db(&instance.core, &instance.shared.actor_id).await.map_err(|e| e.to_string())?;
+    *lock(&instance.shared.sql) = Some(Sql::new(db.connection().clone()));
+    db.begin().await.map_err(|e| e.to_string())?;
+    if let Some(hook) = hook {
+        let grace = instance.def.options.sleep_grace_period;
+        if let Err(e) = instance.run_hook(name, grace, hook(instance.ctx())).await {
+            tracing::warn!(actor_id = %instance.shared.actor_id, hook = name, error = %e, "hook failed");
+        }
+    }
+    instance.save_state_if_changed(&db).await?;
+    db.commit().await.map_err(|e| e.to_string())
+}
+
+/// Stops a running instance the way `end` says.
+pub(crate) async fn stop<S, V>(mut instance: Instance<S, V>, mut rx: mpsc::Receiver<Command>, end: TurnEnd)
+where
+    S: Serialize + DeserializeOwned + Send + 'static,
+    V: Default + Send + 'static,
+{
+    let core = instance.core.clone();
+    let id = instance.shared.actor_id.clone();
+    let mut end = end;
+    if let TurnEnd::Sleep(mut dones) = end {
+        core.begin_stop(&id);
+        rx.close();
+        let mut queued = Vec::new();
+        while let Some(command) = rx.recv().await {
+            queued.push(command);
+        }
+        end = if queued.is_empty() {
+            TurnEnd::Sleep(dones)
+        } else {
+            match instance.turn(queued).await {
+                TurnEnd::Continue => TurnEnd::Sleep(dones),
+                TurnEnd::Sleep(more) => {
+                    dones.extend(more);
+                    TurnEnd::Sleep(dones)
+                }
+                other => {
+                    dones.into_iter().for_each(|d| {
+                        let _ = d.send(());
+                    });
+                    other
+                }
+            }
+        };
+    }
+    match end {
+        TurnEnd::Sleep(dones) => {
+            if let Err(e) = final_turn(&instance, "onSleep", instance.def.on_sleep.as_ref()).await {
+                tracing::error!(actor_id = %id, error = %e, "could not save the actor before sleeping");
+            }
+            instance.flush_connections();
+            instance.close_all_connections(ClientError::stopping());
+            core.pool.close(&id);
+            core.finish_stop(&id, false);
+            dones.into_iter().for_each(|d| {
+                let _ = d.send(());
+            });
+            tracing::debug!(actor_id = %id, "actor asleep");
+        }
+        TurnEnd::Destroy(replies) => {
+            let already = core.entry(&id).is_some_and(|e| e.record.destroy_ts.is_some());
+            let destroyed = if already { Ok(()) } else { core.mark_destroyed(&id).await };
+            core.begin_stop(&id);
+            rx.close();
+            while let Some(command) = rx.recv().await {
+                command.fail(ClientError::actor_not_found(&id));
+            }
+            if let Err(e) = final_turn(&instance, "onDestroy", instance.def.on_destroy.as_ref()).await {
+                tracing::warn!(actor_id = %id, error = %e, "destroy hook turn failed");
+            }
+            instance.flush_connections();
+            instance.close_all_connections(ClientError::actor_not_found(&id));
+            core.pool.close(&id);
+            let removed = core.data_dir.remove_actor_files(&id).map_err(|e| internal(&id, "remove files", e));
+            core.finish_stop(&id, true);
+            let result = destroyed.and(removed);
+            replies.into_iter().for_each(|r| drop(r.send(result.clone())));
+            tracing::info!(actor_id = %id, "actor destroyed");
+        }
+        TurnEnd::Crashed | TurnEnd::Continue => {
+            core.begin_stop(&id);
+            rx.close();
+            while let Some(command) = rx.recv().await {
+                command.fail(ClientError::internal());
+            }
+            instance.close_all_connections(ClientError::stopping());
+            core.pool.close(&id);
+            core.finish_stop(&id, false);
+            tracing::warn!(actor_id = %id, "actor stopped after a failed turn; it restarts from its last commit");
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The actor runtime: awake instances, their turns and lifecycle, and the host that wakes and stops them.
+
+pub(crate) mod command;
+pub(crate) mod directory;
+pub(crate) mod host;
+pub(crate) mod instance;
+pub(crate) mod lifecycle;
+pub mod service;
+
+pub use host::Durability;
+pub use service::Host;

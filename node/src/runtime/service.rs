@@ -1,0 +1,193 @@
+//! The node's side of the gateway contract: the REST and gateway operations on the actors this node hosts.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tern_gateway::backend::{ActorInfo, Backend, ConnInput, ConnOutput, ConnectionHandle, CreateRequest};
+use tern_proto::{ClientError, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::command::Command;
+use super::host::HostCore;
+use super::instance::CONN_QUEUE;
+use crate::clock::now_ms;
+use crate::sdk::conn::lock;
+use crate::storage::ActorRecord;
+
+/// The actors of one node, served to the gateway. Cheap to clone.
+#[derive(Clone)]
+pub struct Host {
+    pub(crate) core: Arc<HostCore>,
+}
+
+fn new_actor_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+impl Host {
+    async fn request<T>(
+        &self,
+        actor_id: &str,
+        make: impl FnOnce(oneshot::Sender<Result<T, ClientError>>) -> Command,
+    ) -> Result<T, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.core.dispatch(actor_id, make(reply)).await?;
+        answer.await.map_err(|_| {
+            tracing::error!(actor_id, "actor stopped without answering");
+            ClientError::internal()
+        })?
+    }
+
+    fn info(&self, actor_id: &str) -> Result<ActorInfo, ClientError> {
+        self.core
+            .entry(actor_id)
+            .map(|e| e.info(&self.core.region))
+            .ok_or_else(|| ClientError::actor_not_found(actor_id))
+    }
+
+    fn existing(&self, name: &str, key: &[String]) -> Option<ActorInfo> {
+        lock(&self.core.directory).live_by_key(name, key).map(|e| e.info(&self.core.region))
+    }
+
+    /// Reserves the key and records the actor; returns its id, or the existing actor when `reuse` is set.
+    async fn reserve(&self, req: &CreateRequest, reuse: bool) -> Result<(String, bool), ClientError> {
+        if self.core.registry.get(&req.name).is_none() {
+            return Err(ClientError::not_registered(&req.name));
+        }
+        let input = match &req.input {
+            Some(value) => {
+                let mut bytes = Vec::new();
+                ciborium::into_writer(value, &mut bytes)
+                    .map_err(|e| ClientError::invalid_request(format!("input: {e}")))?;
+                Some(bytes)
+            }
+            None => None,
+        };
+        let _reservation = self.core.create_lock.lock().await;
+        if let Some(existing) = self.existing(&req.name, &req.key) {
+            if reuse {
+                return Ok((existing.actor_id, false));
+            }
+            return Err(ClientError::duplicate_key(&req.name, &tern_proto::key::serialize_key(&req.key)));
+        }
+        let record = ActorRecord {
+            actor_id: new_actor_id(),
+            name: req.name.clone(),
+            key: req.key.clone(),
+            input,
+            create_ts: now_ms(),
+            destroy_ts: None,
+        };
+        self.core.node_db.insert(&record).await?;
+        let id = record.actor_id.clone();
+        lock(&self.core.directory).insert(record);
+        Ok((id, true))
+    }
+
+    /// Makes sure a new actor ran its create hooks before the create is acknowledged.
+    async fn ensure_started(&self, actor_id: &str) -> Result<(), ClientError> {
+        self.request(actor_id, |reply| Command::Ping { reply }).await
+    }
+
+    /// How many actors are awake.
+    pub fn awake_count(&self) -> usize {
+        self.core.awake_count()
+    }
+
+    /// How many actor databases are open.
+    pub fn open_databases(&self) -> usize {
+        self.core.pool.open_count()
+    }
+
+    /// Puts every awake actor to sleep (saving it), waiting at most `grace`.
+    pub async fn shutdown(&self, grace: std::time::Duration) {
+        self.core.sleep_all(grace).await;
+    }
+}
+
+#[async_trait]
+impl Backend for Host {
+    fn actor_names(&self) -> Vec<String> {
+        self.core.registry.names()
+    }
+
+    async fn get_actor_by_key(&self, name: &str, key: &[String]) -> Result<Option<ActorInfo>, ClientError> {
+        Ok(self.existing(name, key))
+    }
+
+    async fn get_actors_by_ids(&self, ids: &[String]) -> Result<Vec<ActorInfo>, ClientError> {
+        Ok(ids.iter().filter_map(|id| self.info(id).ok()).collect())
+    }
+
+    async fn list_actors(&self, name: Option<&str>, limit: usize) -> Result<Vec<ActorInfo>, ClientError> {
+        let dir = lock(&self.core.directory);
+        Ok(dir.live(name, limit).into_iter().map(|e| e.info(&self.core.region)).collect())
+    }
+
+    async fn create_actor(&self, req: CreateRequest) -> Result<ActorInfo, ClientError> {
+        let (id, _) = self.reserve(&req, false).await?;
+        self.ensure_started(&id).await?;
+        self.info(&id)
+    }
+
+    async fn get_or_create_actor(&self, req: CreateRequest) -> Result<(ActorInfo, bool), ClientError> {
+        let (id, created) = self.reserve(&req, true).await?;
+        if created {
+            self.ensure_started(&id).await?;
+        }
+        Ok((self.info(&id)?, created))
+    }
+
+    async fn destroy_actor(&self, actor_id: &str) -> Result<(), ClientError> {
+        self.request(actor_id, |reply| Command::Destroy { reply }).await
+    }
+
+    async fn sleep_actor(&self, actor_id: &str) -> Result<(), ClientError> {
+        let entry = self.core.entry(actor_id).filter(|e| e.record.destroy_ts.is_none());
+        if entry.is_none() {
+            return Err(ClientError::actor_not_found(actor_id));
+        }
+        let (done, stopped) = oneshot::channel();
+        self.core.dispatch_if_awake(actor_id, Command::Sleep { done: Some(done) }).await;
+        let _ = stopped.await;
+        Ok(())
+    }
+
+    async fn call_action(
+        &self,
+        actor_id: &str,
+        action: &str,
+        args: Value,
+        params: Option<Value>,
+    ) -> Result<Value, ClientError> {
+        self.request(actor_id, |reply| Command::Action { name: action.to_string(), args, params, reply }).await
+    }
+
+    async fn connect(&self, actor_id: &str, params: Option<Value>) -> Result<ConnectionHandle, ClientError> {
+        let (out_tx, out_rx) = mpsc::channel::<ConnOutput>(CONN_QUEUE);
+        let conn_id = self.request(actor_id, |reply| Command::Connect { params, outbound: out_tx, reply }).await?;
+        let (in_tx, mut in_rx) = mpsc::channel::<ConnInput>(CONN_QUEUE);
+        let core = self.core.clone();
+        let (actor, conn) = (actor_id.to_string(), conn_id.clone());
+        tokio::spawn(async move {
+            while let Some(input) = in_rx.recv().await {
+                let command = match input {
+                    ConnInput::Action { id, name, args } => {
+                        Command::ConnAction { conn_id: conn.clone(), id, name, args }
+                    }
+                    ConnInput::Subscribe { event, subscribe } => {
+                        Command::Subscribe { conn_id: conn.clone(), event, subscribe }
+                    }
+                };
+                core.dispatch_if_awake(&actor, command).await;
+            }
+            core.dispatch_if_awake(&actor, Command::Disconnect { conn_id: conn }).await;
+        });
+        Ok(ConnectionHandle {
+            actor_id: actor_id.to_string(),
+            connection_id: conn_id,
+            inbound: in_tx,
+            outbound: out_rx,
+        })
+    }
+}

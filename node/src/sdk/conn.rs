@@ -1,0 +1,107 @@
+//! A client connection as actor code sees it.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tern_gateway::backend::ConnOutput;
+use tern_proto::{ClientError, Value};
+use tokio::sync::mpsc;
+
+use super::error::{ActorError, ActorResult};
+
+/// A connection to the actor: a `/connect` WebSocket, or the ephemeral connection of one stateless HTTP action.
+///
+/// Cloning is cheap; clones refer to the same connection.
+#[derive(Clone)]
+pub struct Conn {
+    pub(crate) inner: Arc<ConnInner>,
+}
+
+pub(crate) struct ConnInner {
+    pub id: String,
+    pub params: Value,
+    pub state: Mutex<Value>,
+    pub subscriptions: Mutex<HashSet<String>>,
+    /// `None` for the ephemeral connection of a stateless action: messages to it are dropped.
+    pub outbound: Mutex<Option<mpsc::Sender<ConnOutput>>>,
+    /// Set when actor code asked to disconnect; the runtime closes the connection after the turn.
+    pub disconnect: Mutex<Option<ClientError>>,
+    /// Messages produced during the current turn, released after it commits.
+    pub pending: Mutex<Vec<ConnOutput>>,
+}
+
+impl Conn {
+    pub(crate) fn new(id: String, params: Value, state: Value, outbound: Option<mpsc::Sender<ConnOutput>>) -> Conn {
+        Conn {
+            inner: Arc::new(ConnInner {
+                id,
+                params,
+                state: Mutex::new(state),
+                subscriptions: Mutex::new(HashSet::new()),
+                outbound: Mutex::new(outbound),
+                disconnect: Mutex::new(None),
+                pending: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The connection's id (as sent to the client in `Init`).
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The connection parameters the client sent, as a dynamic value (null when none were sent).
+    pub fn params_value(&self) -> &Value {
+        &self.inner.params
+    }
+
+    /// The connection parameters deserialized as `T`; `actor.invalid_request` if they do not fit.
+    pub fn params<T: DeserializeOwned>(&self) -> ActorResult<T> {
+        self.inner
+            .params
+            .deserialized()
+            .map_err(|e| ActorError::from(ClientError::invalid_request(format!("invalid connection parameters: {e}"))))
+    }
+
+    /// The connection state deserialized as `T`.
+    pub fn state<T: DeserializeOwned>(&self) -> ActorResult<T> {
+        lock(&self.inner.state).deserialized().map_err(|e| ActorError::internal(format!("connection state: {e}")))
+    }
+
+    /// Replaces the connection state.
+    pub fn set_state<T: Serialize>(&self, state: &T) -> ActorResult<()> {
+        *lock(&self.inner.state) = Value::serialized(state).map_err(ActorError::internal)?;
+        Ok(())
+    }
+
+    /// Sends an event to this connection only (whether or not it subscribed), after the current turn commits.
+    pub fn send<T: Serialize>(&self, event: &str, arg: &T) -> ActorResult<()> {
+        let arg = Value::serialized(arg).map_err(ActorError::internal)?;
+        self.push(ConnOutput::Event { name: event.to_string(), args: Value::Array(vec![arg]) });
+        Ok(())
+    }
+
+    /// Closes the connection after the current turn. Its client sees the reason and, being disconnected by the
+    /// server, reconnects on its own; to keep a client away, reject it in the before-connect hook.
+    pub fn disconnect(&self, reason: Option<&str>) {
+        let message = reason.unwrap_or("Disconnected by the actor").to_string();
+        *lock(&self.inner.disconnect) = Some(ClientError::new("actor", "disconnected", 400, message));
+    }
+
+    /// Whether the connection subscribed to `event`.
+    pub fn is_subscribed(&self, event: &str) -> bool {
+        lock(&self.inner.subscriptions).contains(event)
+    }
+
+    pub(crate) fn push(&self, output: ConnOutput) {
+        if lock(&self.inner.outbound).is_some() {
+            lock(&self.inner.pending).push(output);
+        }
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,342 @@
+//! Actor definitions: a name, a state type, actions and lifecycle hooks.
+//!
+//! ```ignore
+//! #[derive(Default, Serialize, Deserialize)]
+//! struct Counter { count: i64 }
+//!
+//! let counter = Actor::<Counter>::new("counter")
+//!     .action("increment", |c, amount: i64| async move {
+//!         let count = c.update(|s| { s.count += amount; s.count });
+//!         c.broadcast("newCount", &count)?;
+//!         Ok(count)
+//!     })
+//!     .action("getCount", |c, ()| async move { Ok(c.read(|s| s.count)) });
+//! ```
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tern_proto::{ClientError, Value};
+
+use super::conn::Conn;
+use super::context::Ctx;
+use super::error::{ActorError, ActorResult};
+use super::options::ActorOptions;
+use super::sql::Sql;
+
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+pub(crate) type ActionFn<S, V> = Arc<dyn Fn(Ctx<S, V>, Value) -> BoxFuture<ActorResult<Value>> + Send + Sync>;
+pub(crate) type HookFn<S, V> = Arc<dyn Fn(Ctx<S, V>) -> BoxFuture<ActorResult<()>> + Send + Sync>;
+pub(crate) type ValueHookFn<S, V, R> = Arc<dyn Fn(Ctx<S, V>, Value) -> BoxFuture<ActorResult<R>> + Send + Sync>;
+pub(crate) type ConnHookFn<S, V> = Arc<dyn Fn(Ctx<S, V>, Conn) -> BoxFuture<ActorResult<()>> + Send + Sync>;
+pub(crate) type MigrateFn = Arc<dyn Fn(Sql, bool) -> BoxFuture<ActorResult<()>> + Send + Sync>;
+pub(crate) type CreateStateFn<S> = Arc<dyn Fn(Value) -> ActorResult<S> + Send + Sync>;
+pub(crate) type StateChangeFn<S> = Arc<dyn Fn(&S) + Send + Sync>;
+
+/// The definition of one kind of actor. `S` is its durable state (saved as CBOR), `V` its ephemeral vars.
+pub struct Actor<S, V = ()> {
+    pub(crate) name: String,
+    pub(crate) options: ActorOptions,
+    pub(crate) actions: HashMap<String, ActionFn<S, V>>,
+    pub(crate) create_state: CreateStateFn<S>,
+    pub(crate) on_migrate: Option<MigrateFn>,
+    pub(crate) on_create: Option<ValueHookFn<S, V, ()>>,
+    pub(crate) create_vars: Option<Arc<dyn Fn(Ctx<S, V>) -> BoxFuture<ActorResult<V>> + Send + Sync>>,
+    pub(crate) on_wake: Option<HookFn<S, V>>,
+    pub(crate) on_sleep: Option<HookFn<S, V>>,
+    pub(crate) on_destroy: Option<HookFn<S, V>>,
+    pub(crate) on_state_change: Option<StateChangeFn<S>>,
+    pub(crate) on_before_connect: Option<ValueHookFn<S, V, ()>>,
+    pub(crate) create_conn_state: Option<ValueHookFn<S, V, Value>>,
+    pub(crate) on_connect: Option<ConnHookFn<S, V>>,
+    pub(crate) on_disconnect: Option<ConnHookFn<S, V>>,
+}
+
+/// Decodes positional action arguments (always an array on the wire) into `A`.
+///
+/// Accepted shapes, tried in order: the array itself (a tuple or a `Vec`); its single element (so an action may
+/// take one plain argument); the array padded with nulls (so trailing `Option`s may be omitted); and null for
+/// an empty array (so `()` means "no arguments").
+pub(crate) fn decode_args<A: DeserializeOwned>(action: &str, args: Value) -> Result<A, ClientError> {
+    let items = match args {
+        Value::Array(items) => items,
+        Value::Null => Vec::new(),
+        other => vec![other],
+    };
+    let first_error = match Value::Array(items.clone()).deserialized::<A>() {
+        Ok(a) => return Ok(a),
+        Err(e) => e.to_string(),
+    };
+    if items.len() == 1 {
+        if let Ok(a) = items[0].deserialized::<A>() {
+            return Ok(a);
+        }
+    }
+    if items.is_empty() {
+        if let Ok(a) = Value::Null.deserialized::<A>() {
+            return Ok(a);
+        }
+    }
+    let mut padded = items;
+    for _ in 0..4 {
+        padded.push(Value::Null);
+        if let Ok(a) = Value::Array(padded.clone()).deserialized::<A>() {
+            return Ok(a);
+        }
+    }
+    Err(ClientError::invalid_request(format!("invalid arguments for action '{action}': {first_error}")))
+}
+
+fn encode_output<R: Serialize>(output: &R) -> ActorResult<Value> {
+    Value::serialized(output).map_err(|e| ActorError::internal(format!("action output cannot be encoded: {e}")))
+}
+
+impl<S, V> Actor<S, V>
+where
+    S: Serialize + DeserializeOwned + Default + Send + 'static,
+    V: Default + Send + 'static,
+{
+    /// A definition whose state starts as `S::default()` and whose vars start as `V::default()`.
+    pub fn new(name: &str) -> Self {
+        Actor {
+            name: name.to_string(),
+            options: ActorOptions::default(),
+            actions: HashMap::new(),
+            create_state: Arc::new(|_| Ok(S::default())),
+            on_migrate: None,
+            on_create: None,
+            create_vars: None,
+            on_wake: None,
+            on_sleep: None,
+            on_destroy: None,
+            on_state_change: None,
+            on_before_connect: None,
+            create_conn_state: None,
+            on_connect: None,
+            on_disconnect: None,
+        }
+    }
+}
+
+impl<S, V> Actor<S, V>
+where
+    S: Serialize + DeserializeOwned + Send + 'static,
+    V: Send + 'static,
+{
+    /// The definition's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Replaces the options.
+    pub fn options(mut self, options: ActorOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Adds an action. Arguments arrive as a positional array and are decoded into `A` (see the module docs:
+    /// a tuple, a single value, or `()`); the output is sent back encoded.
+    pub fn action<A, R, F, Fut>(mut self, name: &str, handler: F) -> Self
+    where
+        A: DeserializeOwned + Send + 'static,
+        R: Serialize + 'static,
+        F: Fn(Ctx<S, V>, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ActorResult<R>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        let action_name = name.to_string();
+        let erased: ActionFn<S, V> = Arc::new(move |ctx, args| {
+            let handler = handler.clone();
+            let action_name = action_name.clone();
+            Box::pin(async move {
+                let args: A = decode_args(&action_name, args)?;
+                let output = handler(ctx, args).await?;
+                encode_output(&output)
+            })
+        });
+        self.actions.insert(name.to_string(), erased);
+        self
+    }
+
+    /// Computes the initial state from the create input (runs once, when the actor is created).
+    pub fn create_state<I, F>(mut self, f: F) -> Self
+    where
+        I: DeserializeOwned,
+        F: Fn(I) -> ActorResult<S> + Send + Sync + 'static,
+    {
+        self.create_state = Arc::new(move |input: Value| {
+            let input: I = input
+                .deserialized()
+                .map_err(|e| ActorError::from(ClientError::invalid_request(format!("invalid actor input: {e}"))))?;
+            f(input)
+        });
+        self
+    }
+
+    /// Runs on every start, first of all, inside a savepoint that is rolled back if it fails. `is_new` is true
+    /// on the very first start. Use it to create or migrate the actor's tables.
+    pub fn on_migrate<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Sql, bool) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ActorResult<()>> + Send + 'static,
+    {
+        self.on_migrate = Some(Arc::new(move |sql, is_new| Box::pin(f(sql, is_new))));
+        self
+    }
+
+    /// Runs once, when the actor is created, after its state exists. Receives the create input.
+    pub fn on_create<I, F, Fut>(mut self, f: F) -> Self
+    where
+        I: DeserializeOwned + Send + 'static,
+        F: Fn(Ctx<S, V>, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ActorResult<()>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        self.on_create = Some(Arc::new(move |ctx, input: Value| {
+            let f = f.clone();
+            Box::pin(async move {
+                let input: I = input
+                    .deserialized()
+                    .map_err(|e| ActorError::from(ClientError::invalid_request(format!("invalid actor input: {e}"))))?;
+                f(ctx, input).await
+            })
+        }));
+        self
+    }
+
+    /// Creates the ephemeral vars on every start (after the create hooks, before the wake hook).
+    pub fn create_vars<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Ctx<S, V>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ActorResult<V>> + Send + 'static,
+    {
+        self.create_vars = Some(Arc::new(move |ctx| Box::pin(f(ctx))));
+        self
+    }
+
+    /// Runs on every start: create, wake after sleep, restart after a crash.
+    pub fn on_wake<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Ctx<S, V>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ActorResult<()>> + Send + 'static,
+    {
+        self.on_wake = Some(Arc::new(move |ctx| Box::pin(f(ctx))));
+        self
+    }
+
+    /// Runs before the actor sleeps (best effort: not after a crash).
+    pub fn on_sleep<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Ctx<S, V>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ActorResult<()>> + Send + 'static,
+    {
+        self.on_sleep = Some(Arc::new(move |ctx| Box::pin(f(ctx))));
+        self
+    }
+
+    /// Runs when the actor is destroyed, while it is still fully functional.
+    pub fn on_destroy<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Ctx<S, V>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ActorResult<()>> + Send + 'static,
+    {
+        self.on_destroy = Some(Arc::new(move |ctx| Box::pin(f(ctx))));
+        self
+    }
+
+    /// Runs (synchronously) after any turn that changed the state, with the new state.
+    pub fn on_state_change<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&S) + Send + Sync + 'static,
+    {
+        self.on_state_change = Some(Arc::new(f));
+        self
+    }
+
+    /// Validates a connecting client's parameters; an error rejects the connection (or stateless action).
+    pub fn on_before_connect<P, F, Fut>(mut self, f: F) -> Self
+    where
+        P: DeserializeOwned + Send + 'static,
+        F: Fn(Ctx<S, V>, P) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ActorResult<()>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        self.on_before_connect = Some(Arc::new(move |ctx, params: Value| {
+            let f = f.clone();
+            Box::pin(async move {
+                let params: P = params.deserialized().map_err(|e| {
+                    ActorError::from(ClientError::invalid_request(format!("invalid connection parameters: {e}")))
+                })?;
+                f(ctx, params).await
+            })
+        }));
+        self
+    }
+
+    /// Computes a connection's initial state from its parameters.
+    pub fn create_conn_state<P, T, F, Fut>(mut self, f: F) -> Self
+    where
+        P: DeserializeOwned + Send + 'static,
+        T: Serialize + 'static,
+        F: Fn(Ctx<S, V>, P) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ActorResult<T>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        self.create_conn_state = Some(Arc::new(move |ctx, params: Value| {
+            let f = f.clone();
+            Box::pin(async move {
+                let params: P = params.deserialized().map_err(|e| {
+                    ActorError::from(ClientError::invalid_request(format!("invalid connection parameters: {e}")))
+                })?;
+                let state = f(ctx, params).await?;
+                encode_output(&state)
+            })
+        }));
+        self
+    }
+
+    /// Runs when a connection has opened; the connection is already in `c.conns()`.
+    pub fn on_connect<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Ctx<S, V>, Conn) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ActorResult<()>> + Send + 'static,
+    {
+        self.on_connect = Some(Arc::new(move |ctx, conn| Box::pin(f(ctx, conn))));
+        self
+    }
+
+    /// Runs when a connection has closed.
+    pub fn on_disconnect<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Ctx<S, V>, Conn) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ActorResult<()>> + Send + 'static,
+    {
+        self.on_disconnect = Some(Arc::new(move |ctx, conn| Box::pin(f(ctx, conn))));
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arr(items: Vec<Value>) -> Value {
+        Value::Array(items)
+    }
+
+    #[test]
+    fn args_decode_as_tuple_single_value_unit_and_padded_options() {
+        let five = Value::Integer(5.into());
+        assert_eq!(decode_args::<(i64,)>("a", arr(vec![five.clone()])).unwrap(), (5,));
+        assert_eq!(decode_args::<i64>("a", arr(vec![five.clone()])).unwrap(), 5);
+        decode_args::<()>("a", arr(vec![])).unwrap();
+        let (s, p): (String, Option<i64>) = decode_args("a", arr(vec![Value::Text("x".into())])).unwrap();
+        assert_eq!((s.as_str(), p), ("x", None));
+        let err = decode_args::<(i64,)>("inc", arr(vec![Value::Text("nope".into())])).unwrap_err();
+        assert_eq!(err.qualified_code(), "actor.invalid_request");
+    }
+}

@@ -1,0 +1,36 @@
+//! Per-definition options, with RivetKit's defaults.
+
+use std::time::Duration;
+
+/// How an actor definition behaves. `Default` gives RivetKit's defaults.
+#[derive(Debug, Clone)]
+pub struct ActorOptions {
+    /// An actor with no connections and no work sleeps after this long (RivetKit `sleepTimeout`, 30 s).
+    pub sleep_timeout: Duration,
+    /// Never sleep when idle (the actor still sleeps on shutdown).
+    pub no_sleep: bool,
+    /// An action running longer fails with `actor.action_timed_out` (RivetKit `actionTimeout`, 60 s).
+    pub action_timeout: Duration,
+    /// Budget for each connect hook: before-connect, create-conn-state, connect (RivetKit: 5 s each).
+    pub connect_hook_timeout: Duration,
+    /// Budget for the sleep and destroy hooks (RivetKit `sleepGracePeriod`, 15 s).
+    pub sleep_grace_period: Duration,
+    /// Largest client message accepted, in bytes (RivetKit `maxIncomingMessageSize`, 64 KiB).
+    pub max_incoming_message_size: usize,
+    /// Largest message sent to a client, in bytes (RivetKit `maxOutgoingMessageSize`, 1 MiB).
+    pub max_outgoing_message_size: usize,
+}
+
+impl Default for ActorOptions {
+    fn default() -> Self {
+        ActorOptions {
+            sleep_timeout: Duration::from_secs(30),
+            no_sleep: false,
+            action_timeout: Duration::from_secs(60),
+            connect_hook_timeout: Duration::from_secs(5),
+            sleep_grace_period: Duration::from_secs(15),
+            max_incoming_message_size: 64 * 1024,
+            max_outgoing_message_size: 1024 * 1024,
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Composes a node: data directory, node database, host, gateway, HTTP listener, graceful stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::runtime::directory::Directory;
+use crate::runtime::host::HostCore;
+use crate::runtime::{Durability, Host};
+use crate::sdk::Registry;
+use crate::storage::{DataDir, DbPool, NodeDb};
+
+/// How to run a node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Address of the client-facing HTTP/WebSocket listener.
+    pub listen: SocketAddr,
+    /// Where the node keeps its data.
+    pub data_dir: PathBuf,
+    /// The region this node serves (reported to clients as the actor's datacenter).
+    pub region: String,
+    pub durability: Durability,
+    /// Most actor databases open at once (each costs three file descriptors).
+    pub max_open_databases: NonZeroUsize,
+    /// How long a graceful stop waits for actors to save and sleep.
+    pub shutdown_grace: Duration,
+}
+
+impl NodeConfig {
+    /// A development node on `listen` with data in `data_dir`.
+    pub fn dev(listen: SocketAddr, data_dir: PathBuf) -> NodeConfig {
+        NodeConfig {
+            listen,
+            data_dir,
+            region: "local".to_string(),
+            durability: Durability::Normal,
+            max_open_databases: NonZeroUsize::new(4096).expect("non-zero"),
+            shutdown_grace: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Why a node could not start or failed while running.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    DataDir(#[from] crate::storage::data_dir::DataDirError),
+    #[error("cannot open the node database: {0}")]
+    NodeDb(#[from] libsql::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Opens the data directory and starts the host (no listener). Used by [`serve`] and by in-process tests.
+pub async fn open_host(registry: Registry, config: &NodeConfig) -> Result<Host, ServeError> {
+    let data_dir = DataDir::open(&config.data_dir)?;
+    let node_db = NodeDb::open(&data_dir.node_db_path()).await?;
+    let directory = Directory::from_records(node_db.load_all().await?);
+    let pool = DbPool::new(config.max_open_databases);
+    let core = HostCore::new(registry, data_dir, pool, node_db, directory, config.region.clone(), config.durability);
+    Ok(Host { core: Arc::new(core) })
+}
+
+/// Runs a node until `shutdown` resolves, then stops gracefully: stop accepting, let in-flight requests finish,
+/// put every actor to sleep (saving it), and release the data directory. Calls `ready` with the bound address.
+pub async fn serve(
+    registry: Registry,
+    config: NodeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    let host = open_host(registry, &config).await?;
+    let gateway = tern_gateway::GatewayConfig { region: config.region.clone(), ..Default::default() };
+    let app = tern_gateway::router(Arc::new(host.clone()), gateway);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(ServeError::Serve)?;
+    ready(addr);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    // Open WebSockets would keep the listener draining forever, so actors start sleeping (which closes their
+    // connections with a retryable reason) as soon as the stop begins; in-flight actions finish first because
+    // the sleep request queues behind them.
+    let sleeper = {
+        let (host, mut stop) = (host.clone(), stop_rx.clone());
+        let grace = config.shutdown_grace;
+        tokio::spawn(async move {
+            if stop.wait_for(|stopping| *stopping).await.is_ok() {
+                tracing::info!("stopping: no new connections; putting actors to sleep");
+                host.shutdown(grace).await;
+            }
+        })
+    };
+    let mut stop = stop_rx;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        })
+        .await
+        .map_err(ServeError::Serve)?;
+    let _ = sleeper.await;
+    // Requests that were in flight may have woken actors again; put those to sleep too.
+    host.shutdown(config.shutdown_grace).await;
+    tracing::info!("stopped");
+    Ok(())
+}

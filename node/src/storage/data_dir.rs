@@ -1,0 +1,128 @@
+//! The data directory: its exclusive lock, its on-disk format version, and where each file lives.
+//!
+//! Layout: `FORMAT` (the format version), `LOCK` (held with an exclusive advisory lock while a process uses the
+//! directory), `node.db` (the node's metadata), `actors/<xx>/<actor_id>.db` (one database per actor, fanned out
+//! by the first two characters of the id so no directory grows too large).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// The format of the data directory written by this version. A directory with a newer format is refused.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// An open, exclusively locked data directory. The lock is released when this value is dropped.
+#[derive(Debug)]
+pub struct DataDir {
+    root: PathBuf,
+    _lock: File,
+}
+
+/// Why a data directory could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirError {
+    #[error("cannot use data directory {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("data directory {0} is in use by another Tern process")]
+    Locked(PathBuf),
+    #[error("data directory {path} has format version {found}, but this Tern understands only up to {FORMAT_VERSION}")]
+    UnsupportedFormat { path: PathBuf, found: String },
+}
+
+impl DataDir {
+    /// Creates the directory if needed, takes its exclusive lock (failing at once if another process holds it),
+    /// and checks or writes its format version.
+    pub fn open(root: &Path) -> Result<DataDir, DataDirError> {
+        let io_err = |source| DataDirError::Io { path: root.to_path_buf(), source };
+        fs::create_dir_all(root.join("actors")).map_err(io_err)?;
+        let lock =
+            OpenOptions::new().create(true).truncate(false).write(true).open(root.join("LOCK")).map_err(io_err)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(DataDirError::Locked(root.to_path_buf())),
+            Err(fs::TryLockError::Error(e)) => return Err(io_err(e)),
+        }
+        let format_path = root.join("FORMAT");
+        match fs::read_to_string(&format_path) {
+            Ok(text) => {
+                let found = text.trim();
+                match found.parse::<u32>() {
+                    Ok(v) if v <= FORMAT_VERSION => {}
+                    _ => {
+                        return Err(DataDirError::UnsupportedFormat {
+                            path: root.to_path_buf(),
+                            found: found.to_string(),
+                        });
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let mut f = File::create(&format_path).map_err(io_err)?;
+                writeln!(f, "{FORMAT_VERSION}").map_err(io_err)?;
+                f.sync_all().map_err(io_err)?;
+            }
+            Err(e) => return Err(io_err(e)),
+        }
+        Ok(DataDir { root: root.to_path_buf(), _lock: lock })
+    }
+
+    /// The directory's root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Path of the node's metadata database.
+    pub fn node_db_path(&self) -> PathBuf {
+        self.root.join("node.db")
+    }
+
+    /// Path of an actor's database. The parent directory is created on demand by [`DataDir::ensure_actor_dir`].
+    pub fn actor_db_path(&self, actor_id: &str) -> PathBuf {
+        let shard: String = actor_id.chars().take(2).collect();
+        self.root.join("actors").join(shard).join(format!("{actor_id}.db"))
+    }
+
+    /// Creates the shard directory for an actor's database.
+    pub fn ensure_actor_dir(&self, actor_id: &str) -> io::Result<()> {
+        match self.actor_db_path(actor_id).parent() {
+            Some(parent) => fs::create_dir_all(parent),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes an actor's database and its WAL and shared-memory files. Missing files are not an error.
+    pub fn remove_actor_files(&self, actor_id: &str) -> io::Result<()> {
+        let db = self.actor_db_path(actor_id);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = db.clone().into_os_string();
+            path.push(suffix);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_open_is_refused_while_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DataDir::open(dir.path()).unwrap();
+        assert!(matches!(DataDir::open(dir.path()), Err(DataDirError::Locked(_))));
+        drop(first);
+        DataDir::open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn newer_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("FORMAT"), "99\n").unwrap();
+        assert!(matches!(DataDir::open(dir.path()), Err(DataDirError::UnsupportedFormat { .. })));
+    }
+}

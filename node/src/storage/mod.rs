@@ -1,0 +1,12 @@
+//! Durable storage: the data directory, the node's own database, and one libSQL database per actor.
+
+pub mod actor_db;
+pub mod data_dir;
+pub mod node_db;
+pub mod pool;
+pub mod sql_value;
+
+pub use actor_db::ActorDb;
+pub use data_dir::DataDir;
+pub use node_db::{ActorRecord, NodeDb};
+pub use pool::DbPool;

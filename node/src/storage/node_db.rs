@@ -1,0 +1,119 @@
+//! The node's own metadata database (`node.db`): which actors this node hosts.
+//!
+//! Every create and destroy is committed here before it is acknowledged. A (name, key) pair has at most one
+//! live actor, enforced by a partial unique index.
+
+use std::path::Path;
+
+use libsql::{Connection, params};
+use tern_proto::key::{deserialize_key, serialize_key};
+use tokio::sync::Mutex;
+
+use tern_proto::ClientError;
+
+/// One actor as recorded in the node database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActorRecord {
+    pub actor_id: String,
+    pub name: String,
+    pub key: Vec<String>,
+    /// CBOR of the create input, kept until the actor has run its create hooks.
+    pub input: Option<Vec<u8>>,
+    pub create_ts: i64,
+    pub destroy_ts: Option<i64>,
+}
+
+/// The node's metadata database. Writes are serialized through one connection.
+pub struct NodeDb {
+    conn: Mutex<Connection>,
+    _db: libsql::Database,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS actors (
+    actor_id   TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    input      BLOB,
+    create_ts  INTEGER NOT NULL,
+    destroy_ts INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS actors_live_key ON actors(name, key) WHERE destroy_ts IS NULL;
+";
+
+impl NodeDb {
+    /// Opens (creating if needed) the node database at `path`.
+    pub async fn open(path: &Path) -> Result<NodeDb, libsql::Error> {
+        let db = libsql::Builder::new_local(path).build().await?;
+        let conn = db.connect()?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.query("PRAGMA journal_mode=WAL", ()).await?;
+        conn.execute("PRAGMA synchronous=NORMAL", ()).await?;
+        conn.execute_batch(SCHEMA).await?;
+        Ok(NodeDb { conn: Mutex::new(conn), _db: db })
+    }
+
+    /// All actors ever recorded, destroyed ones included.
+    pub async fn load_all(&self) -> Result<Vec<ActorRecord>, libsql::Error> {
+        let conn = self.conn.lock().await;
+        let mut rows = conn.query("SELECT actor_id, name, key, input, create_ts, destroy_ts FROM actors", ()).await?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().await? {
+            out.push(ActorRecord {
+                actor_id: row.get(0)?,
+                name: row.get(1)?,
+                key: deserialize_key(&row.get::<String>(2)?),
+                input: row.get(3)?,
+                create_ts: row.get(4)?,
+                destroy_ts: row.get(5)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records a new actor. Fails with `actor.duplicate_key` if a live actor already has this name and key.
+    pub async fn insert(&self, record: &ActorRecord) -> Result<(), ClientError> {
+        let conn = self.conn.lock().await;
+        let key = serialize_key(&record.key);
+        let result = conn
+            .execute(
+                "INSERT INTO actors (actor_id, name, key, input, create_ts) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    record.actor_id.as_str(),
+                    record.name.as_str(),
+                    key.as_str(),
+                    record.input.clone(),
+                    record.create_ts
+                ],
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(libsql::Error::SqliteFailure(code, _)) if code & 0xff == 19 => {
+                Err(ClientError::duplicate_key(&record.name, &key))
+            }
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    /// Forgets the create input once the actor has consumed it.
+    pub async fn clear_input(&self, actor_id: &str) -> Result<(), ClientError> {
+        let conn = self.conn.lock().await;
+        conn.execute("UPDATE actors SET input = NULL WHERE actor_id = ?1", [actor_id]).await.map_err(internal)?;
+        Ok(())
+    }
+
+    /// Marks an actor destroyed at `ts`, freeing its key.
+    pub async fn mark_destroyed(&self, actor_id: &str, ts: i64) -> Result<(), ClientError> {
+        let conn = self.conn.lock().await;
+        conn.execute("UPDATE actors SET destroy_ts = ?2, input = NULL WHERE actor_id = ?1", params![actor_id, ts])
+            .await
+            .map_err(internal)?;
+        Ok(())
+    }
+}
+
+fn internal(err: libsql::Error) -> ClientError {
+    tracing::error!(error = %err, "node database error");
+    ClientError::internal()
+}

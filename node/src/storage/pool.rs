@@ -1,0 +1,68 @@
+//! A bounded pool of open actor database handles.
+//!
+//! The process may open only ~20,000 files and one WAL database costs three descriptors, so awake actors do not
+//! each keep their file open. An actor asks the pool for its connection whenever it works; the pool keeps at most
+//! `capacity` handles and closes the least recently used one when it needs room. A handle still in use by its
+//! actor (a clone is alive) closes when that actor finishes its turn.
+
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use libsql::Connection;
+use lru::LruCache;
+
+struct OpenDb {
+    conn: Connection,
+    _db: libsql::Database,
+}
+
+/// Bounded cache of open per-actor connections, keyed by actor id.
+pub struct DbPool {
+    open: Mutex<LruCache<String, OpenDb>>,
+}
+
+impl DbPool {
+    /// A pool that keeps at most `capacity` databases open.
+    pub fn new(capacity: NonZeroUsize) -> DbPool {
+        DbPool { open: Mutex::new(LruCache::new(capacity)) }
+    }
+
+    /// The actor's connection, opening the file (WAL mode, `synchronous` as given) if it is not open.
+    pub async fn connection(
+        &self,
+        actor_id: &str,
+        path: &Path,
+        synchronous: &str,
+    ) -> Result<Connection, libsql::Error> {
+        if let Some(open) = self.lock().get(actor_id) {
+            return Ok(open.conn.clone());
+        }
+        let db = libsql::Builder::new_local(path).build().await?;
+        let conn = db.connect()?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.query("PRAGMA journal_mode=WAL", ()).await?;
+        conn.execute(&format!("PRAGMA synchronous={synchronous}"), ()).await?;
+        let handle = conn.clone();
+        // push() returns the evicted least-recently-used entry; dropping it closes that file.
+        let evicted = self.lock().push(actor_id.to_string(), OpenDb { conn, _db: db });
+        drop(evicted);
+        Ok(handle)
+    }
+
+    /// Closes the actor's handle (on sleep or destroy).
+    pub fn close(&self, actor_id: &str) {
+        let removed = self.lock().pop(actor_id);
+        drop(removed);
+    }
+
+    /// How many databases are open right now.
+    pub fn open_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<String, OpenDb>> {
+        self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

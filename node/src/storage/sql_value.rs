@@ -1,0 +1,150 @@
+//! Running one SQL statement with parameters given as user values, and turning rows back into user values.
+//!
+//! Parameters are a positional array or an object whose keys bind to `:key`, `@key` or `$key`. Integers map to
+//! SQLite integers (values outside i64 are refused), floats to reals, text to text, bytes to blobs, booleans to
+//! 0/1 and null to NULL. Rows come back as objects keyed by column name, in column order.
+
+use libsql::Connection;
+use tern_proto::{ClientError, Value};
+
+/// Statement parameters as a client sends them.
+#[derive(Debug, Clone, Default)]
+pub enum SqlParams {
+    #[default]
+    None,
+    Positional(Vec<Value>),
+    Named(Vec<(String, Value)>),
+}
+
+impl SqlParams {
+    /// Interprets a user value as parameters: absent or null → none, array → positional, map → named.
+    pub fn from_value(value: Option<&Value>) -> Result<SqlParams, ClientError> {
+        match value {
+            None | Some(Value::Null) => Ok(SqlParams::None),
+            Some(Value::Array(items)) => Ok(SqlParams::Positional(items.clone())),
+            Some(Value::Map(entries)) => entries
+                .iter()
+                .map(|(k, v)| match k {
+                    Value::Text(name) => Ok((name.clone(), v.clone())),
+                    _ => Err(ClientError::invalid_request("named SQL parameters must have text keys")),
+                })
+                .collect::<Result<_, _>>()
+                .map(SqlParams::Named),
+            Some(_) => Err(ClientError::invalid_request("SQL parameters must be an array or an object")),
+        }
+    }
+}
+
+/// What a write statement did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecuteResult {
+    pub rows_affected: u64,
+    pub last_insert_rowid: i64,
+}
+
+/// Converts a user value into an SQLite value.
+pub fn to_sql_value(value: &Value) -> Result<libsql::Value, ClientError> {
+    Ok(match value {
+        Value::Null => libsql::Value::Null,
+        Value::Bool(b) => libsql::Value::Integer(i64::from(*b)),
+        Value::Integer(i) => libsql::Value::Integer(
+            i64::try_from(i128::from(*i))
+                .map_err(|_| ClientError::sql_error("integer parameter does not fit in a 64-bit SQLite integer"))?,
+        ),
+        Value::Float(f) => libsql::Value::Real(*f),
+        Value::Text(s) => libsql::Value::Text(s.clone()),
+        Value::Bytes(b) => libsql::Value::Blob(b.clone()),
+        Value::Tag(_, inner) => to_sql_value(inner)?,
+        Value::Array(_) | Value::Map(_) => {
+            return Err(ClientError::sql_error("SQL parameters must be scalars (null, number, text, bytes, boolean)"));
+        }
+        _ => return Err(ClientError::sql_error("unsupported SQL parameter type")),
+    })
+}
+
+/// Converts an SQLite value into a user value.
+pub fn from_sql_value(value: libsql::Value) -> Value {
+    match value {
+        libsql::Value::Null => Value::Null,
+        libsql::Value::Integer(i) => Value::Integer(i.into()),
+        libsql::Value::Real(f) => Value::Float(f),
+        libsql::Value::Text(s) => Value::Text(s),
+        libsql::Value::Blob(b) => Value::Bytes(b),
+    }
+}
+
+/// Maps a libSQL error to the client-visible `database.sql_error`, keeping SQLite's message.
+pub fn sql_error(err: libsql::Error) -> ClientError {
+    sql_error_ref(&err)
+}
+
+/// Like [`sql_error`], for a borrowed error.
+pub fn sql_error_ref(err: &libsql::Error) -> ClientError {
+    let message = match err {
+        libsql::Error::SqliteFailure(_, msg) => msg.clone(),
+        other => other.to_string(),
+    };
+    ClientError::sql_error(message)
+}
+
+async fn prepare_bound(
+    conn: &Connection,
+    sql: &str,
+    params: &SqlParams,
+) -> Result<(libsql::Statement, Vec<libsql::Value>), ClientError> {
+    let stmt = conn.prepare(sql).await.map_err(sql_error)?;
+    let count = stmt.parameter_count();
+    let values = match params {
+        SqlParams::None => Vec::new(),
+        SqlParams::Positional(items) => items.iter().map(to_sql_value).collect::<Result<_, _>>()?,
+        SqlParams::Named(entries) => (1..=count)
+            .map(|index| {
+                let name = stmt
+                    .parameter_name(index as i32)
+                    .ok_or_else(|| ClientError::sql_error(format!("parameter {index} has no name; pass an array")))?;
+                let bare = name.trim_start_matches([':', '@', '$']);
+                let value = entries
+                    .iter()
+                    .find(|(k, _)| k == bare || k == name)
+                    .map(|(_, v)| v)
+                    .ok_or_else(|| ClientError::sql_error(format!("missing value for parameter {name}")))?;
+                to_sql_value(value)
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    if values.len() != count {
+        return Err(ClientError::sql_error(format!(
+            "statement expects {count} parameter(s) but {} were given",
+            values.len()
+        )));
+    }
+    Ok((stmt, values))
+}
+
+/// Runs one statement and returns its rows as objects keyed by column name.
+pub async fn query(conn: &Connection, sql: &str, params: &SqlParams) -> Result<Vec<Value>, ClientError> {
+    let (stmt, values) = prepare_bound(conn, sql, params).await?;
+    let mut rows = stmt.query(values).await.map_err(sql_error)?;
+    let columns: Vec<String> =
+        (0..rows.column_count()).map(|i| rows.column_name(i).unwrap_or_default().to_string()).collect();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().await.map_err(sql_error)? {
+        let mut entries = Vec::with_capacity(columns.len());
+        for (i, name) in columns.iter().enumerate() {
+            let value = row.get_value(i as i32).map_err(sql_error)?;
+            entries.push((Value::Text(name.clone()), from_sql_value(value)));
+        }
+        out.push(Value::Map(entries));
+    }
+    Ok(out)
+}
+
+/// Runs one statement (any kind) and reports how many rows it changed and the last inserted row id.
+pub async fn execute(conn: &Connection, sql: &str, params: &SqlParams) -> Result<ExecuteResult, ClientError> {
+    let before = conn.total_changes();
+    let (stmt, values) = prepare_bound(conn, sql, params).await?;
+    let mut rows = stmt.query(values).await.map_err(sql_error)?;
+    while rows.next().await.map_err(sql_error)?.is_some() {}
+    let rows_affected = if conn.total_changes() == before { 0 } else { conn.changes() };
+    Ok(ExecuteResult { rows_affected, last_insert_rowid: conn.last_insert_rowid() })
+}
