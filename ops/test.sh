@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every test of Tern: lints, the Rust unit and end-to-end tests, and the conformance suite that drives the
+# official RivetKit JS client against a real `tern dev` process. Installs what it needs (idempotent).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v cc >/dev/null || need_apt+=(build-essential)
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "== installing ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+echo "== lint"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "== build"
+cargo build --workspace --bins --quiet
+
+echo "== rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast
+fi
+
+echo "== rivetkit conformance (tests/js)"
+# `npm ci` may refuse a lockfile written on another platform (its optional packages are not all served);
+# `npm install` honours the lockfile's pinned versions.
+(cd tests/js && npm install --no-audit --no-fund --loglevel=error)
+(cd tests/js && TERN_BIN="$PWD/../../target/debug/tern" npm test)
