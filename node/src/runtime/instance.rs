@@ -224,7 +224,7 @@ where
     pub fn flush_connections(&self) {
         let conns: Vec<Conn> = lock(&self.shared.conns).values().cloned().collect();
         for conn in conns {
-            let pending = std::mem::take(&mut *lock(&conn.inner.pending));
+            let pending = conn.take_pending();
             let disconnect = lock(&conn.inner.disconnect).take();
             let mut outbound = lock(&conn.inner.outbound);
             let Some(sender) = outbound.as_ref() else { continue };
@@ -253,7 +253,7 @@ where
         let conns: Vec<Conn> = std::mem::take(&mut *lock(&self.shared.conns)).into_values().collect();
         for conn in conns {
             if let Some(sender) = lock(&conn.inner.outbound).take() {
-                for message in std::mem::take(&mut *lock(&conn.inner.pending)) {
+                for message in conn.take_pending() {
                     let _ = sender.try_send(message);
                 }
                 let _ = sender.try_send(ConnOutput::Close(reason.clone()));
@@ -271,18 +271,11 @@ where
         if !self.def.actions.contains_key(name) {
             return Err(ClientError::action_not_found(name));
         }
-        let savepoint = db.savepoint().await;
-        if let Err(e) = savepoint {
-            tracing::error!(actor_id = %self.shared.actor_id, error = %e, "savepoint failed");
-            return Err(ClientError::internal());
-        }
-        let result = async {
-            let conn = self.ephemeral_conn(params).await?;
+        self.atomically(db, async {
+            let conn = self.admit(params, None).await?;
             self.run_action(Some(conn), name, args).await
-        }
-        .await;
-        self.end_savepoint(db, result.is_ok()).await;
-        result
+        })
+        .await
     }
 
     async fn action_in_savepoint(
@@ -295,13 +288,40 @@ where
         if !self.def.actions.contains_key(name) {
             return Err(ClientError::action_not_found(name));
         }
+        self.atomically(db, self.run_action(conn, name, args)).await
+    }
+
+    /// Runs `work` as one atomic unit of the turn: if it fails, its SQL changes (a savepoint), its state changes
+    /// (the state as it was before its first mutable access) and the events it produced are all undone.
+    async fn atomically<T>(
+        &self,
+        db: &ActorDb,
+        work: impl std::future::Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ClientError> {
         if let Err(e) = db.savepoint().await {
             tracing::error!(actor_id = %self.shared.actor_id, error = %e, "savepoint failed");
             return Err(ClientError::internal());
         }
-        let result = self.run_action(conn, name, args).await;
+        let unit = self.shared.begin_unit();
+        let result = work.await;
+        if result.is_err() {
+            self.undo_unit(unit);
+        }
         self.end_savepoint(db, result.is_ok()).await;
         result
+    }
+
+    /// Restores the state the failed unit changed and drops the messages it produced.
+    fn undo_unit(&self, unit: u64) {
+        if let Some(before) = lock(&self.shared.undo).take() {
+            match ciborium::from_reader::<S, _>(before.as_slice()) {
+                Ok(state) => *lock(&self.shared.state) = state,
+                Err(e) => tracing::error!(actor_id = %self.shared.actor_id, error = %e, "cannot restore the state"),
+            }
+        }
+        for conn in lock(&self.shared.conns).values() {
+            conn.drop_pending_of(unit);
+        }
     }
 
     async fn end_savepoint(&self, db: &ActorDb, keep: bool) {
@@ -371,11 +391,7 @@ where
             Some(hook) => self.connect_hook("createConnState", hook(self.ctx(), params.clone())).await?,
             None => Value::Null,
         };
-        Ok(Conn::new(uuid::Uuid::new_v4().simple().to_string(), params, state, outbound))
-    }
-
-    async fn ephemeral_conn(&self, params: Option<Value>) -> Result<Conn, ClientError> {
-        self.admit(params, None).await
+        Ok(Conn::new(uuid::Uuid::new_v4().simple().to_string(), params, state, outbound, self.shared.unit.clone()))
     }
 
     async fn connect(
@@ -384,11 +400,7 @@ where
         params: Option<Value>,
         outbound: mpsc::Sender<ConnOutput>,
     ) -> Result<String, ClientError> {
-        if let Err(e) = db.savepoint().await {
-            tracing::error!(actor_id = %self.shared.actor_id, error = %e, "savepoint failed");
-            return Err(ClientError::internal());
-        }
-        let result = async {
+        self.atomically(db, async {
             let conn = self.admit(params, Some(outbound)).await?;
             lock(&self.shared.conns).insert(conn.id().to_string(), conn.clone());
             let registered = async {
@@ -405,10 +417,8 @@ where
                 return Err(e);
             }
             Ok(conn.id().to_string())
-        }
-        .await;
-        self.end_savepoint(db, result.is_ok()).await;
-        result
+        })
+        .await
     }
 
     async fn disconnect(&self, db: &ActorDb, conn_id: &str) {

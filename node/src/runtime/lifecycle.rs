@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -126,6 +126,8 @@ where
         sql: Mutex::new(Some(Sql::new(db.connection().clone()))),
         sleep_requested: AtomicBool::new(false),
         destroy_requested: AtomicBool::new(false),
+        unit: Arc::new(AtomicU64::new(0)),
+        undo: Mutex::new(None),
     });
     let instance = Instance { def: def.clone(), shared, core };
     let grace = def.options.sleep_grace_period;

@@ -1,6 +1,7 @@
 //! A client connection as actor code sees it.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -28,12 +29,21 @@ pub(crate) struct ConnInner {
     pub outbound: Mutex<Option<mpsc::Sender<ConnOutput>>>,
     /// Set when actor code asked to disconnect; the runtime closes the connection after the turn.
     pub disconnect: Mutex<Option<ClientError>>,
-    /// Messages produced during the current turn, released after it commits.
-    pub pending: Mutex<Vec<ConnOutput>>,
+    /// Messages produced during the current turn, each with the atomic unit that produced it; released after
+    /// the turn commits, dropped with their unit if it fails.
+    pub pending: Mutex<Vec<(u64, ConnOutput)>>,
+    /// The actor's current atomic unit (shared with [`crate::sdk::context::Shared`]).
+    pub unit: Arc<AtomicU64>,
 }
 
 impl Conn {
-    pub(crate) fn new(id: String, params: Value, state: Value, outbound: Option<mpsc::Sender<ConnOutput>>) -> Conn {
+    pub(crate) fn new(
+        id: String,
+        params: Value,
+        state: Value,
+        outbound: Option<mpsc::Sender<ConnOutput>>,
+        unit: Arc<AtomicU64>,
+    ) -> Conn {
         Conn {
             inner: Arc::new(ConnInner {
                 id,
@@ -43,6 +53,7 @@ impl Conn {
                 outbound: Mutex::new(outbound),
                 disconnect: Mutex::new(None),
                 pending: Mutex::new(Vec::new()),
+                unit,
             }),
         }
     }
@@ -97,8 +108,19 @@ impl Conn {
 
     pub(crate) fn push(&self, output: ConnOutput) {
         if lock(&self.inner.outbound).is_some() {
-            lock(&self.inner.pending).push(output);
+            let unit = self.inner.unit.load(Ordering::Acquire);
+            lock(&self.inner.pending).push((unit, output));
         }
+    }
+
+    /// Takes the messages waiting for the turn to commit.
+    pub(crate) fn take_pending(&self) -> Vec<ConnOutput> {
+        std::mem::take(&mut *lock(&self.inner.pending)).into_iter().map(|(_, message)| message).collect()
+    }
+
+    /// Drops the messages a failed atomic unit produced.
+    pub(crate) fn drop_pending_of(&self, unit: u64) {
+        lock(&self.inner.pending).retain(|(produced_by, _)| *produced_by != unit);
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
@@ -41,6 +41,18 @@ pub(crate) struct Shared<S, V> {
     pub sql: Mutex<Option<Sql>>,
     pub sleep_requested: AtomicBool,
     pub destroy_requested: AtomicBool,
+    /// The current atomic unit (an action, a connect), numbered so its messages can be dropped if it fails.
+    pub unit: Arc<AtomicU64>,
+    /// CBOR of the state before the current unit first changed it; restored if the unit fails.
+    pub undo: Mutex<Option<Vec<u8>>>,
+}
+
+impl<S, V> Shared<S, V> {
+    /// Starts a new atomic unit and returns its number.
+    pub fn begin_unit(&self) -> u64 {
+        *lock(&self.undo) = None;
+        self.unit.fetch_add(1, Ordering::AcqRel) + 1
+    }
 }
 
 /// Mutable access to the state; marks it changed, so it is saved when the turn commits.
@@ -82,20 +94,9 @@ impl<S, V> Ctx<S, V> {
         &self.shared.region
     }
 
-    /// Mutable access to the state, saved automatically when the current turn commits.
-    pub fn state(&self) -> StateGuard<'_, S> {
-        self.shared.state_dirty.store(true, Ordering::Release);
-        StateGuard { guard: lock(&self.shared.state) }
-    }
-
     /// Reads the state without marking it changed.
     pub fn read<R>(&self, f: impl FnOnce(&S) -> R) -> R {
         f(&lock(&self.shared.state))
-    }
-
-    /// Changes the state and returns what `f` returns; the change is saved when the turn commits.
-    pub fn update<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
-        f(&mut self.state())
     }
 
     /// The actor's ephemeral vars (never persisted; created again on every wake).
@@ -144,5 +145,28 @@ impl<S, V> Ctx<S, V> {
 
     pub(crate) fn with_conn(&self, conn: Option<Conn>) -> Ctx<S, V> {
         Ctx { shared: self.shared.clone(), conn }
+    }
+}
+
+impl<S: Serialize, V> Ctx<S, V> {
+    /// Mutable access to the state, saved automatically when the current turn commits. If the current action
+    /// fails, the state goes back to what it was before this access.
+    pub fn state(&self) -> StateGuard<'_, S> {
+        let guard = lock(&self.shared.state);
+        let mut undo = lock(&self.shared.undo);
+        if undo.is_none() {
+            let mut before = Vec::new();
+            match ciborium::into_writer(&*guard, &mut before) {
+                Ok(()) => *undo = Some(before),
+                Err(e) => tracing::error!(actor_id = %self.shared.actor_id, error = %e, "state cannot be encoded"),
+            }
+        }
+        self.shared.state_dirty.store(true, Ordering::Release);
+        StateGuard { guard }
+    }
+
+    /// Changes the state and returns what `f` returns; the change is saved when the turn commits.
+    pub fn update<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
+        f(&mut self.state())
     }
 }

@@ -1,0 +1,321 @@
+//! The actor runtime through the node's gateway contract, in process, on real libSQL files in a temp directory.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tern_gateway::backend::{Backend, ConnInput, ConnOutput, ConnectionHandle, CreateRequest};
+use tern_node::server::{NodeConfig, open_host};
+use tern_node::{Actor, ActorError, ActorOptions, Host, Registry, UserError, Value};
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Tally {
+    total: i64,
+    seed: String,
+}
+
+/// Hook calls, in order, shared between the test and its actor.
+type Calls = Arc<Mutex<Vec<String>>>;
+
+fn tally(calls: Calls) -> Actor<Tally> {
+    let log = move |hook: &'static str| {
+        let calls = calls.clone();
+        move || calls.lock().unwrap().push(hook.to_string())
+    };
+    let (migrate, create, wake, sleep, destroy) =
+        (log("migrate"), log("create"), log("wake"), log("sleep"), log("destroy"));
+    let (before, conn_state, connect, disconnect) =
+        (log("beforeConnect"), log("createConnState"), log("connect"), log("disconnect"));
+    Actor::new("tally")
+        .options(ActorOptions { action_timeout: Duration::from_millis(300), ..ActorOptions::default() })
+        .create_state(|seed: Option<String>| Ok(Tally { total: 0, seed: seed.unwrap_or_default() }))
+        .on_migrate(move |_sql, _new| {
+            migrate();
+            async { Ok(()) }
+        })
+        .on_create(move |_c, _input: Option<String>| {
+            create();
+            async { Ok(()) }
+        })
+        .on_wake(move |_c| {
+            wake();
+            async { Ok(()) }
+        })
+        .on_sleep(move |_c| {
+            sleep();
+            async { Ok(()) }
+        })
+        .on_destroy(move |_c| {
+            destroy();
+            async { Ok(()) }
+        })
+        .on_before_connect(move |_c, _p: Value| {
+            before();
+            async { Ok(()) }
+        })
+        .create_conn_state(move |_c, _p: Value| {
+            conn_state();
+            async { Ok(()) }
+        })
+        .on_connect(move |_c, _conn| {
+            connect();
+            async { Ok(()) }
+        })
+        .on_disconnect(move |_c, _conn| {
+            disconnect();
+            async { Ok(()) }
+        })
+        .action("add", |c, n: i64| async move {
+            let total = c.update(|s: &mut Tally| {
+                s.total += n;
+                s.total
+            });
+            c.broadcast("total", &total)?;
+            Ok(total)
+        })
+        .action("get", |c, ()| async move { Ok(c.read(|s: &Tally| (s.total, s.seed.clone()))) })
+        .action("refuse", |_c, ()| async move {
+            Err::<(), ActorError>(
+                UserError::new("too_big", "Too big").with_metadata(serde_json::json!({"max": 3})).into(),
+            )
+        })
+        .action("addThenRefuse", |c, n: i64| async move {
+            let total = c.update(|s: &mut Tally| {
+                s.total += n;
+                s.total
+            });
+            c.broadcast("total", &total)?;
+            Err::<(), ActorError>(UserError::new("refused", "no").into())
+        })
+        .action("leak", |_c, ()| async move { Err::<(), ActorError>(ActorError::internal("password=hunter2")) })
+        .action("hang", |_c, ()| async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok(())
+        })
+        .action("selfDestruct", |c, ()| async move {
+            c.destroy();
+            Ok(())
+        })
+}
+
+struct Node {
+    host: Host,
+    calls: Calls,
+}
+
+async fn open(dir: &Path, calls: Calls) -> Node {
+    let registry = Registry::new().register(tally(calls.clone()));
+    let config = NodeConfig::dev("127.0.0.1:0".parse().unwrap(), dir.to_path_buf());
+    // A node that just stopped may release the directory lock a moment later.
+    for _ in 0..200 {
+        match open_host(registry.clone(), &config).await {
+            Ok(host) => return Node { host, calls },
+            Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    }
+    panic!("the data directory stayed locked");
+}
+
+impl Node {
+    async fn stop(self) -> Calls {
+        self.host.shutdown(Duration::from_secs(5)).await;
+        self.calls
+    }
+
+    fn take_calls(&self) -> Vec<String> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+
+    async fn create(&self, key: &str, seed: Option<&str>) -> String {
+        let request = CreateRequest {
+            name: "tally".into(),
+            key: vec![key.into()],
+            input: seed.map(|s| Value::Text(s.into())),
+            region: None,
+        };
+        self.host.create_actor(request).await.unwrap().actor_id
+    }
+
+    async fn call(&self, id: &str, action: &str, args: Vec<Value>) -> Result<Value, String> {
+        self.host.call_action(id, action, Value::Array(args), None).await.map_err(|e| e.qualified_code())
+    }
+}
+
+fn int(n: i64) -> Value {
+    Value::Integer(n.into())
+}
+
+async fn next_output(conn: &mut ConnectionHandle) -> ConnOutput {
+    tokio::time::timeout(Duration::from_secs(10), conn.outbound.recv()).await.expect("a message in time").expect("open")
+}
+
+#[tokio::test]
+async fn state_survives_restart_and_sleep() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path(), Calls::default()).await;
+    let id = node.create("a", Some("seeded")).await;
+    assert_eq!(node.call(&id, "add", vec![int(4)]).await.unwrap(), int(4));
+    node.host.sleep_actor(&id).await.unwrap();
+    assert_eq!(node.host.awake_count(), 0);
+    assert_eq!(node.host.open_databases(), 0, "a sleeping actor holds no open file");
+    assert_eq!(node.call(&id, "add", vec![int(1)]).await.unwrap(), int(5));
+    let calls = node.stop().await;
+
+    let node = open(dir.path(), calls).await;
+    let got = node.call(&id, "get", vec![]).await.unwrap();
+    assert_eq!(got, Value::Array(vec![int(5), Value::Text("seeded".into())]));
+    let info = node.host.get_actor_by_key("tally", &["a".to_string()]).await.unwrap().unwrap();
+    assert_eq!(info.actor_id, id);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn hooks_fire_in_rivetkit_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path(), Calls::default()).await;
+    let id = node.create("h", None).await;
+    assert_eq!(node.take_calls(), ["migrate", "create", "wake"]);
+    let mut conn = node.host.connect(&id, None).await.unwrap();
+    assert_eq!(node.take_calls(), ["beforeConnect", "createConnState", "connect"]);
+    drop(conn.inbound);
+    // The disconnect hook runs once the actor hears the client left.
+    for _ in 0..200 {
+        if node.calls.lock().unwrap().contains(&"disconnect".to_string()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(node.take_calls(), ["disconnect"]);
+    while conn.outbound.recv().await.is_some() {}
+    node.host.sleep_actor(&id).await.unwrap();
+    assert_eq!(node.take_calls(), ["sleep"]);
+    node.call(&id, "get", vec![]).await.unwrap();
+    assert_eq!(
+        node.take_calls(),
+        ["migrate", "wake", "beforeConnect", "createConnState"],
+        "wake, then the stateless call"
+    );
+    node.host.destroy_actor(&id).await.unwrap();
+    assert_eq!(node.take_calls(), ["destroy"]);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn events_reach_only_subscribers() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path(), Calls::default()).await;
+    let id = node.create("e", None).await;
+    let mut listener = node.host.connect(&id, None).await.unwrap();
+    let mut bystander = node.host.connect(&id, None).await.unwrap();
+    listener.inbound.send(ConnInput::Subscribe { event: "total".into(), subscribe: true }).await.unwrap();
+    // A round trip on the listener's own (ordered) connection makes sure the subscription has landed.
+    listener.inbound.send(ConnInput::Action { id: 0, name: "get".into(), args: Value::Array(vec![]) }).await.unwrap();
+    assert!(matches!(next_output(&mut listener).await, ConnOutput::ActionResponse { id: 0, .. }));
+    // A failed action's event is dropped with its changes.
+    let refused = ConnInput::Action { id: 0, name: "addThenRefuse".into(), args: Value::Array(vec![int(50)]) };
+    bystander.inbound.send(refused).await.unwrap();
+    assert!(matches!(next_output(&mut bystander).await, ConnOutput::ActionResponse { id: 0, result: Err(_) }));
+    bystander
+        .inbound
+        .send(ConnInput::Action { id: 1, name: "add".into(), args: Value::Array(vec![int(2)]) })
+        .await
+        .unwrap();
+    match next_output(&mut listener).await {
+        ConnOutput::Event { name, args } => assert_eq!((name.as_str(), args), ("total", Value::Array(vec![int(2)]))),
+        other => panic!("expected the event, got {other:?}"),
+    }
+    match next_output(&mut bystander).await {
+        ConnOutput::ActionResponse { id: 1, result } => assert_eq!(result.unwrap(), int(2)),
+        other => panic!("the bystander must only get its answer, got {other:?}"),
+    }
+    // After unsubscribing, the listener gets no more events: its next message is its own action's answer.
+    listener.inbound.send(ConnInput::Subscribe { event: "total".into(), subscribe: false }).await.unwrap();
+    listener
+        .inbound
+        .send(ConnInput::Action { id: 7, name: "add".into(), args: Value::Array(vec![int(1)]) })
+        .await
+        .unwrap();
+    match next_output(&mut listener).await {
+        ConnOutput::ActionResponse { id: 7, result } => assert_eq!(result.unwrap(), int(3)),
+        other => panic!("expected only the answer, got {other:?}"),
+    }
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn user_errors_reach_the_client_and_internal_errors_are_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path(), Calls::default()).await;
+    let id = node.create("x", None).await;
+    let err = node.host.call_action(&id, "refuse", Value::Array(vec![]), None).await.unwrap_err();
+    assert_eq!((err.group.as_str(), err.code.as_str(), err.message.as_str()), ("user", "too_big", "Too big"));
+    assert_eq!(err.metadata, Some(Value::Map(vec![(Value::Text("max".into()), int(3))])));
+    let err = node.host.call_action(&id, "leak", Value::Array(vec![]), None).await.unwrap_err();
+    assert_eq!(err.qualified_code(), "actor.internal_error");
+    assert!(!err.message.contains("hunter2"), "the cause must not reach the client");
+    assert_eq!(node.call(&id, "nope", vec![]).await.unwrap_err(), "actor.action_not_found");
+    assert_eq!(node.call(&id, "add", vec![Value::Text("x".into())]).await.unwrap_err(), "actor.invalid_request");
+    assert_eq!(node.call(&id, "hang", vec![]).await.unwrap_err(), "actor.action_timed_out");
+    // A failed action keeps nothing of what it changed.
+    node.call(&id, "add", vec![int(10)]).await.unwrap();
+    assert!(node.call(&id, "addThenRefuse", vec![int(5)]).await.is_err());
+    assert_eq!(node.call(&id, "get", vec![]).await.unwrap(), Value::Array(vec![int(10), Value::Text(String::new())]));
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn destroyed_actors_are_not_found_and_their_key_is_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path(), Calls::default()).await;
+    let id = node.create("d", None).await;
+    node.call(&id, "add", vec![int(1)]).await.unwrap();
+    node.call(&id, "selfDestruct", vec![]).await.unwrap();
+    for _ in 0..200 {
+        if node.host.get_actor_by_key("tally", &["d".to_string()]).await.unwrap().is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(node.call(&id, "get", vec![]).await.unwrap_err(), "actor.not_found");
+    assert!(node.host.get_actor_by_key("tally", &["d".to_string()]).await.unwrap().is_none());
+    let again = node.create("d", None).await;
+    assert_ne!(again, id, "a new actor gets a new id");
+    assert_eq!(node.call(&again, "get", vec![]).await.unwrap(), Value::Array(vec![int(0), Value::Text(String::new())]));
+    let destroyed = node.host.get_actors_by_ids(&[id.clone()]).await.unwrap();
+    assert!(destroyed[0].destroy_ts.is_some(), "the destroyed actor is listed with its destroy time");
+    node.stop().await;
+    // Its database files are gone.
+    let leftovers: Vec<_> = walk(dir.path()).into_iter().filter(|p| p.contains(&id)).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[tokio::test]
+async fn create_of_an_existing_key_is_refused_and_get_or_create_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path(), Calls::default()).await;
+    let id = node.create("k", None).await;
+    let request = || CreateRequest { name: "tally".into(), key: vec!["k".into()], input: None, region: None };
+    assert_eq!(node.host.create_actor(request()).await.unwrap_err().qualified_code(), "actor.duplicate_key");
+    let results = futures_util::future::join_all((0..20).map(|_| node.host.get_or_create_actor(request()))).await;
+    for result in results {
+        let (info, created) = result.unwrap();
+        assert_eq!((info.actor_id.as_str(), created), (id.as_str(), false));
+    }
+    let unknown = CreateRequest { name: "nobody".into(), key: vec![], input: None, region: None };
+    assert_eq!(node.host.create_actor(unknown).await.unwrap_err().qualified_code(), "actor.not_registered");
+    node.stop().await;
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path.display().to_string());
+        }
+    }
+    out
+}
