@@ -89,7 +89,12 @@ pub struct ClientBuilder {
 impl ClientBuilder {
     /// A builder for `endpoint` (an `http://` or `https://` URL; a path prefix is kept).
     pub fn new(endpoint: impl Into<String>) -> Self {
-        ClientBuilder { endpoint: endpoint.into(), config: ClientConfig::default(), namespace_set: false, token_set: false }
+        ClientBuilder {
+            endpoint: endpoint.into(),
+            config: ClientConfig::default(),
+            namespace_set: false,
+            token_set: false,
+        }
     }
 
     /// Sets the encoding of actions and connection messages.

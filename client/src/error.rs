@@ -36,6 +36,9 @@ pub enum Error {
     /// not have run on the actor.
     #[error("connection lost: {0}")]
     ConnectionLost(String),
+    /// A WebSocket did not open and receive its `Init` message within the configured open timeout.
+    #[error("timed out: {0}")]
+    Timeout(String),
     /// The connection was closed (by [`Connection::close`](crate::Connection::close), by dropping it, or for
     /// good after a failure) and accepts no more work.
     #[error("the connection is closed")]

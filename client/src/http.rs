@@ -38,11 +38,7 @@ pub(crate) async fn json_body<T: DeserializeOwned>(response: Response) -> Result
 /// A body that cannot be read as an error becomes [`Error::Protocol`] quoting the status and the body.
 pub(crate) fn parse_error_body(status: u16, content_type: Option<&str>, body: &[u8], encoding: Encoding) -> Error {
     let is_json = content_type.is_some_and(|ct| ct.to_ascii_lowercase().contains("application/json"));
-    let parsed = if is_json {
-        json_error(body)
-    } else {
-        encoding.decode_error(body).ok().map(ClientError::from)
-    };
+    let parsed = if is_json { json_error(body) } else { encoding.decode_error(body).ok().map(ClientError::from) };
     match parsed {
         Some(mut err) => {
             err.status = status;
@@ -90,7 +86,8 @@ mod tests {
 
     #[test]
     fn json_bodies_are_read_whatever_the_encoding() {
-        let body = br#"{"group":"user","code":"bad_input","message":"no","metadata":{"n":["$BigInt","9007199254740993"]}}"#;
+        let body =
+            br#"{"group":"user","code":"bad_input","message":"no","metadata":{"n":["$BigInt","9007199254740993"]}}"#;
         for encoding in [Encoding::Bare, Encoding::Cbor, Encoding::Json] {
             let err = actor_error(parse_error_body(400, Some("application/json; charset=utf-8"), body, encoding));
             assert_eq!((err.group.as_str(), err.code.as_str(), err.message.as_str()), ("user", "bad_input", "no"));
@@ -130,7 +127,12 @@ mod tests {
             Error::Protocol(msg) => assert!(msg.contains("502") && msg.contains("Bad Gateway"), "{msg}"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse_error_body(500, Some("application/json"), b"{\"x\":1}", Encoding::Json), Error::Protocol(_)));
-        assert!(matches!(parse_error_body(500, None, b"", Encoding::Json), Error::Protocol(m) if m.contains("(empty)")));
+        assert!(matches!(
+            parse_error_body(500, Some("application/json"), b"{\"x\":1}", Encoding::Json),
+            Error::Protocol(_)
+        ));
+        assert!(
+            matches!(parse_error_body(500, None, b"", Encoding::Json), Error::Protocol(m) if m.contains("(empty)"))
+        );
     }
 }

@@ -108,7 +108,7 @@ mod tests {
         assert_eq!(key("a"), ActorKey::new(["a"]));
         assert_eq!(key(["a", "b"]).parts(), ["a", "b"]);
         assert_eq!(key(vec!["a".to_string()]), key("a"));
-        let owned = vec!["x".to_string(), "y".to_string()];
+        let owned = ["x".to_string(), "y".to_string()];
         assert_eq!(key(&owned[..]), key(["x", "y"]));
     }
 

@@ -3,7 +3,7 @@
 use axum::body::Body;
 use axum::http::HeaderMap;
 use base64::Engine;
-use http_body_util::LengthLimitError;
+use http_body_util::BodyExt;
 use percent_encoding::percent_decode_str;
 use tern_proto::{ClientError, Encoding, Value, value};
 
@@ -62,19 +62,30 @@ pub(crate) fn socket_protocols(headers: &HeaderMap) -> Result<SocketProtocols, C
     Ok(SocketProtocols { encoding, params })
 }
 
+/// Bodies over the limit are still read (and discarded) up to this size, so the client receives the error
+/// response instead of a connection reset; beyond it the connection is dropped.
+const DRAIN_CAP: usize = 32 * 1024 * 1024;
+
 /// Reads a whole request body of at most `limit` bytes; a larger one is `message.incoming_too_long`.
 pub(crate) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ClientError> {
-    match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => Ok(bytes),
-        Err(e) => {
-            let source = std::error::Error::source(&e);
-            if source.is_some_and(|s| s.is::<LengthLimitError>()) || e.to_string().contains("length limit") {
-                Err(ClientError::incoming_too_long(limit + 1, limit))
-            } else {
-                Err(ClientError::invalid_request(format!("cannot read the request body: {e}")))
-            }
+    let mut body = body;
+    let mut collected = bytes::BytesMut::new();
+    let mut size = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ClientError::invalid_request(format!("cannot read the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        size += data.len();
+        if size > DRAIN_CAP {
+            break;
+        }
+        if size <= limit {
+            collected.extend_from_slice(&data);
         }
     }
+    if size > limit {
+        return Err(ClientError::incoming_too_long(size, limit));
+    }
+    Ok(collected.freeze())
 }
 
 /// Decodes a create input sent as base64 of its CBOR (`PUT`/`POST /actors`).

@@ -54,6 +54,10 @@ pub fn to_sql_value(value: &Value) -> Result<libsql::Value, ClientError> {
         Value::Float(f) => libsql::Value::Real(*f),
         Value::Text(s) => libsql::Value::Text(s.clone()),
         Value::Bytes(b) => libsql::Value::Blob(b.clone()),
+        // Bignums (tags 2 and 3) are integers beyond 64 bits; their bytes are not a blob.
+        Value::Tag(2 | 3, _) => {
+            return Err(ClientError::sql_error("integer parameter does not fit in a 64-bit SQLite integer"));
+        }
         Value::Tag(_, inner) => to_sql_value(inner)?,
         Value::Array(_) | Value::Map(_) => {
             return Err(ClientError::sql_error("SQL parameters must be scalars (null, number, text, bytes, boolean)"));
@@ -147,4 +151,19 @@ pub async fn execute(conn: &Connection, sql: &str, params: &SqlParams) -> Result
     while rows.next().await.map_err(sql_error)?.is_some() {}
     let rows_affected = if conn.total_changes() == before { 0 } else { conn.changes() };
     Ok(ExecuteResult { rows_affected, last_insert_rowid: conn.last_insert_rowid() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_beyond_64_bits_are_refused_not_stored_as_blobs() {
+        let huge = tern_proto::value::from_json(&serde_json::json!(["$BigInt", "18446744073709551616"]));
+        assert_eq!(to_sql_value(&huge).unwrap_err().qualified_code(), "database.sql_error");
+        let negative = tern_proto::value::from_json(&serde_json::json!(["$BigInt", "-18446744073709551621"]));
+        assert_eq!(to_sql_value(&negative).unwrap_err().qualified_code(), "database.sql_error");
+        assert_eq!(to_sql_value(&Value::Integer(i64::MIN.into())).unwrap(), libsql::Value::Integer(i64::MIN));
+        assert!(to_sql_value(&Value::Integer(u64::MAX.into())).is_err());
+    }
 }

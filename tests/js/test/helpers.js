@@ -1,0 +1,303 @@
+// Shared helpers for the RivetKit-client conformance tests: run a real `tern dev` process, make clients,
+// poll for conditions, and talk raw HTTP to the gateway.
+//
+// Verdicts never depend on timing: every wait is "until the condition holds, within a generous cap".
+
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+import WebSocket from "ws";
+
+// Node 20 has no global WebSocket. rivetkit 2.3.19 (`src/common/websocket.ts` `importWebSocket`) uses the
+// global one if present, else `import("ws")`; set it explicitly so both paths give the same `ws` class.
+if (typeof globalThis.WebSocket === "undefined") {
+	globalThis.WebSocket = WebSocket;
+}
+// The client logs expected failures (error responses, closed sockets) at `warn`; keep test output readable.
+process.env.RIVET_LOG_LEVEL ??= "error";
+
+const { createClient } = await import("rivetkit/client");
+
+export { WebSocket };
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+/** The `tests/js` folder. */
+export const PACKAGE_DIR = path.resolve(HERE, "..");
+
+/** The three client encodings; each scenario runs once per encoding. */
+export const ENCODINGS = ["bare", "cbor", "json"];
+
+/** How long a server may take to answer `GET /metadata` after it is spawned. */
+const START_CAP_MS = 30_000;
+/** How long a server may take to exit after SIGTERM. */
+const STOP_CAP_MS = 30_000;
+/** Default cap for `eventually`. */
+const EVENTUALLY_CAP_MS = 20_000;
+
+/** The `tern` binary: `$TERN_BIN`, else `../../target/debug/tern` relative to tests/js. */
+export function ternBinary() {
+	const bin = process.env.TERN_BIN
+		? path.resolve(PACKAGE_DIR, process.env.TERN_BIN)
+		: path.resolve(PACKAGE_DIR, "../../target/debug/tern");
+	if (!fs.existsSync(bin)) {
+		throw new Error(`tern binary not found at ${bin} (build it with \`cargo build --bin tern\` or set TERN_BIN)`);
+	}
+	return bin;
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export async function freePort() {
+	return await new Promise((resolve, reject) => {
+		const srv = net.createServer();
+		srv.unref();
+		srv.on("error", reject);
+		srv.listen(0, "127.0.0.1", () => {
+			const { port } = srv.address();
+			srv.close(() => resolve(port));
+		});
+	});
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Retries `fn` until it returns without throwing (and, if it returns a boolean, returns true), within `cap` ms.
+ * Returns what `fn` returned. On timeout, rethrows the last failure with context.
+ */
+export async function eventually(fn, { cap = EVENTUALLY_CAP_MS, interval = 50, what = "condition" } = {}) {
+	const deadline = Date.now() + cap;
+	let last;
+	for (;;) {
+		try {
+			const out = await fn();
+			if (out !== false) return out;
+			last = new Error(`${what}: still false`);
+		} catch (err) {
+			last = err;
+		}
+		if (Date.now() >= deadline) {
+			const err = new Error(`${what} did not hold within ${cap} ms; last failure: ${last?.stack ?? last}`);
+			err.cause = last;
+			throw err;
+		}
+		await sleep(interval);
+	}
+}
+
+/** Resolves with `promise`, or rejects if it has not settled within `cap` ms (a guard against hangs, not a verdict on speed). */
+export async function within(promise, cap = EVENTUALLY_CAP_MS, what = "operation") {
+	let timer;
+	const timeout = new Promise((_, reject) => {
+		timer = setTimeout(() => reject(new Error(`${what} did not settle within ${cap} ms`)), cap);
+	});
+	try {
+		return await Promise.race([promise, timeout]);
+	} finally {
+		clearTimeout(timer);
+	}
+}
+
+/** A fresh, unique actor key for one test. */
+export function uniqueKey(prefix = "k") {
+	return [`${prefix}-${randomUUID()}`];
+}
+
+/** A predicate for `assert.rejects`: the error is a RivetKit ActorError with this group and code. */
+export function isActorError(group, code) {
+	return (err) => {
+		assert.ok(err && typeof err === "object", `expected an error object, got ${err}`);
+		assert.equal(
+			`${err.group}.${err.code}`,
+			`${group}.${code}`,
+			`expected ActorError ${group}.${code}, got ${err?.constructor?.name}: ${err?.group}.${err?.code}: ${err?.message}`,
+		);
+		return true;
+	};
+}
+
+/** Summary of an error for diagnostics. */
+export function describeError(err) {
+	if (!err || typeof err !== "object") return String(err);
+	return JSON.stringify({
+		class: err.constructor?.name,
+		group: err.group,
+		code: err.code,
+		message: err.message,
+		metadata: err.metadata,
+		statusCode: err.statusCode,
+	});
+}
+
+const liveServers = new Set();
+process.on("exit", () => {
+	for (const s of liveServers) {
+		try {
+			s.child?.kill("SIGKILL");
+		} catch {}
+	}
+});
+
+/** A running `tern dev` process with its own data directory and port. */
+export class TernServer {
+	constructor({ port, dataDir, bin }) {
+		this.port = port;
+		this.dataDir = dataDir;
+		this.bin = bin;
+		this.endpoint = `http://127.0.0.1:${port}`;
+		this.child = undefined;
+		this.exited = undefined;
+		this.log = [];
+		this.clients = new Set();
+	}
+
+	/** Spawns the process and waits until `GET /metadata` answers 200. */
+	async start() {
+		const args = ["dev", "--listen", `127.0.0.1:${this.port}`, "--data-dir", this.dataDir];
+		const child = spawn(this.bin, args, {
+			stdio: ["ignore", "pipe", "pipe"],
+			env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "info", NO_COLOR: "1" },
+		});
+		this.child = child;
+		liveServers.add(this);
+		const keep = (chunk) => {
+			this.log.push(chunk.toString());
+			if (this.log.length > 2000) this.log.splice(0, this.log.length - 2000);
+		};
+		child.stdout.on("data", keep);
+		child.stderr.on("data", keep);
+		this.exited = new Promise((resolve) => {
+			child.on("exit", (code, signal) => {
+				liveServers.delete(this);
+				resolve({ code, signal });
+			});
+		});
+		let exitedEarly;
+		this.exited.then((e) => {
+			exitedEarly = e;
+		});
+		const deadline = Date.now() + START_CAP_MS;
+		let last;
+		for (;;) {
+			if (exitedEarly) {
+				throw new Error(`tern exited before answering /metadata: ${JSON.stringify(exitedEarly)}\n${this.logTail()}`);
+			}
+			try {
+				const res = await fetch(`${this.endpoint}/metadata?namespace=default`, { signal: AbortSignal.timeout(2000) });
+				await res.arrayBuffer();
+				if (res.status === 200) return this;
+				last = `status ${res.status}`;
+			} catch (err) {
+				last = err.message;
+			}
+			if (Date.now() >= deadline) {
+				await this.kill9();
+				throw new Error(`tern did not answer GET /metadata with 200 within ${START_CAP_MS} ms (last: ${last})\n${this.logTail()}`);
+			}
+			await sleep(100);
+		}
+	}
+
+	/** The last lines the server printed. */
+	logTail(lines = 40) {
+		return this.log.join("").split("\n").slice(-lines).join("\n");
+	}
+
+	/** Disposes the clients made with `client()`; failures are ignored (the server may be gone). */
+	async disposeClients() {
+		const clients = [...this.clients];
+		this.clients.clear();
+		await Promise.all(clients.map((c) => within(Promise.resolve(c.dispose()), 5000, "client.dispose()").catch(() => {})));
+	}
+
+	/** Graceful stop: SIGTERM, then wait for the process to exit. Fails if it does not exit within the cap. */
+	async stop() {
+		if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return;
+		this.child.kill("SIGTERM");
+		const res = await within(this.exited, STOP_CAP_MS, "exit after SIGTERM").catch(() => "timeout");
+		if (res === "timeout") {
+			await this.kill9();
+			throw new Error(`tern did not exit within ${STOP_CAP_MS} ms of SIGTERM\n${this.logTail()}`);
+		}
+		return res;
+	}
+
+	/** Hard kill: SIGKILL, then wait for the process to be gone. */
+	async kill9() {
+		if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return;
+		this.child.kill("SIGKILL");
+		return await this.exited;
+	}
+
+	/** Stops (SIGTERM, or SIGKILL with `{ hard: true }`) and starts again with the same data directory and port. */
+	async restart({ hard = false } = {}) {
+		if (hard) await this.kill9();
+		else await this.stop();
+		await this.start();
+		return this;
+	}
+
+	/** A RivetKit client for this server; disposed by `close()`. */
+	client(encoding = "bare", extra = {}) {
+		const client = createClient({ endpoint: this.endpoint, encoding, disableMetadataLookup: false, ...extra });
+		this.clients.add(client);
+		return client;
+	}
+
+	/** Raw `fetch` against the server; `path` starts with `/`. */
+	async fetch(pathAndQuery, init = {}) {
+		return await fetch(`${this.endpoint}${pathAndQuery}`, { signal: AbortSignal.timeout(30_000), ...init });
+	}
+
+	/** Raw fetch that parses a JSON body (or keeps the text if it is not JSON). */
+	async fetchJson(pathAndQuery, init = {}) {
+		const res = await this.fetch(pathAndQuery, init);
+		const text = await res.text();
+		let body;
+		try {
+			body = text.length ? JSON.parse(text) : undefined;
+		} catch {
+			body = text;
+		}
+		return { status: res.status, headers: res.headers, body, text };
+	}
+
+	/** Management call: puts an awake actor to sleep (`POST /actors/{id}/sleep`). */
+	async sleepActor(actorId) {
+		return await this.fetchJson(`/actors/${encodeURIComponent(actorId)}/sleep?namespace=default`, {
+			method: "POST",
+			headers: { "content-type": "application/json" },
+			body: "{}",
+		});
+	}
+
+	/** Stops the server and removes its data directory (unless `TERN_KEEP_DATA` is set). */
+	async close() {
+		await this.disposeClients();
+		try {
+			await this.stop();
+		} finally {
+			if (!process.env.TERN_KEEP_DATA) fs.rmSync(this.dataDir, { recursive: true, force: true });
+		}
+	}
+}
+
+/** Starts a `tern dev` server on a free port with a fresh temporary data directory. */
+export async function startServer() {
+	const bin = ternBinary();
+	const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "tern-js-"));
+	const port = await freePort();
+	const server = new TernServer({ port, dataDir, bin });
+	await server.start();
+	return server;
+}
+
+/** Awaits a connection's first `connected` state, within a cap. */
+export async function connected(conn, what = "connection") {
+	await within(conn.ready, EVENTUALLY_CAP_MS, `${what} ready`);
+	return conn;
+}

@@ -1,0 +1,240 @@
+//! Bad input of every kind gets its catalogue error, the node keeps serving, and no state is lost.
+
+use std::path::PathBuf;
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tern_tests::TernProcess;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
+
+fn example_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tern-example"))
+}
+
+struct Fixture {
+    node: TernProcess,
+    http: reqwest::Client,
+    counter_id: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn start() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let node = TernProcess::start(&example_binary(), &dir.path().join("data"));
+        let http = reqwest::Client::new();
+        let created: Value = http
+            .put(format!("{}/actors?namespace=default", node.endpoint()))
+            .json(&json!({"name": "counter", "key": "bad-input", "runner_name_selector": "default", "crash_policy": "sleep"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let counter_id = created["actor"]["actor_id"].as_str().unwrap().to_string();
+        let fixture = Fixture { node, http, counter_id, _dir: dir };
+        assert_eq!(fixture.increment(7).await, json!({"output": 7}));
+        fixture
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.node.endpoint())
+    }
+
+    async fn increment(&self, n: i64) -> Value {
+        let url = self.url(&format!("/gateway/{}/action/increment", self.counter_id));
+        self.http.post(url).json(&json!({"args": [n]})).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Sends a request and returns its status and `group.code`.
+    async fn error_of(&self, request: reqwest::RequestBuilder) -> (StatusCode, String) {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        (status, format!("{}.{}", body["group"].as_str().unwrap(), body["code"].as_str().unwrap()))
+    }
+
+    async fn assert_count_kept(&self) {
+        let url = self.url(&format!("/gateway/{}/action/getCount", self.counter_id));
+        let body: Value = self.http.post(url).json(&json!({"args": []})).send().await.unwrap().json().await.unwrap();
+        assert_eq!(body, json!({"output": 7}), "the counter kept its value");
+    }
+}
+
+#[tokio::test]
+async fn bad_http_requests_get_catalogue_errors() {
+    let f = Fixture::start().await;
+    let action = |name: &str| f.url(&format!("/gateway/{}/action/{name}", f.counter_id));
+    let cases = [
+        (f.http.post(action("increment")).body("{\"args\":"), StatusCode::BAD_REQUEST, "actor.invalid_request"),
+        (
+            f.http.post(action("increment")).header("x-rivet-encoding", "cbor").body(vec![0xff, 0x00]),
+            StatusCode::BAD_REQUEST,
+            "actor.invalid_request",
+        ),
+        (
+            f.http.post(action("increment")).header("x-rivet-encoding", "bare").body(vec![0x04]),
+            StatusCode::BAD_REQUEST,
+            "actor.invalid_request",
+        ),
+        (
+            f.http.post(action("increment")).header("x-rivet-encoding", "xml").body("{}"),
+            StatusCode::BAD_REQUEST,
+            "actor.invalid_request",
+        ),
+        (f.http.post(action("increment")).body("{\"args\":{}}"), StatusCode::BAD_REQUEST, "actor.invalid_request"),
+        (
+            f.http.post(action("increment")).body("{\"args\":[\"five\"]}"),
+            StatusCode::BAD_REQUEST,
+            "actor.invalid_request",
+        ),
+        (f.http.post(action("nope")).body("{\"args\":[]}"), StatusCode::NOT_FOUND, "actor.action_not_found"),
+        (f.http.get(action("increment")), StatusCode::METHOD_NOT_ALLOWED, "actor.method_not_allowed"),
+        (
+            f.http.post(action("increment")).body(format!("{{\"args\":[\"{}\"]}}", "x".repeat(70_000))),
+            StatusCode::BAD_REQUEST,
+            "message.incoming_too_long",
+        ),
+        (
+            f.http.post(f.url("/gateway/0123456789abcdef0123456789abcdef/action/increment")).body("{\"args\":[1]}"),
+            StatusCode::NOT_FOUND,
+            "actor.not_found",
+        ),
+        (f.http.post(f.url(&format!("/gateway/{}/nowhere", f.counter_id))), StatusCode::NOT_FOUND, "actor.not_found"),
+        (
+            f.http.post(f.url("/gateway/counter/action/getCount?rvt-method=explode")),
+            StatusCode::BAD_REQUEST,
+            "guard.query_invalid_method",
+        ),
+        (
+            f.http.post(f.url("/gateway/counter/action/getCount?rvt-method=get&rvt-key=a&rvt-wat=1")),
+            StatusCode::BAD_REQUEST,
+            "guard.query_unknown_param",
+        ),
+        (
+            f.http.post(f.url("/gateway/counter/action/getCount?rvt-method=get&rvt-key=a&rvt-key=b")),
+            StatusCode::BAD_REQUEST,
+            "guard.query_duplicate_param",
+        ),
+        (
+            f.http.post(f.url("/gateway/counter/action/getCount?rvt-method=get&rvt-input=AAAA")),
+            StatusCode::BAD_REQUEST,
+            "guard.query_invalid_param",
+        ),
+        (
+            f.http.post(f.url("/gateway/counter/action/getCount?rvt-method=get&rvt-namespace=prod")),
+            StatusCode::BAD_REQUEST,
+            "actor.namespace_not_found",
+        ),
+        (
+            f.http.post(f.url("/gateway/unicorn/action/x?rvt-method=getOrCreate&rvt-key=a")).body("{\"args\":[]}"),
+            StatusCode::BAD_REQUEST,
+            "actor.not_registered",
+        ),
+        (
+            f.http.put(f.url("/actors")).json(&json!({"name": "unicorn", "key": "a"})),
+            StatusCode::BAD_REQUEST,
+            "actor.not_registered",
+        ),
+        (f.http.put(f.url("/actors")).body("not json"), StatusCode::BAD_REQUEST, "actor.invalid_request"),
+        (
+            f.http.post(f.url("/actors")).json(&json!({"name": "counter", "key": "bad-input"})),
+            StatusCode::BAD_REQUEST,
+            "actor.duplicate_key",
+        ),
+        (
+            f.http.post(f.url("/actors")).json(&json!({"name": "counter", "key": "z", "input": "%%%"})),
+            StatusCode::BAD_REQUEST,
+            "actor.invalid_request",
+        ),
+        (f.http.get(f.url("/actors?namespace=prod")), StatusCode::BAD_REQUEST, "actor.namespace_not_found"),
+        (f.http.get(f.url("/nowhere")), StatusCode::NOT_FOUND, "guard.no_route"),
+        (f.http.patch(f.url("/actors")), StatusCode::METHOD_NOT_ALLOWED, "actor.method_not_allowed"),
+    ];
+    for (request, status, code) in cases {
+        let described = format!("{request:?}");
+        assert_eq!(f.error_of(request).await, (status, code.to_string()), "{described}");
+    }
+    f.assert_count_kept().await;
+}
+
+/// Opens `/connect` on the counter with `encoding` and waits for `Init`.
+async fn open_socket(
+    f: &Fixture,
+    encoding: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let url =
+        format!("ws://127.0.0.1:{}/gateway/{}/connect", f.node.endpoint().rsplit(':').next().unwrap(), f.counter_id);
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", format!("rivet, rivet_encoding.{encoding}").parse().unwrap());
+    let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(response.headers()["sec-websocket-protocol"], "rivet");
+    let init = socket.next().await.unwrap().unwrap();
+    assert!(!init.is_close(), "expected Init, got {init:?}");
+    socket
+}
+
+async fn close_reason(
+    socket: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+) -> (CloseCode, String) {
+    while let Some(message) = socket.next().await {
+        if let Message::Close(Some(frame)) = message.unwrap() {
+            return (frame.code, frame.reason.to_string());
+        }
+    }
+    panic!("the socket ended without a close frame");
+}
+
+#[tokio::test]
+async fn bad_websocket_frames_close_the_connection_with_their_reason() {
+    let f = Fixture::start().await;
+    let malformed: [(&str, Message); 5] = [
+        ("json", Message::text("{\"body\":")),
+        ("json", Message::text("{\"body\":{\"tag\":\"Launch\",\"val\":{}}}")),
+        ("cbor", Message::Binary(Bytes::from_static(&[0xff]))),
+        ("bare", Message::Binary(Bytes::from_static(&[0x04, 0x00, 0x09]))),
+        ("bare", Message::Binary(Bytes::from_static(&[0x63, 0x00, 0x00]))),
+    ];
+    for (encoding, frame) in malformed {
+        let mut socket = open_socket(&f, encoding).await;
+        socket.send(frame).await.unwrap();
+        assert_eq!(
+            close_reason(&mut socket).await,
+            (CloseCode::Error, "actor.invalid_request".to_string()),
+            "{encoding}"
+        );
+    }
+    let mut socket = open_socket(&f, "json").await;
+    socket.send(Message::text(format!("{{\"pad\":\"{}\"}}", "x".repeat(70_000)))).await.unwrap();
+    assert_eq!(close_reason(&mut socket).await, (CloseCode::Error, "message.incoming_too_long".to_string()));
+    f.assert_count_kept().await;
+}
+
+#[tokio::test]
+async fn connections_to_missing_actors_or_with_unknown_encodings_are_refused_with_a_reason() {
+    let f = Fixture::start().await;
+    let port = f.node.endpoint().rsplit(':').next().unwrap().to_string();
+    let url = format!("ws://127.0.0.1:{port}/gateway/0123456789abcdef0123456789abcdef/connect");
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let error = socket.next().await.unwrap().unwrap();
+    let error: Value = serde_json::from_str(error.to_text().unwrap()).unwrap();
+    assert_eq!(error["body"]["tag"], "Error");
+    assert_eq!(error["body"]["val"]["code"], "not_found");
+    assert_eq!(error["body"]["val"]["actionId"], Value::Null);
+    assert_eq!(close_reason(&mut socket).await, (CloseCode::Error, "actor.not_found".to_string()));
+
+    let mut request = format!("ws://127.0.0.1:{port}/gateway/{}/connect", f.counter_id).into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", "rivet, rivet_encoding.yaml".parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(
+        close_reason(&mut socket).await,
+        (CloseCode::Unsupported, "actor.unsupported_websocket_encoding".to_string())
+    );
+    f.assert_count_kept().await;
+}
