@@ -32,10 +32,10 @@ impl IntoResponse for ErrorResponse {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, axum::Json(error_json(&self.0))).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            if let Ok(v) = HeaderValue::from_str(&self.0.qualified_code()) {
-                response.headers_mut().insert("x-rivet-error", v);
-            }
+        if status == StatusCode::SERVICE_UNAVAILABLE
+            && let Ok(v) = HeaderValue::from_str(&self.0.qualified_code())
+        {
+            response.headers_mut().insert("x-rivet-error", v);
         }
         response
     }

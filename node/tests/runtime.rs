@@ -282,7 +282,7 @@ async fn destroyed_actors_are_not_found_and_their_key_is_free() {
     let again = node.create("d", None).await;
     assert_ne!(again, id, "a new actor gets a new id");
     assert_eq!(node.call(&again, "get", vec![]).await.unwrap(), Value::Array(vec![int(0), Value::Text(String::new())]));
-    let destroyed = node.host.get_actors_by_ids(&[id.clone()]).await.unwrap();
+    let destroyed = node.host.get_actors_by_ids(std::slice::from_ref(&id)).await.unwrap();
     assert!(destroyed[0].destroy_ts.is_some(), "the destroyed actor is listed with its destroy time");
     node.stop().await;
     // Its database files are gone.

@@ -178,10 +178,8 @@ impl HostCore {
         if let Some(Slot::Stopping(stopped)) = lock(&self.slots).remove(actor_id) {
             stopped.notify_waiters();
         }
-        if !destroyed {
-            if let Some(entry) = lock(&self.directory).get_mut(actor_id) {
-                entry.sleep_ts = Some(now_ms());
-            }
+        if !destroyed && let Some(entry) = lock(&self.directory).get_mut(actor_id) {
+            entry.sleep_ts = Some(now_ms());
         }
     }
 

@@ -35,6 +35,7 @@ pub(crate) type ValueHookFn<S, V, R> = Arc<dyn Fn(Ctx<S, V>, Value) -> BoxFuture
 pub(crate) type ConnHookFn<S, V> = Arc<dyn Fn(Ctx<S, V>, Conn) -> BoxFuture<ActorResult<()>> + Send + Sync>;
 pub(crate) type MigrateFn = Arc<dyn Fn(Sql, bool) -> BoxFuture<ActorResult<()>> + Send + Sync>;
 pub(crate) type CreateStateFn<S> = Arc<dyn Fn(Value) -> ActorResult<S> + Send + Sync>;
+pub(crate) type CreateVarsFn<S, V> = Arc<dyn Fn(Ctx<S, V>) -> BoxFuture<ActorResult<V>> + Send + Sync>;
 pub(crate) type StateChangeFn<S> = Arc<dyn Fn(&S) + Send + Sync>;
 
 /// The definition of one kind of actor. `S` is its durable state (saved as CBOR), `V` its ephemeral vars.
@@ -45,7 +46,7 @@ pub struct Actor<S, V = ()> {
     pub(crate) create_state: CreateStateFn<S>,
     pub(crate) on_migrate: Option<MigrateFn>,
     pub(crate) on_create: Option<ValueHookFn<S, V, ()>>,
-    pub(crate) create_vars: Option<Arc<dyn Fn(Ctx<S, V>) -> BoxFuture<ActorResult<V>> + Send + Sync>>,
+    pub(crate) create_vars: Option<CreateVarsFn<S, V>>,
     pub(crate) on_wake: Option<HookFn<S, V>>,
     pub(crate) on_sleep: Option<HookFn<S, V>>,
     pub(crate) on_destroy: Option<HookFn<S, V>>,
@@ -71,15 +72,15 @@ pub(crate) fn decode_args<A: DeserializeOwned>(action: &str, args: Value) -> Res
         Ok(a) => return Ok(a),
         Err(e) => e.to_string(),
     };
-    if items.len() == 1 {
-        if let Ok(a) = items[0].deserialized::<A>() {
-            return Ok(a);
-        }
+    if items.len() == 1
+        && let Ok(a) = items[0].deserialized::<A>()
+    {
+        return Ok(a);
     }
-    if items.is_empty() {
-        if let Ok(a) = Value::Null.deserialized::<A>() {
-            return Ok(a);
-        }
+    if items.is_empty()
+        && let Ok(a) = Value::Null.deserialized::<A>()
+    {
+        return Ok(a);
     }
     let mut padded = items;
     for _ in 0..4 {
