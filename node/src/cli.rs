@@ -36,7 +36,7 @@ struct DevArgs {
     /// Fsync every commit (`synchronous=FULL`): survive power loss, at a cost in latency.
     #[arg(long)]
     fsync: bool,
-    /// Most actor databases kept open at once (each uses three file descriptors).
+    /// Most actor databases kept open at once (each uses two file descriptors: the database and its WAL).
     #[arg(long, default_value_t = NonZeroUsize::new(4096).expect("non-zero"))]
     max_open_databases: NonZeroUsize,
 }

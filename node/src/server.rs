@@ -23,7 +23,7 @@ pub struct NodeConfig {
     /// The region this node serves (reported to clients as the actor's datacenter).
     pub region: String,
     pub durability: Durability,
-    /// Most actor databases open at once (each costs three file descriptors).
+    /// Most actor databases open at once (each costs two file descriptors: the database and its WAL).
     pub max_open_databases: NonZeroUsize,
     /// How long a graceful stop waits for actors to save and sleep.
     pub shutdown_grace: Duration,

@@ -82,6 +82,17 @@ impl Held {
     }
 }
 
+/// The actor's database as lent to actor code for one turn; taken back when dropped.
+pub(crate) struct DbLoan<S, V> {
+    shared: Arc<Shared<S, V>>,
+}
+
+impl<S, V> Drop for DbLoan<S, V> {
+    fn drop(&mut self) {
+        *lock(&self.shared.sql) = None;
+    }
+}
+
 /// A running actor.
 pub(crate) struct Instance<S, V> {
     pub def: Arc<Actor<S, V>>,
@@ -109,8 +120,11 @@ where
         Ok(ActorDb::new(conn))
     }
 
-    fn expose_db(&self, db: &ActorDb) {
+    /// Lends the actor's database to actor code (`c.sql()`) until the returned guard is dropped. Between turns
+    /// only the pool holds the handle, so the pool's bound on open files holds for awake actors too.
+    pub fn expose_db(&self, db: &ActorDb) -> DbLoan<S, V> {
         *lock(&self.shared.sql) = Some(Sql::new(db.connection().clone()));
+        DbLoan { shared: self.shared.clone() }
     }
 
     /// Whether the actor may sleep: no open connections.
@@ -127,7 +141,7 @@ where
                 return TurnEnd::Crashed;
             }
         };
-        self.expose_db(&db);
+        let _loan = self.expose_db(&db);
         if let Err(e) = db.begin().await {
             return self.abort_turn(&db, batch_into_held(batch), "begin", e.to_string()).await;
         }

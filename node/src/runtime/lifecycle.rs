@@ -123,13 +123,14 @@ where
         state_dirty: AtomicBool::new(is_new),
         vars: Mutex::new(V::default()),
         conns: Mutex::new(Default::default()),
-        sql: Mutex::new(Some(Sql::new(db.connection().clone()))),
+        sql: Mutex::new(None),
         sleep_requested: AtomicBool::new(false),
         destroy_requested: AtomicBool::new(false),
         unit: Arc::new(AtomicU64::new(0)),
         undo: Mutex::new(None),
     });
     let instance = Instance { def: def.clone(), shared, core };
+    let _loan = instance.expose_db(db);
     let grace = def.options.sleep_grace_period;
     if is_new {
         if let Some(hook) = &def.on_create {
@@ -168,7 +169,7 @@ where
     V: Default + Send + 'static,
 {
     let db = Instance::<S, V>::open_db(&instance.core, &instance.shared.actor_id).await.map_err(|e| e.to_string())?;
-    *lock(&instance.shared.sql) = Some(Sql::new(db.connection().clone()));
+    let _loan = instance.expose_db(&db);
     db.begin().await.map_err(|e| e.to_string())?;
     if let Some(hook) = hook {
         let grace = instance.def.options.sleep_grace_period;

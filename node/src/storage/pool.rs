@@ -1,9 +1,9 @@
 //! A bounded pool of open actor database handles.
 //!
-//! The process may open only ~20,000 files and one WAL database costs three descriptors, so awake actors do not
-//! each keep their file open. An actor asks the pool for its connection whenever it works; the pool keeps at most
-//! `capacity` handles and closes the least recently used one when it needs room. A handle still in use by its
-//! actor (a clone is alive) closes when that actor finishes its turn.
+//! The process may open only ~20,000 files and one database costs two descriptors (the file and its WAL;
+//! exclusive locking keeps the WAL index in memory), so awake actors do not each keep their file open. An actor
+//! borrows its connection from the pool for each turn; the pool keeps at most `capacity` handles and closes the
+//! least recently used one when it needs room. A handle still lent to an actor closes when its turn ends.
 
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -42,6 +42,9 @@ impl DbPool {
         let db = libsql::Builder::new_local(path).build().await?;
         let conn = db.connect()?;
         conn.busy_timeout(Duration::from_secs(5))?;
+        // Exclusive locking before WAL: one connection per actor owns the file, so SQLite keeps the WAL index in
+        // heap memory (no `-shm` file: two descriptors per database, not three) and takes no lock per transaction.
+        conn.query("PRAGMA locking_mode=EXCLUSIVE", ()).await?;
         conn.query("PRAGMA journal_mode=WAL", ()).await?;
         conn.execute(&format!("PRAGMA synchronous={synchronous}"), ()).await?;
         let handle = conn.clone();

@@ -1,0 +1,31 @@
+//! Awake actors beyond the database pool's capacity hold no open file: the process's descriptors stay bounded
+//! by the pool, not by the number of actors. (Its own test binary, so no other test opens files meanwhile.)
+
+use std::num::NonZeroUsize;
+
+use tern_gateway::backend::{Backend, CreateRequest};
+use tern_node::Value;
+use tern_node::server::{NodeConfig, open_host};
+
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").expect("list /proc/self/fd").count()
+}
+
+#[tokio::test]
+async fn open_files_are_bounded_by_the_pool_not_by_awake_actors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::dev("127.0.0.1:0".parse().unwrap(), dir.path().to_path_buf());
+    config.max_open_databases = NonZeroUsize::new(4).unwrap();
+    let host = open_host(tern_node::ready::registry(), &config).await.unwrap();
+    let before = open_descriptors();
+    for i in 0..60 {
+        let request = CreateRequest { name: "counter".into(), key: vec![format!("k{i}")], input: None, region: None };
+        let id = host.create_actor(request).await.unwrap().actor_id;
+        host.call_action(&id, "increment", Value::Array(vec![Value::Integer(1.into())]), None).await.unwrap();
+    }
+    assert_eq!(host.awake_count(), 60, "every actor is still awake");
+    let opened = open_descriptors().saturating_sub(before);
+    // Four databases of two descriptors each (file and WAL; exclusive locking needs no shared memory), plus slack.
+    assert!(opened <= 4 * 2 + 4, "60 awake actors hold {opened} descriptors");
+    host.shutdown(std::time::Duration::from_secs(5)).await;
+}
