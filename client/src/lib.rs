@@ -8,6 +8,9 @@
 //! * [`Connection`]: a WebSocket to `/gateway/{actor_id}/connect` with multiplexed actions, event
 //!   [`Subscription`]s and reconnection when the server closes the socket with a reason (see
 //!   [`ReconnectPolicy`]).
+//! * Admin API ([`Client::list_actors`], [`Client::actor_by_id`], [`Client::sleep_actor`], [`Client::kv_get`])
+//!   and the [`Inspector`] of one actor ([`Client::inspector`]): state, connections, actions, traces and the
+//!   actor's SQL database. Both need the node's admin token when it has one ([`ClientBuilder::token`]).
 //! * [`Error`]: [`Error::Actor`] for the server's catalogue errors (`group.code`), other variants for
 //!   transport and protocol failures.
 //!
@@ -27,6 +30,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admin;
 mod args;
 mod client;
 mod config;
@@ -34,16 +38,22 @@ mod connection;
 mod error;
 mod handle;
 mod http;
+mod inspector;
 mod key;
 mod rest;
 mod urls;
 
+pub use admin::KvEntry;
 pub use args::{from_value, to_args};
 pub use client::Client;
 pub use config::{ClientBuilder, ClientConfig, ReconnectPolicy};
 pub use connection::{Connection, ConnectionState, Subscription};
 pub use error::{Error, Result};
 pub use handle::ActorHandle;
+pub use inspector::{
+    ConnectionDetails, DatabaseSchema, Inspector, InspectorConnection, SpanStatus, SqlParams, StateInfo, Summary,
+    TableInfo, TableRef, TraceSpan, Traces,
+};
 pub use key::ActorKey;
 pub use rest::{Actor, CreateOptions};
 pub use tern_proto::messages::HttpQueueSendResponse;

@@ -18,8 +18,9 @@ const RUNNER_NAME_SELECTOR: &str = "default";
 /// Crash policy of created actors (what RivetKit's client always sends).
 const CRASH_POLICY: &str = "sleep";
 
-/// An actor as the REST API describes it. Timestamps are milliseconds since the Unix epoch.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// An actor as the REST API describes it. Timestamps are milliseconds since the Unix epoch. Serializes back to
+/// the REST API's snake_case JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Actor {
     /// The actor's id.
     pub actor_id: String,

@@ -63,6 +63,38 @@ pub enum ConnOutput {
     Close(ClientError),
 }
 
+/// One inspector operation on one actor (`/gateway/{actor}/inspector/...`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum InspectRequest {
+    /// State, connections, action names and feature flags at once.
+    Summary,
+    /// The state as JSON.
+    State,
+    /// Replace the state with this JSON value.
+    PatchState(serde_json::Value),
+    /// The open connections.
+    Connections,
+    /// The action names.
+    Rpcs,
+    /// The tables of the actor's database with their columns, foreign keys and row counts.
+    Schema,
+    /// A page of rows of one table (`limit` already clamped).
+    Rows { table: String, limit: usize, offset: usize },
+    /// Run one SQL statement (a read or a write) with positional (array) or named (object) parameters.
+    Execute { sql: String, params: Option<Value> },
+    /// Recorded spans whose start lies in `[start_ms, end_ms)`, newest first, at most `limit` (already clamped).
+    Traces { start_ms: i64, end_ms: i64, limit: usize },
+}
+
+/// How an inspector request is authorized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InspectorAuth {
+    /// Auth is off (development) or the request carried the admin token.
+    Granted,
+    /// The bearer token the request carried (possibly empty), to compare with the actor's own inspector token.
+    Token(String),
+}
+
 /// Hosts actors on behalf of the gateway.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
@@ -93,4 +125,18 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<Value, ClientError>;
     /// Opens a connection, running the actor's connect hooks; fails with their error.
     async fn connect(&self, actor_id: &str, params: Option<Value>) -> Result<ConnectionHandle, ClientError>;
+    /// Runs an inspector operation; `inspector.unauthorized` unless `auth` grants it (constant-time comparison
+    /// with the actor's own token).
+    async fn inspect(
+        &self,
+        actor_id: &str,
+        auth: InspectorAuth,
+        request: InspectRequest,
+    ) -> Result<serde_json::Value, ClientError>;
+    /// A consistent copy of the actor's whole database file, authorized like [`Backend::inspect`].
+    async fn export(&self, actor_id: &str, auth: InspectorAuth) -> Result<Vec<u8>, ClientError>;
+    /// Reads the actor's KV entry at `key` (admin only): `(value, update_ts)`, or `None` when absent.
+    async fn kv_get(&self, actor_id: &str, key: &[u8]) -> Result<Option<(Vec<u8>, i64)>, ClientError>;
+    /// The node's metrics in Prometheus text format.
+    async fn metrics(&self) -> String;
 }

@@ -1,7 +1,8 @@
 //! `/gateway/{target}/...`: resolves the target to an actor and serves the actor's own routes.
 //!
 //! Actor routes (after the `/gateway/{target}` prefix): `POST /action/{name}` (a stateless action), `GET
-//! /connect` (a WebSocket speaking the connection protocol), `GET /health`, `GET /metadata`. Any other path is
+//! /connect` (a WebSocket speaking the connection protocol), `GET /health`, `GET /metadata`, and the inspector
+//! under `/inspector/...`. Any other path is
 //! `actor.not_found` (404), a known path with another method `actor.method_not_allowed` (405). Responses carry
 //! `x-rivet-actor`.
 
@@ -16,26 +17,32 @@ use tern_proto::ClientError;
 use crate::AppState;
 use crate::connection;
 use crate::error_response::ErrorResponse;
+use crate::inspector_routes;
 use crate::request::{http_conn_params, http_encoding, read_body};
 use crate::target;
 
 /// An actor route, parsed from the path after the gateway prefix.
 enum ActorRoute {
     Action(String),
+    /// `/inspector/...` with the rest of the path; its methods vary per route.
+    Inspector(String),
     Connect,
     Health,
     Metadata,
 }
 
 impl ActorRoute {
-    fn parse(path: &str) -> Option<(ActorRoute, Method)> {
+    fn parse(path: &str) -> Option<(ActorRoute, Option<Method>)> {
+        if let Some(rest) = path.strip_prefix("/inspector") {
+            return (rest.is_empty() || rest.starts_with('/')).then(|| (ActorRoute::Inspector(rest.to_string()), None));
+        }
         let route = match path.trim_end_matches('/') {
-            "/connect" => (ActorRoute::Connect, Method::GET),
-            "/health" => (ActorRoute::Health, Method::GET),
-            "/metadata" => (ActorRoute::Metadata, Method::GET),
+            "/connect" => (ActorRoute::Connect, Some(Method::GET)),
+            "/health" => (ActorRoute::Health, Some(Method::GET)),
+            "/metadata" => (ActorRoute::Metadata, Some(Method::GET)),
             other => {
                 let name = other.strip_prefix("/action/").filter(|n| !n.is_empty() && !n.contains('/'))?;
-                (ActorRoute::Action(percent_decode_str(name).decode_utf8_lossy().into_owned()), Method::POST)
+                (ActorRoute::Action(percent_decode_str(name).decode_utf8_lossy().into_owned()), Some(Method::POST))
             }
         };
         Some(route)
@@ -57,7 +64,9 @@ pub(crate) async fn handle(State(app): State<AppState>, request: Request) -> Res
     let Some((route, method)) = ActorRoute::parse(&rest) else {
         return ErrorResponse(ClientError::actor_not_found(format!("no actor route {rest}"))).into_response();
     };
-    if parts.method != method && !(parts.method == Method::HEAD && method == Method::GET) {
+    if let Some(method) = method
+        && parts.method != method
+    {
         return ErrorResponse(ClientError::method_not_allowed(parts.method.as_str(), &rest)).into_response();
     }
     let parsed = target::parse(&segment, parts.uri.query());
@@ -80,6 +89,10 @@ pub(crate) async fn handle(State(app): State<AppState>, request: Request) -> Res
         let actor_id = target::resolve(app.backend.as_ref(), target).await?;
         let response = match route {
             ActorRoute::Action(name) => action(&app, &actor_id, &name, &parts.headers, body).await?,
+            ActorRoute::Inspector(path) => {
+                let query = parts.uri.query();
+                inspector_routes::handle(&app, &actor_id, &parts.method, &path, query, &parts.headers, body).await?
+            }
             ActorRoute::Health => "ok".into_response(),
             ActorRoute::Metadata => axum::Json(
                 serde_json::json!({"runtime": "tern", "version": env!("CARGO_PKG_VERSION"), "actorId": actor_id}),
@@ -131,9 +144,13 @@ mod tests {
         assert_eq!(split_path("/gateway/abc%40tok/action/inc"), ("abc@tok".to_string(), "/action/inc"));
         assert_eq!(split_path("/gateway/counter"), ("counter".to_string(), ""));
         assert!(
-            matches!(ActorRoute::parse("/action/a%20b"), Some((ActorRoute::Action(n), Method::POST)) if n == "a b")
+            matches!(ActorRoute::parse("/action/a%20b"), Some((ActorRoute::Action(n), Some(Method::POST))) if n == "a b")
         );
-        assert!(matches!(ActorRoute::parse("/connect"), Some((ActorRoute::Connect, Method::GET))));
+        assert!(matches!(ActorRoute::parse("/connect"), Some((ActorRoute::Connect, Some(Method::GET)))));
+        assert!(
+            matches!(ActorRoute::parse("/inspector/state"), Some((ActorRoute::Inspector(p), None)) if p == "/state")
+        );
+        assert!(ActorRoute::parse("/inspectors").is_none());
         assert!(ActorRoute::parse("/action/").is_none());
         assert!(ActorRoute::parse("/action/a/b").is_none());
         assert!(ActorRoute::parse("/nope").is_none());

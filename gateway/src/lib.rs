@@ -10,10 +10,12 @@
 //! axum::serve(listener, app).await?;
 //! ```
 
+mod auth;
 pub mod backend;
 mod connection;
 pub mod error_response;
 mod gateway_routes;
+mod inspector_routes;
 mod request;
 mod rest;
 pub mod target;
@@ -24,6 +26,7 @@ use axum::Router;
 use axum::routing::{any, get, post};
 use tower_http::cors::CorsLayer;
 
+pub use auth::tokens_equal;
 pub use backend::Backend;
 
 /// How the gateway behaves.
@@ -35,6 +38,9 @@ pub struct GatewayConfig {
     pub max_incoming_message_size: usize,
     /// Largest response body or WebSocket message sent, in bytes (RivetKit `maxOutgoingMessageSize`).
     pub max_outgoing_message_size: usize,
+    /// The admin token. When set, admin routes need it and inspector routes need it or the actor's own
+    /// inspector token; when unset (development), everything is open.
+    pub admin_token: Option<String>,
 }
 
 impl Default for GatewayConfig {
@@ -43,6 +49,7 @@ impl Default for GatewayConfig {
             region: "local".to_string(),
             max_incoming_message_size: 64 * 1024,
             max_outgoing_message_size: 1024 * 1024,
+            admin_token: None,
         }
     }
 }
@@ -66,6 +73,8 @@ pub fn router(backend: Arc<dyn Backend>, config: GatewayConfig) -> Router {
         .route("/actors/names", get(rest::actor_names))
         .route("/actors/{actor_id}", axum::routing::delete(rest::destroy_actor))
         .route("/actors/{actor_id}/sleep", post(rest::sleep_actor))
+        .route("/actors/{actor_id}/kv/keys/{key}", get(rest::kv_get))
+        .route("/metrics", get(rest::metrics))
         .route("/gateway/{*rest}", any(gateway_routes::handle))
         .fallback(rest::no_route)
         .method_not_allowed_fallback(rest::method_not_allowed)

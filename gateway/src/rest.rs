@@ -1,17 +1,22 @@
-//! The REST API RivetKit clients use to find and manage actors: `/metadata`, `/health`, `/actors`.
+//! The REST API RivetKit clients use to find and manage actors (`/metadata`, `/health`, `/actors`), the admin
+//! routes beside it (listing, sleep, destroy, KV reads; see [`crate::auth`]) and `/metrics`.
 //!
 //! JSON in snake_case as RivetKit's engine serves it. Every route takes the `namespace` query parameter; only
 //! `default` exists.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{Method, Uri};
+use axum::http::{HeaderMap, Method, Uri, header};
+use axum::response::IntoResponse;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Value as JsonValue, json};
 use tern_proto::ClientError;
 use tern_proto::key::{deserialize_key, serialize_key};
 
 use crate::AppState;
+use crate::auth::require_admin;
 use crate::backend::{ActorInfo, CreateRequest};
 use crate::error_response::ErrorResponse;
 use crate::request::decode_input;
@@ -73,9 +78,11 @@ pub(crate) struct ListQuery {
     limit: Option<usize>,
 }
 
-/// `GET /actors`: by `name` + `key`, by `actor_ids`/`actor_id`, or a listing (optionally of one name).
+/// `GET /actors`: by `name` + `key`, by `actor_ids`/`actor_id` (public), or a listing, optionally of one name
+/// (admin).
 pub(crate) async fn list_actors(
     State(app): State<AppState>,
+    headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
     let Query(q) = query.map_err(|e| ClientError::invalid_request(e.body_text()))?;
@@ -97,6 +104,7 @@ pub(crate) async fn list_actors(
         let name = q.name.as_deref().ok_or_else(|| ClientError::invalid_request("`key` needs `name`"))?;
         app.backend.get_actor_by_key(name, &deserialize_key(key)).await?.into_iter().collect()
     } else {
+        require_admin(&app.config, &headers)?;
         let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT).clamp(1, MAX_LIST_LIMIT);
         app.backend.list_actors(q.name.as_deref(), limit).await?
     };
@@ -163,26 +171,50 @@ pub(crate) async fn actor_names(State(app): State<AppState>, Query(q): Query<Nam
     Ok(Json(json!({ "names": names, "pagination": { "cursor": null } })))
 }
 
-/// `DELETE /actors/{id}` → `{}` once the actor and its data are gone.
+/// `DELETE /actors/{id}` (admin) → `{}` once the actor and its data are gone.
 pub(crate) async fn destroy_actor(
     State(app): State<AppState>,
+    headers: HeaderMap,
     Path(actor_id): Path<String>,
     Query(q): Query<NamespaceQuery>,
 ) -> ApiResult {
+    require_admin(&app.config, &headers)?;
     check_namespace(q.namespace.as_deref())?;
     app.backend.destroy_actor(&actor_id).await?;
     Ok(Json(json!({})))
 }
 
-/// `POST /actors/{id}/sleep` → `{}` once the actor sleeps (its connections are closed with a retryable reason).
+/// `POST /actors/{id}/sleep` (admin) → `{}` once the actor sleeps (its connections are closed with a retryable reason).
 pub(crate) async fn sleep_actor(
     State(app): State<AppState>,
+    headers: HeaderMap,
     Path(actor_id): Path<String>,
     Query(q): Query<NamespaceQuery>,
 ) -> ApiResult {
+    require_admin(&app.config, &headers)?;
     check_namespace(q.namespace.as_deref())?;
     app.backend.sleep_actor(&actor_id).await?;
     Ok(Json(json!({})))
+}
+
+/// `GET /actors/{id}/kv/keys/{base64 key}` (admin) → `{"value": base64, "update_ts"}`; `kv.not_found` when
+/// absent. Key `0x03` (`Aw==`) holds the actor's inspector token.
+pub(crate) async fn kv_get(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((actor_id, key)): Path<(String, String)>,
+    Query(q): Query<NamespaceQuery>,
+) -> ApiResult {
+    require_admin(&app.config, &headers)?;
+    check_namespace(q.namespace.as_deref())?;
+    let key = STANDARD.decode(&key).map_err(|e| ClientError::invalid_request(format!("the key is not base64: {e}")))?;
+    let (value, update_ts) = app.backend.kv_get(&actor_id, &key).await?.ok_or_else(ClientError::kv_not_found)?;
+    Ok(Json(json!({ "value": STANDARD.encode(value), "update_ts": update_ts })))
+}
+
+/// `GET /metrics`: Prometheus text.
+pub(crate) async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], app.backend.metrics().await)
 }
 
 /// Any path no route matches.

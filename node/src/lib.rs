@@ -11,11 +11,13 @@
 
 pub mod cli;
 pub mod clock;
+pub mod metrics;
 pub mod ready;
 pub mod runtime;
 pub mod sdk;
 pub mod server;
 pub mod storage;
+pub mod trace;
 
 pub use runtime::{Durability, Host};
 pub use sdk::{Actor, ActorError, ActorOptions, ActorResult, Conn, Ctx, Registry, Sql, UserError};

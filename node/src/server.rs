@@ -27,6 +27,8 @@ pub struct NodeConfig {
     pub max_open_databases: NonZeroUsize,
     /// How long a graceful stop waits for actors to save and sleep.
     pub shutdown_grace: Duration,
+    /// The admin token; `None` leaves the admin and inspector routes open (development).
+    pub admin_token: Option<String>,
 }
 
 impl NodeConfig {
@@ -39,6 +41,7 @@ impl NodeConfig {
             durability: Durability::Normal,
             max_open_databases: NonZeroUsize::new(4096).expect("non-zero"),
             shutdown_grace: Duration::from_secs(15),
+            admin_token: None,
         }
     }
 }
@@ -75,7 +78,11 @@ pub async fn serve(
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
     let host = open_host(registry, &config).await?;
-    let gateway = tern_gateway::GatewayConfig { region: config.region.clone(), ..Default::default() };
+    let gateway = tern_gateway::GatewayConfig {
+        region: config.region.clone(),
+        admin_token: config.admin_token.clone(),
+        ..Default::default()
+    };
     let app = tern_gateway::router(Arc::new(host.clone()), gateway);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -131,6 +131,10 @@ impl ClientError {
     pub fn stopping() -> Self {
         Self::new("actor", "stopping", 503, "The actor is stopping")
     }
+    /// No KV entry at the requested key (404).
+    pub fn kv_not_found() -> Self {
+        Self::new("kv", "not_found", 404, "No value is stored at this key")
+    }
     /// No route matches the request's path (404).
     pub fn no_route(path: &str) -> Self {
         Self::new("guard", "no_route", 404, format!("No route matches {path}"))
@@ -154,7 +158,10 @@ pub fn close_reason(e: &ClientError) -> String {
 /// The HTTP status the catalogue assigns to `group.code`, if the code is one of Tern's own.
 fn catalogue_status(group: &str, code: &str) -> Option<u16> {
     Some(match (group, code) {
-        ("actor", "not_found" | "action_not_found") | ("database", "table_not_found") | ("guard", "no_route") => 404,
+        ("actor", "not_found" | "action_not_found")
+        | ("database", "table_not_found")
+        | ("guard", "no_route")
+        | ("kv", "not_found") => 404,
         ("actor", "action_timed_out") => 408,
         ("actor", "method_not_allowed") => 405,
         ("actor", "unavailable" | "overloaded" | "stopping") => 503,
@@ -215,6 +222,7 @@ mod tests {
             ClientError::overloaded("busy"),
             ClientError::stopping(),
             ClientError::no_route("/x"),
+            ClientError::kv_not_found(),
             ClientError::internal(),
         ];
         for e in all {

@@ -16,6 +16,7 @@ const START_CAP: Duration = Duration::from_secs(60);
 pub struct TernProcess {
     binary: PathBuf,
     data_dir: PathBuf,
+    extra_args: Vec<String>,
     port: u16,
     child: Option<Child>,
     log: PathBuf,
@@ -30,9 +31,15 @@ pub fn free_port() -> u16 {
 impl TernProcess {
     /// Starts `binary dev` on a free port with data in `data_dir`, and waits until it serves.
     pub fn start(binary: &Path, data_dir: &Path) -> TernProcess {
+        TernProcess::start_with(binary, data_dir, &[])
+    }
+
+    /// Like [`TernProcess::start`], with more arguments for `dev` (e.g. `--admin-token`).
+    pub fn start_with(binary: &Path, data_dir: &Path, extra_args: &[&str]) -> TernProcess {
         let mut process = TernProcess {
             binary: binary.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             port: free_port(),
             child: None,
             log: data_dir.with_extension("log"),
@@ -59,6 +66,7 @@ impl TernProcess {
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--data-dir")
             .arg(&self.data_dir)
+            .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::from(log.try_clone().expect("clone the log file")))
             .stderr(Stdio::from(log))

@@ -6,9 +6,10 @@
 //! with `_tern_` are the runtime's and cannot be used.
 
 use serde::{Deserialize, Serialize};
-use tern_proto::{ClientError, Value};
+use tern_proto::Value;
 
 use crate::sdk::{Actor, ActorResult, Ctx};
+use crate::storage::inspect_sql::reject_internal_tables;
 use crate::storage::sql_value::SqlParams;
 
 #[derive(Debug, Serialize)]
@@ -33,22 +34,15 @@ struct Statement {
     params: Option<Value>,
 }
 
-fn checked(sql: &str) -> Result<&str, ClientError> {
-    if sql.to_ascii_lowercase().contains("_tern_") {
-        return Err(ClientError::sql_error("tables named _tern_* are reserved for the runtime"));
-    }
-    Ok(sql)
-}
-
 async fn execute(c: Ctx<()>, sql: &str, params: Option<Value>) -> ActorResult<ExecuteOutput> {
     let params = SqlParams::from_value(params.as_ref())?;
-    let result = c.sql().execute_values(checked(sql)?, &params).await?;
+    let result = c.sql().execute_values(reject_internal_tables(sql)?, &params).await?;
     Ok(ExecuteOutput { rows_affected: result.rows_affected, last_insert_rowid: result.last_insert_rowid })
 }
 
 async fn query(c: Ctx<()>, sql: &str, params: Option<Value>) -> ActorResult<Vec<Value>> {
     let params = SqlParams::from_value(params.as_ref())?;
-    c.sql().query_values(checked(sql)?, &params).await
+    c.sql().query_values(reject_internal_tables(sql)?, &params).await
 }
 
 async fn batch(c: Ctx<()>, statements: Vec<Statement>) -> ActorResult<Vec<BatchOutput>> {
@@ -56,7 +50,7 @@ async fn batch(c: Ctx<()>, statements: Vec<Statement>) -> ActorResult<Vec<BatchO
     let mut out = Vec::with_capacity(statements.len());
     for statement in statements {
         let params = SqlParams::from_value(statement.params.as_ref())?;
-        let text = checked(&statement.sql)?;
+        let text = reject_internal_tables(&statement.sql)?;
         let before = sql.total_changes();
         let rows = sql.query_values(text, &params).await?;
         let rows_affected = if sql.total_changes() == before { 0 } else { sql.changes() };

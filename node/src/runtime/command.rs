@@ -1,6 +1,6 @@
 //! Messages to a running actor instance.
 
-use tern_gateway::backend::ConnOutput;
+use tern_gateway::backend::{ConnOutput, InspectRequest, InspectorAuth};
 use tern_proto::{ClientError, Value};
 use tokio::sync::{mpsc, oneshot};
 
@@ -25,6 +25,12 @@ pub(crate) enum Command {
     Sleep { done: Option<oneshot::Sender<()>> },
     /// Destroy the actor; replies once its data is gone.
     Destroy { reply: Reply<()> },
+    /// An inspector operation, run inside the turn like an action (a failing one changes nothing).
+    Inspect { auth: InspectorAuth, request: InspectRequest, reply: Reply<serde_json::Value> },
+    /// A consistent copy of the database file, taken after the turn commits.
+    Export { auth: InspectorAuth, reply: Reply<Vec<u8>> },
+    /// The inspector token and when it was generated.
+    InspectorToken { reply: Reply<(String, i64)> },
 }
 
 impl Command {
@@ -38,6 +44,15 @@ impl Command {
                 let _ = reply.send(Err(err));
             }
             Command::Ping { reply } | Command::Destroy { reply } => {
+                let _ = reply.send(Err(err));
+            }
+            Command::Inspect { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            Command::Export { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            Command::InspectorToken { reply } => {
                 let _ = reply.send(Err(err));
             }
             Command::Sleep { done } => {

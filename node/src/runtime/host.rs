@@ -4,7 +4,7 @@
 //! request for an actor that is stopping waits until it has stopped and then wakes it again, so no request is
 //! lost to a sleep in progress and no actor ever runs twice at once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,6 +16,7 @@ use super::command::Command;
 use super::directory::{Directory, Entry};
 use super::lifecycle::StartInfo;
 use crate::clock::now_ms;
+use crate::metrics::{Metrics, Snapshot};
 use crate::sdk::conn::lock;
 use crate::sdk::registry::Registry;
 use crate::storage::{DataDir, DbPool, NodeDb};
@@ -55,6 +56,9 @@ pub(crate) struct HostCore {
     slots: Mutex<HashMap<String, Slot>>,
     /// Serializes key reservations so concurrent creates of one key yield one actor.
     pub create_lock: tokio::sync::Mutex<()>,
+    pub metrics: Metrics,
+    /// Open client connections per actor name.
+    connections: Mutex<BTreeMap<String, u64>>,
 }
 
 impl HostCore {
@@ -68,6 +72,7 @@ impl HostCore {
         durability: Durability,
     ) -> HostCore {
         HostCore {
+            metrics: Metrics::new(&region),
             registry,
             data_dir,
             pool,
@@ -77,6 +82,7 @@ impl HostCore {
             directory: Mutex::new(directory),
             slots: Mutex::new(HashMap::new()),
             create_lock: tokio::sync::Mutex::new(()),
+            connections: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -199,6 +205,29 @@ impl HostCore {
         if let Err(e) = self.node_db.clear_input(actor_id).await {
             tracing::warn!(actor_id, error = %e, "could not clear the create input");
         }
+    }
+
+    /// Counts connections of actors named `name` opening (positive) or closing (negative).
+    pub fn connections_changed(&self, name: &str, delta: i64) {
+        let mut connections = lock(&self.connections);
+        let count = connections.entry(name.to_string()).or_default();
+        *count = count.saturating_add_signed(delta);
+    }
+
+    /// The figures the metrics report at scrape time.
+    pub fn metrics_snapshot(&self) -> Snapshot {
+        let mut snapshot = Snapshot { connections: lock(&self.connections).clone(), ..Snapshot::default() };
+        let slots = lock(&self.slots);
+        for entry in lock(&self.directory).live(None, usize::MAX) {
+            let name = entry.record.name.clone();
+            let bucket =
+                if slots.contains_key(&entry.record.actor_id) { &mut snapshot.awake } else { &mut snapshot.asleep };
+            *bucket.entry(name).or_default() += 1;
+        }
+        drop(slots);
+        snapshot.open_databases = self.pool.open_count() as u64;
+        snapshot.storage_bytes = self.data_dir.actors_size();
+        snapshot
     }
 
     /// How many actors are awake.

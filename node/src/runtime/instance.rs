@@ -11,7 +11,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use serde::Serialize;
@@ -29,6 +29,7 @@ use crate::sdk::definition::{Actor, BoxFuture};
 use crate::sdk::error::ActorResult;
 use crate::sdk::sql::Sql;
 use crate::storage::ActorDb;
+use crate::trace::SpanKind;
 
 /// Most commands handled in one turn (one commit).
 pub(crate) const MAX_BATCH: usize = 128;
@@ -45,40 +46,26 @@ pub(crate) enum TurnEnd {
     Crashed,
 }
 
-/// A reply held until its turn commits.
-enum Held {
-    Value(Reply<Value>, Result<Value, ClientError>),
-    Connect(Reply<String>, Result<String, ClientError>),
-    Unit(Reply<()>, Result<(), ClientError>),
-}
+/// A reply held until its turn commits: released with its result, or failed with an error if the turn does
+/// not commit.
+struct Held(Box<dyn FnOnce(Option<ClientError>) + Send>);
 
 impl Held {
+    fn new<T: Send + 'static>(reply: Reply<T>, result: Result<T, ClientError>) -> Held {
+        Held(Box::new(move |failure| {
+            let _ = reply.send(match failure {
+                Some(err) => Err(err),
+                None => result,
+            });
+        }))
+    }
+
     fn release(self) {
-        match self {
-            Held::Value(reply, result) => {
-                let _ = reply.send(result);
-            }
-            Held::Connect(reply, result) => {
-                let _ = reply.send(result);
-            }
-            Held::Unit(reply, result) => {
-                let _ = reply.send(result);
-            }
-        }
+        (self.0)(None)
     }
 
     fn fail(self, err: ClientError) {
-        match self {
-            Held::Value(reply, _) => {
-                let _ = reply.send(Err(err));
-            }
-            Held::Connect(reply, _) => {
-                let _ = reply.send(Err(err));
-            }
-            Held::Unit(reply, _) => {
-                let _ = reply.send(Err(err));
-            }
-        }
+        (self.0)(Some(err))
     }
 }
 
@@ -123,7 +110,7 @@ where
     /// Lends the actor's database to actor code (`c.sql()`) until the returned guard is dropped. Between turns
     /// only the pool holds the handle, so the pool's bound on open files holds for awake actors too.
     pub fn expose_db(&self, db: &ActorDb) -> DbLoan<S, V> {
-        *lock(&self.shared.sql) = Some(Sql::new(db.connection().clone()));
+        *lock(&self.shared.sql) = Some(Sql::new(db.connection().clone(), self.shared.recorder.clone()));
         DbLoan { shared: self.shared.clone() }
     }
 
@@ -143,20 +130,22 @@ where
         };
         let _loan = self.expose_db(&db);
         if let Err(e) = db.begin().await {
-            return self.abort_turn(&db, batch_into_held(batch), "begin", e.to_string()).await;
+            batch.into_iter().for_each(|c| c.fail(ClientError::internal()));
+            return self.abort_turn(&db, Vec::new(), "begin", e.to_string()).await;
         }
         let mut held = Vec::new();
         let mut sleeps = Vec::new();
         let mut destroys = Vec::new();
+        let mut exports = Vec::new();
         for command in batch {
             match command {
                 Command::Action { name, args, params, reply } => {
                     let result = self.stateless_action(&db, &name, args, params).await;
-                    held.push(Held::Value(reply, result));
+                    held.push(Held::new(reply, result));
                 }
                 Command::Connect { params, outbound, reply } => {
                     let result = self.connect(&db, params, outbound).await;
-                    held.push(Held::Connect(reply, result));
+                    held.push(Held::new(reply, result));
                 }
                 Command::ConnAction { conn_id, id, name, args } => {
                     let conn = lock(&self.shared.conns).get(&conn_id).cloned();
@@ -177,19 +166,30 @@ where
                     }
                 }
                 Command::Disconnect { conn_id } => self.disconnect(&db, &conn_id).await,
-                Command::Ping { reply } => held.push(Held::Unit(reply, Ok(()))),
+                Command::Ping { reply } => held.push(Held::new(reply, Ok(()))),
                 Command::Sleep { done } => sleeps.extend(done),
                 Command::Destroy { reply } => destroys.push(reply),
+                Command::Inspect { auth, request, reply } => {
+                    let result = self.atomically(&db, self.inspect(&db, &auth, request)).await;
+                    held.push(Held::new(reply, result));
+                }
+                Command::Export { auth, reply } => exports.push((auth, reply)),
+                Command::InspectorToken { reply } => {
+                    held.push(Held::new(reply, Ok(self.shared.inspector_token.clone())))
+                }
             }
             if db.connection().is_autocommit() {
                 // SQLite rolled the whole transaction back (e.g. disk full): nothing of this turn is durable.
                 return self.abort_turn(&db, held, "action", "transaction rolled back by SQLite".into()).await;
             }
         }
-        if let Err(e) = self.save_state_if_changed(&db).await {
+        if let Err(e) = self.persist_turn(&db).await {
             return self.abort_turn(&db, held, "save state", e).await;
         }
-        if let Err(e) = db.commit().await {
+        let commit_started = Instant::now();
+        let committed = db.commit().await;
+        self.core.metrics.record_commit(commit_started.elapsed());
+        if let Err(e) = committed {
             return self.abort_turn(&db, held, "commit", e.to_string()).await;
         }
         let destroying = !destroys.is_empty() || self.shared.destroy_requested.swap(false, Ordering::AcqRel);
@@ -201,6 +201,9 @@ where
         }
         held.into_iter().for_each(Held::release);
         self.flush_connections();
+        for (auth, reply) in exports {
+            let _ = reply.send(self.export(&db, &auth).await);
+        }
         if destroying {
             return TurnEnd::Destroy(destroys);
         }
@@ -217,8 +220,10 @@ where
         TurnEnd::Crashed
     }
 
-    /// Writes the state when a turn changed it, after telling the state-change hook.
-    pub async fn save_state_if_changed(&self, db: &ActorDb) -> Result<(), String> {
+    /// Writes what the turn produced besides its SQL: the state (when it changed, after telling the state-change
+    /// hook) and the turn's spans. Runs inside the turn's transaction, just before the commit.
+    pub async fn persist_turn(&self, db: &ActorDb) -> Result<(), String> {
+        db.write_spans(&self.shared.recorder.take()).await.map_err(|e| format!("cannot store spans: {e}"))?;
         if !self.shared.state_dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
@@ -265,6 +270,7 @@ where
     /// Closes every connection with `reason` (on sleep, destroy or crash).
     pub fn close_all_connections(&self, reason: ClientError) {
         let conns: Vec<Conn> = std::mem::take(&mut *lock(&self.shared.conns)).into_values().collect();
+        self.core.connections_changed(&self.shared.name, -(conns.len() as i64));
         for conn in conns {
             if let Some(sender) = lock(&conn.inner.outbound).take() {
                 for message in conn.take_pending() {
@@ -348,8 +354,26 @@ where
         }
     }
 
-    /// Runs an action with its timeout; a panic in actor code becomes an internal error.
+    /// Runs an action inside a span, and counts it in the metrics.
     async fn run_action(&self, conn: Option<Conn>, name: &str, args: Value) -> Result<Value, ClientError> {
+        let mut attributes = vec![("action.name".to_string(), name.to_string())];
+        attributes.extend(conn.as_ref().map(|c| ("connection.id".to_string(), c.id().to_string())));
+        let span = self.shared.recorder.start(&format!("action {name}"), SpanKind::Server, attributes, true);
+        let started = Instant::now();
+        let result = self.call_handler(conn, name, args).await;
+        let code = result.as_ref().err().map(ClientError::qualified_code);
+        self.core.metrics.record_action(
+            &self.shared.name,
+            name,
+            started.elapsed(),
+            code.as_deref().map_or(Ok(()), Err),
+        );
+        self.shared.recorder.finish(span, result.as_ref().err().map(ToString::to_string));
+        result
+    }
+
+    /// Runs an action's handler with its timeout; a panic in actor code becomes an internal error.
+    async fn call_handler(&self, conn: Option<Conn>, name: &str, args: Value) -> Result<Value, ClientError> {
         let handler = self.def.actions.get(name).ok_or_else(|| ClientError::action_not_found(name))?.clone();
         let ctx = self.ctx().with_conn(conn);
         let timeout = self.def.options.action_timeout;
@@ -414,29 +438,40 @@ where
         params: Option<Value>,
         outbound: mpsc::Sender<ConnOutput>,
     ) -> Result<String, ClientError> {
-        self.atomically(db, async {
-            let conn = self.admit(params, Some(outbound)).await?;
-            lock(&self.shared.conns).insert(conn.id().to_string(), conn.clone());
-            let registered = async {
-                lifecycle::record_conn(db, &conn).await?;
-                if let Some(hook) = &self.def.on_connect {
-                    self.connect_hook("onConnect", hook(self.ctx().with_conn(Some(conn.clone())), conn.clone()))
-                        .await?;
+        let span = self.shared.recorder.start("connect", SpanKind::Server, vec![], true);
+        let result = self
+            .atomically(db, async {
+                let conn = self.admit(params, Some(outbound)).await?;
+                lock(&self.shared.conns).insert(conn.id().to_string(), conn.clone());
+                let registered = async {
+                    lifecycle::record_conn(db, &conn).await?;
+                    if let Some(hook) = &self.def.on_connect {
+                        self.connect_hook("onConnect", hook(self.ctx().with_conn(Some(conn.clone())), conn.clone()))
+                            .await?;
+                    }
+                    Ok::<_, ClientError>(())
                 }
-                Ok::<_, ClientError>(())
-            }
+                .await;
+                if let Err(e) = registered {
+                    lock(&self.shared.conns).remove(conn.id());
+                    return Err(e);
+                }
+                Ok(conn.id().to_string())
+            })
             .await;
-            if let Err(e) = registered {
-                lock(&self.shared.conns).remove(conn.id());
-                return Err(e);
-            }
-            Ok(conn.id().to_string())
-        })
-        .await
+        if result.is_ok() {
+            self.core.metrics.record_connection_opened(&self.shared.name);
+            self.core.connections_changed(&self.shared.name, 1);
+        }
+        self.shared.recorder.finish(span, result.as_ref().err().map(ToString::to_string));
+        result
     }
 
     async fn disconnect(&self, db: &ActorDb, conn_id: &str) {
         let Some(conn) = lock(&self.shared.conns).remove(conn_id) else { return };
+        self.core.connections_changed(&self.shared.name, -1);
+        let attributes = vec![("connection.id".to_string(), conn_id.to_string())];
+        let span = self.shared.recorder.start("disconnect", SpanKind::Server, attributes, true);
         lock(&conn.inner.outbound).take();
         if let Some(hook) = &self.def.on_disconnect {
             let fut = hook(self.ctx().with_conn(Some(conn.clone())), conn.clone());
@@ -447,21 +482,8 @@ where
         if let Err(e) = db.delete_conn(conn_id).await {
             tracing::error!(actor_id = %self.shared.actor_id, error = %e, "cannot forget connection");
         }
+        self.shared.recorder.finish(span, None);
     }
-}
-
-fn batch_into_held(batch: Vec<Command>) -> Vec<Held> {
-    batch
-        .into_iter()
-        .filter_map(|c| match c {
-            Command::Action { reply, .. } => Some(Held::Value(reply, Err(ClientError::internal()))),
-            Command::Connect { reply, .. } => Some(Held::Connect(reply, Err(ClientError::internal()))),
-            Command::Ping { reply } | Command::Destroy { reply } => {
-                Some(Held::Unit(reply, Err(ClientError::internal())))
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 /// Runs an instance from start to stop. `start` carries what the host knows about the actor.

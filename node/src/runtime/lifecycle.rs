@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::Instant;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -50,12 +51,16 @@ where
 {
     let id = info.actor_id.as_str();
     core.data_dir.ensure_actor_dir(id).map_err(|e| internal(id, "create directory", e))?;
+    let timer = Instant::now();
     let db = Instance::<S, V>::open_db(&core, id).await?;
     db.begin().await.map_err(|e| internal(id, "begin", e))?;
     let started = start_in_transaction(def, core.clone(), &info, &db).await;
     match started {
-        Ok(instance) => {
+        Ok((instance, is_new)) => {
             db.commit().await.map_err(|e| internal(id, "commit", e))?;
+            if !is_new {
+                core.metrics.record_wake(&info.name, timer.elapsed());
+            }
             if info.input.is_some() {
                 core.input_consumed(id).await;
             }
@@ -74,7 +79,7 @@ async fn start_in_transaction<S, V>(
     core: Arc<HostCore>,
     info: &StartInfo,
     db: &ActorDb,
-) -> Result<Instance<S, V>, ClientError>
+) -> Result<(Instance<S, V>, bool), ClientError>
 where
     S: Serialize + DeserializeOwned + Send + 'static,
     V: Default + Send + 'static,
@@ -82,10 +87,12 @@ where
     let id = info.actor_id.as_str();
     let loaded = db.open_actor(id, &info.name, &serialize_key(&info.key)).await.map_err(|e| internal(id, "open", e))?;
     let is_new = !loaded.initialized;
+    let recorder = Arc::new(crate::trace::Recorder::default());
     if let Some(migrate) = &def.on_migrate {
         db.savepoint().await.map_err(|e| internal(id, "savepoint", e))?;
         let budget = std::time::Duration::from_secs(30);
-        let migrated = tokio::time::timeout(budget, migrate(Sql::new(db.connection().clone()), is_new)).await;
+        let migrated =
+            tokio::time::timeout(budget, migrate(Sql::new(db.connection().clone(), recorder.clone()), is_new)).await;
         match migrated {
             Ok(Ok(())) => db.release_savepoint().await.map_err(|e| internal(id, "release", e))?,
             Ok(Err(e)) => {
@@ -128,6 +135,8 @@ where
         destroy_requested: AtomicBool::new(false),
         unit: Arc::new(AtomicU64::new(0)),
         undo: Mutex::new(None),
+        recorder,
+        inspector_token: loaded.inspector_token,
     });
     let instance = Instance { def: def.clone(), shared, core };
     let _loan = instance.expose_db(db);
@@ -145,8 +154,8 @@ where
     if let Some(hook) = &def.on_wake {
         instance.run_hook("onWake", grace, hook(instance.ctx())).await?;
     }
-    instance.save_state_if_changed(db).await.map_err(|e| internal(id, "save state", e))?;
-    Ok(instance)
+    instance.persist_turn(db).await.map_err(|e| internal(id, "save state", e))?;
+    Ok((instance, is_new))
 }
 
 /// Records an open connection in the actor's `_tern_conns` table.
@@ -177,7 +186,7 @@ where
             tracing::warn!(actor_id = %instance.shared.actor_id, hook = name, error = %e, "hook failed");
         }
     }
-    instance.save_state_if_changed(&db).await?;
+    instance.persist_turn(&db).await?;
     db.commit().await.map_err(|e| e.to_string())
 }
 
@@ -224,6 +233,7 @@ where
             instance.close_all_connections(ClientError::stopping());
             core.pool.close(&id);
             core.finish_stop(&id, false);
+            core.metrics.record_sleep(&instance.shared.name);
             dones.into_iter().for_each(|d| {
                 let _ = d.send(());
             });
@@ -245,6 +255,7 @@ where
             core.pool.close(&id);
             let removed = core.data_dir.remove_actor_files(&id).map_err(|e| internal(&id, "remove files", e));
             core.finish_stop(&id, true);
+            core.metrics.record_destroyed(&instance.shared.name);
             let result = destroyed.and(removed);
             replies.into_iter().for_each(|r| drop(r.send(result.clone())));
             tracing::info!(actor_id = %id, "actor destroyed");

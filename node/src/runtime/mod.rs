@@ -3,6 +3,7 @@
 pub(crate) mod command;
 pub(crate) mod directory;
 pub(crate) mod host;
+mod inspect;
 pub(crate) mod instance;
 pub(crate) mod lifecycle;
 pub mod service;

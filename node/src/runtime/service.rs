@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tern_gateway::backend::{ActorInfo, Backend, ConnInput, ConnOutput, ConnectionHandle, CreateRequest};
+use tern_gateway::backend::{
+    ActorInfo, Backend, ConnInput, ConnOutput, ConnectionHandle, CreateRequest, InspectRequest, InspectorAuth,
+};
 use tern_proto::{ClientError, Value};
 use tokio::sync::{mpsc, oneshot};
 
@@ -19,6 +21,9 @@ use crate::storage::ActorRecord;
 pub struct Host {
     pub(crate) core: Arc<HostCore>,
 }
+
+/// The reserved KV key under which RivetKit's dashboard reads an actor's inspector token (`0x03`).
+const INSPECTOR_TOKEN_KEY: &[u8] = &[3];
 
 fn new_actor_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
@@ -81,6 +86,7 @@ impl Host {
         self.core.node_db.insert(&record).await?;
         let id = record.actor_id.clone();
         lock(&self.core.directory).insert(record);
+        self.core.metrics.record_created(&req.name);
         Ok((id, true))
     }
 
@@ -189,5 +195,42 @@ impl Backend for Host {
             inbound: in_tx,
             outbound: out_rx,
         })
+    }
+
+    async fn inspect(
+        &self,
+        actor_id: &str,
+        auth: InspectorAuth,
+        request: InspectRequest,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.request(actor_id, |reply| Command::Inspect { auth, request, reply }).await
+    }
+
+    async fn export(&self, actor_id: &str, auth: InspectorAuth) -> Result<Vec<u8>, ClientError> {
+        self.request(actor_id, |reply| Command::Export { auth, reply }).await
+    }
+
+    async fn kv_get(&self, actor_id: &str, key: &[u8]) -> Result<Option<(Vec<u8>, i64)>, ClientError> {
+        if key != INSPECTOR_TOKEN_KEY {
+            // Only the reserved inspector-token key exists until actors get a KV store of their own.
+            return match self.core.entry(actor_id).filter(|e| e.record.destroy_ts.is_none()) {
+                Some(_) => Ok(None),
+                None => Err(ClientError::actor_not_found(actor_id)),
+            };
+        }
+        let (token, ts) = self.request(actor_id, |reply| Command::InspectorToken { reply }).await?;
+        Ok(Some((token.into_bytes(), ts)))
+    }
+
+    async fn metrics(&self) -> String {
+        let core = self.core.clone();
+        // The snapshot walks the data directory for storage bytes: keep it off the async workers.
+        match tokio::task::spawn_blocking(move || core.metrics_snapshot()).await {
+            Ok(snapshot) => self.core.metrics.render(&snapshot),
+            Err(e) => {
+                tracing::error!(error = %e, "metrics snapshot failed");
+                self.core.metrics.render(&Default::default())
+            }
+        }
     }
 }

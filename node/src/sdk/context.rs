@@ -45,6 +45,10 @@ pub(crate) struct Shared<S, V> {
     pub unit: Arc<AtomicU64>,
     /// CBOR of the state before the current unit first changed it; restored if the unit fails.
     pub undo: Mutex<Option<Vec<u8>>>,
+    /// The spans of the current turn.
+    pub recorder: Arc<crate::trace::Recorder>,
+    /// The inspector token and when it was generated (ms since the epoch).
+    pub inspector_token: (String, i64),
 }
 
 impl<S, V> Shared<S, V> {

@@ -2,11 +2,15 @@
 //!
 //! * `_tern_meta`: key/value facts about the actor (format version, id, name, key, whether create hooks ran);
 //! * `_tern_state`: the actor's state, one CBOR row;
-//! * `_tern_conns`: open connections (id, parameters, connection state, subscriptions), for inspection.
+//! * `_tern_conns`: open connections (id, parameters, connection state, subscriptions), for inspection;
+//! * `_tern_traces`: the most recent spans (see [`crate::trace`]), bounded.
+//!
+//! `_tern_meta` also holds the actor's inspector token, generated on first start.
 //!
 //! The runtime wraps each turn (a batch of actions) in one transaction with a savepoint per action; the helpers
 //! here are the statements it runs.
 
+use base64::Engine;
 use libsql::{Connection, params};
 
 /// Version of the per-actor internal schema.
@@ -22,7 +26,24 @@ CREATE TABLE IF NOT EXISTS _tern_conns (
     subscriptions TEXT NOT NULL DEFAULT '',
     connected_at  INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS _tern_traces (
+    id        INTEGER PRIMARY KEY,
+    trace_id  TEXT NOT NULL,
+    span_id   TEXT NOT NULL,
+    parent_id TEXT,
+    name      TEXT NOT NULL,
+    kind      INTEGER NOT NULL,
+    start_ns  INTEGER NOT NULL,
+    end_ns    INTEGER NOT NULL,
+    status    INTEGER NOT NULL,
+    message   TEXT,
+    attributes TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS _tern_traces_start ON _tern_traces(start_ns);
 ";
+
+/// Most spans kept per actor; older ones are dropped as new ones are written.
+pub const MAX_SPANS: i64 = 5_000;
 
 /// An actor's open database connection with typed access to the internal tables.
 #[derive(Clone)]
@@ -31,12 +52,14 @@ pub struct ActorDb {
 }
 
 /// What was found in the database when the actor started.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LoadedActor {
     /// Whether the create hooks already ran (and their state was committed).
     pub initialized: bool,
     /// The last committed state, CBOR.
     pub state: Option<Vec<u8>>,
+    /// The actor's inspector token and when it was generated (ms since the epoch).
+    pub inspector_token: (String, i64),
 }
 
 impl ActorDb {
@@ -68,7 +91,26 @@ impl ActorDb {
             Some(row) => Some(row.get::<Vec<u8>>(0)?),
             None => None,
         };
-        Ok(LoadedActor { initialized, state })
+        let inspector_token = self.inspector_token().await?;
+        Ok(LoadedActor { initialized, state, inspector_token })
+    }
+
+    /// The inspector token, generated (32 random bytes, base64url) and stored on first use.
+    async fn inspector_token(&self) -> Result<(String, i64), libsql::Error> {
+        let query = "SELECT t.value, ts.value FROM _tern_meta t JOIN _tern_meta ts ON ts.key = 'inspector_token_ts' \
+                     WHERE t.key = 'inspector_token'";
+        if let Some(row) = self.conn.query(query, ()).await?.next().await? {
+            return Ok((row.get(0)?, row.get(1)?));
+        }
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        let now = crate::clock::now_ms();
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO _tern_meta (key, value) VALUES ('inspector_token', ?1), ('inspector_token_ts', ?2)",
+                params![token.as_str(), now],
+            )
+            .await?;
+        Ok((token, now))
     }
 
     /// Records that the create hooks ran. Call inside the same transaction as the first state write.
@@ -149,5 +191,60 @@ impl ActorDb {
     pub async fn delete_conn(&self, conn_id: &str) -> Result<(), libsql::Error> {
         self.conn.execute("DELETE FROM _tern_conns WHERE conn_id = ?1", [conn_id]).await?;
         Ok(())
+    }
+}
+
+impl ActorDb {
+    /// Appends spans and drops the oldest beyond [`MAX_SPANS`]. Call inside the turn's transaction.
+    pub async fn write_spans(&self, spans: &[crate::trace::Span]) -> Result<(), libsql::Error> {
+        for span in spans {
+            self.conn
+                .execute(
+                    "INSERT INTO _tern_traces (trace_id, span_id, parent_id, name, kind, start_ns, end_ns, status, message, attributes) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        span.trace_id.as_str(),
+                        span.span_id.as_str(),
+                        span.parent_id.clone(),
+                        span.name.as_str(),
+                        span.kind as i64,
+                        span.start_ns,
+                        span.end_ns,
+                        span.status as i64,
+                        span.message.clone(),
+                        span.attributes_json(),
+                    ],
+                )
+                .await?;
+        }
+        if !spans.is_empty() {
+            self.conn
+                .execute("DELETE FROM _tern_traces WHERE id <= (SELECT MAX(id) FROM _tern_traces) - ?1", [MAX_SPANS])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Spans that started in `[start_ns, end_ns)`, newest first, at most `limit + 1` (so callers can tell
+    /// whether more matched).
+    pub async fn read_spans(
+        &self,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::trace::Span>, libsql::Error> {
+        let mut rows = self
+            .conn
+            .query(
+                "SELECT trace_id, span_id, parent_id, name, kind, start_ns, end_ns, status, message, attributes \
+                 FROM _tern_traces WHERE start_ns >= ?1 AND start_ns < ?2 ORDER BY start_ns DESC, id DESC LIMIT ?3",
+                params![start_ns, end_ns, limit as i64 + 1],
+            )
+            .await?;
+        let mut spans = Vec::new();
+        while let Some(row) = rows.next().await? {
+            spans.push(crate::trace::Span::from_row(&row)?);
+        }
+        Ok(spans)
     }
 }

@@ -90,6 +90,31 @@ impl DataDir {
         }
     }
 
+    /// A path for a short-lived file (an export in progress) in the directory's `tmp` folder, created on demand.
+    pub fn scratch_path(&self, file_name: &str) -> PathBuf {
+        let dir = self.root.join("tmp");
+        if let Err(e) = fs::create_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot create the scratch directory");
+        }
+        dir.join(file_name)
+    }
+
+    /// Total size in bytes of every actor's database files (walks the actors directory).
+    pub fn actors_size(&self) -> u64 {
+        fn walk(dir: &Path) -> u64 {
+            let Ok(entries) = fs::read_dir(dir) else { return 0 };
+            entries
+                .flatten()
+                .map(|entry| match entry.file_type() {
+                    Ok(t) if t.is_dir() => walk(&entry.path()),
+                    Ok(_) => entry.metadata().map(|m| m.len()).unwrap_or(0),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        walk(&self.root.join("actors"))
+    }
+
     /// Removes an actor's database and its WAL and shared-memory files. Missing files are not an error.
     pub fn remove_actor_files(&self, actor_id: &str) -> io::Result<()> {
         let db = self.actor_db_path(actor_id);

@@ -2,6 +2,7 @@
 
 pub mod actor_db;
 pub mod data_dir;
+pub mod inspect_sql;
 pub mod node_db;
 pub mod pool;
 pub mod sql_value;

@@ -1,0 +1,225 @@
+//! The `tern` command line. Applications built on the SDK reuse it: `tern_node::cli::main(registry)`.
+//!
+//! `tern dev` runs a node. Every other command is a client of a running node, built on `tern-client`: it talks
+//! to `--endpoint` (env `TERN_ENDPOINT`, default `http://127.0.0.1:6420`) with the admin token `--admin-token`
+//! (env `TERN_ADMIN_TOKEN`), and prints tables, or JSON with `--json`. An ACTOR argument is an actor id or
+//! `NAME/KEY` (see [`target::ActorRef`]). Errors print `error: group.code: message` and exit with 1; usage
+//! errors exit with 2.
+//!
+//! | file | commands |
+//! |---|---|
+//! | `actors.rs` | `tern actors ls / get / create / destroy / sleep` |
+//! | `call.rs` | `tern call ACTOR ACTION [ARGS...]` |
+//! | `sql.rs` | `tern sql ACTOR SQL [--param JSON]...` |
+//! | `inspect.rs` | `tern state`, `tern inspect`, `tern traces` |
+//! | `export.rs` | `tern export ACTOR > actor.db` |
+//! | `context.rs`, `target.rs`, `output.rs` | client options, ACTOR parsing, tables and formatting |
+
+mod actors;
+mod call;
+mod context;
+mod export;
+mod inspect;
+mod output;
+mod sql;
+mod target;
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use crate::runtime::Durability;
+use crate::sdk::Registry;
+use crate::server::{self, NodeConfig};
+
+use context::{ClientArgs, TopClientArgs};
+
+/// Tern: stateful actors at the edge.
+#[derive(Debug, Parser)]
+#[command(name = "tern", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    client: TopClientArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a single development node: actors, gateway and storage in one process.
+    Dev(DevArgs),
+    /// List, show, create, destroy and put to sleep actors (admin API).
+    Actors(actors::ActorsArgs),
+    /// Call an action of an actor; each argument is one JSON value; prints the output as JSON.
+    #[command(allow_negative_numbers = true)]
+    Call(call::CallArgs),
+    /// Run one SQL statement in an actor's database; prints the rows as a table.
+    Sql(sql::SqlArgs),
+    /// Print an actor's state, or replace it with --set.
+    State(inspect::StateArgs),
+    /// Summarize an actor: id, name, key, state, connections, actions.
+    Inspect(inspect::InspectArgs),
+    /// List an actor's recent trace spans: time, duration, name, status.
+    Traces(inspect::TracesArgs),
+    /// Write a consistent copy of an actor's SQLite database to stdout (or --output FILE).
+    Export(export::ExportArgs),
+}
+
+impl Command {
+    /// The client options given after the command, for client commands.
+    fn client_args(&self) -> Option<&ClientArgs> {
+        match self {
+            Command::Dev(_) => None,
+            Command::Actors(a) => Some(&a.client),
+            Command::Call(a) => Some(&a.client),
+            Command::Sql(a) => Some(&a.client),
+            Command::State(a) => Some(&a.client),
+            Command::Inspect(a) => Some(&a.client),
+            Command::Traces(a) => Some(&a.client),
+            Command::Export(a) => Some(&a.client),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct DevArgs {
+    /// Address of the HTTP/WebSocket listener (RivetKit clients connect here).
+    #[arg(long, default_value = "127.0.0.1:6420", env = "TERN_LISTEN")]
+    listen: SocketAddr,
+    /// Directory for the node's data (created if missing; one process at a time).
+    #[arg(long, default_value = "./.tern", env = "TERN_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Fsync every commit (`synchronous=FULL`): survive power loss, at a cost in latency.
+    #[arg(long)]
+    fsync: bool,
+    /// Most actor databases kept open at once (each uses two file descriptors: the database and its WAL).
+    #[arg(long, default_value_t = NonZeroUsize::new(4096).expect("non-zero"))]
+    max_open_databases: NonZeroUsize,
+    /// Require this admin token (`Authorization: Bearer`) on admin routes, and it or the actor's own token on
+    /// inspector routes. Without it the node leaves them open, as a development node should.
+    #[arg(long, env = "TERN_ADMIN_TOKEN")]
+    admin_token: Option<String>,
+}
+
+/// Installs the log subscriber: `RUST_LOG` if set, otherwise `info`.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn stop_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// Parses the command line and runs it with `registry`'s actors. Returns the process exit code.
+pub fn main(registry: Registry) -> ExitCode {
+    let cli = Cli::parse();
+    let Some(client_args) = cli.command.client_args() else {
+        if cli.client.is_set() {
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--endpoint, --admin-token and --json belong to client commands, not to `tern dev`",
+                )
+                .exit();
+        }
+        let Command::Dev(args) = cli.command else { unreachable!("only `dev` has no client options") };
+        return dev(registry, args);
+    };
+    let settings = context::Settings::resolve(&cli.client, client_args, |name| std::env::var(name).ok());
+    context::run(settings, cli.command)
+}
+
+/// `tern dev`: runs a node until Ctrl-C or SIGTERM.
+fn dev(registry: Registry, args: DevArgs) -> ExitCode {
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let mut config = NodeConfig::dev(args.listen, args.data_dir);
+        config.max_open_databases = args.max_open_databases;
+        config.admin_token = args.admin_token;
+        if args.fsync {
+            config.durability = Durability::Fsync;
+        }
+        let data_dir = config.data_dir.display().to_string();
+        server::serve(registry, config, stop_signal(), |addr| {
+            tracing::info!(%addr, data_dir, "tern dev listening on http://{addr}");
+        })
+        .await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn client_options_go_before_or_after_the_command() {
+        let cli = Cli::try_parse_from(["tern", "--json", "actors", "ls", "--endpoint", "http://h:1"]).unwrap();
+        assert!(cli.client.json);
+        let sub = cli.command.client_args().unwrap();
+        assert_eq!(sub.endpoint.as_deref(), Some("http://h:1"));
+        let cli = Cli::try_parse_from(["tern", "actors", "--admin-token", "t", "get", "counter/k1"]).unwrap();
+        assert_eq!(cli.command.client_args().unwrap().admin_token.as_deref(), Some("t"));
+        let cli = Cli::try_parse_from(["tern", "dev", "--listen", "127.0.0.1:1"]).unwrap();
+        assert!(cli.command.client_args().is_none() && !cli.client.is_set());
+        assert!(Cli::try_parse_from(["tern", "dev", "--json"]).is_err());
+    }
+
+    #[test]
+    fn call_arguments_are_json_and_may_be_negative() {
+        let cli = Cli::try_parse_from(["tern", "call", "counter/k1", "increment", "-5", "{\"a\":[1]}"]).unwrap();
+        let Command::Call(call) = cli.command else { panic!("not a call") };
+        assert_eq!(call.args, [serde_json::json!(-5), serde_json::json!({"a": [1]})]);
+        assert!(Cli::try_parse_from(["tern", "call", "counter/k1", "increment", "not json"]).is_err());
+        assert!(Cli::try_parse_from(["tern", "call", "nope", "increment"]).is_ok());
+        assert!(Cli::try_parse_from(["tern", "call", "/k1", "increment"]).is_err());
+    }
+}

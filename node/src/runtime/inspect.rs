@@ -1,0 +1,144 @@
+//! The inspector's operations, run by the actor inside its turn (so they see exactly what actions see, and a
+//! failing one changes nothing), and the database export, taken between turns.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value as JsonValue, json};
+use tern_gateway::backend::{InspectRequest, InspectorAuth};
+use tern_gateway::tokens_equal;
+use tern_proto::key::serialize_key;
+use tern_proto::{ClientError, Value, value};
+
+use super::instance::Instance;
+use crate::sdk::conn::lock;
+use crate::storage::{ActorDb, inspect_sql};
+use crate::trace::otlp;
+
+const NANOS_PER_MS: i64 = 1_000_000;
+
+impl<S, V> Instance<S, V>
+where
+    S: Serialize + DeserializeOwned + Send + 'static,
+    V: Default + Send + 'static,
+{
+    /// `inspector.unauthorized` unless `auth` grants access or carries this actor's token.
+    fn authorize(&self, auth: &InspectorAuth) -> Result<(), ClientError> {
+        match auth {
+            InspectorAuth::Granted => Ok(()),
+            InspectorAuth::Token(token) if tokens_equal(token, &self.shared.inspector_token.0) => Ok(()),
+            InspectorAuth::Token(_) => Err(ClientError::inspector_unauthorized()),
+        }
+    }
+
+    /// Runs one inspector operation.
+    pub(crate) async fn inspect(
+        &self,
+        db: &ActorDb,
+        auth: &InspectorAuth,
+        request: InspectRequest,
+    ) -> Result<JsonValue, ClientError> {
+        self.authorize(auth)?;
+        let conn = db.connection();
+        Ok(match request {
+            InspectRequest::Summary => json!({
+                "state": self.state_json()?,
+                "isStateEnabled": true,
+                "connections": self.connections_json(),
+                "rpcs": self.rpcs(),
+                "queueSize": 0,
+                "isDatabaseEnabled": true,
+                "isWorkflowEnabled": false,
+                "workflowHistory": null,
+            }),
+            InspectRequest::State => json!({ "state": self.state_json()?, "isStateEnabled": true }),
+            InspectRequest::PatchState(state) => {
+                let state: S = value::from_json(&state).deserialized().map_err(|e| {
+                    ClientError::invalid_request(format!("the state does not fit the actor's state: {e}"))
+                })?;
+                *self.ctx().state() = state;
+                json!({ "ok": true })
+            }
+            InspectRequest::Connections => json!({ "connections": self.connections_json() }),
+            InspectRequest::Rpcs => json!({ "rpcs": self.rpcs() }),
+            InspectRequest::Schema => json!({ "schema": { "tables": inspect_sql::schema(conn).await? } }),
+            InspectRequest::Rows { table, limit, offset } => {
+                json!({ "rows": rows_json(&inspect_sql::page(conn, &table, limit, offset).await?) })
+            }
+            InspectRequest::Execute { sql, params } => {
+                json!({ "rows": rows_json(&inspect_sql::execute(conn, &sql, params.as_ref()).await?) })
+            }
+            InspectRequest::Traces { start_ms, end_ms, limit } => {
+                let start_ns = start_ms.saturating_mul(NANOS_PER_MS);
+                let end_ns = end_ms.saturating_mul(NANOS_PER_MS);
+                let mut spans = db.read_spans(start_ns, end_ns, limit).await.map_err(|e| {
+                    tracing::error!(actor_id = %self.shared.actor_id, error = %e, "cannot read spans");
+                    ClientError::internal()
+                })?;
+                let clamped = spans.len() > limit;
+                spans.truncate(limit);
+                let key = serialize_key(&self.shared.key);
+                json!({
+                    "otlp": otlp::export_request(&self.shared.actor_id, &self.shared.name, &key, &spans),
+                    "clamped": clamped,
+                })
+            }
+        })
+    }
+
+    /// A consistent copy of the whole database (`VACUUM INTO` a scratch file, read back, removed). Runs after
+    /// the turn's commit, outside any transaction, and before the next turn can write.
+    pub(crate) async fn export(&self, db: &ActorDb, auth: &InspectorAuth) -> Result<Vec<u8>, ClientError> {
+        self.authorize(auth)?;
+        let internal = |stage: &str, e: &dyn std::fmt::Display| {
+            tracing::error!(actor_id = %self.shared.actor_id, stage, error = %e, "export failed");
+            ClientError::internal()
+        };
+        let path = self.core.data_dir.scratch_path(&format!("{}-{}.db", self.shared.actor_id, uuid::Uuid::new_v4()));
+        let target = path.to_str().ok_or_else(|| internal("path", &"not UTF-8"))?;
+        db.connection().execute("VACUUM INTO ?1", [target]).await.map_err(|e| internal("vacuum", &e))?;
+        let bytes = tokio::fs::read(&path).await.map_err(|e| internal("read", &e));
+        if let Err(e) = tokio::fs::remove_file(&path).await {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove the export scratch file");
+        }
+        bytes
+    }
+
+    fn state_json(&self) -> Result<JsonValue, ClientError> {
+        let state = self.ctx().read(Value::serialized).map_err(|e| {
+            tracing::error!(actor_id = %self.shared.actor_id, error = %e, "state cannot be encoded");
+            ClientError::internal()
+        })?;
+        Ok(value::to_json(&state))
+    }
+
+    fn rpcs(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.def.actions.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    fn connections_json(&self) -> Vec<JsonValue> {
+        lock(&self.shared.conns)
+            .values()
+            .map(|conn| {
+                let state = lock(&conn.inner.state).clone();
+                json!({
+                    "type": null,
+                    "id": conn.id(),
+                    "details": {
+                        "type": null,
+                        "params": value::to_json(conn.params_value()),
+                        "stateEnabled": true,
+                        "state": value::to_json(&state),
+                        "subscriptions": lock(&conn.inner.subscriptions).len(),
+                        "isHibernatable": false,
+                    },
+                })
+            })
+            .collect()
+    }
+}
+
+fn rows_json(rows: &[Value]) -> Vec<JsonValue> {
+    rows.iter().map(value::to_json).collect()
+}

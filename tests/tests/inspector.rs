@@ -1,0 +1,314 @@
+//! The inspector HTTP API, admin auth and `/metrics` against a real node running the example application.
+
+use std::path::PathBuf;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tern_tests::TernProcess;
+
+fn example_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tern-example"))
+}
+
+struct Node {
+    process: TernProcess,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn start(args: &[&str]) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let process = TernProcess::start_with(&example_binary(), &dir.path().join("data"), args);
+        Node { process, http: reqwest::Client::new(), _dir: dir }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.process.endpoint())
+    }
+
+    async fn create(&self, name: &str, key: &str) -> String {
+        let body = json!({"name": name, "key": key, "runner_name_selector": "default", "crash_policy": "sleep"});
+        let created: Value = self.http.put(self.url("/actors")).json(&body).send().await.unwrap().json().await.unwrap();
+        created["actor"]["actor_id"].as_str().unwrap().to_string()
+    }
+
+    async fn action(&self, id: &str, name: &str, args: Value) -> Value {
+        let url = self.url(&format!("/gateway/{id}/action/{name}"));
+        let answer: Value =
+            self.http.post(url).json(&json!({ "args": args })).send().await.unwrap().json().await.unwrap();
+        answer["output"].clone()
+    }
+
+    /// An inspector request with an optional bearer token: status and JSON body.
+    async fn inspect(
+        &self,
+        method: reqwest::Method,
+        id: &str,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, self.url(&format!("/gateway/{id}/inspector{path}")));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, id: &str, path: &str) -> (StatusCode, Value) {
+        self.inspect(reqwest::Method::GET, id, path, None, None).await
+    }
+
+    async fn post(&self, id: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.inspect(reqwest::Method::POST, id, path, Some(body), None).await
+    }
+}
+
+fn code(body: &Value) -> String {
+    format!("{}.{}", body["group"].as_str().unwrap_or("?"), body["code"].as_str().unwrap_or("?"))
+}
+
+#[tokio::test]
+async fn every_inspector_route_answers_with_rivetkits_shapes() {
+    let node = Node::start(&[]);
+    let journal = node.create("journal", "inspected").await;
+    node.action(&journal, "write", json!(["first"])).await;
+
+    let (status, summary) = node.get(&journal, "/summary").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(summary["state"], json!({"title": "", "entries": ["first"]}));
+    assert_eq!(summary["isStateEnabled"], true);
+    assert_eq!(summary["isDatabaseEnabled"], true);
+    assert!(summary["rpcs"].as_array().unwrap().contains(&json!("write")));
+
+    let (_, rpcs) = node.get(&journal, "/rpcs").await;
+    assert_eq!(rpcs["rpcs"], summary["rpcs"]);
+
+    let (status, patched) = node
+        .inspect(
+            reqwest::Method::PATCH,
+            &journal,
+            "/state",
+            Some(json!({"state": {"title": "T", "entries": ["x"]}})),
+            None,
+        )
+        .await;
+    assert_eq!((status, patched), (StatusCode::OK, json!({"ok": true})));
+    let (_, state) = node.get(&journal, "/state").await;
+    assert_eq!(state, json!({"state": {"title": "T", "entries": ["x"]}, "isStateEnabled": true}));
+    assert_eq!(node.action(&journal, "read", json!([])).await, json!(["T", ["x"]]), "the actor sees the patched state");
+    let (status, bad) =
+        node.inspect(reqwest::Method::PATCH, &journal, "/state", Some(json!({"state": {"entries": 5}})), None).await;
+    assert_eq!((status, code(&bad)), (StatusCode::BAD_REQUEST, "actor.invalid_request".into()));
+
+    let (status, output) = node.post(&journal, "/action/write", json!({"args": ["second"]})).await;
+    assert_eq!((status, output), (StatusCode::OK, json!({"output": 2})));
+    let (status, missing) = node.post(&journal, "/action/nope", json!({"args": []})).await;
+    assert_eq!((status, code(&missing)), (StatusCode::NOT_FOUND, "actor.action_not_found".into()));
+
+    let (_, connections) = node.get(&journal, "/connections").await;
+    assert_eq!(connections, json!({"connections": []}));
+
+    let (_, schema) = node.get(&journal, "/database/schema").await;
+    let tables = schema["schema"]["tables"].as_array().unwrap();
+    let hooks = tables.iter().find(|t| t["table"]["name"] == "hooks").expect("the hooks table is listed");
+    assert_eq!(hooks["table"], json!({"schema": "main", "name": "hooks", "type": "table"}));
+    assert_eq!(hooks["columns"][1]["name"], "hook");
+    assert!(hooks["records"].as_i64().unwrap() >= 3);
+    assert!(
+        tables.iter().all(|t| !t["table"]["name"].as_str().unwrap().starts_with("_tern_")),
+        "internal tables are hidden"
+    );
+
+    let (_, rows) = node.get(&journal, "/database/rows?table=hooks&limit=2&offset=1").await;
+    assert_eq!(rows["rows"].as_array().unwrap().len(), 2);
+    assert_eq!(rows["rows"][0], json!({"seq": 2, "hook": "create"}));
+    let (status, clamped) = node.get(&journal, "/database/rows?table=hooks&limit=100000").await;
+    assert_eq!(status, StatusCode::OK, "an out-of-range limit is clamped: {clamped}");
+
+    node.action(&journal, "hooks", json!([])).await;
+    let (status, traces) = node.get(&journal, "/traces?startMs=0&limit=500").await;
+    assert_eq!(status, StatusCode::OK);
+    let spans = traces["otlp"]["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().unwrap().clone();
+    let write = spans.iter().find(|s| s["name"] == "action write").expect("a span for the write action");
+    assert_eq!(write["kind"], 2);
+    assert_eq!(write["traceId"].as_str().unwrap().len(), 32);
+    let sql = spans
+        .iter()
+        .find(|s| s["name"] == "sql" && s["parentSpanId"].is_string())
+        .expect("an SQL span inside an action");
+    assert!(
+        sql["attributes"][0]["value"]["stringValue"].as_str().unwrap().contains("hooks")
+            || sql["attributes"][0]["key"] == "db.statement"
+    );
+    assert_eq!(traces["clamped"], false);
+    let (_, one) = node.get(&journal, "/traces?limit=1").await;
+    assert_eq!(one["otlp"]["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().unwrap().len(), 1);
+    assert_eq!(one["clamped"], true);
+
+    let (status, nowhere) = node.get(&journal, "/nowhere").await;
+    assert_eq!((status, code(&nowhere)), (StatusCode::NOT_FOUND, "actor.not_found".into()));
+
+    let export =
+        node.http.get(node.url(&format!("/gateway/{journal}/inspector/database/export"))).send().await.unwrap();
+    assert_eq!(export.status(), StatusCode::OK);
+    let bytes = export.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"SQLite format 3\0"), "the export is an SQLite database");
+}
+
+#[tokio::test]
+async fn database_execute_reads_writes_and_reports_errors() {
+    let node = Node::start(&[]);
+    let db = node.create("sqlite", "tenant").await;
+    node.action(&db, "execute", json!(["CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, data BLOB)"])).await;
+    let (status, written) = node
+        .post(
+            &db,
+            "/database/execute",
+            json!({"sql": "INSERT INTO items (name, data) VALUES (?, ?)", "args": ["a", ["$Uint8Array", "AQI="]]}),
+        )
+        .await;
+    assert_eq!((status, written), (StatusCode::OK, json!({"rows": []})));
+    let (_, named) = node
+        .post(
+            &db,
+            "/database/execute",
+            json!({"sql": "INSERT INTO items (name) VALUES (:name) RETURNING id", "properties": {"name": "b"}}),
+        )
+        .await;
+    assert_eq!(named, json!({"rows": [{"id": 2}]}));
+    let seen = node.action(&db, "query", json!(["SELECT name, data FROM items ORDER BY id"])).await;
+    assert_eq!(
+        seen,
+        json!([{"name": "a", "data": ["$Uint8Array", "AQI="]}, {"name": "b", "data": null}]),
+        "the actor sees inspector writes"
+    );
+
+    let (status, err) = node.post(&db, "/database/execute", json!({"sql": "SELEC 1"})).await;
+    assert_eq!((status, code(&err)), (StatusCode::BAD_REQUEST, "database.sql_error".into()));
+    assert!(err["message"].as_str().unwrap().contains("syntax error"), "{err}");
+    let (status, err) = node.get(&db, "/database/rows?table=ghosts").await;
+    assert_eq!((status, code(&err)), (StatusCode::NOT_FOUND, "database.table_not_found".into()));
+    let (status, err) = node.post(&db, "/database/execute", json!({"sql": "SELECT * FROM _tern_state"})).await;
+    assert_eq!((status, code(&err)), (StatusCode::BAD_REQUEST, "database.sql_error".into()));
+    let malformed = node
+        .http
+        .post(node.url(&format!("/gateway/{db}/inspector/database/execute")))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(code(&malformed.json().await.unwrap()), "actor.invalid_request");
+    let (_, rows) = node.get(&db, "/database/rows?table=items").await;
+    assert_eq!(rows["rows"].as_array().unwrap().len(), 2, "failed statements changed nothing");
+}
+
+#[tokio::test]
+async fn with_an_admin_token_admin_and_inspector_routes_need_a_token() {
+    let node = Node::start(&["--admin-token", "admin-s3cret"]);
+    let counter = node.create("counter", "guarded").await;
+    assert_eq!(node.action(&counter, "increment", json!([3])).await, json!(3), "public routes stay open");
+
+    let (status, err) = node.get(&counter, "/state").await;
+    assert_eq!((status, code(&err)), (StatusCode::UNAUTHORIZED, "inspector.unauthorized".into()));
+    let (status, err) = node.inspect(reqwest::Method::GET, &counter, "/state", None, Some("wrong")).await;
+    assert_eq!((status, code(&err)), (StatusCode::UNAUTHORIZED, "inspector.unauthorized".into()));
+    let (status, state) = node.inspect(reqwest::Method::GET, &counter, "/state", None, Some("admin-s3cret")).await;
+    assert_eq!((status, state["state"].clone()), (StatusCode::OK, json!({"count": 3})));
+
+    // Admin routes refuse without the admin token.
+    let listing = node.http.get(node.url("/actors")).send().await.unwrap();
+    assert_eq!(listing.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(code(&listing.json().await.unwrap()), "api.unauthorized");
+    let kv = node.http.get(node.url(&format!("/actors/{counter}/kv/keys/Aw=="))).send().await.unwrap();
+    assert_eq!(kv.status(), StatusCode::UNAUTHORIZED);
+    let destroy = node.http.delete(node.url(&format!("/actors/{counter}"))).send().await.unwrap();
+    assert_eq!(destroy.status(), StatusCode::UNAUTHORIZED);
+
+    // The admin reads the actor's own inspector token as KV key 0x03; that token opens the inspector.
+    let kv: Value = node
+        .http
+        .get(node.url(&format!("/actors/{counter}/kv/keys/Aw==")))
+        .bearer_auth("admin-s3cret")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    use base64::Engine;
+    let token =
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(kv["value"].as_str().unwrap()).unwrap())
+            .unwrap();
+    assert!(kv["update_ts"].as_i64().unwrap() > 0);
+    let (status, state) = node.inspect(reqwest::Method::GET, &counter, "/state", None, Some(&token)).await;
+    assert_eq!((status, state["state"].clone()), (StatusCode::OK, json!({"count": 3})));
+    let other = node.create("counter", "other").await;
+    let (status, _) = node.inspect(reqwest::Method::GET, &other, "/state", None, Some(&token)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "one actor's token does not open another");
+    let missing = node
+        .http
+        .get(node.url(&format!("/actors/{counter}/kv/keys/AQ==")))
+        .bearer_auth("admin-s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    let listing: Value =
+        node.http.get(node.url("/actors")).bearer_auth("admin-s3cret").send().await.unwrap().json().await.unwrap();
+    assert_eq!(listing["actors"].as_array().unwrap().len(), 2);
+}
+
+/// The value of the sample `name{labels}` in Prometheus text, 0 when absent.
+fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter(|(series, _)| {
+            series.split('{').next() == Some(name)
+                && labels.iter().all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
+        })
+        .map(|(_, value)| value.parse::<f64>().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_move_with_traffic() {
+    let node = Node::start(&[]);
+    let scrape = || async {
+        let response = node.http.get(node.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap()
+    };
+    let before = scrape().await;
+    let counter = node.create("counter", "metered").await;
+    for _ in 0..5 {
+        node.action(&counter, "increment", json!([1])).await;
+    }
+    node.http
+        .post(node.url(&format!("/gateway/{counter}/action/nope")))
+        .json(&json!({"args": []}))
+        .send()
+        .await
+        .unwrap();
+    let after = scrape().await;
+    let ok = [("actor", "counter"), ("action", "increment"), ("outcome", "ok")];
+    assert_eq!(sample(&after, "tern_actions_total", &ok) - sample(&before, "tern_actions_total", &ok), 5.0, "{after}");
+    assert_eq!(sample(&after, "tern_actors_created_total", &[("actor", "counter")]), 1.0);
+    assert_eq!(sample(&after, "tern_actors", &[("actor", "counter"), ("status", "awake")]), 1.0);
+    assert!(sample(&after, "tern_storage_bytes", &[]) > 0.0);
+    node.http.post(node.url(&format!("/actors/{counter}/sleep"))).json(&json!({})).send().await.unwrap();
+    node.action(&counter, "increment", json!([1])).await;
+    let woken = scrape().await;
+    assert_eq!(sample(&woken, "tern_actor_wakes_total", &[("actor", "counter")]), 1.0);
+    assert_eq!(sample(&woken, "tern_actor_sleeps_total", &[("actor", "counter")]), 1.0);
+}
