@@ -104,16 +104,21 @@ impl Client {
         success_body(response, Encoding::Json).await.map(|_| ())
     }
 
-    /// Reads the entry `key` of the actor's key-value store (`GET /actors/{id}/kv/keys/{base64 key}`). A
-    /// missing actor or key is the server's `actor.not_found` error. Admin route.
-    pub async fn kv_get(&self, actor_id: &str, key: &[u8]) -> Result<KvEntry> {
+    /// Reads the entry `key` of the actor's key-value store (`GET /actors/{id}/kv/keys/{base64 key}`); `None`
+    /// when the store has no such key (`kv.not_found`). A missing actor is `actor.not_found`. Key `[3]` holds
+    /// the actor's own inspector token (RivetKit's layout). Admin route.
+    pub async fn kv_get(&self, actor_id: &str, key: &[u8]) -> Result<Option<KvEntry>> {
         let encoded = STANDARD.encode(key);
         let url = self.endpoint().actors(&[actor_id, "kv", "keys", &encoded], self.namespace(), &[]);
-        let answer: KvResponse = json_body(self.authorized(self.http().get(url)).send().await?).await?;
+        let answer: KvResponse = match json_body(self.authorized(self.http().get(url)).send().await?).await {
+            Ok(answer) => answer,
+            Err(e) if e.is_code("kv", "not_found") => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let value = STANDARD
             .decode(&answer.value)
             .map_err(|e| Error::Protocol(format!("KV value is not base64 ({e}): {:?}", answer.value)))?;
-        Ok(KvEntry { value, update_ts: answer.update_ts })
+        Ok(Some(KvEntry { value, update_ts: answer.update_ts }))
     }
 }
 

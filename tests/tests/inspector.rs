@@ -84,6 +84,8 @@ async fn every_inspector_route_answers_with_rivetkits_shapes() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(summary["state"], json!({"title": "", "entries": ["first"]}));
     assert_eq!(summary["isStateEnabled"], true);
+    let stateless = node.create("sqlite", "stateless").await;
+    assert_eq!(node.get(&stateless, "/state").await.1, json!({"state": null, "isStateEnabled": false}));
     assert_eq!(summary["isDatabaseEnabled"], true);
     assert!(summary["rpcs"].as_array().unwrap().contains(&json!("write")));
 
@@ -193,6 +195,16 @@ async fn database_execute_reads_writes_and_reports_errors() {
     let (status, err) = node.post(&db, "/database/execute", json!({"sql": "SELEC 1"})).await;
     assert_eq!((status, code(&err)), (StatusCode::BAD_REQUEST, "database.sql_error".into()));
     assert!(err["message"].as_str().unwrap().contains("syntax error"), "{err}");
+    let (status, err) = node
+        .post(&db, "/database/execute", json!({"sql": "INSERT INTO items (name) VALUES ('x'); DELETE FROM items"}))
+        .await;
+    assert_eq!(
+        (status, code(&err)),
+        (StatusCode::BAD_REQUEST, "database.sql_error".into()),
+        "several statements are refused, not half-run"
+    );
+    let (status, err) = node.post(&db, "/database/execute", json!({"sql": "  -- nothing "})).await;
+    assert_eq!((status, code(&err)), (StatusCode::BAD_REQUEST, "actor.invalid_request".into()));
     let (status, err) = node.get(&db, "/database/rows?table=ghosts").await;
     assert_eq!((status, code(&err)), (StatusCode::NOT_FOUND, "database.table_not_found".into()));
     let (status, err) = node.post(&db, "/database/execute", json!({"sql": "SELECT * FROM _tern_state"})).await;

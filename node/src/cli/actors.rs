@@ -21,7 +21,7 @@ pub(crate) struct ActorsArgs {
 /// The `tern actors` subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ActorsCommand {
-    /// List actors, newest first: id, name, key, status, creation time.
+    /// List actors: id, name, key, status, creation time.
     Ls {
         /// Only actors of this definition name.
         #[arg(long)]

@@ -42,7 +42,7 @@ where
         Ok(match request {
             InspectRequest::Summary => json!({
                 "state": self.state_json()?,
-                "isStateEnabled": true,
+                "isStateEnabled": self.is_state_enabled()?,
                 "connections": self.connections_json(),
                 "rpcs": self.rpcs(),
                 "queueSize": 0,
@@ -50,7 +50,7 @@ where
                 "isWorkflowEnabled": false,
                 "workflowHistory": null,
             }),
-            InspectRequest::State => json!({ "state": self.state_json()?, "isStateEnabled": true }),
+            InspectRequest::State => json!({ "state": self.state_json()?, "isStateEnabled": self.is_state_enabled()? }),
             InspectRequest::PatchState(state) => {
                 let state: S = value::from_json(&state).deserialized().map_err(|e| {
                     ClientError::invalid_request(format!("the state does not fit the actor's state: {e}"))
@@ -109,6 +109,11 @@ where
             ClientError::internal()
         })?;
         Ok(value::to_json(&state))
+    }
+
+    /// Whether the actor keeps a state at all (a unit state serializes to null).
+    fn is_state_enabled(&self) -> Result<bool, ClientError> {
+        Ok(!self.state_json()?.is_null())
     }
 
     fn rpcs(&self) -> Vec<&str> {

@@ -6,6 +6,7 @@ pub mod inspect_sql;
 pub mod node_db;
 pub mod pool;
 pub mod sql_value;
+pub mod statement;
 
 pub use actor_db::ActorDb;
 pub use data_dir::DataDir;

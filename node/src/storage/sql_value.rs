@@ -96,7 +96,7 @@ async fn prepare_bound(
     sql: &str,
     params: &SqlParams,
 ) -> Result<(libsql::Statement, Vec<libsql::Value>), ClientError> {
-    let stmt = conn.prepare(sql).await.map_err(sql_error)?;
+    let stmt = conn.prepare(super::statement::single(sql)?).await.map_err(sql_error)?;
     let count = stmt.parameter_count();
     let values = match params {
         SqlParams::None => Vec::new(),
