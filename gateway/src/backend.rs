@@ -63,6 +63,70 @@ pub enum ConnOutput {
     Close(ClientError),
 }
 
+/// A raw HTTP request for an actor's request handler (`/request/...`): the method, the path after `/request`
+/// (always starting with `/`) with the query (`rvt-*` parameters removed), the headers and the whole body.
+pub type RawRequest = axum::http::Request<bytes::Bytes>;
+
+/// An actor's answer to a [`RawRequest`].
+pub type RawResponse = axum::http::Response<bytes::Bytes>;
+
+/// A message on a raw WebSocket (`/websocket/...`), in either direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SocketMessage {
+    /// A text frame.
+    Text(String),
+    /// A binary frame.
+    Binary(bytes::Bytes),
+}
+
+impl SocketMessage {
+    /// The message's size in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            SocketMessage::Text(text) => text.len(),
+            SocketMessage::Binary(bytes) => bytes.len(),
+        }
+    }
+
+    /// Whether the message is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What the actor sends on a raw WebSocket.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SocketOutput {
+    /// A message for the client.
+    Message(SocketMessage),
+    /// Close the socket with this code and reason.
+    Close { code: u16, reason: String },
+}
+
+impl SocketOutput {
+    /// Close code of a normal closure (RFC 6455).
+    pub const NORMAL: u16 = 1000;
+    /// Close code for errors (RFC 6455 "internal error"; RivetKit closes every error with it).
+    pub const ERROR: u16 = 1011;
+
+    /// Closes the socket because of `err`: code 1011, reason `group.code`.
+    pub fn error(err: &ClientError) -> SocketOutput {
+        SocketOutput::Close { code: Self::ERROR, reason: tern_proto::error::close_reason(err) }
+    }
+}
+
+/// A raw WebSocket the backend opened for a client (`/websocket/...`).
+///
+/// As with [`ConnectionHandle`], the gateway forwards client messages into `inbound` and relays `outbound` to the
+/// client; dropping `inbound` tells the backend the client went away, and `outbound` closing (or a
+/// [`SocketOutput::Close`]) tells the gateway to close the socket.
+pub struct RawSocketHandle {
+    pub actor_id: String,
+    pub socket_id: String,
+    pub inbound: mpsc::Sender<SocketMessage>,
+    pub outbound: mpsc::Receiver<SocketOutput>,
+}
+
 /// One inspector operation on one actor (`/gateway/{actor}/inspector/...`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum InspectRequest {
@@ -125,6 +189,23 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<Value, ClientError>;
     /// Opens a connection, running the actor's connect hooks; fails with their error.
     async fn connect(&self, actor_id: &str, params: Option<Value>) -> Result<ConnectionHandle, ClientError>;
+    /// Runs the actor's raw HTTP handler on `request` as one atomic unit of its turn, like an action; `params`
+    /// are the connection parameters (`x-rivet-conn-params`). Without a handler: `handler.request_not_defined`.
+    async fn raw_request(
+        &self,
+        actor_id: &str,
+        request: RawRequest,
+        params: Option<Value>,
+    ) -> Result<RawResponse, ClientError>;
+    /// Opens a raw WebSocket served by the actor's WebSocket handler. `request` is the upgrade request (path after
+    /// `/websocket`, query without `rvt-*`, headers); `params` come from the `rivet_conn_params.*` subprotocol.
+    /// Without a handler: `handler.websocket_not_defined`.
+    async fn raw_websocket(
+        &self,
+        actor_id: &str,
+        request: axum::http::Request<()>,
+        params: Option<Value>,
+    ) -> Result<RawSocketHandle, ClientError>;
     /// Runs an inspector operation; `inspector.unauthorized` unless `auth` grants it (constant-time comparison
     /// with the actor's own token).
     async fn inspect(

@@ -24,7 +24,7 @@ const CLOSE_ERROR: u16 = 1011;
 /// Close code for an encoding the server does not speak ("unsupported data").
 const CLOSE_UNSUPPORTED: u16 = 1003;
 /// A hard cap on frames the WebSocket layer buffers before Tern's own (smaller) size check answers.
-const FRAME_HARD_CAP: usize = 32 * 1024 * 1024;
+pub(crate) const FRAME_HARD_CAP: usize = 32 * 1024 * 1024;
 
 /// Accepts the upgrade and serves the connection to `target` (or reports why it cannot be resolved).
 pub(crate) fn upgrade(

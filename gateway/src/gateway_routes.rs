@@ -1,7 +1,8 @@
 //! `/gateway/{target}/...`: resolves the target to an actor and serves the actor's own routes.
 //!
 //! Actor routes (after the `/gateway/{target}` prefix): `POST /action/{name}` (a stateless action), `GET
-//! /connect` (a WebSocket speaking the connection protocol), `GET /health`, `GET /metadata`, and the inspector
+//! /connect` (a WebSocket speaking the connection protocol), `* /request/...` and `GET /websocket/...` (the
+//! actor's raw HTTP and WebSocket handlers, see [`crate::raw`]), `GET /health`, `GET /metadata`, and the inspector
 //! under `/inspector/...`. Any other path is
 //! `actor.not_found` (404), a known path with another method `actor.method_not_allowed` (405). Responses carry
 //! `x-rivet-actor`.
@@ -18,6 +19,7 @@ use crate::AppState;
 use crate::connection;
 use crate::error_response::ErrorResponse;
 use crate::inspector_routes;
+use crate::raw;
 use crate::request::{http_conn_params, http_encoding, read_body};
 use crate::target;
 
@@ -27,6 +29,10 @@ enum ActorRoute {
     /// `/inspector/...` with the rest of the path; its methods vary per route.
     Inspector(String),
     Connect,
+    /// `/request/...`, any method; the path the handler sees.
+    Request(String),
+    /// `/websocket/...`, a WebSocket upgrade; the path the handler sees.
+    WebSocket(String),
     Health,
     Metadata,
 }
@@ -35,6 +41,12 @@ impl ActorRoute {
     fn parse(path: &str) -> Option<(ActorRoute, Option<Method>)> {
         if let Some(rest) = path.strip_prefix("/inspector") {
             return (rest.is_empty() || rest.starts_with('/')).then(|| (ActorRoute::Inspector(rest.to_string()), None));
+        }
+        if let Some(handler_path) = raw::handler_path(path, "/request") {
+            return Some((ActorRoute::Request(handler_path), None));
+        }
+        if let Some(handler_path) = raw::handler_path(path, "/websocket") {
+            return Some((ActorRoute::WebSocket(handler_path), Some(Method::GET)));
         }
         let route = match path.trim_end_matches('/') {
             "/connect" => (ActorRoute::Connect, Some(Method::GET)),
@@ -70,22 +82,25 @@ pub(crate) async fn handle(State(app): State<AppState>, request: Request) -> Res
         return ErrorResponse(ClientError::method_not_allowed(parts.method.as_str(), &rest)).into_response();
     }
     let parsed = target::parse(&segment, parts.uri.query());
-    if let ActorRoute::Connect = route {
+    if let ActorRoute::Connect | ActorRoute::WebSocket(_) = route {
         // WebSocket errors, resolution errors included, are reported on the accepted socket.
         let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
             Ok(upgrade) => upgrade,
             Err(rejection) => {
                 let err = ClientError::invalid_request(format!(
-                    "/connect needs a WebSocket upgrade: {}",
+                    "{rest} needs a WebSocket upgrade: {}",
                     rejection.body_text()
                 ));
                 return ErrorResponse(err).into_response();
             }
         };
-        return connection::upgrade(app, upgrade, &parts.headers, parsed.map(|(t, _)| t));
+        return match route {
+            ActorRoute::WebSocket(path) => raw::upgrade(app, upgrade, &parts.headers, path, parsed),
+            _ => connection::upgrade(app, upgrade, &parts.headers, parsed.map(|(t, _)| t)),
+        };
     }
     let result = async {
-        let (target, _query) = parsed?;
+        let (target, query) = parsed?;
         let actor_id = target::resolve(app.backend.as_ref(), target).await?;
         let response = match route {
             ActorRoute::Action(name) => action(&app, &actor_id, &name, &parts.headers, body).await?,
@@ -93,12 +108,13 @@ pub(crate) async fn handle(State(app): State<AppState>, request: Request) -> Res
                 let query = parts.uri.query();
                 inspector_routes::handle(&app, &actor_id, &parts.method, &path, query, &parts.headers, body).await?
             }
+            ActorRoute::Request(path) => raw::request(&app, &actor_id, &parts, &path, query.as_deref(), body).await?,
             ActorRoute::Health => "ok".into_response(),
             ActorRoute::Metadata => axum::Json(
                 serde_json::json!({"runtime": "tern", "version": env!("CARGO_PKG_VERSION"), "actorId": actor_id}),
             )
             .into_response(),
-            ActorRoute::Connect => unreachable!("handled above"),
+            ActorRoute::Connect | ActorRoute::WebSocket(_) => unreachable!("handled above"),
         };
         Ok::<_, ClientError>((actor_id, response))
     }
@@ -151,6 +167,12 @@ mod tests {
             matches!(ActorRoute::parse("/inspector/state"), Some((ActorRoute::Inspector(p), None)) if p == "/state")
         );
         assert!(ActorRoute::parse("/inspectors").is_none());
+        assert!(matches!(ActorRoute::parse("/request"), Some((ActorRoute::Request(p), None)) if p == "/"));
+        assert!(matches!(ActorRoute::parse("/request/a/"), Some((ActorRoute::Request(p), None)) if p == "/a/"));
+        assert!(
+            matches!(ActorRoute::parse("/websocket/"), Some((ActorRoute::WebSocket(p), Some(Method::GET))) if p == "/")
+        );
+        assert!(ActorRoute::parse("/requests").is_none());
         assert!(ActorRoute::parse("/action/").is_none());
         assert!(ActorRoute::parse("/action/a/b").is_none());
         assert!(ActorRoute::parse("/nope").is_none());

@@ -1,5 +1,5 @@
-//! Tern's client-facing edge: the RivetKit-compatible REST API, `/gateway/...` routes and `/connect`
-//! WebSockets.
+//! Tern's client-facing edge: the RivetKit-compatible REST API, `/gateway/...` routes, `/connect` WebSockets
+//! and the actors' raw HTTP and WebSocket routes.
 //!
 //! The gateway parses requests, resolves gateway targets to actor ids, speaks the three wire encodings and maps
 //! every failure to the error catalogue. It knows nothing of storage or actor code: a [`Backend`] (implemented
@@ -16,6 +16,7 @@ mod connection;
 pub mod error_response;
 mod gateway_routes;
 mod inspector_routes;
+mod raw;
 mod request;
 mod rest;
 pub mod target;

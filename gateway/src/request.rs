@@ -42,9 +42,7 @@ pub(crate) struct SocketProtocols {
 /// after the upgrade.
 pub(crate) fn socket_protocols(headers: &HeaderMap) -> Result<SocketProtocols, ClientError> {
     let mut encoding = Encoding::Json;
-    let mut params = None;
-    let offered = headers.get_all("sec-websocket-protocol").iter().filter_map(|v| v.to_str().ok());
-    for protocol in offered.flat_map(|v| v.split(',')).map(str::trim) {
+    for protocol in offered_protocols(headers) {
         if let Some(name) = protocol.strip_prefix("rivet_encoding.") {
             encoding = Encoding::parse(name).ok_or_else(|| {
                 ClientError::new(
@@ -54,12 +52,24 @@ pub(crate) fn socket_protocols(headers: &HeaderMap) -> Result<SocketProtocols, C
                     format!("unsupported encoding '{name}'"),
                 )
             })?;
-        } else if let Some(encoded) = protocol.strip_prefix("rivet_conn_params.") {
-            let json = percent_decode_str(encoded).collect::<Vec<u8>>();
-            params = Some(parse_params_json(&json)?);
         }
     }
-    Ok(SocketProtocols { encoding, params })
+    Ok(SocketProtocols { encoding, params: socket_conn_params(headers)? })
+}
+
+/// The subprotocols a WebSocket client offered, in order.
+fn offered_protocols(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    let offered = headers.get_all("sec-websocket-protocol").iter().filter_map(|v| v.to_str().ok());
+    offered.flat_map(|v| v.split(',')).map(str::trim)
+}
+
+/// Connection parameters offered as `rivet_conn_params.{percent-encoded JSON}` (raw WebSockets, which ignore the
+/// encoding).
+pub(crate) fn socket_conn_params(headers: &HeaderMap) -> Result<Option<Value>, ClientError> {
+    offered_protocols(headers)
+        .find_map(|protocol| protocol.strip_prefix("rivet_conn_params."))
+        .map(|encoded| parse_params_json(&percent_decode_str(encoded).collect::<Vec<u8>>()))
+        .transpose()
 }
 
 /// Bodies over the limit are still read (and discarded) up to this size, so the client receives the error

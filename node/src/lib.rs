@@ -20,5 +20,7 @@ pub mod storage;
 pub mod trace;
 
 pub use runtime::{Durability, Host};
-pub use sdk::{Actor, ActorError, ActorOptions, ActorResult, Conn, Ctx, Registry, Sql, UserError};
+pub use sdk::{
+    Actor, ActorError, ActorOptions, ActorResult, Conn, CronJob, Ctx, Kv, ListOptions, Registry, Sql, UserError,
+};
 pub use tern_proto::Value;

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::runtime::alarms::{Alarms, run_timer};
 use crate::runtime::directory::Directory;
-use crate::runtime::host::HostCore;
+use crate::runtime::host::{HostCore, Stores};
 use crate::runtime::{Durability, Host};
 use crate::sdk::Registry;
 use crate::storage::{DataDir, DbPool, NodeDb};
@@ -65,8 +66,11 @@ pub async fn open_host(registry: Registry, config: &NodeConfig) -> Result<Host, 
     let node_db = NodeDb::open(&data_dir.node_db_path()).await?;
     let directory = Directory::from_records(node_db.load_all().await?);
     let pool = DbPool::new(config.max_open_databases);
-    let core = HostCore::new(registry, data_dir, pool, node_db, directory, config.region.clone(), config.durability);
-    Ok(Host { core: Arc::new(core) })
+    let alarms = Alarms::from_records(node_db.load_alarms().await?);
+    let stores = Stores { data_dir, pool, node_db, directory, alarms };
+    let core = Arc::new(HostCore::new(registry, stores, config.region.clone(), config.durability));
+    tokio::spawn(run_timer(Arc::downgrade(&core)));
+    Ok(Host { core })
 }
 
 /// Runs a node until `shutdown` resolves, then stops gracefully: stop accepting, let in-flight requests finish,

@@ -135,6 +135,27 @@ impl ClientError {
     pub fn kv_not_found() -> Self {
         Self::new("kv", "not_found", 404, "No value is stored at this key")
     }
+    /// A KV key is longer than the limit (400).
+    pub fn kv_key_too_large(size: usize, limit: usize) -> Self {
+        Self::new("kv", "key_too_large", 400, format!("KV key of {size} bytes exceeds the limit of {limit} bytes"))
+    }
+    /// A KV value is longer than the limit (400).
+    pub fn kv_value_too_large(size: usize, limit: usize) -> Self {
+        Self::new("kv", "value_too_large", 400, format!("KV value of {size} bytes exceeds the limit of {limit} bytes"))
+    }
+    /// A KV batch has too many entries or bytes (400).
+    pub fn kv_batch_too_large(message: impl Into<String>) -> Self {
+        Self::new("kv", "batch_too_large", 400, message)
+    }
+    /// A KV write touched a key reserved for the runtime (`0x03`, the inspector token) (400).
+    pub fn kv_reserved_key() -> Self {
+        Self::new("kv", "reserved_key", 400, "This KV key is reserved for the runtime")
+    }
+    /// The actor has no raw HTTP handler (`request`) or raw WebSocket handler (`websocket`) (404). RivetKit's
+    /// code for it; deliberately not `actor.not_found`, which clients treat as a stale actor and retry.
+    pub fn handler_not_defined(kind: &str) -> Self {
+        Self::new("handler", &format!("{kind}_not_defined"), 404, format!("The actor has no {kind} handler"))
+    }
     /// No route matches the request's path (404).
     pub fn no_route(path: &str) -> Self {
         Self::new("guard", "no_route", 404, format!("No route matches {path}"))
@@ -161,6 +182,7 @@ fn catalogue_status(group: &str, code: &str) -> Option<u16> {
         ("actor", "not_found" | "action_not_found")
         | ("database", "table_not_found")
         | ("guard", "no_route")
+        | ("handler", "request_not_defined" | "websocket_not_defined")
         | ("kv", "not_found") => 404,
         ("actor", "action_timed_out") => 408,
         ("actor", "method_not_allowed") => 405,
@@ -169,7 +191,8 @@ fn catalogue_status(group: &str, code: &str) -> Option<u16> {
         ("inspector" | "api", "unauthorized") => 401,
         ("actor", "duplicate_key" | "not_registered" | "namespace_not_found" | "invalid_request")
         | ("message", "incoming_too_long" | "outgoing_too_long")
-        | ("database", "sql_error") => 400,
+        | ("database", "sql_error")
+        | ("kv", "key_too_large" | "value_too_large" | "batch_too_large" | "reserved_key") => 400,
         _ => return None,
     })
 }
@@ -222,7 +245,13 @@ mod tests {
             ClientError::overloaded("busy"),
             ClientError::stopping(),
             ClientError::no_route("/x"),
+            ClientError::handler_not_defined("request"),
+            ClientError::handler_not_defined("websocket"),
             ClientError::kv_not_found(),
+            ClientError::kv_key_too_large(2, 1),
+            ClientError::kv_value_too_large(2, 1),
+            ClientError::kv_batch_too_large("many"),
+            ClientError::kv_reserved_key(),
             ClientError::internal(),
         ];
         for e in all {

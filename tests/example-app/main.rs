@@ -4,6 +4,10 @@
 //! It runs exactly like the stock binary (`tern-example dev --listen ... --data-dir ...`), and is what the
 //! end-to-end tests start when they need actors with hooks, errors and timeouts.
 
+mod clock;
+mod kv;
+mod web;
+
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -128,5 +132,11 @@ fn journal() -> Actor<Journal> {
 }
 
 fn main() -> ExitCode {
-    tern_node::cli::main(tern_node::ready::registry().register(journal()))
+    tern_node::cli::main(
+        tern_node::ready::registry()
+            .register(journal())
+            .register(clock::clock())
+            .register(kv::kv())
+            .register(web::web()),
+    )
 }

@@ -1,6 +1,8 @@
 //! Messages to a running actor instance.
 
-use tern_gateway::backend::{ConnOutput, InspectRequest, InspectorAuth};
+use tern_gateway::backend::{
+    ConnOutput, InspectRequest, InspectorAuth, RawRequest, RawResponse, SocketMessage, SocketOutput,
+};
 use tern_proto::{ClientError, Value};
 use tokio::sync::{mpsc, oneshot};
 
@@ -19,6 +21,17 @@ pub(crate) enum Command {
     Subscribe { conn_id: String, event: String, subscribe: bool },
     /// The client of a connection went away.
     Disconnect { conn_id: String },
+    /// A raw HTTP request for the `on_request` handler, with its connection parameters.
+    RawRequest { request: RawRequest, params: Option<Value>, reply: Reply<RawResponse> },
+    /// Open a raw WebSocket whose messages go to `outbound`; replies with the socket id.
+    SocketOpen {
+        request: axum::http::Request<()>,
+        params: Option<Value>,
+        outbound: mpsc::Sender<SocketOutput>,
+        reply: Reply<String>,
+    },
+    /// A client message on a raw WebSocket, or (`None`) the client closed it.
+    SocketInput { socket_id: String, message: Option<SocketMessage> },
     /// Make sure the actor has started (and ran its create hooks).
     Ping { reply: Reply<()> },
     /// Sleep now; `done` fires once the actor has stopped.
@@ -31,6 +44,10 @@ pub(crate) enum Command {
     Export { auth: InspectorAuth, reply: Reply<Vec<u8>> },
     /// The inspector token and when it was generated.
     InspectorToken { reply: Reply<(String, i64)> },
+    /// The value of a key in the actor's own KV store and when it was written (admin read; never the reserved key).
+    KvGet { key: Vec<u8>, reply: Reply<Option<(Vec<u8>, i64)>> },
+    /// The actor's alarm is due: fire the schedules that are due.
+    Alarm,
 }
 
 impl Command {
@@ -40,7 +57,10 @@ impl Command {
             Command::Action { reply, .. } => {
                 let _ = reply.send(Err(err));
             }
-            Command::Connect { reply, .. } => {
+            Command::Connect { reply, .. } | Command::SocketOpen { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            Command::RawRequest { reply, .. } => {
                 let _ = reply.send(Err(err));
             }
             Command::Ping { reply } | Command::Destroy { reply } => {
@@ -55,12 +75,19 @@ impl Command {
             Command::InspectorToken { reply } => {
                 let _ = reply.send(Err(err));
             }
+            Command::KvGet { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
             Command::Sleep { done } => {
                 if let Some(done) = done {
                     let _ = done.send(());
                 }
             }
-            Command::ConnAction { .. } | Command::Subscribe { .. } | Command::Disconnect { .. } => {}
+            Command::ConnAction { .. }
+            | Command::Subscribe { .. }
+            | Command::Disconnect { .. }
+            | Command::SocketInput { .. }
+            | Command::Alarm => {}
         }
     }
 }

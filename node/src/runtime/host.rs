@@ -12,6 +12,7 @@ use std::time::Duration;
 use tern_proto::ClientError;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use super::alarms::Alarms;
 use super::command::Command;
 use super::directory::{Directory, Entry};
 use super::lifecycle::StartInfo;
@@ -57,21 +58,26 @@ pub(crate) struct HostCore {
     /// Serializes key reservations so concurrent creates of one key yield one actor.
     pub create_lock: tokio::sync::Mutex<()>,
     pub metrics: Metrics,
+    pub alarms: Alarms,
     /// Open client connections per actor name.
     connections: Mutex<BTreeMap<String, u64>>,
 }
 
+/// What a host is built from: the opened data directory and what the node database held.
+pub(crate) struct Stores {
+    pub data_dir: DataDir,
+    pub pool: DbPool,
+    pub node_db: NodeDb,
+    pub directory: Directory,
+    pub alarms: Alarms,
+}
+
 impl HostCore {
-    pub fn new(
-        registry: Registry,
-        data_dir: DataDir,
-        pool: DbPool,
-        node_db: NodeDb,
-        directory: Directory,
-        region: String,
-        durability: Durability,
-    ) -> HostCore {
+    /// A host for `registry`'s actors over `stores`, serving `region`.
+    pub fn new(registry: Registry, stores: Stores, region: String, durability: Durability) -> HostCore {
+        let Stores { data_dir, pool, node_db, directory, alarms } = stores;
         HostCore {
+            alarms,
             metrics: Metrics::new(&region),
             registry,
             data_dir,

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::command::{Command, Reply};
 use super::host::HostCore;
 use super::lifecycle::{self, StartInfo};
+use super::raw::RawSockets;
 use crate::sdk::conn::{Conn, lock};
 use crate::sdk::context::{Ctx, Shared};
 use crate::sdk::definition::{Actor, BoxFuture};
@@ -85,6 +86,8 @@ pub(crate) struct Instance<S, V> {
     pub def: Arc<Actor<S, V>>,
     pub shared: Arc<Shared<S, V>>,
     pub core: Arc<HostCore>,
+    /// Open raw WebSockets and their parked handlers.
+    pub raw: RawSockets,
 }
 
 impl<S, V> Instance<S, V>
@@ -114,9 +117,9 @@ where
         DbLoan { shared: self.shared.clone() }
     }
 
-    /// Whether the actor may sleep: no open connections.
+    /// Whether the actor may sleep: no open connections or raw WebSockets.
     pub fn is_idle(&self) -> bool {
-        lock(&self.shared.conns).is_empty()
+        lock(&self.shared.conns).is_empty() && self.raw.is_empty()
     }
 
     /// Runs one turn over `batch`.
@@ -177,6 +180,24 @@ where
                 Command::InspectorToken { reply } => {
                     held.push(Held::new(reply, Ok(self.shared.inspector_token.clone())))
                 }
+                Command::RawRequest { request, params, reply } => {
+                    let result = self.raw_request(&db, request, params).await;
+                    held.push(Held::new(reply, result));
+                }
+                Command::SocketOpen { request, params, outbound, reply } => {
+                    let result = self.open_socket(&db, request, params, outbound).await;
+                    held.push(Held::new(reply, result));
+                }
+                Command::SocketInput { socket_id, message } => self.socket_input(&db, &socket_id, message).await,
+                Command::KvGet { key, reply } => {
+                    let result = crate::storage::kv::get_entry(db.connection(), &key).await;
+                    held.push(Held::new(reply, result.map_err(|e| e.into_client(&self.shared.actor_id))));
+                }
+                Command::Alarm => {
+                    if let Err(e) = self.fire_due(&db).await {
+                        return self.abort_turn(&db, held, "fire schedules", e.to_string()).await;
+                    }
+                }
             }
             if db.connection().is_autocommit() {
                 // SQLite rolled the whole transaction back (e.g. disk full): nothing of this turn is durable.
@@ -186,12 +207,17 @@ where
         if let Err(e) = self.persist_turn(&db).await {
             return self.abort_turn(&db, held, "save state", e).await;
         }
+        let alarm = match self.arm_before_commit(&db).await {
+            Ok(alarm) => alarm,
+            Err(e) => return self.abort_turn(&db, held, "arm alarm", e.to_string()).await,
+        };
         let commit_started = Instant::now();
         let committed = db.commit().await;
         self.core.metrics.record_commit(commit_started.elapsed());
         if let Err(e) = committed {
             return self.abort_turn(&db, held, "commit", e.to_string()).await;
         }
+        self.arm_after_commit(alarm).await;
         let destroying = !destroys.is_empty() || self.shared.destroy_requested.swap(false, Ordering::AcqRel);
         if destroying {
             // Free the key before anyone hears back, so a follow-up create of the same key gets a new actor.
@@ -265,6 +291,8 @@ where
                 *outbound = None;
             }
         }
+        let closed = self.raw.flush();
+        self.core.connections_changed(&self.shared.name, -(closed as i64));
     }
 
     /// Closes every connection with `reason` (on sleep, destroy or crash).
@@ -279,6 +307,8 @@ where
                 let _ = sender.try_send(ConnOutput::Close(reason.clone()));
             }
         }
+        let closed = self.raw.close_all(&reason);
+        self.core.connections_changed(&self.shared.name, -(closed as i64));
     }
 
     async fn stateless_action(
@@ -313,7 +343,7 @@ where
 
     /// Runs `work` as one atomic unit of the turn: if it fails, its SQL changes (a savepoint), its state changes
     /// (the state as it was before its first mutable access) and the events it produced are all undone.
-    async fn atomically<T>(
+    pub(crate) async fn atomically<T>(
         &self,
         db: &ActorDb,
         work: impl std::future::Future<Output = Result<T, ClientError>>,
@@ -342,6 +372,7 @@ where
         for conn in lock(&self.shared.conns).values() {
             conn.drop_pending_of(unit);
         }
+        self.raw.drop_pending_of(unit);
     }
 
     async fn end_savepoint(&self, db: &ActorDb, keep: bool) {
@@ -355,7 +386,7 @@ where
     }
 
     /// Runs an action inside a span, and counts it in the metrics.
-    async fn run_action(&self, conn: Option<Conn>, name: &str, args: Value) -> Result<Value, ClientError> {
+    pub(crate) async fn run_action(&self, conn: Option<Conn>, name: &str, args: Value) -> Result<Value, ClientError> {
         let mut attributes = vec![("action.name".to_string(), name.to_string())];
         attributes.extend(conn.as_ref().map(|c| ("connection.id".to_string(), c.id().to_string())));
         let span = self.shared.recorder.start(&format!("action {name}"), SpanKind::Server, attributes, true);
@@ -375,10 +406,18 @@ where
     /// Runs an action's handler with its timeout; a panic in actor code becomes an internal error.
     async fn call_handler(&self, conn: Option<Conn>, name: &str, args: Value) -> Result<Value, ClientError> {
         let handler = self.def.actions.get(name).ok_or_else(|| ClientError::action_not_found(name))?.clone();
-        let ctx = self.ctx().with_conn(conn);
+        self.bounded(name, handler(self.ctx().with_conn(conn), args)).await
+    }
+
+    /// Runs actor code named `name` (an action, a raw handler) within the action timeout; a panic becomes an
+    /// internal error.
+    pub(crate) async fn bounded<T>(
+        &self,
+        name: &str,
+        work: impl std::future::Future<Output = ActorResult<T>>,
+    ) -> Result<T, ClientError> {
         let timeout = self.def.options.action_timeout;
-        let fut = AssertUnwindSafe(handler(ctx, args)).catch_unwind();
-        match tokio::time::timeout(timeout, fut).await {
+        match tokio::time::timeout(timeout, AssertUnwindSafe(work).catch_unwind()).await {
             Err(_) => Err(ClientError::action_timed_out(name, timeout.as_millis() as u64)),
             Ok(Err(_panic)) => {
                 tracing::error!(actor_id = %self.shared.actor_id, action = name, "action panicked");
@@ -416,7 +455,7 @@ where
     }
 
     /// Runs before-connect and create-conn-state, and builds the connection (not yet registered).
-    async fn admit(
+    pub(crate) async fn admit(
         &self,
         params: Option<Value>,
         outbound: Option<mpsc::Sender<ConnOutput>>,

@@ -137,8 +137,14 @@ where
         undo: Mutex::new(None),
         recorder,
         inspector_token: loaded.inspector_token,
+        actions: Arc::new({
+            let mut names: Vec<String> = def.actions.keys().cloned().collect();
+            names.sort_unstable();
+            names
+        }),
+        schedules_changed: Arc::new(AtomicBool::new(true)),
     });
-    let instance = Instance { def: def.clone(), shared, core };
+    let instance = Instance { def: def.clone(), shared, core, raw: Default::default() };
     let _loan = instance.expose_db(db);
     let grace = def.options.sleep_grace_period;
     if is_new {
@@ -254,6 +260,9 @@ where
             instance.close_all_connections(ClientError::actor_not_found(&id));
             core.pool.close(&id);
             let removed = core.data_dir.remove_actor_files(&id).map_err(|e| internal(&id, "remove files", e));
+            if let Err(e) = core.alarms.set(&core, &id, None).await {
+                tracing::warn!(actor_id = %id, error = %e, "cannot clear the destroyed actor's alarm");
+            }
             core.finish_stop(&id, true);
             core.metrics.record_destroyed(&instance.shared.name);
             let result = destroyed.and(removed);

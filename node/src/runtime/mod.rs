@@ -1,11 +1,15 @@
 //! The actor runtime: awake instances, their turns and lifecycle, and the host that wakes and stops them.
 
+pub(crate) mod alarms;
 pub(crate) mod command;
 pub(crate) mod directory;
+mod firing;
 pub(crate) mod host;
 mod inspect;
 pub(crate) mod instance;
 pub(crate) mod lifecycle;
+mod raw;
+pub(crate) mod recurrence;
 pub mod service;
 
 pub use host::Durability;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tern_gateway::backend::{
     ActorInfo, Backend, ConnInput, ConnOutput, ConnectionHandle, CreateRequest, InspectRequest, InspectorAuth,
+    RawRequest, RawResponse, RawSocketHandle, SocketOutput,
 };
 use tern_proto::{ClientError, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -23,7 +24,7 @@ pub struct Host {
 }
 
 /// The reserved KV key under which RivetKit's dashboard reads an actor's inspector token (`0x03`).
-const INSPECTOR_TOKEN_KEY: &[u8] = &[3];
+const INSPECTOR_TOKEN_KEY: &[u8] = crate::storage::kv::RESERVED_KEY;
 
 fn new_actor_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
@@ -93,6 +94,26 @@ impl Host {
     /// Makes sure a new actor ran its create hooks before the create is acknowledged.
     async fn ensure_started(&self, actor_id: &str) -> Result<(), ClientError> {
         self.request(actor_id, |reply| Command::Ping { reply }).await
+    }
+
+    /// Forwards what a client sends on an open socket to the actor as commands, and `end` once the client is gone.
+    /// Returns the sender the gateway feeds.
+    fn forward<I: Send + 'static>(
+        &self,
+        actor_id: &str,
+        to_command: impl Fn(I) -> Command + Send + 'static,
+        end: Command,
+    ) -> mpsc::Sender<I> {
+        let (tx, mut rx) = mpsc::channel::<I>(CONN_QUEUE);
+        let core = self.core.clone();
+        let actor = actor_id.to_string();
+        tokio::spawn(async move {
+            while let Some(input) = rx.recv().await {
+                core.dispatch_if_awake(&actor, to_command(input)).await;
+            }
+            core.dispatch_if_awake(&actor, end).await;
+        });
+        tx
     }
 
     /// How many actors are awake.
@@ -172,29 +193,43 @@ impl Backend for Host {
     async fn connect(&self, actor_id: &str, params: Option<Value>) -> Result<ConnectionHandle, ClientError> {
         let (out_tx, out_rx) = mpsc::channel::<ConnOutput>(CONN_QUEUE);
         let conn_id = self.request(actor_id, |reply| Command::Connect { params, outbound: out_tx, reply }).await?;
-        let (in_tx, mut in_rx) = mpsc::channel::<ConnInput>(CONN_QUEUE);
-        let core = self.core.clone();
-        let (actor, conn) = (actor_id.to_string(), conn_id.clone());
-        tokio::spawn(async move {
-            while let Some(input) = in_rx.recv().await {
-                let command = match input {
-                    ConnInput::Action { id, name, args } => {
-                        Command::ConnAction { conn_id: conn.clone(), id, name, args }
-                    }
-                    ConnInput::Subscribe { event, subscribe } => {
-                        Command::Subscribe { conn_id: conn.clone(), event, subscribe }
-                    }
-                };
-                core.dispatch_if_awake(&actor, command).await;
-            }
-            core.dispatch_if_awake(&actor, Command::Disconnect { conn_id: conn }).await;
-        });
+        let conn = conn_id.clone();
+        let to_command = move |input| match input {
+            ConnInput::Action { id, name, args } => Command::ConnAction { conn_id: conn.clone(), id, name, args },
+            ConnInput::Subscribe { event, subscribe } => Command::Subscribe { conn_id: conn.clone(), event, subscribe },
+        };
+        let in_tx = self.forward(actor_id, to_command, Command::Disconnect { conn_id: conn_id.clone() });
         Ok(ConnectionHandle {
             actor_id: actor_id.to_string(),
             connection_id: conn_id,
             inbound: in_tx,
             outbound: out_rx,
         })
+    }
+
+    async fn raw_request(
+        &self,
+        actor_id: &str,
+        request: RawRequest,
+        params: Option<Value>,
+    ) -> Result<RawResponse, ClientError> {
+        self.request(actor_id, |reply| Command::RawRequest { request, params, reply }).await
+    }
+
+    async fn raw_websocket(
+        &self,
+        actor_id: &str,
+        request: axum::http::Request<()>,
+        params: Option<Value>,
+    ) -> Result<RawSocketHandle, ClientError> {
+        let (out_tx, out_rx) = mpsc::channel::<SocketOutput>(CONN_QUEUE);
+        let open = |reply| Command::SocketOpen { request, params, outbound: out_tx, reply };
+        let socket_id = self.request(actor_id, open).await?;
+        let id = socket_id.clone();
+        let to_command = move |message| Command::SocketInput { socket_id: id.clone(), message: Some(message) };
+        let closed = Command::SocketInput { socket_id: socket_id.clone(), message: None };
+        let in_tx = self.forward(actor_id, to_command, closed);
+        Ok(RawSocketHandle { actor_id: actor_id.to_string(), socket_id, inbound: in_tx, outbound: out_rx })
     }
 
     async fn inspect(
@@ -212,11 +247,9 @@ impl Backend for Host {
 
     async fn kv_get(&self, actor_id: &str, key: &[u8]) -> Result<Option<(Vec<u8>, i64)>, ClientError> {
         if key != INSPECTOR_TOKEN_KEY {
-            // Only the reserved inspector-token key exists until actors get a KV store of their own.
-            return match self.core.entry(actor_id).filter(|e| e.record.destroy_ts.is_none()) {
-                Some(_) => Ok(None),
-                None => Err(ClientError::actor_not_found(actor_id)),
-            };
+            // The actor's own KV store, read inside its turn.
+            let key = key.to_vec();
+            return self.request(actor_id, |reply| Command::KvGet { key, reply }).await;
         }
         let (token, ts) = self.request(actor_id, |reply| Command::InspectorToken { reply }).await?;
         Ok(Some((token.into_bytes(), ts)))

@@ -11,6 +11,7 @@ use tern_proto::Value;
 
 use super::conn::{Conn, lock};
 use super::error::{ActorError, ActorResult};
+use super::schedule::{Cron, Schedule, ScheduleAccess};
 use super::sql::Sql;
 
 /// A handle on the running actor, given to actions and hooks. Cheap to clone.
@@ -49,6 +50,10 @@ pub(crate) struct Shared<S, V> {
     pub recorder: Arc<crate::trace::Recorder>,
     /// The inspector token and when it was generated (ms since the epoch).
     pub inspector_token: (String, i64),
+    /// The definition's action names, sorted.
+    pub actions: Arc<Vec<String>>,
+    /// Set when the turn changed schedules, so the runtime re-arms the actor's alarm.
+    pub schedules_changed: Arc<AtomicBool>,
 }
 
 impl<S, V> Shared<S, V> {
@@ -134,6 +139,30 @@ impl<S, V> Ctx<S, V> {
     /// if the action fails.
     pub fn sql(&self) -> Sql {
         lock(&self.shared.sql).clone().expect("the actor's database is open during every turn")
+    }
+
+    /// One-shot scheduled events: invoke an action of this actor later (see [`super::schedule`]).
+    pub fn schedule(&self) -> Schedule {
+        Schedule(self.schedule_access())
+    }
+
+    /// Recurring jobs: cron expressions in a time zone, and intervals (see [`super::schedule`]).
+    pub fn cron(&self) -> Cron {
+        Cron(self.schedule_access())
+    }
+
+    fn schedule_access(&self) -> ScheduleAccess {
+        ScheduleAccess {
+            sql: self.sql(),
+            actions: self.shared.actions.clone(),
+            changed: self.shared.schedules_changed.clone(),
+        }
+    }
+
+    /// The actor's key-value store (binary or text keys and values, prefixes, ranges), kept in its own database:
+    /// like SQL, its writes are part of the current action's atomic unit.
+    pub fn kv(&self) -> super::kv::Kv {
+        super::kv::Kv::new(self.sql())
     }
 
     /// Asks the runtime to put the actor to sleep after the current turn.

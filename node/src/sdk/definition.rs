@@ -26,7 +26,9 @@ use super::conn::Conn;
 use super::context::Ctx;
 use super::error::{ActorError, ActorResult};
 use super::options::ActorOptions;
+use super::request::RequestFn;
 use super::sql::Sql;
+use super::websocket::SocketFn;
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub(crate) type ActionFn<S, V> = Arc<dyn Fn(Ctx<S, V>, Value) -> BoxFuture<ActorResult<Value>> + Send + Sync>;
@@ -55,6 +57,8 @@ pub struct Actor<S, V = ()> {
     pub(crate) create_conn_state: Option<ValueHookFn<S, V, Value>>,
     pub(crate) on_connect: Option<ConnHookFn<S, V>>,
     pub(crate) on_disconnect: Option<ConnHookFn<S, V>>,
+    pub(crate) on_request: Option<RequestFn<S, V>>,
+    pub(crate) on_websocket: Option<SocketFn<S, V>>,
 }
 
 /// Decodes positional action arguments (always an array on the wire) into `A`.
@@ -119,6 +123,8 @@ where
             create_conn_state: None,
             on_connect: None,
             on_disconnect: None,
+            on_request: None,
+            on_websocket: None,
         }
     }
 }

@@ -3,7 +3,8 @@
 //! * `_tern_meta`: key/value facts about the actor (format version, id, name, key, whether create hooks ran);
 //! * `_tern_state`: the actor's state, one CBOR row;
 //! * `_tern_conns`: open connections (id, parameters, connection state, subscriptions), for inspection;
-//! * `_tern_traces`: the most recent spans (see [`crate::trace`]), bounded.
+//! * `_tern_traces`: the most recent spans (see [`crate::trace`]), bounded;
+//! * `_tern_kv`: the actor's key-value store (see [`super::kv`]).
 //!
 //! `_tern_meta` also holds the actor's inspector token, generated on first start.
 //!
@@ -40,6 +41,11 @@ CREATE TABLE IF NOT EXISTS _tern_traces (
     attributes TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS _tern_traces_start ON _tern_traces(start_ns);
+CREATE TABLE IF NOT EXISTS _tern_kv (
+    key       BLOB PRIMARY KEY,
+    value     BLOB NOT NULL,
+    update_ts INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// Most spans kept per actor; older ones are dropped as new ones are written.
@@ -76,6 +82,7 @@ impl ActorDb {
     /// Creates the internal tables if needed and records identity facts; returns what was stored before.
     pub async fn open_actor(&self, actor_id: &str, name: &str, key: &str) -> Result<LoadedActor, libsql::Error> {
         self.conn.execute_batch(SCHEMA).await?;
+        self.conn.execute_batch(super::schedules::SCHEMA).await?;
         self.conn
             .execute(
                 "INSERT OR IGNORE INTO _tern_meta (key, value) VALUES ('schema_version', ?1), ('actor_id', ?2), ('name', ?3), ('key', ?4)",

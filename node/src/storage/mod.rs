@@ -3,8 +3,10 @@
 pub mod actor_db;
 pub mod data_dir;
 pub mod inspect_sql;
+pub mod kv;
 pub mod node_db;
 pub mod pool;
+pub mod schedules;
 pub mod sql_value;
 pub mod statement;
 

@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS actors (
     destroy_ts INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS actors_live_key ON actors(name, key) WHERE destroy_ts IS NULL;
+CREATE TABLE IF NOT EXISTS alarms (actor_id TEXT PRIMARY KEY, fire_at INTEGER NOT NULL);
 ";
 
 impl NodeDb {
@@ -110,6 +111,32 @@ impl NodeDb {
             .await
             .map_err(internal)?;
         Ok(())
+    }
+}
+
+impl NodeDb {
+    /// Every armed alarm: (actor id, when it is due in ms since the epoch).
+    pub async fn load_alarms(&self) -> Result<Vec<(String, i64)>, libsql::Error> {
+        let conn = self.conn.lock().await;
+        let mut rows = conn.query("SELECT actor_id, fire_at FROM alarms", ()).await?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().await? {
+            out.push((row.get(0)?, row.get(1)?));
+        }
+        Ok(out)
+    }
+
+    /// Arms (or, with `None`, clears) an actor's alarm.
+    pub async fn set_alarm(&self, actor_id: &str, fire_at: Option<i64>) -> Result<(), ClientError> {
+        let conn = self.conn.lock().await;
+        let result = match fire_at {
+            Some(at) => {
+                conn.execute("INSERT OR REPLACE INTO alarms (actor_id, fire_at) VALUES (?1, ?2)", params![actor_id, at])
+                    .await
+            }
+            None => conn.execute("DELETE FROM alarms WHERE actor_id = ?1", [actor_id]).await,
+        };
+        result.map(|_| ()).map_err(internal)
     }
 }
 
