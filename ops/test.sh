@@ -32,4 +32,4 @@ echo "== rivetkit conformance (tests/js)"
 # `npm ci` may refuse a lockfile written on another platform (its optional packages are not all served);
 # `npm install` honours the lockfile's pinned versions.
 (cd tests/js && npm install --no-audit --no-fund --loglevel=error)
-(cd tests/js && TERN_BIN="$PWD/../../target/debug/tern" npm test)
+(cd tests/js && TERN_BIN="$PWD/../../target/debug/tern" TERN_EXAMPLE_BIN="$PWD/../../target/debug/tern-example" npm test)

@@ -148,6 +148,12 @@ pub enum InspectRequest {
     Execute { sql: String, params: Option<Value> },
     /// Recorded spans whose start lies in `[start_ms, end_ms)`, newest first, at most `limit` (already clamped).
     Traces { start_ms: i64, end_ms: i64, limit: usize },
+    /// The queue's size and its first `limit` messages (already clamped).
+    Queue { limit: usize },
+    /// Send a message to the actor's queue `name`.
+    QueueSend { name: String, body: Value },
+    /// Remove every queued message.
+    QueueReset,
 }
 
 /// How an inspector request is authorized.
@@ -218,6 +224,16 @@ pub trait Backend: Send + Sync + 'static {
     async fn export(&self, actor_id: &str, auth: InspectorAuth) -> Result<Vec<u8>, ClientError>;
     /// Reads the actor's KV entry at `key` (admin only): `(value, update_ts)`, or `None` when absent.
     async fn kv_get(&self, actor_id: &str, key: &[u8]) -> Result<Option<(Vec<u8>, i64)>, ClientError>;
+    /// Stores a message on the actor's queue `name`. Without `wait` the answer (`completed`, no response) comes
+    /// once the message is durable; with `wait` it comes when the actor completes the message (`completed` with
+    /// its response) or when `wait` elapses (`timedOut`; the message stays queued).
+    async fn queue_send(
+        &self,
+        actor_id: &str,
+        name: &str,
+        body: Value,
+        wait: Option<std::time::Duration>,
+    ) -> Result<tern_proto::messages::HttpQueueSendResponse, ClientError>;
     /// The node's metrics in Prometheus text format.
     async fn metrics(&self) -> String;
 }

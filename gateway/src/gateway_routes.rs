@@ -26,6 +26,8 @@ use crate::target;
 /// An actor route, parsed from the path after the gateway prefix.
 enum ActorRoute {
     Action(String),
+    /// `POST /queue/{name}`: a message for the actor's queue.
+    Queue(String),
     /// `/inspector/...` with the rest of the path; its methods vary per route.
     Inspector(String),
     Connect,
@@ -53,8 +55,15 @@ impl ActorRoute {
             "/health" => (ActorRoute::Health, Some(Method::GET)),
             "/metadata" => (ActorRoute::Metadata, Some(Method::GET)),
             other => {
-                let name = other.strip_prefix("/action/").filter(|n| !n.is_empty() && !n.contains('/'))?;
-                (ActorRoute::Action(percent_decode_str(name).decode_utf8_lossy().into_owned()), Some(Method::POST))
+                let segment = |prefix: &str| {
+                    let name = other.strip_prefix(prefix).filter(|n| !n.is_empty() && !n.contains('/'))?;
+                    Some(percent_decode_str(name).decode_utf8_lossy().into_owned())
+                };
+                if let Some(queue) = segment("/queue/") {
+                    (ActorRoute::Queue(queue), Some(Method::POST))
+                } else {
+                    (ActorRoute::Action(segment("/action/")?), Some(Method::POST))
+                }
             }
         };
         Some(route)
@@ -104,6 +113,7 @@ pub(crate) async fn handle(State(app): State<AppState>, request: Request) -> Res
         let actor_id = target::resolve(app.backend.as_ref(), target).await?;
         let response = match route {
             ActorRoute::Action(name) => action(&app, &actor_id, &name, &parts.headers, body).await?,
+            ActorRoute::Queue(name) => queue_send(&app, &actor_id, &name, &parts.headers, body).await?,
             ActorRoute::Inspector(path) => {
                 let query = parts.uri.query();
                 inspector_routes::handle(&app, &actor_id, &parts.method, &path, query, &parts.headers, body).await?
@@ -129,6 +139,30 @@ pub(crate) async fn handle(State(app): State<AppState>, request: Request) -> Res
         Err(err) => ErrorResponse(err).into_response(),
     }
 }
+
+/// `POST /queue/{name}`: stores a message for the actor's queue; with `wait`, answers with the completion's
+/// response (`completed`) or `timedOut`.
+async fn queue_send(
+    app: &AppState,
+    actor_id: &str,
+    name: &str,
+    headers: &axum::http::HeaderMap,
+    body: Body,
+) -> Result<Response, ClientError> {
+    let encoding = http_encoding(headers)?;
+    let bytes = read_body(body, app.config.max_incoming_message_size).await?;
+    let request = encoding.decode_queue_send_request(&bytes)?;
+    let wait = request
+        .wait
+        .unwrap_or(false)
+        .then(|| std::time::Duration::from_millis(request.timeout.unwrap_or(DEFAULT_QUEUE_WAIT_MS)));
+    let answer = app.backend.queue_send(actor_id, name, request.body, wait).await?;
+    let encoded = encoding.encode_queue_send_response(&answer);
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, encoding.content_type())], encoded).into_response())
+}
+
+/// How long a waiting queue send waits for its completion when the client gives no timeout.
+const DEFAULT_QUEUE_WAIT_MS: u64 = 60_000;
 
 /// `POST /action/{name}`: decodes the arguments, runs the action, encodes its output.
 async fn action(

@@ -7,11 +7,12 @@
 //! | `GET connections`, `GET rpcs` | `{"connections":[...]}`, `{"rpcs":[...]}` |
 //! | `POST action/{name} {"args"} or {"properties"}` | `{"output"}` |
 //! | `GET traces?startMs&endMs&limit` | `{"otlp": <OTLP/JSON>, "clamped"}` |
+//! | `GET queue?limit`, `POST queue {"name","body"}`, `DELETE queue` | `{"size","maxSize","truncated","messages"}`, `{"id","name","createdAtMs"}`, `{}` |
 //! | `GET database/schema`, `GET database/rows?table&limit&offset` | `{"schema":{"tables"}}`, `{"rows"}` |
 //! | `POST database/execute {"sql","args"} or {"sql","properties"}` | `{"rows"}` |
 //! | `GET database/export` | the database file (Tern's addition: a consistent copy) |
 //!
-//! Paging limits are clamped, not refused: rows to 1..=500, traces to 1..=1000.
+//! Paging limits are clamped, not refused: rows to 1..=500, traces and queue messages to 1..=1000.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -28,6 +29,8 @@ const DEFAULT_ROWS: usize = 100;
 const MAX_ROWS: usize = 500;
 const DEFAULT_TRACES: usize = 1000;
 const MAX_TRACES: usize = 1000;
+const DEFAULT_QUEUE: usize = 100;
+const MAX_QUEUE: usize = 1000;
 
 /// What an inspector path asks for.
 enum Route {
@@ -104,6 +107,21 @@ fn route(method: &Method, path: &str, query: Option<&str>, body: &[u8]) -> Resul
             let start_ms = query.int("startMs")?.unwrap_or(0);
             let limit = query.int("limit")?.map_or(DEFAULT_TRACES, |l| l.clamp(1, MAX_TRACES as i64) as usize);
             InspectRequest::Traces { start_ms, end_ms, limit }
+        }
+        "/queue" if method == Method::POST => {
+            let mut body = json_object(body)?;
+            let name = match body.remove("name") {
+                Some(JsonValue::String(name)) => name,
+                _ => return Err(ClientError::invalid_request("`name` must be a string")),
+            };
+            let body = value::from_json(&body.remove("body").unwrap_or(JsonValue::Null));
+            InspectRequest::QueueSend { name, body }
+        }
+        "/queue" if method == Method::DELETE => InspectRequest::QueueReset,
+        "/queue" => {
+            allowed(&[Method::GET])?;
+            let limit = query.int("limit")?.map_or(DEFAULT_QUEUE, |l| l.clamp(1, MAX_QUEUE as i64) as usize);
+            InspectRequest::Queue { limit }
         }
         "/database/schema" => get(InspectRequest::Schema)?,
         "/database/rows" => {

@@ -17,6 +17,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Request, Uri};
 use axum::response::{IntoResponse, Response};
+use futures_util::SinkExt;
 use tern_proto::ClientError;
 
 use crate::AppState;
@@ -82,8 +83,14 @@ pub(crate) fn upgrade(
             Ok(handle) => relay(&app, &mut socket, handle).await,
             Err(err) => Some(SocketOutput::error(&err)),
         };
-        if let Some(SocketOutput::Close { code, reason }) = end {
-            let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+        match end {
+            Some(SocketOutput::Close { code, reason }) => {
+                let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+            }
+            // The client closed: complete the closing handshake (its close frame is answered on flush).
+            _ => {
+                let _ = SinkExt::close(&mut socket).await;
+            }
         }
     })
 }

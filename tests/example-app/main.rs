@@ -7,6 +7,7 @@
 mod clock;
 mod kv;
 mod web;
+mod worker;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -136,6 +137,7 @@ fn main() -> ExitCode {
         tern_node::ready::registry()
             .register(journal())
             .register(clock::clock())
+            .register(worker::worker())
             .register(kv::kv())
             .register(web::web()),
     )

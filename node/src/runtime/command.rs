@@ -1,10 +1,15 @@
 //! Messages to a running actor instance.
 
+use std::any::Any;
 use tern_gateway::backend::{
     ConnOutput, InspectRequest, InspectorAuth, RawRequest, RawResponse, SocketMessage, SocketOutput,
 };
 use tern_proto::{ClientError, Value};
+
 use tokio::sync::{mpsc, oneshot};
+
+use crate::sdk::queue::QueueMessage;
+use crate::sdk::run::ErasedStep;
 
 /// Reply channel of a request to an actor.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
@@ -48,6 +53,19 @@ pub(crate) enum Command {
     KvGet { key: Vec<u8>, reply: Reply<Option<(Vec<u8>, i64)>> },
     /// The actor's alarm is due: fire the schedules that are due.
     Alarm,
+    /// Store a message on queue `name`. Answered once committed (`None`), or, when `wait` is set, once the
+    /// message is completed (with the completion's response).
+    QueueSend { name: String, body: Value, wait: bool, reply: Reply<Option<Value>> },
+    /// Receive up to `limit` messages of `names` (any when empty); when none is waiting and `wait` is set, the
+    /// answer comes when one arrives.
+    QueueReceive { names: Vec<String>, limit: usize, wait: bool, reply: Reply<Vec<QueueMessage>> },
+    /// Complete a completable message with a response for its sender.
+    QueueComplete { id: i64, response: Value, reply: Reply<()> },
+    /// Take the next message of `names` and handle it (a [`crate::sdk::run::ProcessFn`], type-erased) in one
+    /// atomic unit; answered when a message was handled.
+    QueueProcess { names: Vec<String>, handler: ErasedStep, reply: Reply<Option<Box<dyn Any + Send>>> },
+    /// Run a run-loop step (a [`crate::sdk::run::StepFn`], type-erased) as an atomic unit.
+    Step { work: ErasedStep, reply: Reply<Box<dyn Any + Send>> },
 }
 
 impl Command {
@@ -78,6 +96,11 @@ impl Command {
             Command::KvGet { reply, .. } => {
                 let _ = reply.send(Err(err));
             }
+            Command::QueueSend { reply, .. } => drop(reply.send(Err(err))),
+            Command::QueueReceive { reply, .. } => drop(reply.send(Err(err))),
+            Command::QueueComplete { reply, .. } => drop(reply.send(Err(err))),
+            Command::Step { reply, .. } => drop(reply.send(Err(err))),
+            Command::QueueProcess { reply, .. } => drop(reply.send(Err(err))),
             Command::Sleep { done } => {
                 if let Some(done) = done {
                     let _ = done.send(());

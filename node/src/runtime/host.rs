@@ -132,7 +132,7 @@ impl HostCore {
                             entry.start_ts = Some(now_ms());
                             entry.sleep_ts = None;
                         }
-                        factory.spawn(self.clone(), start, rx);
+                        factory.spawn(self.clone(), start, rx, tx.downgrade());
                         Route::Send(tx)
                     }
                 }

@@ -11,7 +11,7 @@ use tern_proto::{ClientError, Value, value};
 
 use super::instance::Instance;
 use crate::sdk::conn::lock;
-use crate::storage::{ActorDb, inspect_sql};
+use crate::storage::{ActorDb, inspect_sql, queue};
 use crate::trace::otlp;
 
 const NANOS_PER_MS: i64 = 1_000_000;
@@ -45,7 +45,7 @@ where
                 "isStateEnabled": self.is_state_enabled()?,
                 "connections": self.connections_json(),
                 "rpcs": self.rpcs(),
-                "queueSize": 0,
+                "queueSize": queue::len(conn).await?,
                 "isDatabaseEnabled": true,
                 "isWorkflowEnabled": false,
                 "workflowHistory": null,
@@ -66,6 +66,27 @@ where
             }
             InspectRequest::Execute { sql, params } => {
                 json!({ "rows": rows_json(&inspect_sql::execute(conn, &sql, params.as_ref()).await?) })
+            }
+            InspectRequest::Queue { limit } => {
+                let size = queue::len(conn).await?;
+                let messages = queue::peek(conn, &[], 0, limit).await?;
+                json!({
+                    "size": size,
+                    "maxSize": self.def.options.max_queue_size,
+                    "truncated": size > messages.len() as i64,
+                    "messages": messages
+                        .iter()
+                        .map(|m| json!({ "id": m.id.to_string(), "name": m.name, "createdAtMs": m.created_at }))
+                        .collect::<Vec<_>>(),
+                })
+            }
+            InspectRequest::QueueSend { name, body } => {
+                let id = self.queue_send(db, &name, &body, false).await?;
+                json!({ "id": id.to_string(), "name": name, "createdAtMs": crate::clock::now_ms() })
+            }
+            InspectRequest::QueueReset => {
+                self.queue_reset(db).await?;
+                json!({})
             }
             InspectRequest::Traces { start_ms, end_ms, limit } => {
                 let start_ns = start_ms.saturating_mul(NANOS_PER_MS);

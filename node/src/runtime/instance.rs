@@ -9,8 +9,8 @@
 //! request wakes a fresh instance from the last committed state.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
@@ -23,7 +23,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::command::{Command, Reply};
 use super::host::HostCore;
 use super::lifecycle::{self, StartInfo};
+use super::queue::QueueState;
 use super::raw::RawSockets;
+use super::run_loop::RunLoop;
 use crate::sdk::conn::{Conn, lock};
 use crate::sdk::context::{Ctx, Shared};
 use crate::sdk::definition::{Actor, BoxFuture};
@@ -49,10 +51,10 @@ pub(crate) enum TurnEnd {
 
 /// A reply held until its turn commits: released with its result, or failed with an error if the turn does
 /// not commit.
-struct Held(Box<dyn FnOnce(Option<ClientError>) + Send>);
+pub(crate) struct Held(Box<dyn FnOnce(Option<ClientError>) + Send>);
 
 impl Held {
-    fn new<T: Send + 'static>(reply: Reply<T>, result: Result<T, ClientError>) -> Held {
+    pub(crate) fn new<T: Send + 'static>(reply: Reply<T>, result: Result<T, ClientError>) -> Held {
         Held(Box::new(move |failure| {
             let _ = reply.send(match failure {
                 Some(err) => Err(err),
@@ -88,6 +90,9 @@ pub(crate) struct Instance<S, V> {
     pub core: Arc<HostCore>,
     /// Open raw WebSockets and their parked handlers.
     pub raw: RawSockets,
+    /// The queue's in-memory side: waiting receivers, messages in flight, waiting senders.
+    pub queue: Mutex<QueueState>,
+    pub run_loop: Option<RunLoop>,
 }
 
 impl<S, V> Instance<S, V>
@@ -117,9 +122,13 @@ where
         DbLoan { shared: self.shared.clone() }
     }
 
-    /// Whether the actor may sleep: no open connections or raw WebSockets.
+    /// Whether the actor may sleep: no open connections or raw WebSockets, no completable message in flight,
+    /// and a run loop (if any) that returned or waits on its queue.
     pub fn is_idle(&self) -> bool {
-        lock(&self.shared.conns).is_empty() && self.raw.is_empty()
+        lock(&self.shared.conns).is_empty()
+            && self.raw.is_empty()
+            && lock(&self.queue).is_idle()
+            && self.run_loop_is_idle()
     }
 
     /// Runs one turn over `batch`.
@@ -198,11 +207,28 @@ where
                         return self.abort_turn(&db, held, "fire schedules", e.to_string()).await;
                     }
                 }
+                Command::QueueSend { name, body, wait, reply } => {
+                    held.extend(self.handle_queue_send(&db, name, body, wait, reply).await)
+                }
+                Command::QueueReceive { names, limit, wait, reply } => {
+                    held.extend(self.handle_queue_receive(&db, names, limit, wait, reply).await)
+                }
+                Command::QueueComplete { id, response, reply } => {
+                    held.extend(self.handle_queue_complete(&db, id, response, reply).await)
+                }
+                Command::Step { work, reply } => held.push(Held::new(reply, self.run_step(&db, work).await)),
+                Command::QueueProcess { names, handler, reply } => {
+                    held.extend(self.handle_queue_process(&db, names, handler, reply).await)
+                }
             }
             if db.connection().is_autocommit() {
                 // SQLite rolled the whole transaction back (e.g. disk full): nothing of this turn is durable.
                 return self.abort_turn(&db, held, "action", "transaction rolled back by SQLite".into()).await;
             }
+        }
+        match self.deliver_to_waiting(&db).await {
+            Ok(delivered) => held.extend(delivered),
+            Err(e) => return self.abort_turn(&db, held, "deliver queue messages", e.to_string()).await,
         }
         if let Err(e) = self.persist_turn(&db).await {
             return self.abort_turn(&db, held, "save state", e).await;
@@ -531,6 +557,7 @@ pub(crate) async fn run<S, V>(
     core: Arc<HostCore>,
     start: StartInfo,
     mut rx: mpsc::Receiver<Command>,
+    mailbox: mpsc::WeakSender<Command>,
 ) where
     S: Serialize + DeserializeOwned + Send + 'static,
     V: Default + Send + 'static,
@@ -549,14 +576,18 @@ pub(crate) async fn run<S, V>(
             return;
         }
     };
+    instance.start_run_loop(mailbox);
     let end = loop {
-        let next = if instance.is_idle() && !instance.def.options.no_sleep {
-            tokio::select! {
-                command = rx.recv() => command,
-                _ = tokio::time::sleep(instance.def.options.sleep_timeout) => break TurnEnd::Sleep(Vec::new()),
+        // Idleness is checked when the timer fires, so an actor that became idle in the meantime (its run loop
+        // returned, its last connection closed) sleeps too.
+        let next = tokio::select! {
+            command = rx.recv() => command,
+            _ = tokio::time::sleep(instance.def.options.sleep_timeout) => {
+                if instance.is_idle() && !instance.def.options.no_sleep {
+                    break TurnEnd::Sleep(Vec::new());
+                }
+                continue;
             }
-        } else {
-            rx.recv().await
         };
         let Some(first) = next else { break TurnEnd::Sleep(Vec::new()) };
         let mut batch = vec![first];

@@ -144,7 +144,8 @@ where
         }),
         schedules_changed: Arc::new(AtomicBool::new(true)),
     });
-    let instance = Instance { def: def.clone(), shared, core, raw: Default::default() };
+    let instance =
+        Instance { def: def.clone(), shared, core, raw: Default::default(), queue: Default::default(), run_loop: None };
     let _loan = instance.expose_db(db);
     let grace = def.options.sleep_grace_period;
     if is_new {
@@ -204,6 +205,9 @@ where
 {
     let core = instance.core.clone();
     let id = instance.shared.actor_id.clone();
+    if let Some(run_loop) = instance.run_loop.take() {
+        run_loop.stop();
+    }
     let mut end = end;
     if let TurnEnd::Sleep(mut dones) = end {
         core.begin_stop(&id);

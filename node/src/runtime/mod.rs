@@ -8,8 +8,10 @@ pub(crate) mod host;
 mod inspect;
 pub(crate) mod instance;
 pub(crate) mod lifecycle;
+mod queue;
 mod raw;
 pub(crate) mod recurrence;
+pub(crate) mod run_loop;
 pub mod service;
 
 pub use host::Durability;

@@ -7,6 +7,7 @@ use tern_gateway::backend::{
     ActorInfo, Backend, ConnInput, ConnOutput, ConnectionHandle, CreateRequest, InspectRequest, InspectorAuth,
     RawRequest, RawResponse, RawSocketHandle, SocketOutput,
 };
+use tern_proto::messages::HttpQueueSendResponse;
 use tern_proto::{ClientError, Value};
 use tokio::sync::{mpsc, oneshot};
 
@@ -253,6 +254,26 @@ impl Backend for Host {
         }
         let (token, ts) = self.request(actor_id, |reply| Command::InspectorToken { reply }).await?;
         Ok(Some((token.into_bytes(), ts)))
+    }
+
+    async fn queue_send(
+        &self,
+        actor_id: &str,
+        name: &str,
+        body: Value,
+        wait: Option<std::time::Duration>,
+    ) -> Result<HttpQueueSendResponse, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::QueueSend { name: name.to_string(), body, wait: wait.is_some(), reply };
+        self.core.dispatch(actor_id, command).await?;
+        let completed = |response| HttpQueueSendResponse { status: "completed".into(), response };
+        let Some(wait) = wait else {
+            return answer.await.map_err(|_| ClientError::stopping())?.map(completed);
+        };
+        match tokio::time::timeout(wait, answer).await {
+            Ok(answered) => answered.map_err(|_| ClientError::stopping())?.map(completed),
+            Err(_) => Ok(HttpQueueSendResponse { status: "timedOut".into(), response: None }),
+        }
     }
 
     async fn metrics(&self) -> String {

@@ -27,6 +27,7 @@ use super::context::Ctx;
 use super::error::{ActorError, ActorResult};
 use super::options::ActorOptions;
 use super::request::RequestFn;
+use super::run::RunCtx;
 use super::sql::Sql;
 use super::websocket::SocketFn;
 
@@ -38,6 +39,7 @@ pub(crate) type ConnHookFn<S, V> = Arc<dyn Fn(Ctx<S, V>, Conn) -> BoxFuture<Acto
 pub(crate) type MigrateFn = Arc<dyn Fn(Sql, bool) -> BoxFuture<ActorResult<()>> + Send + Sync>;
 pub(crate) type CreateStateFn<S> = Arc<dyn Fn(Value) -> ActorResult<S> + Send + Sync>;
 pub(crate) type CreateVarsFn<S, V> = Arc<dyn Fn(Ctx<S, V>) -> BoxFuture<ActorResult<V>> + Send + Sync>;
+pub(crate) type RunFn<S, V> = Arc<dyn Fn(RunCtx<S, V>) -> BoxFuture<ActorResult<()>> + Send + Sync>;
 pub(crate) type StateChangeFn<S> = Arc<dyn Fn(&S) + Send + Sync>;
 
 /// The definition of one kind of actor. `S` is its durable state (saved as CBOR), `V` its ephemeral vars.
@@ -58,6 +60,9 @@ pub struct Actor<S, V = ()> {
     pub(crate) on_connect: Option<ConnHookFn<S, V>>,
     pub(crate) on_disconnect: Option<ConnHookFn<S, V>>,
     pub(crate) on_request: Option<RequestFn<S, V>>,
+    /// Declared queue names; sends to other names are refused.
+    pub(crate) queues: std::collections::BTreeSet<String>,
+    pub(crate) run: Option<RunFn<S, V>>,
     pub(crate) on_websocket: Option<SocketFn<S, V>>,
 }
 
@@ -123,6 +128,8 @@ where
             create_conn_state: None,
             on_connect: None,
             on_disconnect: None,
+            queues: Default::default(),
+            run: None,
             on_request: None,
             on_websocket: None,
         }
@@ -166,6 +173,23 @@ where
             })
         });
         self.actions.insert(name.to_string(), erased);
+        self
+    }
+
+    /// Declares queue `name`: clients send to it with `POST /queue/{name}` (the JS client's `handle.send`), the
+    /// run loop receives from it. Sends to undeclared queues are refused with `queue.unknown_queue`.
+    pub fn queue(mut self, name: &str) -> Self {
+        self.queues.insert(name.to_string());
+        self
+    }
+
+    /// The run loop: started after every wake, stopped on sleep and destroy (see [`crate::sdk::run`]).
+    pub fn run<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(RunCtx<S, V>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ActorResult<()>> + Send + 'static,
+    {
+        self.run = Some(Arc::new(move |ctx| Box::pin(f(ctx))));
         self
     }
 

@@ -19,6 +19,10 @@ pub struct ActorOptions {
     pub max_incoming_message_size: usize,
     /// Largest message sent to a client, in bytes (RivetKit `maxOutgoingMessageSize`, 1 MiB).
     pub max_outgoing_message_size: usize,
+    /// Most messages the queue holds (RivetKit `maxQueueSize`, 1,000).
+    pub max_queue_size: usize,
+    /// Largest queue message body, in bytes of CBOR (RivetKit `maxQueueMessageSize`, 64 KiB).
+    pub max_queue_message_size: usize,
 }
 
 impl Default for ActorOptions {
@@ -31,6 +35,8 @@ impl Default for ActorOptions {
             sleep_grace_period: Duration::from_secs(15),
             max_incoming_message_size: 64 * 1024,
             max_outgoing_message_size: 1024 * 1024,
+            max_queue_size: 1000,
+            max_queue_message_size: 64 * 1024,
         }
     }
 }

@@ -14,8 +14,14 @@ use crate::runtime::lifecycle::StartInfo;
 
 /// A definition with its state and vars types erased, so definitions of different types can live together.
 pub(crate) trait ActorFactory: Send + Sync {
-    /// Spawns an instance task reading `rx`.
-    fn spawn(self: Arc<Self>, core: Arc<HostCore>, start: StartInfo, rx: mpsc::Receiver<Command>);
+    /// Spawns an instance task reading `rx`; `mailbox` lets its run loop send it commands.
+    fn spawn(
+        self: Arc<Self>,
+        core: Arc<HostCore>,
+        start: StartInfo,
+        rx: mpsc::Receiver<Command>,
+        mailbox: mpsc::WeakSender<Command>,
+    );
 }
 
 impl<S, V> ActorFactory for Actor<S, V>
@@ -23,8 +29,14 @@ where
     S: Serialize + DeserializeOwned + Send + 'static,
     V: Default + Send + 'static,
 {
-    fn spawn(self: Arc<Self>, core: Arc<HostCore>, start: StartInfo, rx: mpsc::Receiver<Command>) {
-        tokio::spawn(crate::runtime::instance::run(self, core, start, rx));
+    fn spawn(
+        self: Arc<Self>,
+        core: Arc<HostCore>,
+        start: StartInfo,
+        rx: mpsc::Receiver<Command>,
+        mailbox: mpsc::WeakSender<Command>,
+    ) {
+        tokio::spawn(crate::runtime::instance::run(self, core, start, rx, mailbox));
     }
 }
 

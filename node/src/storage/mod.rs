@@ -6,6 +6,7 @@ pub mod inspect_sql;
 pub mod kv;
 pub mod node_db;
 pub mod pool;
+pub mod queue;
 pub mod schedules;
 pub mod sql_value;
 pub mod statement;

@@ -39,15 +39,27 @@ const STOP_CAP_MS = 30_000;
 /** Default cap for `eventually`. */
 const EVENTUALLY_CAP_MS = 20_000;
 
-/** The `tern` binary: `$TERN_BIN`, else `../../target/debug/tern` relative to tests/js. */
-export function ternBinary() {
-	const bin = process.env.TERN_BIN
-		? path.resolve(PACKAGE_DIR, process.env.TERN_BIN)
-		: path.resolve(PACKAGE_DIR, "../../target/debug/tern");
+/** A node binary: `$<env>` if set, else `fallback`; both relative to tests/js. */
+function locateBinary(env, fallback) {
+	const bin = path.resolve(PACKAGE_DIR, process.env[env] || fallback);
 	if (!fs.existsSync(bin)) {
-		throw new Error(`tern binary not found at ${bin} (build it with \`cargo build --bin tern\` or set TERN_BIN)`);
+		const name = path.basename(fallback);
+		throw new Error(`${name} binary not found at ${bin} (build it with \`cargo build --bin ${name}\` or set ${env})`);
 	}
 	return bin;
+}
+
+/** The stock `tern` binary: `$TERN_BIN`, else `../../target/debug/tern` relative to tests/js. */
+export function ternBinary() {
+	return locateBinary("TERN_BIN", "../../target/debug/tern");
+}
+
+/**
+ * The example application (the ready actors plus the test actors of `tests/example-app`, e.g. `web`):
+ * `$TERN_EXAMPLE_BIN`, else `../../target/debug/tern-example` relative to tests/js.
+ */
+export function exampleBinary() {
+	return locateBinary("TERN_EXAMPLE_BIN", "../../target/debug/tern-example");
 }
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
@@ -286,9 +298,12 @@ export class TernServer {
 	}
 }
 
-/** Starts a `tern dev` server on a free port with a fresh temporary data directory. */
-export async function startServer() {
-	const bin = ternBinary();
+/**
+ * Starts a `dev` server on a free port with a fresh temporary data directory: the stock `tern` binary, or
+ * `binary` (e.g. `exampleBinary()`).
+ */
+export async function startServer({ binary } = {}) {
+	const bin = binary ?? ternBinary();
 	const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "tern-js-"));
 	const port = await freePort();
 	const server = new TernServer({ port, dataDir, bin });
