@@ -100,7 +100,12 @@ pub enum SocketOutput {
     /// A message for the client.
     Message(SocketMessage),
     /// Close the socket with this code and reason.
-    Close { code: u16, reason: String },
+    Close {
+        /// The close code (RFC 6455).
+        code: u16,
+        /// The close reason, at most 123 bytes.
+        reason: String,
+    },
 }
 
 impl SocketOutput {
@@ -121,9 +126,13 @@ impl SocketOutput {
 /// client; dropping `inbound` tells the backend the client went away, and `outbound` closing (or a
 /// [`SocketOutput::Close`]) tells the gateway to close the socket.
 pub struct RawSocketHandle {
+    /// The actor serving the socket.
     pub actor_id: String,
+    /// The socket's id within the actor.
     pub socket_id: String,
+    /// Client messages for the actor.
     pub inbound: mpsc::Sender<SocketMessage>,
+    /// What the actor sends to the client.
     pub outbound: mpsc::Receiver<SocketOutput>,
 }
 
@@ -154,6 +163,10 @@ pub enum InspectRequest {
     QueueSend { name: String, body: Value },
     /// Remove every queued message.
     QueueReset,
+    /// The workflow's recorded history.
+    WorkflowHistory,
+    /// Forget the history from entry `entry_id` on (all of it when `None`) and run the workflow again from there.
+    WorkflowReplay { entry_id: Option<i64> },
 }
 
 /// How an inspector request is authorized.

@@ -7,6 +7,7 @@
 //! | `GET connections`, `GET rpcs` | `{"connections":[...]}`, `{"rpcs":[...]}` |
 //! | `POST action/{name} {"args"} or {"properties"}` | `{"output"}` |
 //! | `GET traces?startMs&endMs&limit` | `{"otlp": <OTLP/JSON>, "clamped"}` |
+//! | `GET workflow-history`, `POST workflow/replay {"entryId"?}` | `{"history","isWorkflowEnabled"}` |
 //! | `GET queue?limit`, `POST queue {"name","body"}`, `DELETE queue` | `{"size","maxSize","truncated","messages"}`, `{"id","name","createdAtMs"}`, `{}` |
 //! | `GET database/schema`, `GET database/rows?table&limit&offset` | `{"schema":{"tables"}}`, `{"rows"}` |
 //! | `POST database/execute {"sql","args"} or {"sql","properties"}` | `{"rows"}` |
@@ -122,6 +123,22 @@ fn route(method: &Method, path: &str, query: Option<&str>, body: &[u8]) -> Resul
             allowed(&[Method::GET])?;
             let limit = query.int("limit")?.map_or(DEFAULT_QUEUE, |l| l.clamp(1, MAX_QUEUE as i64) as usize);
             InspectRequest::Queue { limit }
+        }
+        "/workflow-history" => get(InspectRequest::WorkflowHistory)?,
+        "/workflow/replay" => {
+            allowed(&[Method::POST])?;
+            let mut body = if body.is_empty() { serde_json::Map::new() } else { json_object(body)? };
+            let entry_id = match body.remove("entryId") {
+                None | Some(JsonValue::Null) => None,
+                Some(JsonValue::String(id)) => {
+                    Some(id.parse::<i64>().map_err(|_| ClientError::invalid_request("`entryId` is not an entry id"))?)
+                }
+                Some(JsonValue::Number(id)) => {
+                    Some(id.as_i64().ok_or_else(|| ClientError::invalid_request("`entryId` is not an entry id"))?)
+                }
+                Some(_) => return Err(ClientError::invalid_request("`entryId` must be a string")),
+            };
+            InspectRequest::WorkflowReplay { entry_id }
         }
         "/database/schema" => get(InspectRequest::Schema)?,
         "/database/rows" => {

@@ -21,6 +21,7 @@ pub mod trace;
 
 pub use runtime::{Durability, Host};
 pub use sdk::{
-    Actor, ActorError, ActorOptions, ActorResult, Conn, CronJob, Ctx, Kv, ListOptions, Registry, Sql, UserError,
+    Actor, ActorError, ActorOptions, ActorResult, Conn, CronJob, Ctx, Kv, ListOptions, Loop, Registry, RunCtx, Sql,
+    StepOptions, UserError, WorkflowCtx,
 };
 pub use tern_proto::Value;

@@ -69,6 +69,15 @@ impl ClientError {
     pub fn action_timed_out(name: &str, timeout_ms: u64) -> Self {
         Self::new("actor", "action_timed_out", 408, format!("Action '{name}' did not finish within {timeout_ms} ms"))
     }
+    /// Actor code called an action of its own actor (by handle) from inside a turn, which would deadlock (400).
+    pub fn self_call() -> Self {
+        Self::new(
+            "actor",
+            "self_call",
+            400,
+            "an actor cannot call its own actions from inside a turn; call the function directly",
+        )
+    }
     /// A malformed body, frame, header or path (400).
     pub fn invalid_request(message: impl Into<String>) -> Self {
         Self::new("actor", "invalid_request", 400, message)

@@ -6,6 +6,8 @@
 
 mod clock;
 mod kv;
+mod relay;
+mod saga;
 mod web;
 mod worker;
 
@@ -138,7 +140,9 @@ fn main() -> ExitCode {
             .register(journal())
             .register(clock::clock())
             .register(worker::worker())
+            .register(saga::saga())
             .register(kv::kv())
+            .register(relay::relay())
             .register(web::web()),
     )
 }

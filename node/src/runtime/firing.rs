@@ -25,7 +25,9 @@ where
         let now = now_ms();
         for schedule in schedules::due(conn, now).await? {
             let fired_at = now_ms();
-            let result = if self.def.actions.contains_key(&schedule.action) {
+            let result = if schedule.action.is_empty() {
+                Ok(tern_proto::Value::Null) // a wake-up (workflow sleep): waking the actor is all it does
+            } else if self.def.actions.contains_key(&schedule.action) {
                 self.atomically(db, self.run_action(None, &schedule.action, schedule.args.clone())).await
             } else {
                 Err(ClientError::action_not_found(&schedule.action))

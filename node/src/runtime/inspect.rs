@@ -11,7 +11,7 @@ use tern_proto::{ClientError, Value, value};
 
 use super::instance::Instance;
 use crate::sdk::conn::lock;
-use crate::storage::{ActorDb, inspect_sql, queue};
+use crate::storage::{ActorDb, inspect_sql, queue, workflow};
 use crate::trace::otlp;
 
 const NANOS_PER_MS: i64 = 1_000_000;
@@ -47,8 +47,8 @@ where
                 "rpcs": self.rpcs(),
                 "queueSize": queue::len(conn).await?,
                 "isDatabaseEnabled": true,
-                "isWorkflowEnabled": false,
-                "workflowHistory": null,
+                "isWorkflowEnabled": self.def.is_workflow,
+                "workflowHistory": self.workflow_history(db).await?,
             }),
             InspectRequest::State => json!({ "state": self.state_json()?, "isStateEnabled": self.is_state_enabled()? }),
             InspectRequest::PatchState(state) => {
@@ -87,6 +87,17 @@ where
             InspectRequest::QueueReset => {
                 self.queue_reset(db).await?;
                 json!({})
+            }
+            InspectRequest::WorkflowHistory => {
+                json!({ "history": self.workflow_history(db).await?, "isWorkflowEnabled": self.def.is_workflow })
+            }
+            InspectRequest::WorkflowReplay { entry_id } => {
+                if !self.def.is_workflow {
+                    return Err(ClientError::new("workflow", "not_enabled", 400, "The actor has no workflow"));
+                }
+                workflow::forget_from(conn, entry_id).await?;
+                self.restart_run_loop.store(true, std::sync::atomic::Ordering::Release);
+                json!({ "history": self.workflow_history(db).await?, "isWorkflowEnabled": true })
             }
             InspectRequest::Traces { start_ms, end_ms, limit } => {
                 let start_ns = start_ms.saturating_mul(NANOS_PER_MS);
@@ -135,6 +146,27 @@ where
     /// Whether the actor keeps a state at all (a unit state serializes to null).
     fn is_state_enabled(&self) -> Result<bool, ClientError> {
         Ok(!self.state_json()?.is_null())
+    }
+
+    /// The workflow's entries as JSON, oldest first; null for actors without a workflow.
+    async fn workflow_history(&self, db: &ActorDb) -> Result<JsonValue, ClientError> {
+        if !self.def.is_workflow {
+            return Ok(JsonValue::Null);
+        }
+        let entries = workflow::load(db.connection()).await?;
+        Ok(entries
+            .iter()
+            .map(|e| {
+                json!({
+                    "id": e.seq.to_string(),
+                    "key": e.key,
+                    "kind": e.kind,
+                    "output": e.output.as_ref().map(value::to_json),
+                    "error": e.error,
+                    "finishedAtMs": e.finished_at,
+                })
+            })
+            .collect())
     }
 
     fn rpcs(&self) -> Vec<&str> {

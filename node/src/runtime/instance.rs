@@ -93,6 +93,8 @@ pub(crate) struct Instance<S, V> {
     /// The queue's in-memory side: waiting receivers, messages in flight, waiting senders.
     pub queue: Mutex<QueueState>,
     pub run_loop: Option<RunLoop>,
+    /// Set by a workflow replay: the run loop restarts after the turn.
+    pub restart_run_loop: std::sync::atomic::AtomicBool,
 }
 
 impl<S, V> Instance<S, V>
@@ -443,6 +445,7 @@ where
         work: impl std::future::Future<Output = ActorResult<T>>,
     ) -> Result<T, ClientError> {
         let timeout = self.def.options.action_timeout;
+        let work = crate::sdk::actors::with_budget(timeout, work);
         match tokio::time::timeout(timeout, AssertUnwindSafe(work).catch_unwind()).await {
             Err(_) => Err(ClientError::action_timed_out(name, timeout.as_millis() as u64)),
             Ok(Err(_panic)) => {
@@ -465,6 +468,7 @@ where
         budget: Duration,
         fut: BoxFuture<ActorResult<T>>,
     ) -> Result<T, ClientError> {
+        let fut = crate::sdk::actors::with_budget(budget, fut);
         match tokio::time::timeout(budget, AssertUnwindSafe(fut).catch_unwind()).await {
             Err(_) => Err(ClientError::new(
                 "actor",
@@ -576,7 +580,7 @@ pub(crate) async fn run<S, V>(
             return;
         }
     };
-    instance.start_run_loop(mailbox);
+    instance.start_run_loop(mailbox.clone());
     let end = loop {
         // Idleness is checked when the timer fires, so an actor that became idle in the meantime (its run loop
         // returned, its last connection closed) sleeps too.
@@ -600,6 +604,12 @@ pub(crate) async fn run<S, V>(
         match instance.turn(batch).await {
             TurnEnd::Continue => {}
             end => break end,
+        }
+        if instance.restart_run_loop.swap(false, Ordering::AcqRel) {
+            if let Some(run_loop) = instance.run_loop.take() {
+                run_loop.stop();
+            }
+            instance.start_run_loop(mailbox.clone());
         }
     };
     lifecycle::stop(instance, rx, end).await;

@@ -143,9 +143,17 @@ where
             names
         }),
         schedules_changed: Arc::new(AtomicBool::new(true)),
+        host: Arc::downgrade(&core),
     });
-    let instance =
-        Instance { def: def.clone(), shared, core, raw: Default::default(), queue: Default::default(), run_loop: None };
+    let instance = Instance {
+        def: def.clone(),
+        shared,
+        core,
+        raw: Default::default(),
+        queue: Default::default(),
+        run_loop: None,
+        restart_run_loop: Default::default(),
+    };
     let _loan = instance.expose_db(db);
     let grace = def.options.sleep_grace_period;
     if is_new {

@@ -248,7 +248,8 @@ where
         let timeout = self.def.options.action_timeout;
         let handled = self
             .atomically(db, async move {
-                let output = match tokio::time::timeout(timeout, handler(ctx, message(stored))).await {
+                let handled = crate::sdk::actors::with_budget(timeout, handler(ctx, message(stored)));
+                let output = match tokio::time::timeout(timeout, handled).await {
                     Err(_) => return Err(ClientError::action_timed_out("queue handler", timeout.as_millis() as u64)),
                     Ok(output) => output.map_err(|e| e.into_client(&self.shared.actor_id, "queue handler"))?,
                 };

@@ -1,6 +1,8 @@
 //! Starting and stopping an actor's run loop (see [`crate::sdk::run`]), and running its steps in turns.
 
 use std::any::Any;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -18,6 +20,7 @@ use crate::storage::ActorDb;
 pub(crate) struct RunLoop {
     task: JoinHandle<()>,
     abort: watch::Sender<bool>,
+    parked: Arc<AtomicBool>,
 }
 
 impl RunLoop {
@@ -43,7 +46,8 @@ where
     pub(crate) fn start_run_loop(&mut self, mailbox: mpsc::WeakSender<Command>) {
         let Some(run) = self.def.run.clone() else { return };
         let (abort, aborted) = watch::channel(false);
-        let ctx = RunCtx { mailbox, aborted, _types: std::marker::PhantomData };
+        let parked = Arc::new(AtomicBool::new(false));
+        let ctx = RunCtx { mailbox, aborted, parked: parked.clone(), _types: std::marker::PhantomData };
         let actor_id = self.shared.actor_id.clone();
         let task = tokio::spawn(async move {
             match run(ctx).await {
@@ -51,13 +55,14 @@ where
                 Err(e) => tracing::warn!(actor_id, error = %e, "run loop failed"),
             }
         });
-        self.run_loop = Some(RunLoop { task, abort });
+        self.run_loop = Some(RunLoop { task, abort, parked });
     }
 
     /// Whether the run loop lets the actor sleep: it has none, it returned, or it waits on its queue.
     pub(crate) fn run_loop_is_idle(&self) -> bool {
-        let parked = lock(&self.queue).has_waiting_receiver();
-        self.run_loop.as_ref().is_none_or(RunLoop::is_finished) || parked
+        let waits_on_queue = lock(&self.queue).has_waiting_receiver();
+        let waits_on_time = self.run_loop.as_ref().is_some_and(|r| r.parked.load(Ordering::Acquire));
+        self.run_loop.as_ref().is_none_or(RunLoop::is_finished) || waits_on_queue || waits_on_time
     }
 
     /// Runs one step as an atomic unit, within the action timeout.
@@ -69,7 +74,7 @@ where
         let ctx = self.ctx();
         self.atomically(db, async move {
             let timeout = self.def.options.action_timeout;
-            match tokio::time::timeout(timeout, work(ctx)).await {
+            match tokio::time::timeout(timeout, crate::sdk::actors::with_budget(timeout, work(ctx))).await {
                 Err(_) => Err(ClientError::action_timed_out("run loop step", timeout.as_millis() as u64)),
                 Ok(result) => result.map_err(|e| e.into_client(&self.shared.actor_id, "run loop step")),
             }

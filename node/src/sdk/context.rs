@@ -54,6 +54,8 @@ pub(crate) struct Shared<S, V> {
     pub actions: Arc<Vec<String>>,
     /// Set when the turn changed schedules, so the runtime re-arms the actor's alarm.
     pub schedules_changed: Arc<AtomicBool>,
+    /// The node's host, for actor-to-actor calls; weak, so actor code never keeps a stopped host alive.
+    pub host: std::sync::Weak<crate::runtime::host::HostCore>,
 }
 
 impl<S, V> Shared<S, V> {
@@ -151,6 +153,11 @@ impl<S, V> Ctx<S, V> {
         Cron(self.schedule_access())
     }
 
+    /// Wakes the actor at `at_ms` without running an action (workflow sleeps).
+    pub(crate) async fn wake_at(&self, id: &str, at_ms: i64) -> ActorResult<()> {
+        self.schedule_access().wake_at(id, at_ms).await
+    }
+
     fn schedule_access(&self) -> ScheduleAccess {
         ScheduleAccess {
             sql: self.sql(),
@@ -163,6 +170,14 @@ impl<S, V> Ctx<S, V> {
     /// like SQL, its writes are part of the current action's atomic unit.
     pub fn kv(&self) -> super::kv::Kv {
         super::kv::Kv::new(self.sql())
+    }
+
+    /// A client to the other actors of this node (RivetKit's `c.client()`): `get`, `get_or_create`,
+    /// `get_for_id` and `create` give handles whose `call` / `action` run the callee's actions in process. A call
+    /// to this actor itself fails with `actor.self_call`, and every call is bounded by the current unit's
+    /// remaining time, so a cycle fails with `actor.action_timed_out` (see [`super::actors`]).
+    pub fn actors(&self) -> super::actors::ActorClient {
+        super::actors::ActorClient::new(self.shared.host.clone(), &self.shared.actor_id)
     }
 
     /// Asks the runtime to put the actor to sleep after the current turn.

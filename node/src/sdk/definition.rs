@@ -30,6 +30,7 @@ use super::request::RequestFn;
 use super::run::RunCtx;
 use super::sql::Sql;
 use super::websocket::SocketFn;
+use super::workflow::WorkflowCtx;
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub(crate) type ActionFn<S, V> = Arc<dyn Fn(Ctx<S, V>, Value) -> BoxFuture<ActorResult<Value>> + Send + Sync>;
@@ -63,6 +64,8 @@ pub struct Actor<S, V = ()> {
     /// Declared queue names; sends to other names are refused.
     pub(crate) queues: std::collections::BTreeSet<String>,
     pub(crate) run: Option<RunFn<S, V>>,
+    /// Whether `run` is a workflow (its history is inspectable and replayable).
+    pub(crate) is_workflow: bool,
     pub(crate) on_websocket: Option<SocketFn<S, V>>,
 }
 
@@ -130,6 +133,7 @@ where
             on_disconnect: None,
             queues: Default::default(),
             run: None,
+            is_workflow: false,
             on_request: None,
             on_websocket: None,
         }
@@ -180,6 +184,24 @@ where
     /// run loop receives from it. Sends to undeclared queues are refused with `queue.unknown_queue`.
     pub fn queue(mut self, name: &str) -> Self {
         self.queues.insert(name.to_string());
+        self
+    }
+
+    /// The actor's workflow (see [`crate::sdk::workflow`]): runs in the run loop, its history recorded in the
+    /// actor's database and replayed on every wake until the workflow finishes.
+    pub fn workflow<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(WorkflowCtx<S, V>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ActorResult<()>> + Send + 'static,
+        S: Sync,
+        V: Sync,
+    {
+        let f = Arc::new(f);
+        self.run = Some(Arc::new(move |ctx| {
+            let f = f.clone();
+            Box::pin(async move { super::workflow::drive(ctx, f.as_ref()).await })
+        }));
+        self.is_workflow = true;
         self
     }
 

@@ -1,5 +1,6 @@
 //! The actor SDK: define actors in Rust and register them.
 
+pub mod actors;
 pub mod conn;
 pub mod context;
 pub mod definition;
@@ -13,7 +14,9 @@ pub mod run;
 pub mod schedule;
 pub mod sql;
 pub mod websocket;
+pub mod workflow;
 
+pub use actors::{ActorClient, ActorHandle, IntoKey};
 pub use conn::Conn;
 pub use context::{Ctx, StateGuard};
 pub use definition::Actor;
@@ -27,3 +30,4 @@ pub use run::RunCtx;
 pub use schedule::{Cron, CronFire, CronInfo, CronJob, Schedule, ScheduledEvent};
 pub use sql::Sql;
 pub use websocket::{SocketMessage, WebSocket};
+pub use workflow::{Either, Loop, StepOptions, WorkflowCtx};

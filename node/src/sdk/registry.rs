@@ -22,6 +22,9 @@ pub(crate) trait ActorFactory: Send + Sync {
         rx: mpsc::Receiver<Command>,
         mailbox: mpsc::WeakSender<Command>,
     );
+
+    /// The definition's action timeout (actor-to-actor calls to it are bounded by it).
+    fn action_timeout(&self) -> std::time::Duration;
 }
 
 impl<S, V> ActorFactory for Actor<S, V>
@@ -37,6 +40,10 @@ where
         mailbox: mpsc::WeakSender<Command>,
     ) {
         tokio::spawn(crate::runtime::instance::run(self, core, start, rx, mailbox));
+    }
+
+    fn action_timeout(&self) -> std::time::Duration {
+        self.options.action_timeout
     }
 }
 

@@ -8,6 +8,8 @@
 
 use std::any::Any;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tern_proto::{ClientError, Value};
@@ -32,12 +34,19 @@ pub(crate) type ProcessFn<S, V> =
 pub struct RunCtx<S, V = ()> {
     pub(crate) mailbox: mpsc::WeakSender<Command>,
     pub(crate) aborted: watch::Receiver<bool>,
+    /// Set while the run loop waits for time to pass (a workflow sleep), so the actor may sleep meanwhile.
+    pub(crate) parked: Arc<AtomicBool>,
     pub(crate) _types: std::marker::PhantomData<fn() -> (S, V)>,
 }
 
 impl<S, V> Clone for RunCtx<S, V> {
     fn clone(&self) -> Self {
-        RunCtx { mailbox: self.mailbox.clone(), aborted: self.aborted.clone(), _types: std::marker::PhantomData }
+        RunCtx {
+            mailbox: self.mailbox.clone(),
+            aborted: self.aborted.clone(),
+            parked: self.parked.clone(),
+            _types: std::marker::PhantomData,
+        }
     }
 }
 
@@ -113,6 +122,18 @@ impl<S: Send + 'static, V: Send + 'static> RunCtx<S, V> {
         output
             .map(|o| o.downcast::<R>().map(|r| *r).map_err(|_| ActorError::internal("a handler returned another type")))
             .transpose()
+    }
+
+    /// Waits until `at_ms` (ms since the epoch) with the run loop counted as idle, so the actor may sleep in the
+    /// meantime; whoever needs it awake again at `at_ms` must have armed a schedule for it.
+    pub(crate) async fn park_until(&self, at_ms: i64) {
+        let remaining = at_ms - crate::clock::now_ms();
+        if remaining <= 0 {
+            return;
+        }
+        self.parked.store(true, Ordering::Release);
+        tokio::time::sleep(Duration::from_millis(remaining as u64)).await;
+        self.parked.store(false, Ordering::Release);
     }
 
     /// Whether the actor is stopping (sleep or destroy): the run loop should return.

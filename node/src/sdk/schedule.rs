@@ -41,6 +41,22 @@ impl ScheduleAccess {
         if self.actions.iter().any(|a| a == action) { Ok(()) } else { Err(ClientError::action_not_found(action)) }
     }
 
+    /// Arms a wake-up at `at_ms` that runs no action (a workflow sleep): the actor is woken and its run loop
+    /// resumes. `id` replaces an earlier wake-up of the same id.
+    pub(crate) async fn wake_at(&self, id: &str, at_ms: i64) -> ActorResult<()> {
+        let wake = Scheduled {
+            id: id.to_string(),
+            action: String::new(),
+            args: Value::Array(Vec::new()),
+            run_at: at_ms,
+            repeat: Repeat::Once,
+            max_history: 0,
+        };
+        schedules::put(&self.sql, &wake, now_ms()).await?;
+        self.changed.store(true, Ordering::Release);
+        Ok(())
+    }
+
     async fn put(&self, schedule: Scheduled) -> ActorResult<()> {
         self.check_action(&schedule.action)?;
         recurrence::validate(&schedule.repeat)?;

@@ -66,6 +66,9 @@ use super::context::Ctx;
 use super::definition::{Actor, BoxFuture};
 use super::error::ActorResult;
 
+/// Longest close reason, in bytes (RFC 6455: a 125-byte control frame minus the code).
+const MAX_CLOSE_REASON: usize = 123;
+
 pub(crate) type SocketFn<S, V> = Arc<dyn Fn(Ctx<S, V>, WebSocket) -> BoxFuture<ActorResult<()>> + Send + Sync>;
 
 /// A raw WebSocket as the actor's handler sees it. Cloning is cheap; clones refer to the same socket.
@@ -179,9 +182,10 @@ impl WebSocket {
     }
 
     /// Closes the socket after the current turn with `code` (1000, or 3000–4999 for the application's own) and
-    /// `reason` (at most 123 bytes); `recv()` returns `None` from now on.
+    /// `reason` (cut to 123 bytes); `recv()` returns `None` from now on. The first close asked for wins.
     pub fn close(&self, code: u16, reason: &str) {
-        lock(&self.inner.close).get_or_insert_with(|| (code, reason.to_string()));
+        let cut = (0..=reason.len().min(MAX_CLOSE_REASON)).rev().find(|i| reason.is_char_boundary(*i)).unwrap_or(0);
+        lock(&self.inner.close).get_or_insert_with(|| (code, reason[..cut].to_string()));
     }
 
     /// Hands a client message to the handler, or (`None`) tells it the client closed.
@@ -289,9 +293,19 @@ mod tests {
         assert_eq!(rx.try_recv().unwrap(), SocketOutput::Message(SocketMessage::Text("kept".into())));
         assert!(rx.try_recv().is_err());
         socket.close(4000, "bye");
+        socket.close(4001, "later closes do not win");
         socket.finish(SocketOutput::Close { code: 1000, reason: String::new() });
         assert!(socket.flush());
         assert_eq!(rx.try_recv().unwrap(), SocketOutput::Close { code: 4000, reason: "bye".into() });
+    }
+
+    #[test]
+    fn long_close_reasons_are_cut_on_a_character_boundary() {
+        let (socket, mut rx, _unit) = socket();
+        socket.close(4000, &"é".repeat(100));
+        assert!(socket.flush());
+        let Ok(SocketOutput::Close { reason, .. }) = rx.try_recv() else { panic!("expected a close") };
+        assert_eq!(reason, "é".repeat(61));
     }
 
     #[tokio::test]

@@ -84,6 +84,7 @@ impl ActorDb {
         self.conn.execute_batch(SCHEMA).await?;
         self.conn.execute_batch(super::schedules::SCHEMA).await?;
         self.conn.execute_batch(super::queue::SCHEMA).await?;
+        self.conn.execute_batch(super::workflow::SCHEMA).await?;
         self.conn
             .execute(
                 "INSERT OR IGNORE INTO _tern_meta (key, value) VALUES ('schema_version', ?1), ('actor_id', ?2), ('name', ?3), ('key', ?4)",

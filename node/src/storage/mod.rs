@@ -10,6 +10,7 @@ pub mod queue;
 pub mod schedules;
 pub mod sql_value;
 pub mod statement;
+pub mod workflow;
 
 pub use actor_db::ActorDb;
 pub use data_dir::DataDir;

@@ -1,0 +1,317 @@
+//! Actor-to-actor calls: from inside an action, hook or run-loop step, actor code reaches the other actors of its
+//! node through [`Ctx::actors`](super::Ctx::actors) (RivetKit's `c.client()`).
+//!
+//! ```ignore
+//! let counter = c.actors().get_or_create("counter", ["tenant-7"]);
+//! let count: i64 = counter.call("increment", 5).await?;             // positional arguments, typed output
+//! let raw = counter.action("getCount", vec![]).await?;               // or a `Value` in, a `Value` out
+//! ```
+//!
+//! Calls go straight to the node's host, in process: no HTTP loopback, no encoding to bytes. A call is exactly
+//! a stateless action from a client (the callee's before-connect hook sees `null` parameters), so the callee
+//! commits its changes before the call returns, and its errors reach the caller as [`ActorError`]s carrying the
+//! same [`ClientError`] (`user.*` with its metadata, `actor.not_found`, `actor.action_not_found`, ...): `?`
+//! passes them on to the caller's own client unchanged.
+//!
+//! Semantics to keep in mind:
+//!
+//! - **No self-calls.** Actions are turn-based: while an actor runs an action, its next command waits for the
+//!   turn to end. A call to its own actions (same actor id) would wait for itself forever, so it fails at once
+//!   with `actor.self_call` (400); call the function directly instead (and use `c.destroy()`, not a handle's
+//!   [`ActorHandle::destroy`], for the actor itself).
+//! - **Cycles time out.** A cycle A → B → A deadlocks the same way, across actors. Every call is therefore bounded
+//!   by the calling unit's remaining time (its action, hook or step timeout) and by the callee's action timeout,
+//!   whichever ends first; when it runs out the call fails with `actor.action_timed_out` (408) instead of
+//!   hanging. Resolving a key (and creating the actor, which runs its create hooks) counts against the same
+//!   budget.
+//! - **Not transactional across actors.** The callee's changes are committed when the call returns. If the
+//!   caller's action fails afterwards, its own changes are rolled back but the callee's stay.
+//! - Key-based handles resolve the key on every call, like the JavaScript client's handles: after a destroy, a
+//!   `get_or_create` handle reaches the new actor and a `get` handle gets `actor.not_found`.
+
+use std::future::Future;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tern_gateway::backend::{Backend, CreateRequest};
+use tern_proto::key::serialize_key;
+use tern_proto::{ClientError, Value};
+use tokio::time::Instant;
+
+use super::error::{ActorError, ActorResult};
+use super::options::ActorOptions;
+use crate::runtime::Host;
+use crate::runtime::host::HostCore;
+
+tokio::task_local! {
+    /// When the actor code running on this task (an action, hook or step) runs out of time.
+    static DEADLINE: Instant;
+}
+
+/// Runs `work` (a unit of actor code bounded by `budget`) so that actor-to-actor calls made from it know how much
+/// time is left. Nested scopes keep the earlier deadline.
+pub(crate) async fn with_budget<F: Future>(budget: Duration, work: F) -> F::Output {
+    let Some(deadline) = Instant::now().checked_add(budget) else { return work.await };
+    let deadline = DEADLINE.try_with(|outer| (*outer).min(deadline)).unwrap_or(deadline);
+    DEADLINE.scope(deadline, work).await
+}
+
+/// The time left to the actor code running on this task, if it runs within a budget.
+fn remaining() -> Option<Duration> {
+    DEADLINE.try_with(|deadline| deadline.saturating_duration_since(Instant::now())).ok()
+}
+
+/// An actor key: its parts. A single string is a one-part key, `()` the empty key.
+pub trait IntoKey {
+    /// The key's parts.
+    fn into_key(self) -> Vec<String>;
+}
+
+impl IntoKey for () {
+    fn into_key(self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+impl IntoKey for &str {
+    fn into_key(self) -> Vec<String> {
+        vec![self.to_string()]
+    }
+}
+
+impl IntoKey for String {
+    fn into_key(self) -> Vec<String> {
+        vec![self]
+    }
+}
+
+impl IntoKey for &String {
+    fn into_key(self) -> Vec<String> {
+        vec![self.clone()]
+    }
+}
+
+impl<T: AsRef<str>, const N: usize> IntoKey for [T; N] {
+    fn into_key(self) -> Vec<String> {
+        self.iter().map(|part| part.as_ref().to_string()).collect()
+    }
+}
+
+impl<T: AsRef<str>, const N: usize> IntoKey for &[T; N] {
+    fn into_key(self) -> Vec<String> {
+        self.iter().map(|part| part.as_ref().to_string()).collect()
+    }
+}
+
+impl<T: AsRef<str>> IntoKey for &[T] {
+    fn into_key(self) -> Vec<String> {
+        self.iter().map(|part| part.as_ref().to_string()).collect()
+    }
+}
+
+impl<T: AsRef<str>> IntoKey for Vec<T> {
+    fn into_key(self) -> Vec<String> {
+        self.iter().map(|part| part.as_ref().to_string()).collect()
+    }
+}
+
+/// Positional arguments from a serializable value, as the Rust client's `to_args`: a tuple or array as is, `()`
+/// as none, anything else as the single argument.
+fn to_args(args: impl Serialize) -> ActorResult<Vec<Value>> {
+    Ok(match Value::serialized(&args).map_err(|e| ActorError::internal(format!("action arguments: {e}")))? {
+        Value::Array(items) => items,
+        Value::Null => Vec::new(),
+        single => vec![single],
+    })
+}
+
+fn to_value(value: impl Serialize, what: &str) -> ActorResult<Value> {
+    Value::serialized(&value).map_err(|e| ActorError::internal(format!("{what}: {e}")))
+}
+
+/// A client to the actors of this node, given to actor code by [`Ctx::actors`](super::Ctx::actors). Cheap to
+/// clone. See the [module documentation](self) for the semantics of calls.
+#[derive(Clone)]
+pub struct ActorClient {
+    host: Weak<HostCore>,
+    caller: Arc<str>,
+}
+
+impl ActorClient {
+    /// A client for the actor `caller` on `host` (weak, so a stopped host is not kept alive by actor code).
+    pub(crate) fn new(host: Weak<HostCore>, caller: &str) -> ActorClient {
+        ActorClient { host, caller: caller.into() }
+    }
+
+    fn handle(&self, name: &str, target: Target) -> ActorHandle {
+        ActorHandle { client: self.clone(), name: name.to_string(), target }
+    }
+
+    /// The existing actor `name` with `key`; calls fail with `actor.not_found` while there is none.
+    pub fn get(&self, name: &str, key: impl IntoKey) -> ActorHandle {
+        self.handle(name, Target::Key { key: key.into_key(), create: false, input: None })
+    }
+
+    /// The actor `name` with `key`, created (without input) by the first call that finds none; see
+    /// [`ActorHandle::with_input`] to create it with input.
+    pub fn get_or_create(&self, name: &str, key: impl IntoKey) -> ActorHandle {
+        self.handle(name, Target::Key { key: key.into_key(), create: true, input: None })
+    }
+
+    /// The actor `name` with id `actor_id`; calls fail with `actor.not_found` if it does not exist, was
+    /// destroyed or has another name.
+    pub fn get_for_id(&self, name: &str, actor_id: &str) -> ActorHandle {
+        self.handle(name, Target::Id(actor_id.to_string()))
+    }
+
+    /// Creates the actor `name` with `key` and `input` (`()` for none), waiting until its create hooks ran, and
+    /// returns a handle on it (by id). Fails with `actor.duplicate_key` if the key is taken, and
+    /// `actor.not_registered` for an unknown name.
+    pub async fn create(&self, name: &str, key: impl IntoKey, input: impl Serialize) -> ActorResult<ActorHandle> {
+        let input = Some(to_value(input, "create input")?).filter(|v| !v.is_null());
+        let request = CreateRequest { name: name.to_string(), key: key.into_key(), input, region: None };
+        let creating = self.handle(name, Target::Key { key: request.key.clone(), create: true, input: None });
+        let created = creating.bounded("create", |host| async move { host.create_actor(request).await }).await?;
+        Ok(self.handle(name, Target::Id(created.actor_id)))
+    }
+}
+
+/// Which actor a handle reaches.
+#[derive(Clone)]
+enum Target {
+    /// By key, resolved on every call; `create` makes a missing actor (with `input`) instead of failing.
+    Key { key: Vec<String>, create: bool, input: Option<Value> },
+    /// By id.
+    Id(String),
+}
+
+/// One actor, as seen by another actor's code. Cheap to clone.
+#[derive(Clone)]
+pub struct ActorHandle {
+    client: ActorClient,
+    name: String,
+    target: Target,
+}
+
+impl ActorHandle {
+    /// For a [`ActorClient::get_or_create`] handle: the input the actor is created with if a call finds none.
+    /// (Other handles never create, so they ignore it.)
+    pub fn with_input(mut self, input: impl Serialize) -> ActorResult<ActorHandle> {
+        let value = Some(to_value(input, "create input")?).filter(|v| !v.is_null());
+        if let Target::Key { input, .. } = &mut self.target {
+            *input = value;
+        }
+        Ok(self)
+    }
+
+    /// Calls action `action` with positional `args` (a tuple or array is the argument list, `()` is none, any
+    /// other value is the single argument) and decodes its output into `R`.
+    pub async fn call<R: DeserializeOwned>(&self, action: &str, args: impl Serialize) -> ActorResult<R> {
+        let output = self.action(action, to_args(args)?).await?;
+        output
+            .deserialized()
+            .map_err(|e| ActorError::internal(format!("output of action '{action}' of actor '{}': {e}", self.name)))
+    }
+
+    /// Calls action `action` with the argument list `args` and returns its output as is.
+    pub async fn action(&self, action: &str, args: Vec<Value>) -> ActorResult<Value> {
+        let name = action.to_string();
+        self.bounded(action, |host| async move {
+            let actor_id = self.resolve_with(&host).await?;
+            host.call_action(&actor_id, &name, Value::Array(args), None).await
+        })
+        .await
+    }
+
+    /// Destroys the actor (its destroy hook runs and its data is deleted); `actor.not_found` if there is none.
+    pub async fn destroy(&self) -> ActorResult<()> {
+        self.bounded("destroy", |host| async move {
+            let actor_id = self.resolve_with(&host).await?;
+            host.destroy_actor(&actor_id).await
+        })
+        .await
+    }
+
+    /// The actor's id (creating the actor first for a [`ActorClient::get_or_create`] handle).
+    pub async fn resolve(&self) -> ActorResult<String> {
+        self.bounded("resolve", |host| async move { self.resolve_with(&host).await }).await
+    }
+
+    /// Runs `work` against the host within the call's budget: the calling unit's remaining time and the callee's
+    /// action timeout, whichever is shorter.
+    async fn bounded<T, F, Fut>(&self, what: &str, work: F) -> ActorResult<T>
+    where
+        F: FnOnce(Host) -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        let core = self.client.host.upgrade().ok_or_else(|| ActorError::from(ClientError::stopping()))?;
+        let callee =
+            core.registry.get(&self.name).map_or(ActorOptions::default().action_timeout, |f| f.action_timeout());
+        let budget = remaining().map_or(callee, |left| left.min(callee));
+        match tokio::time::timeout(budget, work(Host { core })).await {
+            Ok(result) => result.map_err(ActorError::from),
+            Err(_) => Err(ClientError::action_timed_out(what, budget.as_millis() as u64).into()),
+        }
+    }
+
+    /// The callee's id; refuses the calling actor itself.
+    async fn resolve_with(&self, host: &Host) -> Result<String, ClientError> {
+        if host.core.registry.get(&self.name).is_none() {
+            return Err(ClientError::not_registered(&self.name));
+        }
+        let actor_id = match &self.target {
+            Target::Id(id) => host
+                .core
+                .entry(id)
+                .filter(|e| e.record.destroy_ts.is_none() && e.record.name == self.name)
+                .map(|e| e.record.actor_id)
+                .ok_or_else(|| ClientError::actor_not_found(id))?,
+            Target::Key { key, create: false, .. } => host
+                .get_actor_by_key(&self.name, key)
+                .await?
+                .map(|info| info.actor_id)
+                .ok_or_else(|| ClientError::actor_not_found(format!("{}/{}", self.name, serialize_key(key))))?,
+            Target::Key { key, create: true, input } => {
+                let request =
+                    CreateRequest { name: self.name.clone(), key: key.clone(), input: input.clone(), region: None };
+                host.get_or_create_actor(request).await?.0.actor_id
+            }
+        };
+        if actor_id == *self.client.caller {
+            return Err(ClientError::self_call());
+        }
+        Ok(actor_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_arguments_take_the_usual_shapes() {
+        assert_eq!(().into_key(), Vec::<String>::new());
+        assert_eq!("a".into_key(), ["a"]);
+        assert_eq!(["org", "room"].into_key(), ["org", "room"]);
+        assert_eq!(vec!["x".to_string()].into_key(), ["x"]);
+        let int = |n: i64| Value::Integer(n.into());
+        assert_eq!(to_args(()).unwrap(), Vec::<Value>::new());
+        assert_eq!(to_args(5).unwrap(), [int(5)]);
+        assert_eq!(to_args((1, "b")).unwrap(), [int(1), Value::Text("b".into())]);
+        assert_eq!(to_args([1, 2]).unwrap(), [int(1), int(2)]);
+    }
+
+    #[tokio::test]
+    async fn nested_budgets_keep_the_earlier_deadline() {
+        assert_eq!(remaining(), None);
+        let inner = with_budget(Duration::from_secs(1), async {
+            with_budget(Duration::from_secs(60), async { remaining().unwrap() }).await
+        })
+        .await;
+        assert!(inner <= Duration::from_secs(1));
+        let unbounded = with_budget(Duration::MAX, async { remaining() }).await;
+        assert_eq!(unbounded, None);
+    }
+}
