@@ -88,6 +88,24 @@ fn tally(calls: Calls) -> Actor<Tally> {
             c.broadcast("total", &total)?;
             Err::<(), ActorError>(UserError::new("refused", "no").into())
         })
+        .action("nested", |c, ()| async move {
+            let sql = c.sql();
+            sql.execute("CREATE TABLE IF NOT EXISTS notes (text TEXT)", ()).await?;
+            sql.execute("INSERT INTO notes VALUES ('kept')", ()).await?;
+            let failed = sql
+                .transaction(|tx| async move {
+                    tx.execute("INSERT INTO notes VALUES ('undone')", ()).await?;
+                    Err::<(), ActorError>(UserError::new("inner", "the nested transaction fails").into())
+                })
+                .await;
+            assert!(failed.is_err());
+            let mut rows = sql.query("SELECT text FROM notes", ()).await?;
+            let mut texts = Vec::new();
+            while let Some(row) = rows.next().await? {
+                texts.push(row.get::<String>(0)?);
+            }
+            Ok(texts)
+        })
         .action("leak", |_c, ()| async move { Err::<(), ActorError>(ActorError::internal("password=hunter2")) })
         .action("hang", |_c, ()| async move {
             tokio::time::sleep(Duration::from_secs(5)).await;
@@ -260,6 +278,8 @@ async fn user_errors_reach_the_client_and_internal_errors_are_masked() {
     // A failed action keeps nothing of what it changed.
     node.call(&id, "add", vec![int(10)]).await.unwrap();
     assert!(node.call(&id, "addThenRefuse", vec![int(5)]).await.is_err());
+    // A failed nested transaction undoes only its own statements.
+    assert_eq!(node.call(&id, "nested", vec![]).await.unwrap(), Value::Array(vec![Value::Text("kept".into())]));
     assert_eq!(node.call(&id, "get", vec![]).await.unwrap(), Value::Array(vec![int(10), Value::Text(String::new())]));
     node.stop().await;
 }

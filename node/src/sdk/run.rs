@@ -197,6 +197,20 @@ impl RunQueue {
         Ok(self.receive(names, 1, Wait::No).await?.into_iter().next())
     }
 
+    /// The messages of `names` one after another, each removed as it is received (a plain receive), waiting
+    /// for the next; the stream ends when the actor stops.
+    pub fn iter(&self, names: &[&str]) -> impl futures_util::Stream<Item = ActorResult<QueueMessage>> + Send + '_ {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        futures_util::stream::unfold(names, move |names| async move {
+            let borrowed: Vec<&str> = names.iter().map(String::as_str).collect();
+            match self.next(&borrowed, None).await {
+                Ok(Some(message)) => Some((Ok(message), names)),
+                Ok(None) => None,
+                Err(e) => Some((Err(e), names)),
+            }
+        })
+    }
+
     /// Completes a completable message: removes it and answers its waiting sender with `response`.
     pub async fn complete(&self, message: &QueueMessage, response: impl serde::Serialize) -> ActorResult<()> {
         let (id, response) = (message.id, to_body(response)?);

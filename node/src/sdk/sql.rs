@@ -1,5 +1,6 @@
 //! SQL access for actor code.
 
+use std::future::Future;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -59,6 +60,26 @@ impl Sql {
     /// Runs one statement with dynamic parameters and returns the rows it changed and the last inserted row id.
     pub async fn execute_values(&self, sql: &str, params: &SqlParams) -> ActorResult<ExecuteResult> {
         self.traced(sql, async { sql_value::execute(&self.conn, sql, params).await.map_err(ActorError::from) }).await
+    }
+}
+
+impl Sql {
+    /// Runs `work` in a nested transaction (a savepoint inside the action's own): if it fails, only its SQL
+    /// changes are undone and the action may go on; if it succeeds, they commit with the turn.
+    pub async fn transaction<R, F, Fut>(&self, work: F) -> ActorResult<R>
+    where
+        F: FnOnce(Sql) -> Fut,
+        Fut: Future<Output = ActorResult<R>>,
+    {
+        let name = format!("tern_tx_{}", uuid::Uuid::new_v4().simple());
+        self.conn.execute(&format!("SAVEPOINT {name}"), ()).await?;
+        let result = work(self.clone()).await;
+        let end = match &result {
+            Ok(_) => format!("RELEASE {name}"),
+            Err(_) => format!("ROLLBACK TO {name}; RELEASE {name}"),
+        };
+        self.conn.execute_batch(&end).await?;
+        result
     }
 }
 
