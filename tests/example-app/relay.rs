@@ -2,6 +2,7 @@
 //!
 //! - `bump(key, n)` increments the `counter` with `key` (creating it) and returns its new count;
 //! - `count(key)` reads that counter, which must exist (`actor.not_found` otherwise);
+//! - `enqueue(key, n)` sends `n` to the `worker` actor `key`'s `jobs` queue.
 //! - `forward(name, key, action, args)` calls any action of an existing actor and returns its output, errors
 //!   passing through unchanged (also used to build a call cycle, which times out);
 //! - `callSelf()` calls the relay's own `calls` action, which fails with `actor.self_call`;
@@ -28,6 +29,9 @@ pub fn relay() -> Actor<Relay> {
             let count: i64 = c.actors().get_or_create("counter", key).call("increment", n).await?;
             c.update(|s: &mut Relay| s.calls += 1);
             Ok(count)
+        })
+        .action("enqueue", |c, (key, n): (String, i64)| async move {
+            c.actors().get_or_create("worker", key).send("jobs", n).await
         })
         .action("count", |c, key: String| async move {
             let count: i64 = c.actors().get("counter", key).call("getCount", ()).await?;

@@ -66,6 +66,14 @@ async fn a_call_reaches_the_callee_and_returns_its_output() {
     assert_eq!(api.call(&other, "forward", args).await.unwrap(), json!(10));
     let args = json!(["relay", "r", "ping", []]);
     assert_eq!(api.call(&other, "forward", args).await.unwrap(), json!("pong"));
+    // An actor sends to another actor's queue; that actor's run loop handles the message.
+    api.call(&relay, "enqueue", json!(["w", 4])).await.unwrap();
+    api.call(&relay, "enqueue", json!(["w", 5])).await.unwrap();
+    let worker = api.actor("worker", "w").await;
+    tern_tests::eventually("the worker processed both messages", std::time::Duration::from_secs(30), || async {
+        (api.call(&worker, "total", json!([])).await.ok() == Some(json!(9))).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

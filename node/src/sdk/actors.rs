@@ -225,6 +225,17 @@ impl ActorHandle {
         .await
     }
 
+    /// Sends `body` to the actor's queue `queue`; returns once the message is durable (the other actor's run loop
+    /// handles it later).
+    pub async fn send(&self, queue: &str, body: impl Serialize) -> ActorResult<()> {
+        let (queue, body) = (queue.to_string(), Value::serialized(&body).map_err(ActorError::internal)?);
+        self.bounded("queue send", |host| async move {
+            let actor_id = self.resolve_with(&host).await?;
+            host.queue_send(&actor_id, &queue, body, None).await.map(drop)
+        })
+        .await
+    }
+
     /// Destroys the actor (its destroy hook runs and its data is deleted); `actor.not_found` if there is none.
     pub async fn destroy(&self) -> ActorResult<()> {
         self.bounded("destroy", |host| async move {
