@@ -87,6 +87,8 @@ struct Inner {
     created: Family<ActorLabels, Counter>,
     destroyed: Family<ActorLabels, Counter>,
     connections_opened: Family<ActorLabels, Counter>,
+    queue_sent: Family<ActorLabels, Counter>,
+    queue_consumed: Family<ActorLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
     action_duration: Family<ActorLabels, Histogram>,
     wake_duration: Family<ActorLabels, Histogram>,
@@ -154,6 +156,8 @@ impl Metrics {
             created: Family::default(),
             destroyed: Family::default(),
             connections_opened: Family::default(),
+            queue_sent: Family::default(),
+            queue_consumed: Family::default(),
             http_requests: Family::default(),
             action_duration: Family::new_with_constructor(duration_histogram),
             wake_duration: Family::new_with_constructor(duration_histogram),
@@ -173,6 +177,9 @@ impl Metrics {
         r.register("actors_created", "Actors created, by actor name", inner.created.clone());
         r.register("actors_destroyed", "Actors destroyed, by actor name", inner.destroyed.clone());
         r.register("connections_opened", "Client connections opened, by actor name", inner.connections_opened.clone());
+        r.register("queue_messages_sent", "Queue messages accepted, by actor name", inner.queue_sent.clone());
+        let help = "Queue messages consumed (received or processed), by actor name; sent minus consumed is the depth";
+        r.register("queue_messages_consumed", help, inner.queue_consumed.clone());
         r.register(
             "http_requests",
             "HTTP requests answered, by route name and status code",
@@ -228,6 +235,16 @@ impl Metrics {
     /// Records a client connection opened to an actor (`tern_connections_opened_total`).
     pub fn record_connection_opened(&self, actor_name: &str) {
         self.inner.connections_opened.get_or_create(&actor(actor_name)).inc();
+    }
+
+    /// Records a queue message accepted by an actor (`tern_queue_messages_sent_total`).
+    pub fn record_queue_sent(&self, actor_name: &str) {
+        self.inner.queue_sent.get_or_create(&actor(actor_name)).inc();
+    }
+
+    /// Records queue messages consumed by an actor (`tern_queue_messages_consumed_total`).
+    pub fn record_queue_consumed(&self, actor_name: &str, count: u64) {
+        self.inner.queue_consumed.get_or_create(&actor(actor_name)).inc_by(count);
     }
 
     /// Records a turn committed to storage in `duration` (`tern_turn_commit_duration_seconds`).

@@ -324,3 +324,54 @@ async fn metrics_move_with_traffic() {
     assert_eq!(sample(&woken, "tern_actor_wakes_total", &[("actor", "counter")]), 1.0);
     assert_eq!(sample(&woken, "tern_actor_sleeps_total", &[("actor", "counter")]), 1.0);
 }
+
+/// Span names in an actor's traces.
+async fn span_names(node: &Node, id: &str) -> Vec<String> {
+    let (_, traces) = node.get(id, "/traces?limit=1000").await;
+    traces["otlp"]["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn queue_routes_and_spans_for_queue_messages_and_workflow_steps() {
+    let node = Node::start(&[]);
+    let worker = node.create("worker", "inspected").await;
+    let (status, sent) = node.post(&worker, "/queue", json!({"name": "jobs", "body": 3})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sent["name"], "jobs");
+    assert!(sent["id"].is_string() && sent["createdAtMs"].is_i64());
+    tern_tests::eventually(
+        "the worker processed the inspector's message",
+        std::time::Duration::from_secs(30),
+        || async { (node.action(&worker, "total", json!([])).await == json!(3)).then_some(()) },
+    )
+    .await;
+    let names = span_names(&node, &worker).await;
+    assert!(names.contains(&"queue message jobs".to_string()), "{names:?}");
+    let metrics = node.http.get(node.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(sample(&metrics, "tern_queue_messages_sent_total", &[("actor", "worker")]), 1.0);
+    assert_eq!(sample(&metrics, "tern_queue_messages_consumed_total", &[("actor", "worker")]), 1.0);
+    let (status, err) = node.post(&worker, "/queue", json!({"name": "elsewhere", "body": 1})).await;
+    assert_eq!((status, code(&err)), (StatusCode::BAD_REQUEST, "queue.unknown_queue".into()));
+
+    // The saga consumes one signal (after its nap); a second one stays queued until reset.
+    let saga = node.create("saga", "inspected").await;
+    node.post(&saga, "/queue", json!({"name": "signals", "body": "go"})).await;
+    node.post(&saga, "/queue", json!({"name": "signals", "body": "extra"})).await;
+    let queue = tern_tests::eventually("one signal was consumed", std::time::Duration::from_secs(30), || async {
+        let (_, queue) = node.get(&saga, "/queue?limit=5000").await;
+        (queue["size"] == 1).then_some(queue)
+    })
+    .await;
+    assert_eq!((queue["maxSize"].clone(), queue["truncated"].clone()), (json!(1000), json!(false)));
+    assert_eq!(queue["messages"][0]["name"], "signals");
+    let (status, reset) = node.inspect(reqwest::Method::DELETE, &saga, "/queue", None, None).await;
+    assert_eq!((status, reset), (StatusCode::OK, json!({})));
+    assert_eq!(node.get(&saga, "/queue").await.1["size"], 0);
+    let names = span_names(&node, &saga).await;
+    assert!(names.contains(&"workflow step first#0".to_string()), "{names:?}");
+}

@@ -65,7 +65,7 @@ pub(crate) enum Command {
     /// atomic unit; answered when a message was handled.
     QueueProcess { names: Vec<String>, handler: ErasedStep, reply: Reply<Option<Box<dyn Any + Send>>> },
     /// Run a run-loop step (a [`crate::sdk::run::StepFn`], type-erased) as an atomic unit.
-    Step { work: ErasedStep, reply: Reply<Box<dyn Any + Send>> },
+    Step { label: String, work: ErasedStep, reply: Reply<Box<dyn Any + Send>> },
 }
 
 impl Command {

@@ -27,10 +27,15 @@ where
             let fired_at = now_ms();
             let result = if schedule.action.is_empty() {
                 Ok(tern_proto::Value::Null) // a wake-up (workflow sleep): waking the actor is all it does
-            } else if self.def.actions.contains_key(&schedule.action) {
-                self.atomically(db, self.run_action(None, &schedule.action, schedule.args.clone())).await
             } else {
-                Err(ClientError::action_not_found(&schedule.action))
+                let attributes = vec![("schedule.id".to_string(), schedule.id.clone())];
+                let fire = async {
+                    if !self.def.actions.contains_key(&schedule.action) {
+                        return Err(ClientError::action_not_found(&schedule.action));
+                    }
+                    self.atomically(db, self.run_action(None, &schedule.action, schedule.args.clone())).await
+                };
+                self.in_span(&format!("schedule {}", schedule.action), attributes, fire).await
             };
             if let Err(e) = &result {
                 tracing::warn!(actor_id = %self.shared.actor_id, schedule = %schedule.id, error = %e, "scheduled action failed");

@@ -218,7 +218,9 @@ where
                 Command::QueueComplete { id, response, reply } => {
                     held.extend(self.handle_queue_complete(&db, id, response, reply).await)
                 }
-                Command::Step { work, reply } => held.push(Held::new(reply, self.run_step(&db, work).await)),
+                Command::Step { label, work, reply } => {
+                    held.push(Held::new(reply, self.run_step(&db, &label, work).await))
+                }
                 Command::QueueProcess { names, handler, reply } => {
                     held.extend(self.handle_queue_process(&db, names, handler, reply).await)
                 }
@@ -411,6 +413,19 @@ where
         if let Err(e) = ended {
             tracing::error!(actor_id = %self.shared.actor_id, error = %e, "ending savepoint failed");
         }
+    }
+
+    /// Runs `work` inside an internal span named `name` (SQL statements it runs become its children).
+    pub(crate) async fn in_span<T>(
+        &self,
+        name: &str,
+        attributes: Vec<(String, String)>,
+        work: impl std::future::Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ClientError> {
+        let span = self.shared.recorder.start(name, SpanKind::Internal, attributes, true);
+        let result = work.await;
+        self.shared.recorder.finish(span, result.as_ref().err().map(ToString::to_string));
+        result
     }
 
     /// Runs an action inside a span, and counts it in the metrics.

@@ -96,6 +96,7 @@ where
         }
         let id = queue::push(conn, name, body, completable, now_ms()).await?;
         lock(&self.queue).arrived = true;
+        self.core.metrics.record_queue_sent(&self.shared.name);
         Ok(id)
     }
 
@@ -137,6 +138,9 @@ where
                 }
                 taken.push(message(stored));
             }
+        }
+        if !taken.is_empty() {
+            self.core.metrics.record_queue_consumed(&self.shared.name, taken.len() as u64);
         }
         Ok(taken)
     }
@@ -244,21 +248,24 @@ where
             return vec![Held::new(reply, Err(ClientError::internal()))];
         };
         let (id, completable) = (stored.id, stored.completable);
+        let span_name = format!("queue message {}", stored.name);
+        let attributes =
+            vec![("queue.name".to_string(), stored.name.clone()), ("message.id".to_string(), id.to_string())];
         let ctx = self.ctx();
         let timeout = self.def.options.action_timeout;
-        let handled = self
-            .atomically(db, async move {
-                let handled = crate::sdk::actors::with_budget(timeout, handler(ctx, message(stored)));
-                let output = match tokio::time::timeout(timeout, handled).await {
-                    Err(_) => return Err(ClientError::action_timed_out("queue handler", timeout.as_millis() as u64)),
-                    Ok(output) => output.map_err(|e| e.into_client(&self.shared.actor_id, "queue handler"))?,
-                };
-                queue::remove(db.connection(), id).await?;
-                Ok(output)
-            })
-            .await;
+        let unit = self.atomically(db, async move {
+            let handled = crate::sdk::actors::with_budget(timeout, handler(ctx, message(stored)));
+            let output = match tokio::time::timeout(timeout, handled).await {
+                Err(_) => return Err(ClientError::action_timed_out("queue handler", timeout.as_millis() as u64)),
+                Ok(output) => output.map_err(|e| e.into_client(&self.shared.actor_id, "queue handler"))?,
+            };
+            queue::remove(db.connection(), id).await?;
+            Ok(output)
+        });
+        let handled = self.in_span(&span_name, attributes, unit).await;
         match handled {
             Ok((response, output)) => {
+                self.core.metrics.record_queue_consumed(&self.shared.name, 1);
                 let waiter = if completable { lock(&self.queue).waiters.remove(&id) } else { None };
                 let mut answers: Vec<Held> =
                     waiter.into_iter().map(|w| Held::new(w, Ok(Some(response.clone())))).collect();

@@ -66,19 +66,24 @@ where
     }
 
     /// Runs one step as an atomic unit, within the action timeout.
-    pub(crate) async fn run_step(&self, db: &ActorDb, work: ErasedStep) -> Result<Box<dyn Any + Send>, ClientError> {
+    pub(crate) async fn run_step(
+        &self,
+        db: &ActorDb,
+        label: &str,
+        work: ErasedStep,
+    ) -> Result<Box<dyn Any + Send>, ClientError> {
         let work = work.downcast::<StepFn<S, V>>().map_err(|_| {
             tracing::error!(actor_id = %self.shared.actor_id, "a step of another actor type reached this actor");
             ClientError::internal()
         })?;
         let ctx = self.ctx();
-        self.atomically(db, async move {
+        let unit = self.atomically(db, async move {
             let timeout = self.def.options.action_timeout;
             match tokio::time::timeout(timeout, crate::sdk::actors::with_budget(timeout, work(ctx))).await {
                 Err(_) => Err(ClientError::action_timed_out("run loop step", timeout.as_millis() as u64)),
                 Ok(result) => result.map_err(|e| e.into_client(&self.shared.actor_id, "run loop step")),
             }
-        })
-        .await
+        });
+        self.in_span(label, Vec::new(), unit).await
     }
 }

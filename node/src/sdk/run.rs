@@ -76,9 +76,19 @@ impl<S: Send + 'static, V: Send + 'static> RunCtx<S, V> {
         F: FnOnce(Ctx<S, V>) -> Fut + Send + 'static,
         Fut: Future<Output = ActorResult<R>> + Send + 'static,
     {
+        self.labelled_step("run loop step".to_string(), work).await
+    }
+
+    /// A step whose trace span is named `label`.
+    pub(crate) async fn labelled_step<R, F, Fut>(&self, label: String, work: F) -> ActorResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(Ctx<S, V>) -> Fut + Send + 'static,
+        Fut: Future<Output = ActorResult<R>> + Send + 'static,
+    {
         let step: StepFn<S, V> =
             Box::new(move |ctx| Box::pin(async move { work(ctx).await.map(|r| Box::new(r) as Box<dyn Any + Send>) }));
-        let output = ask(&self.mailbox, |reply| Command::Step { work: Box::new(step), reply }).await?;
+        let output = ask(&self.mailbox, |reply| Command::Step { label, work: Box::new(step), reply }).await?;
         output.downcast::<R>().map(|r| *r).map_err(|_| ActorError::internal("a step returned another type"))
     }
 

@@ -180,7 +180,7 @@ impl<S: Send + 'static, V: Send + 'static> WorkflowCtx<S, V> {
             let (work, stored_key) = (work.clone(), key.clone());
             let result = self
                 .run
-                .step(move |c: Ctx<S, V>| async move {
+                .labelled_step(format!("workflow step {key}"), move |c: Ctx<S, V>| async move {
                     let output = match tokio::time::timeout(options.timeout, work(c.clone())).await {
                         Ok(output) => output?,
                         Err(_) => {
