@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
+
 use crate::runtime::alarms::{Alarms, run_timer};
 use crate::runtime::directory::Directory;
 use crate::runtime::host::{HostCore, Stores};
@@ -112,6 +114,12 @@ pub async fn serve(
         })
     };
     let mut stop = stop_rx;
+    // Replies and events are small writes that must leave at once, not wait for Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY on a client connection");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|stopping| *stopping).await;
