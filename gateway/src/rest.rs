@@ -5,7 +5,8 @@
 //! `default` exists.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::IntoResponse;
 use base64::Engine;
@@ -171,28 +172,34 @@ pub(crate) async fn actor_names(State(app): State<AppState>, Query(q): Query<Nam
     Ok(Json(json!({ "names": names, "pagination": { "cursor": null } })))
 }
 
+/// The actor id of an admin route on one actor (`/actors/{actor_id}/...`), after the admin and namespace checks.
+pub(crate) struct AdminActor(String);
+
+impl FromRequestParts<AppState> for AdminActor {
+    type Rejection = ErrorResponse;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+        require_admin(&app.config, &parts.headers)?;
+        let Query(q) = Query::<NamespaceQuery>::from_request_parts(parts, app)
+            .await
+            .map_err(|e| ClientError::invalid_request(e.body_text()))?;
+        check_namespace(q.namespace.as_deref())?;
+        let Path(actor_id) = Path::<String>::from_request_parts(parts, app)
+            .await
+            .map_err(|e| ClientError::invalid_request(e.body_text()))?;
+        Ok(AdminActor(actor_id))
+    }
+}
+
 /// `DELETE /actors/{id}` (admin) → `{}` once the actor and its data are gone.
-pub(crate) async fn destroy_actor(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Path(actor_id): Path<String>,
-    Query(q): Query<NamespaceQuery>,
-) -> ApiResult {
-    require_admin(&app.config, &headers)?;
-    check_namespace(q.namespace.as_deref())?;
+pub(crate) async fn destroy_actor(State(app): State<AppState>, AdminActor(actor_id): AdminActor) -> ApiResult {
     app.backend.destroy_actor(&actor_id).await?;
     Ok(Json(json!({})))
 }
 
-/// `POST /actors/{id}/sleep` (admin) → `{}` once the actor sleeps (its connections are closed with a retryable reason).
-pub(crate) async fn sleep_actor(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Path(actor_id): Path<String>,
-    Query(q): Query<NamespaceQuery>,
-) -> ApiResult {
-    require_admin(&app.config, &headers)?;
-    check_namespace(q.namespace.as_deref())?;
+/// `POST /actors/{id}/sleep` (admin) → `{}` once the actor sleeps (its connections are closed with a retryable
+/// reason).
+pub(crate) async fn sleep_actor(State(app): State<AppState>, AdminActor(actor_id): AdminActor) -> ApiResult {
     app.backend.sleep_actor(&actor_id).await?;
     Ok(Json(json!({})))
 }

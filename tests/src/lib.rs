@@ -134,3 +134,78 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// An HTTP client of one node's gateway, for tests that drive actors directly. It keeps no idle connections, so it
+/// keeps working across a node's restarts.
+pub struct Api {
+    /// The underlying client, for requests the helpers do not cover.
+    pub http: reqwest::Client,
+    /// The node's base URL.
+    pub endpoint: String,
+}
+
+/// An error answer: the HTTP status, `group.code`, and the whole body. A request that got no answer (the node
+/// is down) is status 0, code `transport.failed`, with the error's text as the body.
+pub type ApiError = (u16, String, serde_json::Value);
+
+impl Api {
+    /// A client of `node`.
+    pub fn new(node: &TernProcess) -> Api {
+        let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("an HTTP client");
+        Api { http, endpoint: node.endpoint() }
+    }
+
+    /// Creates (or finds) the actor `name` with a one-part `key` (`PUT /actors`); returns its id.
+    pub async fn actor(&self, name: &str, key: &str) -> String {
+        let body = serde_json::json!({"name": name, "key": key});
+        let url = format!("{}/actors", self.endpoint);
+        let created: serde_json::Value =
+            self.http.put(url).json(&body).send().await.expect("PUT /actors").json().await.expect("JSON");
+        created["actor"]["actor_id"].as_str().expect("an actor id").to_string()
+    }
+
+    /// Calls an action by actor id: the output, or the error.
+    pub async fn call(
+        &self,
+        actor_id: &str,
+        action: &str,
+        args: serde_json::Value,
+    ) -> Result<serde_json::Value, ApiError> {
+        let url = format!("{}/gateway/{actor_id}/action/{action}", self.endpoint);
+        let response = self.http.post(url).json(&serde_json::json!({ "args": args })).send().await;
+        Self::answer(response, |body| body["output"].clone()).await
+    }
+
+    /// Sends `body` to the actor's queue `name`, waiting up to `wait_ms` for the completion when given: the
+    /// answer (`{"status", "response"?}`), or the error.
+    pub async fn send(
+        &self,
+        actor_id: &str,
+        name: &str,
+        body: serde_json::Value,
+        wait_ms: Option<u64>,
+    ) -> Result<serde_json::Value, ApiError> {
+        let url = format!("{}/gateway/{actor_id}/queue/{name}", self.endpoint);
+        let request = match wait_ms {
+            Some(timeout) => serde_json::json!({"body": body, "wait": true, "timeout": timeout}),
+            None => serde_json::json!({ "body": body }),
+        };
+        let response = self.http.post(url).json(&request).send().await;
+        Self::answer(response, |body| body).await
+    }
+
+    async fn answer(
+        response: reqwest::Result<reqwest::Response>,
+        ok: impl FnOnce(serde_json::Value) -> serde_json::Value,
+    ) -> Result<serde_json::Value, ApiError> {
+        let response =
+            response.map_err(|e| (0, "transport.failed".to_string(), serde_json::Value::String(e.to_string())))?;
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+        if status == 200 {
+            return Ok(ok(body));
+        }
+        let code = format!("{}.{}", body["group"].as_str().unwrap_or("?"), body["code"].as_str().unwrap_or("?"));
+        Err((status, code, body))
+    }
+}

@@ -6,45 +6,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-use tern_tests::TernProcess;
+use serde_json::json;
+use tern_tests::{Api, TernProcess};
 
 fn example_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tern-example"))
-}
-
-/// An HTTP client of one node.
-struct Api {
-    http: reqwest::Client,
-    endpoint: String,
-}
-
-impl Api {
-    fn new(node: &TernProcess) -> Api {
-        let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
-        Api { http, endpoint: node.endpoint() }
-    }
-
-    /// Creates (or finds) the actor `name` with a one-part `key`; returns its id.
-    async fn actor(&self, name: &str, key: &str) -> String {
-        let body = json!({"name": name, "key": key});
-        let url = format!("{}/actors", self.endpoint);
-        let created: Value = self.http.put(url).json(&body).send().await.unwrap().json().await.unwrap();
-        created["actor"]["actor_id"].as_str().unwrap().to_string()
-    }
-
-    /// Calls an action by actor id: the output, or the HTTP status and `group.code` with the error body.
-    async fn call(&self, actor_id: &str, action: &str, args: Value) -> Result<Value, (u16, String, Value)> {
-        let url = format!("{}/gateway/{actor_id}/action/{action}", self.endpoint);
-        let response = self.http.post(url).json(&json!({ "args": args })).send().await.unwrap();
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap();
-        if status == 200 {
-            return Ok(body["output"].clone());
-        }
-        let code = format!("{}.{}", body["group"].as_str().unwrap_or("?"), body["code"].as_str().unwrap_or("?"));
-        Err((status, code, body))
-    }
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tern_tests::{TernProcess, eventually};
+use tern_tests::{Api, TernProcess, eventually};
 
 fn example_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tern-example"))
@@ -14,42 +14,30 @@ fn example_binary() -> PathBuf {
 
 const CAP: Duration = Duration::from_secs(30);
 
+/// The `worker` actor of a node.
 struct Worker {
-    http: reqwest::Client,
-    endpoint: String,
+    api: Api,
     id: String,
 }
 
 impl Worker {
     async fn create(node: &TernProcess, key: &str) -> Worker {
-        let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
-        let body = json!({"name": "worker", "key": key});
-        let created: Value =
-            http.put(format!("{}/actors", node.endpoint())).json(&body).send().await.unwrap().json().await.unwrap();
-        Worker { http, endpoint: node.endpoint(), id: created["actor"]["actor_id"].as_str().unwrap().to_string() }
+        let api = Api::new(node);
+        let id = api.actor("worker", key).await;
+        Worker { api, id }
     }
 
     fn at(self, node: &TernProcess) -> Worker {
-        Worker { endpoint: node.endpoint(), ..self }
+        Worker { api: Api::new(node), id: self.id }
     }
 
-    /// Sends to queue `name`; the answer's status, response, and HTTP status.
+    /// Sends to queue `name`: the answer, or the HTTP status and error body.
     async fn send(&self, name: &str, body: Value, wait: Option<u64>) -> Result<Value, (u16, Value)> {
-        let url = format!("{}/gateway/{}/queue/{name}", self.endpoint, self.id);
-        let request = match wait {
-            Some(timeout) => json!({"body": body, "wait": true, "timeout": timeout}),
-            None => json!({"body": body}),
-        };
-        let response = self.http.post(url).json(&request).send().await.map_err(|e| (0, json!(e.to_string())))?;
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.map_err(|e| (status, json!(e.to_string())))?;
-        if status == 200 { Ok(body) } else { Err((status, body)) }
+        self.api.send(&self.id, name, body, wait).await.map_err(|(status, _, body)| (status, body))
     }
 
     async fn call(&self, action: &str) -> Value {
-        let url = format!("{}/gateway/{}/action/{action}", self.endpoint, self.id);
-        let answer: Value = self.http.post(url).json(&json!({"args": []})).send().await.unwrap().json().await.unwrap();
-        answer["output"].clone()
+        self.api.call(&self.id, action, json!([])).await.unwrap()
     }
 
     async fn processed(&self) -> Vec<i64> {
@@ -85,8 +73,8 @@ async fn bad_sends_get_clear_errors_and_lose_nothing() {
         code(worker.send("jobs", json!([big, big]), None).await.unwrap_err()),
         (400, "message.incoming_too_long".into())
     );
-    let url = format!("{}/gateway/{}/queue/jobs", worker.endpoint, worker.id);
-    let malformed = worker.http.post(url).body("{\"body\":").send().await.unwrap();
+    let url = format!("{}/gateway/{}/queue/jobs", worker.api.endpoint, worker.id);
+    let malformed = worker.api.http.post(url).body("{\"body\":").send().await.unwrap();
     assert_eq!(malformed.status().as_u16(), 400);
     worker.send("jobs", json!(7), None).await.unwrap();
     eventually("the good message was processed", CAP, || async { (worker.processed().await == [7]).then_some(()) })
@@ -99,7 +87,7 @@ async fn kill_9_during_a_stream_of_sends_loses_no_accepted_message_and_keeps_the
     let mut node = TernProcess::start(&example_binary(), &dir.path().join("data"));
     let worker = Worker::create(&node, "stream").await;
     let sender = {
-        let worker = Worker { http: worker.http.clone(), endpoint: worker.endpoint.clone(), id: worker.id.clone() };
+        let worker = Worker { api: Api::new(&node), id: worker.id.clone() };
         tokio::spawn(async move {
             let mut accepted = Vec::new();
             for n in 1..=100_000i64 {
@@ -135,8 +123,8 @@ async fn an_actor_waiting_on_its_queue_sleeps_and_the_next_message_wakes_it() {
     let worker = Worker::create(&node, "sleepy").await;
     worker.send("jobs", json!(1), None).await.unwrap();
     let asleep = || async {
-        let url = format!("{}/actors?actor_ids={}", worker.endpoint, worker.id);
-        let listed: Value = worker.http.get(url).send().await.unwrap().json().await.unwrap();
+        let url = format!("{}/actors?actor_ids={}", worker.api.endpoint, worker.id);
+        let listed: Value = worker.api.http.get(url).send().await.unwrap().json().await.unwrap();
         listed["actors"][0]["sleep_ts"].as_i64()
     };
     eventually("the idle worker fell asleep", CAP, || async { asleep().await }).await;

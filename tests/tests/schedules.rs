@@ -5,39 +5,33 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tern_tests::{TernProcess, eventually};
+use tern_tests::{Api, TernProcess, eventually};
 
 fn example_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tern-example"))
 }
 
+/// The `clock` actor of a node.
 struct Clock {
-    http: reqwest::Client,
-    endpoint: String,
+    api: Api,
     id: String,
 }
 
 impl Clock {
-    /// The same actor through a node that was restarted (a fresh HTTP client: the old one's connections died).
-    fn after_restart(self, node: &TernProcess) -> Clock {
-        Clock { http: reqwest::Client::new(), endpoint: node.endpoint(), id: self.id }
+    async fn create(node: &TernProcess, key: &str) -> Clock {
+        let api = Api::new(node);
+        let id = api.actor("clock", key).await;
+        Clock { api, id }
     }
 
-    async fn create(node: &TernProcess, key: &str) -> Clock {
-        let http = reqwest::Client::new();
-        let body = json!({"name": "clock", "key": key});
-        let created: Value =
-            http.put(format!("{}/actors", node.endpoint())).json(&body).send().await.unwrap().json().await.unwrap();
-        Clock { http, endpoint: node.endpoint(), id: created["actor"]["actor_id"].as_str().unwrap().to_string() }
+    /// The same actor through a node that was restarted.
+    fn after_restart(self, node: &TernProcess) -> Clock {
+        Clock { api: Api::new(node), id: self.id }
     }
 
     /// Calls an action; its output, or the error body.
     async fn call(&self, action: &str, args: Value) -> Result<Value, Value> {
-        let url = format!("{}/gateway/{}/action/{action}", self.endpoint, self.id);
-        let response = self.http.post(url).json(&json!({ "args": args })).send().await.unwrap();
-        let ok = response.status().is_success();
-        let body: Value = response.json().await.unwrap();
-        if ok { Ok(body["output"].clone()) } else { Err(body) }
+        self.api.call(&self.id, action, args).await.map_err(|(_, _, body)| body)
     }
 
     async fn fired(&self) -> Vec<String> {
@@ -45,8 +39,8 @@ impl Clock {
     }
 
     async fn sleep(&self) {
-        let url = format!("{}/actors/{}/sleep", self.endpoint, self.id);
-        assert!(self.http.post(url).json(&json!({})).send().await.unwrap().status().is_success());
+        let url = format!("{}/actors/{}/sleep", self.api.endpoint, self.id);
+        assert!(self.api.http.post(url).json(&json!({})).send().await.unwrap().status().is_success());
     }
 }
 

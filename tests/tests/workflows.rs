@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tern_tests::{TernProcess, eventually};
+use tern_tests::{Api, TernProcess, eventually};
 
 fn example_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tern-example"))
@@ -16,46 +16,34 @@ fn example_binary() -> PathBuf {
 const CAP: Duration = Duration::from_secs(30);
 const DONE: [&str; 6] = ["first", "flaky", "tick", "tick", "tick", "last go"];
 
+/// The `saga` actor of a node.
 struct Saga {
-    http: reqwest::Client,
-    endpoint: String,
+    api: Api,
     id: String,
 }
 
 impl Saga {
     async fn create(node: &TernProcess, key: &str) -> Saga {
-        let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
-        let created: Value = http
-            .put(format!("{}/actors", node.endpoint()))
-            .json(&json!({"name": "saga", "key": key}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        Saga { http, endpoint: node.endpoint(), id: created["actor"]["actor_id"].as_str().unwrap().to_string() }
+        let api = Api::new(node);
+        let id = api.actor("saga", key).await;
+        Saga { api, id }
     }
 
     fn at(self, node: &TernProcess) -> Saga {
-        Saga { endpoint: node.endpoint(), ..self }
+        Saga { api: Api::new(node), id: self.id }
     }
 
     async fn log(&self) -> Vec<String> {
-        let url = format!("{}/gateway/{}/action/log", self.endpoint, self.id);
-        let answer: Value = self.http.post(url).json(&json!({"args": []})).send().await.unwrap().json().await.unwrap();
-        serde_json::from_value(answer["output"].clone()).unwrap()
+        serde_json::from_value(self.api.call(&self.id, "log", json!([])).await.unwrap()).unwrap()
     }
 
     async fn signal(&self, text: &str) {
-        let url = format!("{}/gateway/{}/queue/signals", self.endpoint, self.id);
-        let response = self.http.post(url).json(&json!({"body": text})).send().await.unwrap();
-        assert!(response.status().is_success(), "{}", response.text().await.unwrap());
+        self.api.send(&self.id, "signals", json!(text), None).await.unwrap();
     }
 
     async fn inspector(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let url = format!("{}/gateway/{}/inspector{path}", self.endpoint, self.id);
-        self.http.request(method, url).json(&body).send().await.unwrap().json().await.unwrap()
+        let url = format!("{}/gateway/{}/inspector{path}", self.api.endpoint, self.id);
+        self.api.http.request(method, url).json(&body).send().await.unwrap().json().await.unwrap()
     }
 
     async fn wait_for_log(&self, expected: &[&str]) {
@@ -111,17 +99,9 @@ async fn after_kill_9_between_two_steps_the_workflow_resumes_without_repeating_c
 async fn an_actor_without_a_workflow_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let node = TernProcess::start(&example_binary(), &dir.path().join("data"));
-    let http = reqwest::Client::new();
-    let created: Value = http
-        .put(format!("{}/actors", node.endpoint()))
-        .json(&json!({"name": "counter", "key": "plain"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["actor"]["actor_id"].as_str().unwrap();
+    let api = Api::new(&node);
+    let id = &api.actor("counter", "plain").await;
+    let http = &api.http;
     let url = format!("{}/gateway/{id}/inspector/workflow-history", node.endpoint());
     let history: Value = http.get(url).send().await.unwrap().json().await.unwrap();
     assert_eq!(history, json!({"history": null, "isWorkflowEnabled": false}));
