@@ -205,3 +205,22 @@ fn the_admin_token_is_sent() {
     cli.token = Some("wrong");
     cli.run(&["actors", "ls"]).fails(1);
 }
+
+#[test]
+fn ca_init_and_issue_write_a_cluster_ca_and_node_certificates_that_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    let run = |args: &[&str]| Command::new(tern_binary()).args(args).output().unwrap();
+    let ca = ca_dir.to_str().unwrap();
+    let init = run(&["ca", "init", "--dir", ca]);
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let issue = run(&["ca", "issue", "--dir", ca, "--node", "node-1"]);
+    assert!(issue.status.success(), "{}", String::from_utf8_lossy(&issue.stderr));
+    let identity = tern_replication::NodeIdentity::load(&ca_dir, "node-1").expect("the issued certificate loads");
+    assert_eq!(identity.name(), "node-1");
+    let again = run(&["ca", "init", "--dir", ca]);
+    assert_eq!(again.status.code(), Some(1), "an existing CA is never overwritten");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("refusing to overwrite"));
+    let bad = run(&["ca", "issue", "--dir", ca, "--node", "no spaces"]);
+    assert_eq!(bad.status.code(), Some(1));
+}

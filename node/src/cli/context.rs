@@ -145,7 +145,7 @@ pub(crate) fn run(settings: Settings, command: Command) -> ExitCode {
         }
         let ctx = Ctx { client: builder.build()?, json: settings.json };
         match command {
-            Command::Dev(_) => unreachable!("`tern dev` is not a client command"),
+            Command::Dev(_) | Command::Ca(_) => unreachable!("`tern dev` and `tern ca` are not client commands"),
             Command::Actors(args) => super::actors::run(&ctx, args.command).await,
             Command::Call(args) => super::call::run(&ctx, args).await,
             Command::Sql(args) => super::sql::run(&ctx, args).await,

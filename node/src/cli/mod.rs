@@ -16,6 +16,7 @@
 //! | `context.rs`, `target.rs`, `output.rs` | client options, ACTOR parsing, tables and formatting |
 
 mod actors;
+mod ca;
 mod call;
 mod context;
 mod export;
@@ -66,13 +67,15 @@ enum Command {
     Traces(inspect::TracesArgs),
     /// Write a consistent copy of an actor's SQLite database to stdout (or --output FILE).
     Export(export::ExportArgs),
+    /// Create the cluster's certificate authority and issue node certificates.
+    Ca(ca::CaArgs),
 }
 
 impl Command {
     /// The client options given after the command, for client commands.
     fn client_args(&self) -> Option<&ClientArgs> {
         match self {
-            Command::Dev(_) => None,
+            Command::Dev(_) | Command::Ca(_) => None,
             Command::Actors(a) => Some(&a.client),
             Command::Call(a) => Some(&a.client),
             Command::Sql(a) => Some(&a.client),
@@ -147,12 +150,15 @@ pub fn main(registry: Registry) -> ExitCode {
             Cli::command()
                 .error(
                     clap::error::ErrorKind::ArgumentConflict,
-                    "--endpoint, --admin-token and --json belong to client commands, not to `tern dev`",
+                    "--endpoint, --admin-token and --json belong to client commands, not to `tern dev` or `tern ca`",
                 )
                 .exit();
         }
-        let Command::Dev(args) = cli.command else { unreachable!("only `dev` has no client options") };
-        return dev(registry, args);
+        return match cli.command {
+            Command::Ca(args) => ca::run(args),
+            Command::Dev(args) => dev(registry, args),
+            _ => unreachable!("only `dev` and `ca` have no client options"),
+        };
     };
     let settings = context::Settings::resolve(&cli.client, client_args, |name| std::env::var(name).ok());
     context::run(settings, cli.command)

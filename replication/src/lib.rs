@@ -1,0 +1,66 @@
+//! Tern's node-to-node transport: QUIC between the nodes of a cluster (quinn, rustls with ring), with mutual TLS
+//! from a cluster CA and the inter-node protocol version negotiated by ALPN. It knows nothing of actors: it moves
+//! bytes between authenticated nodes, and the node crate gives them meaning (SWIM packets, directory requests,
+//! forwarded client calls, later WAL frames).
+//!
+//! # Pieces
+//!
+//! * [`init_ca`] and [`issue_node`] make the cluster CA and node certificates (`tern ca init`, `tern ca issue`);
+//!   [`NodeIdentity`] loads a node's CA, certificate and key.
+//! * [`Transport`] is one QUIC endpoint per node, server and client at once. [`Transport::builder`] registers
+//!   what peers' traffic goes to: a request handler ([`TransportBuilder::on_request`]), a datagram channel
+//!   ([`TransportBuilder::on_datagram`]) and a stream channel ([`TransportBuilder::on_stream`]).
+//! * Calls on a peer, by address: [`Transport::request`] (request/response), [`Transport::send_datagram`]
+//!   (one-way), [`Transport::open_uni`] / [`Transport::open_bi`] (streams for bulk transfer).
+//!
+//! # Guarantees
+//!
+//! * **Only cluster members talk.** Both ends present a certificate and check the other's against the cluster CA
+//!   (TLS 1.3, no session resumption), so a node whose certificate comes from another CA can neither call nor be
+//!   called: the handshake fails and the caller gets [`Error::RefusedCertificate`]. Peers are authenticated as
+//!   members of the cluster, not by the name they were dialled by (nodes are dialled by address); each handler,
+//!   datagram and stream comes with the peer's [`PeerInfo`] (certificate names, address, version) for the node to
+//!   check what a peer claims against who it is.
+//! * **Versions.** A node offers every [`ProtocolVersion`] it speaks (`tern/N` over ALPN); the server picks the
+//!   highest version both speak, so nodes one version apart interoperate during a rolling upgrade, and each
+//!   connection reports its version ([`PeerInfo::version`]). With no common version the handshake fails with
+//!   [`Error::VersionMismatch`] on the dialling side; the other side logs it.
+//! * **One connection per peer.** At most one live connection per peer address is kept, dialled on first use
+//!   and reused by every call in either direction (a connection a peer dialled is adopted for our own calls to
+//!   it); requests and streams are multiplexed on it without head-of-line blocking. A lost connection is
+//!   re-dialled on the next call; after a failed dial (or a refusal) the peer is in exponential backoff
+//!   ([`TransportConfig::backoff_initial`] doubling up to [`TransportConfig::backoff_max`]) and calls fail at once
+//!   with its last error until the next attempt is due. Keep-alive pings detect a dead peer within
+//!   [`TransportConfig::idle_timeout`]; a peer that crashes and restarts on the same address is detected at its
+//!   first packet, because the stateless-reset key is derived from the node's private key.
+//! * **Requests** run on their own bidirectional stream: a length-prefixed frame each way, refused with
+//!   [`Error::FrameTooLarge`] over [`TransportConfig::max_frame_size`] (on either side: sender, receiver, or a
+//!   response over the caller's limit). A request either returns the handler's response, the handler's error as
+//!   [`Error::Remote`], or fails; it fails with [`Error::Timeout`] when its timeout (dial included) elapses, and
+//!   the peer then drops the handler's future. A request that failed may or may not have run: make requests
+//!   idempotent or give them ids.
+//! * **Datagrams** are unreliable and unordered (QUIC datagrams): they may be lost, never corrupted, and are
+//!   delivered with the sender's identity. One larger than the connection allows is refused with
+//!   [`Error::FrameTooLarge`].
+//! * **Streams** are reliable, ordered and flow-controlled: the receiver gets the opener's header first (what the
+//!   stream is for), then the bytes written. A node that registered no stream channel refuses them.
+//! * **Shutdown.** [`Transport::close`] (or dropping the last handle) closes every connection; peers see it at
+//!   once and re-dial later.
+
+mod ca;
+mod config;
+mod error;
+mod peers;
+mod serve;
+mod tls;
+mod transport;
+mod version;
+mod wire;
+
+pub use ca::{CA_CERT_FILE, CA_KEY_FILE, CaError, CertFiles, NodeIdentity, init_ca, issue_node};
+pub use config::TransportConfig;
+pub use error::Error;
+pub use peers::PeerInfo;
+pub use quinn::{RecvStream, SendStream};
+pub use transport::{Datagram, IncomingStream, Transport, TransportBuilder};
+pub use version::ProtocolVersion;
