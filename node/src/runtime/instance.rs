@@ -295,52 +295,6 @@ where
         db.save_state(&bytes).await.map_err(|e| e.to_string())
     }
 
-    /// Sends every connection's held messages, and closes connections that asked for it or fell behind.
-    pub fn flush_connections(&self) {
-        let conns: Vec<Conn> = lock(&self.shared.conns).values().cloned().collect();
-        for conn in conns {
-            let pending = conn.take_pending();
-            let disconnect = lock(&conn.inner.disconnect).take();
-            let mut outbound = lock(&conn.inner.outbound);
-            let Some(sender) = outbound.as_ref() else { continue };
-            let mut overflow = false;
-            for message in pending {
-                if sender.try_send(message).is_err() {
-                    overflow = true;
-                    break;
-                }
-            }
-            if overflow {
-                tracing::warn!(actor_id = %self.shared.actor_id, conn_id = %conn.id(), "connection fell behind; closing it");
-                let _ = sender.try_send(ConnOutput::Close(ClientError::overloaded(
-                    "The connection fell behind the actor's events",
-                )));
-                *outbound = None;
-            } else if let Some(reason) = disconnect {
-                let _ = sender.try_send(ConnOutput::Close(reason));
-                *outbound = None;
-            }
-        }
-        let closed = self.raw.flush();
-        self.core.connections_changed(&self.shared.name, -(closed as i64));
-    }
-
-    /// Closes every connection with `reason` (on sleep, destroy or crash).
-    pub fn close_all_connections(&self, reason: ClientError) {
-        let conns: Vec<Conn> = std::mem::take(&mut *lock(&self.shared.conns)).into_values().collect();
-        self.core.connections_changed(&self.shared.name, -(conns.len() as i64));
-        for conn in conns {
-            if let Some(sender) = lock(&conn.inner.outbound).take() {
-                for message in conn.take_pending() {
-                    let _ = sender.try_send(message);
-                }
-                let _ = sender.try_send(ConnOutput::Close(reason.clone()));
-            }
-        }
-        let closed = self.raw.close_all(&reason);
-        self.core.connections_changed(&self.shared.name, -(closed as i64));
-    }
-
     async fn stateless_action(
         &self,
         db: &ActorDb,
@@ -471,11 +425,6 @@ where
         }
     }
 
-    /// Runs a connect hook within the connect budget.
-    async fn connect_hook<T>(&self, hook: &str, fut: BoxFuture<ActorResult<T>>) -> Result<T, ClientError> {
-        self.run_hook(hook, self.def.options.connect_hook_timeout, fut).await
-    }
-
     /// Runs a hook within `budget`; a panic becomes an internal error.
     pub async fn run_hook<T>(
         &self,
@@ -497,76 +446,6 @@ where
             }
             Ok(Ok(result)) => result.map_err(|e| e.into_client(&self.shared.actor_id, hook)),
         }
-    }
-
-    /// Runs before-connect and create-conn-state, and builds the connection (not yet registered).
-    pub(crate) async fn admit(
-        &self,
-        params: Option<Value>,
-        outbound: Option<mpsc::Sender<ConnOutput>>,
-    ) -> Result<Conn, ClientError> {
-        let params = params.unwrap_or(Value::Null);
-        if let Some(hook) = &self.def.on_before_connect {
-            self.connect_hook("onBeforeConnect", hook(self.ctx(), params.clone())).await?;
-        }
-        let state = match &self.def.create_conn_state {
-            Some(hook) => self.connect_hook("createConnState", hook(self.ctx(), params.clone())).await?,
-            None => Value::Null,
-        };
-        Ok(Conn::new(uuid::Uuid::new_v4().simple().to_string(), params, state, outbound, self.shared.unit.clone()))
-    }
-
-    async fn connect(
-        &self,
-        db: &ActorDb,
-        params: Option<Value>,
-        outbound: mpsc::Sender<ConnOutput>,
-    ) -> Result<String, ClientError> {
-        let span = self.shared.recorder.start("connect", SpanKind::Server, vec![], true);
-        let result = self
-            .atomically(db, async {
-                let conn = self.admit(params, Some(outbound)).await?;
-                lock(&self.shared.conns).insert(conn.id().to_string(), conn.clone());
-                let registered = async {
-                    lifecycle::record_conn(db, &conn).await?;
-                    if let Some(hook) = &self.def.on_connect {
-                        self.connect_hook("onConnect", hook(self.ctx().with_conn(Some(conn.clone())), conn.clone()))
-                            .await?;
-                    }
-                    Ok::<_, ClientError>(())
-                }
-                .await;
-                if let Err(e) = registered {
-                    lock(&self.shared.conns).remove(conn.id());
-                    return Err(e);
-                }
-                Ok(conn.id().to_string())
-            })
-            .await;
-        if result.is_ok() {
-            self.core.metrics.record_connection_opened(&self.shared.name);
-            self.core.connections_changed(&self.shared.name, 1);
-        }
-        self.shared.recorder.finish(span, result.as_ref().err().map(ToString::to_string));
-        result
-    }
-
-    async fn disconnect(&self, db: &ActorDb, conn_id: &str) {
-        let Some(conn) = lock(&self.shared.conns).remove(conn_id) else { return };
-        self.core.connections_changed(&self.shared.name, -1);
-        let attributes = vec![("connection.id".to_string(), conn_id.to_string())];
-        let span = self.shared.recorder.start("disconnect", SpanKind::Server, attributes, true);
-        lock(&conn.inner.outbound).take();
-        if let Some(hook) = &self.def.on_disconnect {
-            let fut = hook(self.ctx().with_conn(Some(conn.clone())), conn.clone());
-            if let Err(e) = self.connect_hook("onDisconnect", fut).await {
-                tracing::warn!(actor_id = %self.shared.actor_id, conn_id, error = %e, "disconnect hook failed");
-            }
-        }
-        if let Err(e) = db.delete_conn(conn_id).await {
-            tracing::error!(actor_id = %self.shared.actor_id, error = %e, "cannot forget connection");
-        }
-        self.shared.recorder.finish(span, None);
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub(crate) mod alarms;
 pub(crate) mod command;
+mod connections;
 pub(crate) mod directory;
 mod firing;
 pub(crate) mod host;
