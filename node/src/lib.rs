@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod metrics;
 pub mod ready;
 pub mod runtime;
