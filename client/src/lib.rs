@@ -8,9 +8,10 @@
 //! * [`Connection`]: a WebSocket to `/gateway/{actor_id}/connect` with multiplexed actions, event
 //!   [`Subscription`]s and reconnection when the server closes the socket with a reason (see
 //!   [`ReconnectPolicy`]).
-//! * Admin API ([`Client::list_actors`], [`Client::actor_by_id`], [`Client::sleep_actor`], [`Client::kv_get`])
-//!   and the [`Inspector`] of one actor ([`Client::inspector`]): state, connections, actions, traces and the
-//!   actor's SQL database. Both need the node's admin token when it has one ([`ClientBuilder::token`]).
+//! * Admin API ([`Client::list_actors`], [`Client::actor_by_id`], [`Client::sleep_actor`], [`Client::kv_get`],
+//!   [`Client::cluster_members`]) and the [`Inspector`] of one actor ([`Client::inspector`]): state,
+//!   connections, actions, traces and the actor's SQL database. Both need the node's admin token when it has one
+//!   ([`ClientBuilder::token`]).
 //! * [`Error`]: [`Error::Actor`] for the server's catalogue errors (`group.code`), other variants for
 //!   transport and protocol failures.
 //!
@@ -33,6 +34,7 @@
 mod admin;
 mod args;
 mod client;
+mod cluster;
 mod config;
 mod connection;
 mod error;
@@ -46,6 +48,7 @@ mod urls;
 pub use admin::KvEntry;
 pub use args::{from_value, to_args};
 pub use client::Client;
+pub use cluster::{ClusterMember, MemberLoad};
 pub use config::{ClientBuilder, ClientConfig, ReconnectPolicy};
 pub use connection::{Connection, ConnectionState, Subscription};
 pub use error::{Error, Result};

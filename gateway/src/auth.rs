@@ -1,6 +1,6 @@
 //! Who may call what. Public routes (as in RivetKit): `/metadata`, `/health`, `PUT`/`POST /actors`, `GET
 //! /actors` by key or by id, and the `/gateway/...` actor routes. Admin routes: listing actors, KV reads,
-//! destroy and sleep through the API, `/metrics` stays public for scrapers. Inspector routes take the actor's
+//! destroy and sleep through the API, `/cluster/members`; `/metrics` stays public for scrapers. Inspector routes take the actor's
 //! own inspector token or the admin token.
 //!
 //! With no admin token configured (`tern dev`), everything is open. Tokens travel as `Authorization: Bearer

@@ -178,6 +178,62 @@ pub enum InspectorAuth {
     Token(String),
 }
 
+/// A node of the cluster as `GET /cluster/members` reports it. Timestamps are milliseconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// The node's id (its certificate's name).
+    pub id: String,
+    /// The node's region.
+    pub region: String,
+    /// The node's zone within its region, if it has one.
+    pub zone: Option<String>,
+    /// What the reporting node believes about it.
+    pub state: MemberState,
+    /// Which run of the node this is (larger for a later run).
+    pub generation: u64,
+    /// The public URL of its gateway.
+    pub gateway_url: String,
+    /// Where its peers reach it over QUIC; `None` for a node outside any cluster.
+    pub quic_addr: Option<String>,
+    /// Its last known load, if any arrived.
+    pub load: Option<MemberLoad>,
+    /// When the reporting node last saw its state or identity change.
+    pub since: i64,
+    /// Whether it is the reporting node.
+    pub local: bool,
+}
+
+/// A member's state as the reporting node sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberState {
+    /// It answers probes.
+    Alive,
+    /// A probe went unanswered and it has not refuted the suspicion yet.
+    Suspect,
+    /// Declared dead, or left.
+    Down,
+}
+
+impl MemberState {
+    /// `alive`, `suspect` or `down`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Alive => "alive",
+            MemberState::Suspect => "suspect",
+            MemberState::Down => "down",
+        }
+    }
+}
+
+/// How busy a member is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberLoad {
+    /// Actors awake in memory.
+    pub awake_actors: u64,
+    /// Actor databases open.
+    pub open_databases: u64,
+}
+
 /// Hosts actors on behalf of the gateway.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
@@ -249,4 +305,7 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<tern_proto::messages::HttpQueueSendResponse, ClientError>;
     /// The node's metrics in Prometheus text format.
     async fn metrics(&self) -> String;
+    /// Every node of the cluster this node knows, itself included, sorted by id; a node outside any cluster
+    /// reports itself alone.
+    async fn cluster_members(&self) -> Result<Vec<MemberInfo>, ClientError>;
 }

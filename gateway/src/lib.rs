@@ -12,6 +12,7 @@
 
 mod auth;
 pub mod backend;
+mod cluster_routes;
 mod connection;
 pub mod error_response;
 mod gateway_routes;
@@ -62,9 +63,9 @@ pub(crate) struct AppState {
     pub config: Arc<GatewayConfig>,
 }
 
-/// The gateway's routes: `/metadata`, `/health`, the `/actors` REST API and `/gateway/...`, with CORS that
-/// mirrors the request (as RivetKit's edge does). Unknown paths get `guard.no_route` (404) and known paths with
-/// the wrong method `actor.method_not_allowed` (405).
+/// The gateway's routes: `/metadata`, `/health`, the `/actors` REST API, `/cluster/members` and `/gateway/...`,
+/// with CORS that mirrors the request (as RivetKit's edge does). Unknown paths get `guard.no_route` (404) and known
+/// paths with the wrong method `actor.method_not_allowed` (405).
 pub fn router(backend: Arc<dyn Backend>, config: GatewayConfig) -> Router {
     let state = AppState { backend, config: Arc::new(config) };
     Router::new()
@@ -76,6 +77,7 @@ pub fn router(backend: Arc<dyn Backend>, config: GatewayConfig) -> Router {
         .route("/actors/{actor_id}/sleep", post(rest::sleep_actor))
         .route("/actors/{actor_id}/kv/keys/{key}", get(rest::kv_get))
         .route("/metrics", get(rest::metrics))
+        .route("/cluster/members", get(cluster_routes::members))
         .route("/gateway/{*rest}", any(gateway_routes::handle))
         .fallback(rest::no_route)
         .method_not_allowed_fallback(rest::method_not_allowed)

@@ -1,4 +1,5 @@
-//! Composes a node: data directory, node database, host, gateway, HTTP listener, graceful stop.
+//! Composes a node: data directory, node database, host, gateway, HTTP listener, cluster membership (for
+//! `tern node`), graceful stop.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use axum::serve::ListenerExt;
 
+use crate::cluster::{ClusterConfig, ClusterError, ClusterNode, Roster};
 use crate::runtime::alarms::{Alarms, run_timer};
 use crate::runtime::directory::Directory;
 use crate::runtime::host::{HostCore, Stores};
@@ -32,6 +34,8 @@ pub struct NodeConfig {
     pub shutdown_grace: Duration,
     /// The admin token; `None` leaves the admin and inspector routes open (development).
     pub admin_token: Option<String>,
+    /// The node's part in a cluster (transport, membership); `None` for a node on its own (`tern dev`).
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl NodeConfig {
@@ -45,6 +49,7 @@ impl NodeConfig {
             max_open_databases: NonZeroUsize::new(4096).expect("non-zero"),
             shutdown_grace: Duration::from_secs(15),
             admin_token: None,
+            cluster: None,
         }
     }
 }
@@ -58,6 +63,8 @@ pub enum ServeError {
     NodeDb(#[from] libsql::Error),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
@@ -76,7 +83,9 @@ pub async fn open_host(registry: Registry, config: &NodeConfig) -> Result<Host, 
 }
 
 /// Runs a node until `shutdown` resolves, then stops gracefully: stop accepting, let in-flight requests finish,
-/// put every actor to sleep (saving it), and release the data directory. Calls `ready` with the bound address.
+/// put every actor to sleep (saving it), leave the cluster, and release the data directory. Calls `ready` with the
+/// bound address once the gateway listens (and, for a cluster node, membership has started; joining goes on in
+/// the background).
 pub async fn serve(
     registry: Registry,
     config: NodeConfig,
@@ -94,6 +103,14 @@ pub async fn serve(
         .await
         .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(ServeError::Serve)?;
+    let cluster = match &config.cluster {
+        Some(cluster) => Some(ClusterNode::start(cluster, &config.region, addr, host.clone())?),
+        None => None,
+    };
+    host.set_roster(match &cluster {
+        Some(cluster) => Roster::Cluster(cluster.members()),
+        None => Roster::Alone { gateway_url: format!("http://{addr}"), started_ms: crate::clock::now_ms() },
+    });
     ready(addr);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -129,6 +146,9 @@ pub async fn serve(
     let _ = sleeper.await;
     // Requests that were in flight may have woken actors again; put those to sleep too.
     host.shutdown(config.shutdown_grace).await;
+    if let Some(cluster) = cluster {
+        cluster.stop().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,10 +1,11 @@
 //! Test harness: real Tern processes on loopback, each with its own port and data directory.
 //!
-//! A [`TernProcess`] runs a node binary (`tern` or the example application) as a child process, waits until its
-//! gateway answers, and can stop it gracefully (SIGTERM), kill it hard (`kill -9`) and start it again on the
-//! same port and data directory. Readiness is polled with a generous cap, never assumed after a fixed delay.
+//! A [`TernProcess`] runs a node binary (`tern` or the example application) as a child process, `dev` or a
+//! cluster `node`, waits until its gateway answers, and can stop it gracefully (SIGTERM), kill it hard (`kill -9`)
+//! and start it again on the same port and data directory. Readiness is polled with a generous cap, never assumed
+//! after a fixed delay.
 
-use std::net::TcpListener;
+use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -15,6 +16,8 @@ const START_CAP: Duration = Duration::from_secs(60);
 /// A node process under test. Killed (hard) when dropped.
 pub struct TernProcess {
     binary: PathBuf,
+    /// `dev` or `node`.
+    command: &'static str,
     data_dir: PathBuf,
     extra_args: Vec<String>,
     port: u16,
@@ -28,6 +31,30 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
+/// A UDP port on 127.0.0.1 that was free a moment ago (for a node's QUIC transport).
+pub fn free_udp_port() -> u16 {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral UDP port");
+    socket.local_addr().expect("local address").port()
+}
+
+/// The workspace's `target/debug/tern`, honouring `CARGO_TARGET_DIR` (another package's binary, so
+/// `CARGO_BIN_EXE_tern` is not available; `ops/test.sh` builds every binary before it runs the tests).
+pub fn tern_binary() -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
+        Some(dir) if dir.is_absolute() => dir,
+        Some(dir) => workspace.join(dir),
+        None => workspace.join("target"),
+    };
+    let binary = target.join("debug").join("tern");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it first (`cargo build -p tern-node --bin tern`, or ops/test.sh)",
+        binary.display()
+    );
+    binary
+}
+
 impl TernProcess {
     /// Starts `binary dev` on a free port with data in `data_dir`, and waits until it serves.
     pub fn start(binary: &Path, data_dir: &Path) -> TernProcess {
@@ -36,8 +63,20 @@ impl TernProcess {
 
     /// Like [`TernProcess::start`], with more arguments for `dev` (e.g. `--admin-token`).
     pub fn start_with(binary: &Path, data_dir: &Path, extra_args: &[&str]) -> TernProcess {
+        TernProcess::launch(binary, "dev", data_dir, extra_args)
+    }
+
+    /// Starts `binary node` (a cluster node) with its gateway on a free port of 127.0.0.1, data in `data_dir`
+    /// and `args` for the rest (`--region`, `--quic-listen`, `--join`, the TLS files, `--admin-token`, ...), and
+    /// waits until its gateway serves.
+    pub fn start_node(binary: &Path, data_dir: &Path, args: &[&str]) -> TernProcess {
+        TernProcess::launch(binary, "node", data_dir, args)
+    }
+
+    fn launch(binary: &Path, command: &'static str, data_dir: &Path, extra_args: &[&str]) -> TernProcess {
         let mut process = TernProcess {
             binary: binary.to_path_buf(),
+            command,
             data_dir: data_dir.to_path_buf(),
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             port: free_port(),
@@ -61,7 +100,7 @@ impl TernProcess {
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("open the log file");
         let child = Command::new(&self.binary)
-            .arg("dev")
+            .arg(self.command)
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--data-dir")

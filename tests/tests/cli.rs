@@ -1,31 +1,12 @@
 //! The `tern` command line against a real node: actors, calls, state, SQL, inspection, traces, export, errors
 //! and the admin token.
 //!
-//! The binary is `target/debug/tern` (another package's binary, so `CARGO_BIN_EXE_tern` is not available);
-//! `ops/test.sh` builds every binary before it runs the tests. The node under test is the same binary.
+//! The binary is `target/debug/tern` ([`tern_binary`]); the node under test is the same binary.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
-use tern_tests::TernProcess;
-
-/// `target/debug/tern`, honouring `CARGO_TARGET_DIR`.
-fn tern_binary() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
-        Some(dir) if dir.is_absolute() => dir,
-        Some(dir) => workspace.join(dir),
-        None => workspace.join("target"),
-    };
-    let binary = target.join("debug").join("tern");
-    assert!(
-        binary.exists(),
-        "{} is missing: build it first (`cargo build -p tern-node --bin tern`, or ops/test.sh)",
-        binary.display()
-    );
-    binary
-}
+use tern_tests::{TernProcess, tern_binary};
 
 /// A node and a way to run the command line against it.
 struct Cli {

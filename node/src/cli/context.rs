@@ -3,7 +3,7 @@
 //!
 //! The client options may come before the command (`tern --json actors ls`) or after it (`tern actors ls
 //! --json`); after wins. Then the environment (`TERN_ENDPOINT`, `TERN_ADMIN_TOKEN`), then the defaults. They are
-//! not accepted with `tern dev`, whose own options configure the node.
+//! not accepted with `tern dev` and `tern node`, whose own options configure the node.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -145,7 +145,9 @@ pub(crate) fn run(settings: Settings, command: Command) -> ExitCode {
         }
         let ctx = Ctx { client: builder.build()?, json: settings.json };
         match command {
-            Command::Dev(_) | Command::Ca(_) => unreachable!("`tern dev` and `tern ca` are not client commands"),
+            Command::Dev(_) | Command::Node(_) | Command::Ca(_) => {
+                unreachable!("`tern dev`, `tern node` and `tern ca` are not client commands")
+            }
             Command::Actors(args) => super::actors::run(&ctx, args.command).await,
             Command::Call(args) => super::call::run(&ctx, args).await,
             Command::Sql(args) => super::sql::run(&ctx, args).await,
@@ -153,6 +155,7 @@ pub(crate) fn run(settings: Settings, command: Command) -> ExitCode {
             Command::Inspect(args) => super::inspect::inspect(&ctx, args).await,
             Command::Traces(args) => super::inspect::traces(&ctx, args).await,
             Command::Export(args) => super::export::run(&ctx, args).await,
+            Command::Members(_) => super::members::run(&ctx).await,
         }
     });
     match result {

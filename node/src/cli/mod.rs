@@ -1,6 +1,7 @@
 //! The `tern` command line. Applications built on the SDK reuse it: `tern_node::cli::main(registry)`.
 //!
-//! `tern dev` runs a node. Every other command is a client of a running node, built on `tern-client`: it talks
+//! `tern dev` runs a development node and `tern node` a cluster node (`node.rs`); `tern ca` makes certificates
+//! (`ca.rs`). Every other command is a client of a running node, built on `tern-client`: it talks
 //! to `--endpoint` (env `TERN_ENDPOINT`, default `http://127.0.0.1:6420`) with the admin token `--admin-token`
 //! (env `TERN_ADMIN_TOKEN`), and prints tables, or JSON with `--json`. An ACTOR argument is an actor id or
 //! `NAME/KEY` (see [`target::ActorRef`]). Errors print `error: group.code: message` and exit with 1; usage
@@ -13,6 +14,7 @@
 //! | `sql.rs` | `tern sql ACTOR SQL [--param JSON]...` |
 //! | `inspect.rs` | `tern state`, `tern inspect`, `tern traces` |
 //! | `export.rs` | `tern export ACTOR > actor.db` |
+//! | `members.rs` | `tern members` |
 //! | `context.rs`, `target.rs`, `output.rs` | client options, ACTOR parsing, tables and formatting |
 
 mod actors;
@@ -21,6 +23,8 @@ mod call;
 mod context;
 mod export;
 mod inspect;
+mod members;
+mod node;
 mod output;
 mod sql;
 mod target;
@@ -52,6 +56,8 @@ struct Cli {
 enum Command {
     /// Run a single development node: actors, gateway and storage in one process.
     Dev(DevArgs),
+    /// Run a cluster node: a node as `dev` runs it, plus membership with other nodes over mutual-TLS QUIC.
+    Node(node::NodeArgs),
     /// List, show, create, destroy and put to sleep actors (admin API).
     Actors(actors::ActorsArgs),
     /// Call an action of an actor; each argument is one JSON value; prints the output as JSON.
@@ -69,13 +75,15 @@ enum Command {
     Export(export::ExportArgs),
     /// Create the cluster's certificate authority and issue node certificates.
     Ca(ca::CaArgs),
+    /// List the nodes of the cluster as the node sees them: state, region, zone, load (admin API).
+    Members(members::MembersArgs),
 }
 
 impl Command {
     /// The client options given after the command, for client commands.
     fn client_args(&self) -> Option<&ClientArgs> {
         match self {
-            Command::Dev(_) | Command::Ca(_) => None,
+            Command::Dev(_) | Command::Node(_) | Command::Ca(_) => None,
             Command::Actors(a) => Some(&a.client),
             Command::Call(a) => Some(&a.client),
             Command::Sql(a) => Some(&a.client),
@@ -83,6 +91,7 @@ impl Command {
             Command::Inspect(a) => Some(&a.client),
             Command::Traces(a) => Some(&a.client),
             Command::Export(a) => Some(&a.client),
+            Command::Members(a) => Some(&a.client),
         }
     }
 }
@@ -92,6 +101,17 @@ struct DevArgs {
     /// Address of the HTTP/WebSocket listener (RivetKit clients connect here).
     #[arg(long, default_value = "127.0.0.1:6420", env = "TERN_LISTEN")]
     listen: SocketAddr,
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Require this admin token (`Authorization: Bearer`) on admin routes, and it or the actor's own token on
+    /// inspector routes. Without it the node leaves them open, as a development node should.
+    #[arg(long, env = "TERN_ADMIN_TOKEN")]
+    admin_token: Option<String>,
+}
+
+/// Where and how a node (`dev` or `node`) stores its data.
+#[derive(Debug, Args)]
+struct StorageArgs {
     /// Directory for the node's data (created if missing; one process at a time).
     #[arg(long, default_value = "./.tern", env = "TERN_DATA_DIR")]
     data_dir: PathBuf,
@@ -101,10 +121,19 @@ struct DevArgs {
     /// Most actor databases kept open at once (each uses two file descriptors: the database and its WAL).
     #[arg(long, default_value_t = NonZeroUsize::new(4096).expect("non-zero"))]
     max_open_databases: NonZeroUsize,
-    /// Require this admin token (`Authorization: Bearer`) on admin routes, and it or the actor's own token on
-    /// inspector routes. Without it the node leaves them open, as a development node should.
-    #[arg(long, env = "TERN_ADMIN_TOKEN")]
-    admin_token: Option<String>,
+}
+
+impl StorageArgs {
+    /// A node configuration listening on `listen` with these storage settings and the rest from
+    /// [`NodeConfig::dev`].
+    fn config(self, listen: SocketAddr) -> NodeConfig {
+        let mut config = NodeConfig::dev(listen, self.data_dir);
+        config.max_open_databases = self.max_open_databases;
+        if self.fsync {
+            config.durability = Durability::Fsync;
+        }
+        config
+    }
 }
 
 /// Installs the log subscriber: `RUST_LOG` if set, otherwise `info`.
@@ -150,14 +179,16 @@ pub fn main(registry: Registry) -> ExitCode {
             Cli::command()
                 .error(
                     clap::error::ErrorKind::ArgumentConflict,
-                    "--endpoint, --admin-token and --json belong to client commands, not to `tern dev` or `tern ca`",
+                    "--endpoint, --admin-token and --json belong to client commands, not to `tern dev`, `tern node` \
+                     or `tern ca`",
                 )
                 .exit();
         }
         return match cli.command {
             Command::Ca(args) => ca::run(args),
             Command::Dev(args) => dev(registry, args),
-            _ => unreachable!("only `dev` and `ca` have no client options"),
+            Command::Node(args) => node::run(registry, args),
+            _ => unreachable!("only `dev`, `node` and `ca` have no client options"),
         };
     };
     let settings = context::Settings::resolve(&cli.client, client_args, |name| std::env::var(name).ok());
@@ -166,6 +197,16 @@ pub fn main(registry: Registry) -> ExitCode {
 
 /// `tern dev`: runs a node until Ctrl-C or SIGTERM.
 fn dev(registry: Registry, args: DevArgs) -> ExitCode {
+    let mut config = args.storage.config(args.listen);
+    config.admin_token = args.admin_token;
+    let data_dir = config.data_dir.display().to_string();
+    run_server(registry, config, move |addr| {
+        tracing::info!(%addr, data_dir, "tern dev listening on http://{addr}");
+    })
+}
+
+/// Runs a node with `config` until Ctrl-C or SIGTERM; `ready` logs that it serves.
+fn run_server(registry: Registry, config: NodeConfig, ready: impl FnOnce(SocketAddr)) -> ExitCode {
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -174,20 +215,7 @@ fn dev(registry: Registry, args: DevArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async move {
-        let mut config = NodeConfig::dev(args.listen, args.data_dir);
-        config.max_open_databases = args.max_open_databases;
-        config.admin_token = args.admin_token;
-        if args.fsync {
-            config.durability = Durability::Fsync;
-        }
-        let data_dir = config.data_dir.display().to_string();
-        server::serve(registry, config, stop_signal(), |addr| {
-            tracing::info!(%addr, data_dir, "tern dev listening on http://{addr}");
-        })
-        .await
-    });
-    match result {
+    match runtime.block_on(server::serve(registry, config, stop_signal(), ready)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

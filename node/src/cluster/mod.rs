@@ -16,13 +16,18 @@
 //! let members = membership.members();       // for placement and `GET /cluster/members`
 //! membership.leave().await;                 // on SIGTERM, before closing the transport
 //! ```
+//!
+//! [`ClusterNode`] does all of this for a node (`tern node`): transport, membership, joining in the background,
+//! load from the host, leave on stop. [`Roster`] turns the view into what `GET /cluster/members` reports.
 
 mod codec;
 mod driver;
 mod identity;
 mod load;
 mod members;
+mod node;
 mod profile;
+mod roster;
 mod timers;
 
 use std::net::SocketAddr;
@@ -35,7 +40,9 @@ use driver::{Command, Driver};
 pub use identity::NodeInfo;
 pub use load::Load;
 pub use members::{Member, MemberState, Members};
+pub use node::{ClusterConfig, ClusterError, ClusterNode};
 pub use profile::{Profile, Timing};
+pub use roster::Roster;
 
 /// The largest membership packet by default: below the smallest QUIC datagram a connection allows (about 1,200
 /// bytes before path MTU discovery raises it).

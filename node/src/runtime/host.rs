@@ -17,6 +17,7 @@ use super::command::Command;
 use super::directory::{Directory, Entry};
 use super::lifecycle::StartInfo;
 use crate::clock::now_ms;
+use crate::cluster::Roster;
 use crate::metrics::{Metrics, Snapshot};
 use crate::sdk::conn::lock;
 use crate::sdk::registry::Registry;
@@ -61,6 +62,8 @@ pub(crate) struct HostCore {
     pub alarms: Alarms,
     /// Open client connections per actor name.
     connections: Mutex<BTreeMap<String, u64>>,
+    /// What `GET /cluster/members` reports; set by [`serve`](crate::server::serve) once the gateway listens.
+    pub roster: Mutex<Roster>,
 }
 
 /// What a host is built from: the opened data directory and what the node database held.
@@ -89,6 +92,7 @@ impl HostCore {
             slots: Mutex::new(HashMap::new()),
             create_lock: tokio::sync::Mutex::new(()),
             connections: Mutex::new(BTreeMap::new()),
+            roster: Mutex::new(Roster::Alone { gateway_url: String::new(), started_ms: now_ms() }),
         }
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tern_gateway::backend::{
     ActorInfo, Backend, ConnInput, ConnOutput, ConnectionHandle, CreateRequest, InspectRequest, InspectorAuth,
-    RawRequest, RawResponse, RawSocketHandle, SocketOutput,
+    MemberInfo, RawRequest, RawResponse, RawSocketHandle, SocketOutput,
 };
 use tern_proto::messages::HttpQueueSendResponse;
 use tern_proto::{ClientError, Value};
@@ -15,6 +15,7 @@ use super::command::Command;
 use super::host::HostCore;
 use super::instance::CONN_QUEUE;
 use crate::clock::now_ms;
+use crate::cluster::{Load, Roster};
 use crate::sdk::conn::lock;
 use crate::storage::ActorRecord;
 
@@ -125,6 +126,16 @@ impl Host {
     /// How many actor databases are open.
     pub fn open_databases(&self) -> usize {
         self.core.pool.open_count()
+    }
+
+    /// The node's load, as membership gossips it.
+    pub fn load(&self) -> Load {
+        Load { awake_actors: self.awake_count() as u64, open_databases: self.open_databases() as u64 }
+    }
+
+    /// Sets where `GET /cluster/members` gets its list from.
+    pub fn set_roster(&self, roster: Roster) {
+        *lock(&self.core.roster) = roster;
     }
 
     /// Puts every awake actor to sleep (saving it), waiting at most `grace`.
@@ -286,5 +297,10 @@ impl Backend for Host {
                 self.core.metrics.render(&Default::default())
             }
         }
+    }
+
+    async fn cluster_members(&self) -> Result<Vec<MemberInfo>, ClientError> {
+        let load = self.load();
+        Ok(lock(&self.core.roster).report(&self.core.region, load))
     }
 }

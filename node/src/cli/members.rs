@@ -1,0 +1,77 @@
+//! `tern members`: the nodes of the cluster as the node at `--endpoint` sees them.
+
+use clap::Args;
+use serde_json::json;
+use tern_client::ClusterMember;
+
+use super::context::{CliResult, ClientArgs, Ctx, emit, emit_json, to_json};
+use super::output::{Table, format_ms};
+
+/// `tern members`.
+#[derive(Debug, Args)]
+pub(crate) struct MembersArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Prints the members: a table (the node asked is marked), or `{"members": [...]}` as the API returns it with
+/// `--json`.
+pub(crate) async fn run(ctx: &Ctx) -> CliResult {
+    let members = ctx.client.cluster_members().await?;
+    if ctx.json {
+        return emit_json(ctx, &json!({ "members": to_json(&members) }));
+    }
+    emit(&table(&members).render())
+}
+
+/// The members as a table: id, region, zone, state, load, addresses, last change.
+fn table(members: &[ClusterMember]) -> Table {
+    let mut table = Table::new(["ID", "REGION", "ZONE", "STATE", "AWAKE", "DBS", "GATEWAY", "QUIC", "SINCE"]);
+    table.align_right(4);
+    table.align_right(5);
+    for member in members {
+        let id = if member.local { format!("{} (this node)", member.id) } else { member.id.clone() };
+        let count = |pick: fn(&tern_client::MemberLoad) -> u64| member.load.as_ref().map(pick).map(|n| n.to_string());
+        table.push(vec![
+            id,
+            member.region.clone(),
+            member.zone.clone().unwrap_or_default(),
+            member.state.clone(),
+            count(|load| load.awake_actors).unwrap_or_default(),
+            count(|load| load.open_databases).unwrap_or_default(),
+            member.gateway_url.clone(),
+            member.quic_addr.clone().unwrap_or_default(),
+            format_ms(member.since),
+        ]);
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tern_client::MemberLoad;
+
+    #[test]
+    fn the_table_marks_this_node_and_leaves_unknowns_blank() {
+        let member = |id: &str, local, load| ClusterMember {
+            id: id.into(),
+            region: "iad".into(),
+            zone: None,
+            state: "alive".into(),
+            generation: 1,
+            gateway_url: "http://10.0.0.1:6420".into(),
+            quic_addr: Some("10.0.0.1:7420".into()),
+            load,
+            since: 0,
+            local,
+        };
+        let load = Some(MemberLoad { awake_actors: 12, open_databases: 3 });
+        let text = table(&[member("iad-1", true, load), member("iad-2", false, None)]).render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].starts_with("ID") && lines[0].ends_with("SINCE"), "{text}");
+        assert!(lines[1].starts_with("iad-1 (this node)  iad") && lines[1].contains("alive     12    3"), "{text}");
+        assert!(lines[2].starts_with("iad-2 ") && lines[2].contains("alive              http://"), "{text}");
+    }
+}

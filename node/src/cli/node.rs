@@ -1,0 +1,174 @@
+//! `tern node`: a cluster node. It runs what `tern dev` runs (host, gateway, storage) plus its part in the
+//! cluster: a QUIC transport with mutual TLS from the cluster CA, SWIM membership joined through the `--join`
+//! seeds (retried in the background until one answers), its load gossiped, and a graceful leave on Ctrl-C or
+//! SIGTERM after its actors are put to sleep. Unlike `tern dev` it refuses to start without an admin token.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::{Args, ValueEnum};
+
+use super::{StorageArgs, run_server};
+use crate::cluster::{ClusterConfig, Profile};
+use crate::sdk::Registry;
+
+/// The QUIC port used when `--quic-listen` is not given.
+const DEFAULT_QUIC_PORT: u16 = 7420;
+
+/// `tern node`.
+#[derive(Debug, Args)]
+pub(crate) struct NodeArgs {
+    /// The node's region, e.g. `iad` (also reported as each actor's datacenter).
+    #[arg(long)]
+    region: String,
+    /// The node's zone within its region.
+    #[arg(long)]
+    zone: Option<String>,
+    /// Address of the gateway: the HTTP/WebSocket listener clients connect to.
+    #[arg(long, value_name = "HOST:PORT", default_value = "0.0.0.0:6420", env = "TERN_LISTEN")]
+    listen: SocketAddr,
+    /// Address of the QUIC transport to the other nodes [default: port 7420 on the --listen host].
+    #[arg(long, value_name = "HOST:PORT")]
+    quic_listen: Option<SocketAddr>,
+    /// The QUIC address the other nodes dial; needed when the QUIC transport listens on all interfaces.
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<SocketAddr>,
+    /// The public URL of this node's gateway, as the cluster reports it [default: http:// and --listen, with
+    /// the --advertise host in place of 0.0.0.0].
+    #[arg(long, value_name = "URL")]
+    gateway_url: Option<String>,
+    /// Seeds: the QUIC HOST:PORT of nodes already in the cluster, comma-separated (none for the first node).
+    /// Joining is retried in the background until a seed answers.
+    #[arg(long, value_name = "ADDR,...", value_delimiter = ',', value_parser = parse_seed)]
+    join: Vec<String>,
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// The cluster CA's certificate (`ca.pem`, from `tern ca init`).
+    #[arg(long, value_name = "PATH")]
+    tls_ca: PathBuf,
+    /// This node's certificate (`NAME.pem`, from `tern ca issue`); its name is the node's id.
+    #[arg(long, value_name = "PATH")]
+    tls_cert: PathBuf,
+    /// This node's private key (`NAME.key`).
+    #[arg(long, value_name = "PATH")]
+    tls_key: PathBuf,
+    /// The admin token (required): admin routes need it (`Authorization: Bearer`), inspector routes need it or
+    /// the actor's own token.
+    #[arg(long, env = "TERN_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Membership timing: `lan` for nodes within one region (a dead node is declared down in about 5 s), `wan`
+    /// for nodes across regions (about 15 s).
+    #[arg(long, value_enum, default_value_t = ProfileArg::Wan)]
+    profile: ProfileArg,
+}
+
+/// `--profile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProfileArg {
+    /// Peers in one region.
+    Lan,
+    /// Peers across regions.
+    Wan,
+}
+
+/// A `--join` seed: `HOST:PORT`. DNS discovery is refused for now.
+fn parse_seed(seed: &str) -> Result<String, String> {
+    if seed.starts_with("dns:") {
+        return Err("DNS discovery (`dns:NAME[:PORT]`) is not yet supported: give seeds as HOST:PORT".into());
+    }
+    match seed.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(seed.to_string()),
+        _ => Err("expected HOST:PORT, the QUIC address of a node of the cluster".into()),
+    }
+}
+
+/// Runs `tern node` until Ctrl-C or SIGTERM.
+pub(crate) fn run(registry: Registry, args: NodeArgs) -> ExitCode {
+    let Some(admin_token) = args.admin_token.clone().filter(|token| !token.is_empty()) else {
+        let message = "`tern node` needs an admin token (--admin-token TOKEN or TERN_ADMIN_TOKEN): a cluster node \
+                       does not leave its inspector and admin routes open\n";
+        clap::Error::raw(ErrorKind::MissingRequiredArgument, message).exit()
+    };
+    let config = match cluster_config(&args) {
+        Ok(config) => config,
+        Err(message) => clap::Error::raw(ErrorKind::MissingRequiredArgument, format!("{message}\n")).exit(),
+    };
+    let mut node = args.storage.config(args.listen);
+    node.region = args.region;
+    node.admin_token = Some(admin_token);
+    node.cluster = Some(config);
+    let (region, data_dir) = (node.region.clone(), node.data_dir.display().to_string());
+    run_server(registry, node, move |addr| {
+        tracing::info!(%addr, region, data_dir, "tern node listening on http://{addr}");
+    })
+}
+
+/// The cluster part of the configuration, or why the flags cannot work.
+fn cluster_config(args: &NodeArgs) -> Result<ClusterConfig, String> {
+    let quic_listen = args.quic_listen.unwrap_or_else(|| SocketAddr::new(args.listen.ip(), DEFAULT_QUIC_PORT));
+    if args.advertise.is_none() && quic_listen.ip().is_unspecified() {
+        return Err(format!(
+            "--advertise HOST:PORT is needed: the QUIC transport listens on {quic_listen}, which other nodes cannot \
+             dial"
+        ));
+    }
+    Ok(ClusterConfig {
+        tls_ca: args.tls_ca.clone(),
+        tls_cert: args.tls_cert.clone(),
+        tls_key: args.tls_key.clone(),
+        quic_listen,
+        advertise: args.advertise,
+        gateway_url: args.gateway_url.clone(),
+        zone: args.zone.clone(),
+        seeds: args.join.clone(),
+        profile: match args.profile {
+            ProfileArg::Lan => Profile::Lan,
+            ProfileArg::Wan => Profile::Wan,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        node: NodeArgs,
+    }
+
+    const TLS: [&str; 6] = ["--tls-ca", "ca.pem", "--tls-cert", "n1.pem", "--tls-key", "n1.key"];
+
+    fn parse(args: &[&str]) -> Result<NodeArgs, clap::Error> {
+        let all = ["tern", "--region", "iad"].iter().chain(&TLS).chain(args);
+        Cli::try_parse_from(all).map(|cli| cli.node)
+    }
+
+    #[test]
+    fn seeds_are_host_and_port_and_dns_is_refused_for_now() {
+        let args = parse(&["--join", "10.0.0.1:7420,seed.example.com:7420", "--join", "[::1]:7420"]).unwrap();
+        assert_eq!(args.join, ["10.0.0.1:7420", "seed.example.com:7420", "[::1]:7420"]);
+        let dns = parse(&["--join", "dns:tern.internal"]).unwrap_err().to_string();
+        assert!(dns.contains("not yet supported"), "{dns}");
+        assert!(parse(&["--join", "10.0.0.1"]).is_err());
+        assert!(parse(&["--join", ":7420"]).is_err());
+    }
+
+    #[test]
+    fn the_quic_address_follows_the_listen_host_and_needs_an_advertised_one_on_all_interfaces() {
+        let local = cluster_config(&parse(&["--listen", "127.0.0.2:6420"]).unwrap()).unwrap();
+        assert_eq!(local.quic_listen, "127.0.0.2:7420".parse().unwrap());
+        assert_eq!(local.profile, Profile::Wan);
+        let any = parse(&[]).unwrap();
+        assert!(cluster_config(&any).unwrap_err().contains("--advertise"));
+        let advertised = parse(&["--advertise", "10.0.0.5:7420", "--profile", "lan", "--zone", "a"]).unwrap();
+        let config = cluster_config(&advertised).unwrap();
+        assert_eq!((config.quic_listen, config.advertise), ("0.0.0.0:7420".parse().unwrap(), advertised.advertise));
+        assert_eq!((config.profile, config.zone.as_deref()), (Profile::Lan, Some("a")));
+    }
+}
