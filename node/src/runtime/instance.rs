@@ -461,7 +461,9 @@ pub(crate) async fn run<S, V>(
     V: Default + Send + 'static,
 {
     let actor_id = start.actor_id.clone();
-    let mut instance = match lifecycle::start(def, core.clone(), start).await {
+    // Starting, turns and stopping are boxed: their futures are large, and inline they would make every idle
+    // actor's task as large as the largest of them (an awake idle actor should cost a few kilobytes).
+    let mut instance = match Box::pin(lifecycle::start(def, core.clone(), start)).await {
         Ok(instance) => instance,
         Err(err) => {
             core.begin_stop(&actor_id);
@@ -495,7 +497,7 @@ pub(crate) async fn run<S, V>(
                 Err(_) => break,
             }
         }
-        match instance.turn(batch).await {
+        match Box::pin(instance.turn(batch)).await {
             TurnEnd::Continue => {}
             end => break end,
         }
@@ -506,5 +508,5 @@ pub(crate) async fn run<S, V>(
             instance.start_run_loop(mailbox.clone());
         }
     };
-    lifecycle::stop(instance, rx, end).await;
+    Box::pin(lifecycle::stop(instance, rx, end)).await;
 }

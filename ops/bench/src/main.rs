@@ -2,10 +2,13 @@
 //!
 //! Starts a release node (this binary, re-executed in node mode) on a fresh data directory and measures, through
 //! the Rust client: stateless action throughput and latency over HTTP keep-alive (one hot actor, and 1,000
-//! actors), action round trips over one WebSocket, wake-from-sleep latency, actor creations per second, and
-//! resident memory per awake idle actor. Prints a Markdown report with ratios against the targets and the
-//! physical limits measured on this machine.
+//! actors), action round trips over one WebSocket, wake-from-sleep latency, durable queue sends (throughput end
+//! to end through a run loop, and the latency of a waiting send), KV puts and gets, SQL inserts (one row per
+//! action and batched), actor creations per second, and resident memory per awake idle actor. Prints a
+//! Markdown report with ratios against the targets and the physical limits measured on this machine.
+//! `--only NAME[,NAME...]` runs a subset.
 
+mod actors;
 mod node;
 mod scenarios;
 mod stats;
@@ -13,10 +16,10 @@ mod stats;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use tern_client::Client;
 
-use stats::micros;
+use stats::{Samples, micros};
 
 /// Tern's benchmark.
 #[derive(Debug, Parser)]
@@ -34,6 +37,30 @@ struct Args {
     /// Awake idle actors for the memory measurement.
     #[arg(long, default_value_t = 100_000)]
     memory_actors: usize,
+    /// Run only these measurements (comma-separated or repeated); all when absent.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Measurement>,
+}
+
+/// The measurements, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Measurement {
+    /// Stateless actions over HTTP keep-alive: one hot actor, then 1,000 actors.
+    Http,
+    /// Action round trips over one WebSocket.
+    Ws,
+    /// Actions on awake actors, and actions that wake sleeping ones.
+    Wake,
+    /// Durable queue: plain sends through a run loop, and waiting sends.
+    Queue,
+    /// KV puts and gets.
+    Kv,
+    /// SQL inserts, one row per action and batched.
+    Sql,
+    /// Actor creations.
+    Create,
+    /// Resident memory per awake idle actor.
+    Memory,
 }
 
 /// Targets from the project's issue, and physical anchors from the peers-and-limits notes.
@@ -42,7 +69,15 @@ const TARGET_WAKE_P50_US: f64 = 1000.0;
 const TARGET_BYTES_PER_ACTOR: f64 = 10_000.0;
 const TOKIO_TCP_ECHO_P50_US: f64 = 6.0;
 const SQLITE_WAL_NORMAL_COMMIT_US: f64 = 12.0;
+const SQLITE_BATCHED_ROWS_PER_S: f64 = 600_000.0;
 const RIVETKIT_BYTES_PER_ACTOR: f64 = 600.0;
+
+/// Rows of SQL inserted per call in the batched runs.
+const SQL_BATCHES: [usize; 2] = [100, 1_000];
+
+/// Concurrent callers in the batched SQL runs: two, so that one call's HTTP round trip overlaps the other's
+/// inserts while a call's latency stays its own work (16 callers would put 16 batches in one turn).
+const SQL_BATCH_WORKERS: usize = 2;
 
 fn main() -> ExitCode {
     if std::env::var_os(node::NODE_MODE).is_some() {
@@ -54,81 +89,281 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// One line of the report's table; empty cells stay empty.
+#[derive(Default)]
+struct Row {
+    measurement: String,
+    result: String,
+    p50: String,
+    p99: String,
+    /// CPU time per operation (or row), node + client.
+    cpu: String,
+    /// The ratio against a target or physical anchor.
+    ratio: String,
+}
+
+impl Row {
+    /// A row with a measurement, a result and the p50 and p99 of `samples`.
+    fn new(measurement: impl Into<String>, result: impl Into<String>, samples: &mut Samples) -> Row {
+        let (p50, p99) = if samples.len() > 0 {
+            (micros(samples.quantile(0.5)), micros(samples.quantile(0.99)))
+        } else {
+            (String::new(), String::new())
+        };
+        Row { measurement: measurement.into(), result: result.into(), p50, p99, ..Row::default() }
+    }
+
+    fn cpu(self, cpu: String) -> Row {
+        Row { cpu, ..self }
+    }
+
+    fn ratio(self, ratio: String) -> Row {
+        Row { ratio, ..self }
+    }
+}
+
+/// The report: a Markdown table, then notes.
+#[derive(Default)]
+struct Report {
+    rows: Vec<Row>,
+    notes: Vec<String>,
+}
+
+impl Report {
+    /// Prints the report as Markdown.
+    fn print(&self, workers: usize, seconds: u64) {
+        println!("## Tern benchmark ({workers} workers, {seconds} s per throughput run)\n");
+        println!("| measurement | result | p50 | p99 | CPU per op, node + client | ratio |");
+        println!("|---|---|---|---|---|---|");
+        for r in &self.rows {
+            println!("| {} | {} | {} | {} | {} | {} |", r.measurement, r.result, r.p50, r.p99, r.cpu, r.ratio);
+        }
+        for note in &self.notes {
+            println!("\n{note}");
+        }
+    }
+}
+
+/// "N× one WAL+NORMAL commit" for an operation that costs `micros` µs.
+fn commits(micros: f64) -> String {
+    format!("{:.1}× one WAL+NORMAL commit ({SQLITE_WAL_NORMAL_COMMIT_US} µs)", micros / SQLITE_WAL_NORMAL_COMMIT_US)
+}
+
+/// A rate for the table, e.g. "9,402 actions/s".
+fn per_s(rate: f64, unit: &str) -> String {
+    let digits = format!("{:.0}", rate.max(0.0));
+    let mut grouped = String::new();
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(d);
+    }
+    format!("{grouped} {unit}/s")
+}
+
+/// Microseconds per operation at `per_second`.
+fn cost_us(per_second: f64) -> f64 {
+    1e6 / per_second
+}
+
 async fn run(args: Args) {
     let (seconds, memory_actors, counts) = if args.quick {
-        (1, 2_000, (2_000, 50, 500))
+        (1, 2_000, (2_000, 50, 500, 500))
     } else {
-        (args.seconds, args.memory_actors, (20_000, 500, 5_000))
+        (args.seconds, args.memory_actors, (20_000, 500, 5_000, 5_000))
     };
-    let (ws_count, wake_count, create_count) = counts;
+    let (ws_count, wake_count, create_count, wait_count) = counts;
+    let workers = args.workers;
+    let runs = |m: Measurement| {
+        let runs = args.only.is_empty() || args.only.contains(&m);
+        if runs {
+            eprintln!("tern-bench: measuring {m:?}"); // progress, on stderr so the report stays clean
+        }
+        runs
+    };
     let duration = Duration::from_secs(seconds);
     let dir = tempfile::tempdir().expect("temp dir");
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
     let node = node::Node::start(port, &dir.path().join("data"));
     let client = Client::new(node.endpoint.clone()).expect("client");
+    let mut report = Report::default();
 
     let hot = client.get_or_create("counter", ["hot"]);
-    hot.resolve().await.expect("hot actor");
-    let mut one = scenarios::http_actions(std::slice::from_ref(&hot), args.workers, duration).await;
-    let mut many_actors = Vec::new();
-    for i in 0..1000 {
-        let actor = client.get_or_create("counter", format!("spread-{i}"));
-        actor.resolve().await.expect("spread actor");
-        many_actors.push(actor);
+    let hot_id = hot.resolve().await.expect("hot actor");
+    let none = &mut Samples::default();
+    if runs(Measurement::Http) {
+        let cpu = node.cpu_times();
+        let mut one = scenarios::http_actions(std::slice::from_ref(&hot), workers, duration).await;
+        let cpu = cpu.per_op_since(node.cpu_times(), one.samples.len() as f64);
+        report.rows.push(
+            Row::new(
+                "stateless action, HTTP keep-alive, 1 hot actor",
+                per_s(one.per_second, "actions"),
+                &mut one.samples,
+            )
+            .cpu(cpu)
+            .ratio(format!("{} per action", commits(cost_us(one.per_second)))),
+        );
+        let (mut many_actors, mut many_ids) = (Vec::new(), Vec::new());
+        for i in 0..1000 {
+            let actor = client.get_or_create("counter", format!("spread-{i}"));
+            many_ids.push(actor.resolve().await.expect("spread actor"));
+            many_actors.push(actor);
+        }
+        let cpu = node.cpu_times();
+        let mut many = scenarios::http_actions(&many_actors, workers, duration).await;
+        let cpu = cpu.per_op_since(node.cpu_times(), many.samples.len() as f64);
+        report.rows.push(
+            Row::new(
+                "stateless action, HTTP keep-alive, 1,000 actors",
+                per_s(many.per_second, "actions"),
+                &mut many.samples,
+            )
+            .cpu(cpu),
+        );
     }
-    let mut many = scenarios::http_actions(&many_actors, args.workers, duration).await;
-    let mut ws = scenarios::ws_round_trips(&hot, ws_count).await;
-    let (mut awake, mut waking) = scenarios::wakes(&client, &node, wake_count).await;
-    let created = scenarios::creations(&client, "counter", "created", create_count, args.workers).await;
-    let memory = scenarios::memory(&client, &node, memory_actors, args.workers).await;
-
-    let ws_p50 = ws.quantile(0.5).as_secs_f64() * 1e6;
-    let wake_p50 = waking.quantile(0.5).as_secs_f64() * 1e6;
-    println!("## Tern benchmark ({} workers, {seconds} s per throughput run)\n", args.workers);
-    println!("| measurement | result | p50 | p99 | ratio |");
-    println!("|---|---|---|---|---|");
-    println!(
-        "| stateless action, HTTP keep-alive, 1 hot actor | {:.0} actions/s | {} | {} | {:.1}× one WAL+NORMAL commit per action ({SQLITE_WAL_NORMAL_COMMIT_US} µs) |",
-        one.per_second,
-        micros(one.samples.quantile(0.5)),
-        micros(one.samples.quantile(0.99)),
-        (1e6 / one.per_second) / SQLITE_WAL_NORMAL_COMMIT_US,
-    );
-    println!(
-        "| stateless action, HTTP keep-alive, 1,000 actors | {:.0} actions/s | {} | {} | |",
-        many.per_second,
-        micros(many.samples.quantile(0.5)),
-        micros(many.samples.quantile(0.99)),
-    );
-    println!(
-        "| action round trip, one WebSocket ({ws_count} sequential) | | {} | {} | {:.2}× target {TARGET_WS_P50_US} µs; {:.1}× tokio TCP echo ({TOKIO_TCP_ECHO_P50_US} µs) |",
-        micros(ws.quantile(0.5)),
-        micros(ws.quantile(0.99)),
-        ws_p50 / TARGET_WS_P50_US,
-        ws_p50 / TOKIO_TCP_ECHO_P50_US,
-    );
-    println!(
-        "| action on an awake actor, HTTP ({wake_count} actors) | | {} | {} | |",
-        micros(awake.quantile(0.5)),
-        micros(awake.quantile(0.99)),
-    );
-    println!(
-        "| action that wakes a sleeping actor, HTTP ({wake_count} actors) | | {} | {} | {:.2}× target {TARGET_WAKE_P50_US} µs |",
-        micros(waking.quantile(0.5)),
-        micros(waking.quantile(0.99)),
-        wake_p50 / TARGET_WAKE_P50_US,
-    );
-    println!("| actor creations ({create_count}, `POST /actors`) | {created:.0} actors/s | | | |");
-    println!(
-        "| resident memory per awake idle actor ({memory_actors} actors) | {:.0} B average, {:.0} B marginal | | | {:.2}× target {TARGET_BYTES_PER_ACTOR} B; {:.1}× RivetKit's 0.6 KB claim |",
-        memory.per_actor,
-        memory.marginal_per_actor,
-        memory.per_actor / TARGET_BYTES_PER_ACTOR,
-        memory.per_actor / RIVETKIT_BYTES_PER_ACTOR,
-    );
-    println!(
-        "\nNode RSS: {:.1} MiB before the memory run, {:.1} MiB with {memory_actors} awake actors.",
-        memory.baseline as f64 / 1048576.0,
-        memory.at_total as f64 / 1048576.0
-    );
+    if runs(Measurement::Ws) {
+        let cpu = node.cpu_times();
+        let mut ws = scenarios::ws_round_trips(&hot, ws_count).await;
+        let cpu = cpu.per_op_since(node.cpu_times(), ws.len() as f64);
+        let ws_p50 = ws.quantile(0.5).as_secs_f64() * 1e6;
+        report.rows.push(
+            Row::new(format!("action round trip, one WebSocket ({ws_count} sequential)"), "", &mut ws).cpu(cpu).ratio(
+                format!(
+                    "{:.2}× target {TARGET_WS_P50_US} µs; {:.1}× tokio TCP echo ({TOKIO_TCP_ECHO_P50_US} µs)",
+                    ws_p50 / TARGET_WS_P50_US,
+                    ws_p50 / TOKIO_TCP_ECHO_P50_US
+                ),
+            ),
+        );
+    }
+    scenarios::sleep_all(&client, &[hot_id], 1).await;
+    if runs(Measurement::Wake) {
+        let (mut awake, mut waking) = scenarios::wakes(&client, wake_count).await;
+        let wake_p50 = waking.quantile(0.5).as_secs_f64() * 1e6;
+        report.rows.push(Row::new(format!("action on an awake actor, HTTP ({wake_count} actors)"), "", &mut awake));
+        report.rows.push(
+            Row::new(format!("action that wakes a sleeping actor, HTTP ({wake_count} actors)"), "", &mut waking)
+                .ratio(format!("{:.2}× target {TARGET_WAKE_P50_US} µs", wake_p50 / TARGET_WAKE_P50_US)),
+        );
+    }
+    if runs(Measurement::Queue) {
+        let sender = client.get_or_create("bench-queue", ["sends"]);
+        sender.resolve().await.expect("queue actor");
+        let cpu = node.cpu_times();
+        let mut sends = scenarios::queue_sends(&sender, workers, duration).await;
+        let cpu = cpu.per_op_since(node.cpu_times(), sends.sends.samples.len() as f64);
+        report.rows.push(
+            Row::new(
+                "queue: plain sends processed by a run loop, end to end, 1 actor",
+                per_s(sends.end_to_end, "messages"),
+                none,
+            )
+            .cpu(cpu)
+            .ratio(format!("{} per message", commits(cost_us(sends.end_to_end)))),
+        );
+        report.rows.push(Row::new(
+            "queue: plain send accepted (durable), HTTP keep-alive",
+            format!("{}, {} refused `queue.full`", per_s(sends.sends.per_second, "sends"), sends.refused),
+            &mut sends.sends.samples,
+        ));
+        let waiter = client.get_or_create("bench-queue", ["waits"]);
+        waiter.resolve().await.expect("queue actor");
+        let cpu = node.cpu_times();
+        let mut waits = scenarios::queue_waits(&waiter, wait_count).await;
+        let cpu = cpu.per_op_since(node.cpu_times(), waits.len() as f64);
+        let wait_p50 = waits.quantile(0.5).as_secs_f64() * 1e6;
+        report.rows.push(
+            Row::new(
+                format!("queue: waiting send, completed by the run loop ({wait_count} sequential)"),
+                "",
+                &mut waits,
+            )
+            .cpu(cpu)
+            .ratio(commits(wait_p50)),
+        );
+    }
+    if runs(Measurement::Kv) {
+        let actor = client.get_or_create("bench-kv", ["hot"]);
+        let id = actor.resolve().await.expect("kv actor");
+        let cpu = node.cpu_times();
+        let mut puts = scenarios::kv_puts(&actor, workers, duration).await;
+        let cpu = cpu.per_op_since(node.cpu_times(), puts.samples.len() as f64);
+        report.rows.push(
+            Row::new("KV put (100-byte values), 1 actor", per_s(puts.per_second, "puts"), &mut puts.samples)
+                .cpu(cpu)
+                .ratio(format!("{} per put", commits(cost_us(puts.per_second)))),
+        );
+        let cpu = node.cpu_times();
+        let mut gets = scenarios::kv_gets(&actor, puts.samples.len(), workers, duration).await;
+        let cpu = cpu.per_op_since(node.cpu_times(), gets.samples.len() as f64);
+        report.rows.push(
+            Row::new("KV get, 1 actor", per_s(gets.per_second, "gets"), &mut gets.samples)
+                .cpu(cpu)
+                .ratio(format!("{} per get", commits(cost_us(gets.per_second)))),
+        );
+        scenarios::sleep_all(&client, &[id], 1).await;
+    }
+    if runs(Measurement::Sql) {
+        let actor = client.get_or_create("bench-sql", ["hot"]);
+        let id = actor.resolve().await.expect("sql actor");
+        let cpu = node.cpu_times();
+        let mut single = scenarios::sql_inserts(&actor, "insert", 1, workers, duration).await;
+        let cpu = cpu.per_op_since(node.cpu_times(), single.samples.len() as f64);
+        report.rows.push(
+            Row::new("SQL: one INSERT per action, 1 actor", per_s(single.per_second, "rows"), &mut single.samples)
+                .cpu(cpu)
+                .ratio(format!("{} per row", commits(cost_us(single.per_second)))),
+        );
+        for (action, label) in [
+            ("insertMany", "`c.sql().execute` per row"),
+            ("insertManyUntraced", "libSQL `execute` per row, no span"),
+            ("insertManyPrepared", "one prepared statement"),
+        ] {
+            for rows in SQL_BATCHES {
+                let cpu = node.cpu_times();
+                let mut batched = scenarios::sql_inserts(&actor, action, rows, SQL_BATCH_WORKERS, duration).await;
+                let cpu = cpu.per_op_since(node.cpu_times(), (batched.samples.len() * rows) as f64);
+                let measurement =
+                    format!("SQL: {rows} INSERTs per action ({label}), 1 actor, {SQL_BATCH_WORKERS} callers");
+                report.rows.push(
+                    Row::new(measurement, per_s(batched.per_second, "rows"), &mut batched.samples).cpu(cpu).ratio(
+                        format!(
+                            "{:.2}× raw SQLite batched inserts (600k rows/s)",
+                            batched.per_second / SQLITE_BATCHED_ROWS_PER_S
+                        ),
+                    ),
+                );
+            }
+        }
+        scenarios::sleep_all(&client, &[id], 1).await;
+    }
+    if runs(Measurement::Create) {
+        let created = scenarios::creations(&client, "counter", "created", create_count, workers).await;
+        let measurement = format!("actor creations ({create_count}, `POST /actors`)");
+        report.rows.push(Row::new(measurement, per_s(created.per_second, "actors"), none));
+        scenarios::sleep_all(&client, &created.ids, workers).await;
+    }
+    if runs(Measurement::Memory) {
+        let memory = scenarios::memory(&client, &node, memory_actors, workers).await;
+        report.rows.push(
+            Row::new(
+                format!("resident memory per awake idle actor ({memory_actors} actors)"),
+                format!("{:.0} B average, {:.0} B marginal", memory.per_actor, memory.marginal_per_actor),
+                none,
+            )
+            .ratio(format!(
+                "{:.2}× target {TARGET_BYTES_PER_ACTOR} B; {:.1}× RivetKit's 0.6 KB claim",
+                memory.per_actor / TARGET_BYTES_PER_ACTOR,
+                memory.per_actor / RIVETKIT_BYTES_PER_ACTOR
+            )),
+        );
+        report.notes.push(format!(
+            "Node RSS: {:.1} MiB before the memory run, {:.1} MiB with {memory_actors} awake actors.",
+            memory.baseline as f64 / 1048576.0,
+            memory.at_total as f64 / 1048576.0
+        ));
+    }
+    report.print(workers, seconds);
 }

@@ -1,21 +1,23 @@
-//! The node under test: this same binary, re-executed as a Tern node with the ready actors plus `resident`, an
-//! actor that never sleeps (for the memory measurement), in a release build.
+//! The node under test: this same binary, re-executed as a Tern node with the ready actors plus the bench-only
+//! actors of [`crate::actors`], in a release build.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tern_node::{Actor, ActorOptions};
+use crate::actors;
 
 /// Environment variable that turns this binary into the node.
 pub const NODE_MODE: &str = "TERN_BENCH_NODE";
 
 /// Runs the node (when re-executed with [`NODE_MODE`] set); returns its exit code.
 pub fn run_node() -> std::process::ExitCode {
-    let resident = Actor::<()>::new("resident")
-        .options(ActorOptions { no_sleep: true, ..ActorOptions::default() })
-        .action("ping", |_c, ()| async move { Ok(()) });
-    tern_node::cli::main(tern_node::ready::registry().register(resident))
+    let registry = tern_node::ready::registry()
+        .register(actors::resident())
+        .register(actors::queue())
+        .register(actors::kv())
+        .register(actors::sql());
+    tern_node::cli::main(registry)
 }
 
 /// A running node process, killed when dropped.
@@ -45,6 +47,11 @@ impl Node {
         Node { child, endpoint: format!("http://127.0.0.1:{port}") }
     }
 
+    /// CPU time used so far by the node and by this process.
+    pub fn cpu_times(&self) -> CpuTimes {
+        CpuTimes { node: process_cpu(&self.child.id().to_string()), client: process_cpu("self") }
+    }
+
     /// The node's resident set size, in bytes.
     pub fn rss_bytes(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("read /proc status");
@@ -54,6 +61,36 @@ impl Node {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmRSS in /proc status");
         kb * 1024
+    }
+}
+
+/// Clock ticks per second in `/proc/<pid>/stat` (Linux's `USER_HZ`, 100 on every mainstream architecture).
+const USER_HZ: f64 = 100.0;
+
+/// CPU time (user + system, all threads) a process has used, from `/proc/<pid>/stat`.
+fn process_cpu(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
+    // Fields after the command name (which is in parentheses and may hold spaces): state is field 3, utime
+    // field 14 and stime field 15.
+    let after_name = &stat[stat.rfind(')').expect("command name in /proc stat") + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    Duration::from_secs_f64(ticks as f64 / USER_HZ)
+}
+
+/// CPU time used so far by the node and by this process (the client), at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuTimes {
+    node: Duration,
+    client: Duration,
+}
+
+impl CpuTimes {
+    /// CPU per operation since `self` for `ops` operations, as "node + client µs" (10 ms resolution, so only
+    /// meaningful over runs of a second or more).
+    pub fn per_op_since(&self, now: CpuTimes, ops: f64) -> String {
+        let per_op = |before: Duration, after: Duration| after.saturating_sub(before).as_secs_f64() * 1e6 / ops;
+        format!("{:.1} + {:.1} µs", per_op(self.node, now.node), per_op(self.client, now.client))
     }
 }
 
