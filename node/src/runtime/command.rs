@@ -27,10 +27,10 @@ pub(crate) enum Command {
     /// The client of a connection went away.
     Disconnect { conn_id: String },
     /// A raw HTTP request for the `on_request` handler, with its connection parameters.
-    RawRequest { request: RawRequest, params: Option<Value>, reply: Reply<RawResponse> },
+    RawRequest { request: Box<RawRequest>, params: Option<Value>, reply: Reply<RawResponse> },
     /// Open a raw WebSocket whose messages go to `outbound`; replies with the socket id.
     SocketOpen {
-        request: axum::http::Request<()>,
+        request: Box<axum::http::Request<()>>,
         params: Option<Value>,
         outbound: mpsc::Sender<SocketOutput>,
         reply: Reply<String>,
@@ -112,5 +112,16 @@ impl Command {
             | Command::SocketInput { .. }
             | Command::Alarm => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every awake actor's mailbox allocates room for 32 commands up front, so a command must stay small: box
+    /// large payloads.
+    #[test]
+    fn commands_stay_small() {
+        let size = std::mem::size_of::<super::Command>();
+        assert!(size <= 128, "a command is {size} bytes");
     }
 }

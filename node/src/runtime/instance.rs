@@ -192,11 +192,11 @@ where
                     held.push(Held::new(reply, Ok(self.shared.inspector_token.clone())))
                 }
                 Command::RawRequest { request, params, reply } => {
-                    let result = self.raw_request(&db, request, params).await;
+                    let result = self.raw_request(&db, *request, params).await;
                     held.push(Held::new(reply, result));
                 }
                 Command::SocketOpen { request, params, outbound, reply } => {
-                    let result = self.open_socket(&db, request, params, outbound).await;
+                    let result = self.open_socket(&db, *request, params, outbound).await;
                     held.push(Held::new(reply, result));
                 }
                 Command::SocketInput { socket_id, message } => self.socket_input(&db, &socket_id, message).await,

@@ -225,7 +225,7 @@ impl Backend for Host {
         request: RawRequest,
         params: Option<Value>,
     ) -> Result<RawResponse, ClientError> {
-        self.request(actor_id, |reply| Command::RawRequest { request, params, reply }).await
+        self.request(actor_id, |reply| Command::RawRequest { request: Box::new(request), params, reply }).await
     }
 
     async fn raw_websocket(
@@ -235,7 +235,7 @@ impl Backend for Host {
         params: Option<Value>,
     ) -> Result<RawSocketHandle, ClientError> {
         let (out_tx, out_rx) = mpsc::channel::<SocketOutput>(CONN_QUEUE);
-        let open = |reply| Command::SocketOpen { request, params, outbound: out_tx, reply };
+        let open = |reply| Command::SocketOpen { request: Box::new(request), params, outbound: out_tx, reply };
         let socket_id = self.request(actor_id, open).await?;
         let id = socket_id.clone();
         let to_command = move |message| Command::SocketInput { socket_id: id.clone(), message: Some(message) };
