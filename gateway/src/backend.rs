@@ -9,7 +9,7 @@ use tern_proto::{ClientError, Value};
 use tokio::sync::mpsc;
 
 /// What the REST API reports about an actor. Timestamps are milliseconds since the Unix epoch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ActorInfo {
     pub actor_id: String,
     pub name: String,
@@ -23,7 +23,7 @@ pub struct ActorInfo {
 }
 
 /// A request to create an actor (`POST /actors`, `PUT /actors`, or a `getOrCreate` gateway query).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CreateRequest {
     pub name: String,
     pub key: Vec<String>,
@@ -46,14 +46,14 @@ pub struct ConnectionHandle {
 }
 
 /// A client message on an open connection.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub enum ConnInput {
     Action { id: u64, name: String, args: Value },
     Subscribe { event: String, subscribe: bool },
 }
 
 /// A message for the client on an open connection.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub enum ConnOutput {
     /// The answer to [`ConnInput::Action`] with the same id.
     ActionResponse { id: u64, result: Result<Value, ClientError> },
@@ -71,7 +71,7 @@ pub type RawRequest = axum::http::Request<bytes::Bytes>;
 pub type RawResponse = axum::http::Response<bytes::Bytes>;
 
 /// A message on a raw WebSocket (`/websocket/...`), in either direction.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SocketMessage {
     /// A text frame.
     Text(String),
@@ -95,7 +95,7 @@ impl SocketMessage {
 }
 
 /// What the actor sends on a raw WebSocket.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum SocketOutput {
     /// A message for the client.
     Message(SocketMessage),
@@ -137,7 +137,7 @@ pub struct RawSocketHandle {
 }
 
 /// One inspector operation on one actor (`/gateway/{actor}/inspector/...`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum InspectRequest {
     /// State, connections, action names and feature flags at once.
     Summary,
@@ -170,7 +170,7 @@ pub enum InspectRequest {
 }
 
 /// How an inspector request is authorized.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum InspectorAuth {
     /// Auth is off (development) or the request carried the admin token.
     Granted,

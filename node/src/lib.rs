@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod clock;
 pub mod cluster;
+pub mod gateway_tls;
 pub mod metrics;
 pub mod ready;
 pub mod runtime;

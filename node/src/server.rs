@@ -11,6 +11,7 @@ use std::time::Duration;
 use axum::serve::ListenerExt;
 
 use crate::cluster::{ClusterConfig, ClusterError, ClusterNode, Roster};
+use crate::gateway_tls::{GatewayTls, GatewayTlsError};
 use crate::runtime::alarms::{Alarms, run_timer};
 use crate::runtime::directory::Directory;
 use crate::runtime::host::{HostCore, Stores};
@@ -36,6 +37,9 @@ pub struct NodeConfig {
     pub admin_token: Option<String>,
     /// The node's part in a cluster (transport, membership); `None` for a node on its own (`tern dev`).
     pub cluster: Option<ClusterConfig>,
+    /// The gateway's TLS certificate and key: with them the listener serves HTTPS and WSS only; `None` serves
+    /// plain HTTP and WS.
+    pub gateway_tls: Option<GatewayTls>,
 }
 
 impl NodeConfig {
@@ -50,6 +54,7 @@ impl NodeConfig {
             shutdown_grace: Duration::from_secs(15),
             admin_token: None,
             cluster: None,
+            gateway_tls: None,
         }
     }
 }
@@ -65,6 +70,11 @@ pub enum ServeError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error("{0}")]
+    Voters(String),
+    /// The gateway's TLS certificate or key cannot be used (nothing was started).
+    #[error("cannot serve the gateway over TLS: {0}")]
+    GatewayTls(#[from] GatewayTlsError),
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
@@ -85,31 +95,42 @@ pub async fn open_host(registry: Registry, config: &NodeConfig) -> Result<Host, 
 /// Runs a node until `shutdown` resolves, then stops gracefully: stop accepting, let in-flight requests finish,
 /// put every actor to sleep (saving it), leave the cluster, and release the data directory. Calls `ready` with the
 /// bound address once the gateway listens (and, for a cluster node, membership has started; joining goes on in
-/// the background).
+/// the background). With [`NodeConfig::gateway_tls`] the gateway serves HTTPS and WSS (see [`crate::gateway_tls`]).
 pub async fn serve(
     registry: Registry,
-    config: NodeConfig,
+    mut config: NodeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
+    let tls = config.gateway_tls.as_ref().map(GatewayTls::load).transpose()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    if let Some(cluster) = config.cluster.as_mut() {
+        cluster.gateway_https = tls.is_some();
+    }
     let host = open_host(registry, &config).await?;
     let gateway = tern_gateway::GatewayConfig {
         region: config.region.clone(),
         admin_token: config.admin_token.clone(),
         ..Default::default()
     };
-    let app = tern_gateway::router(Arc::new(host.clone()), gateway);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(ServeError::Serve)?;
     let cluster = match &config.cluster {
-        Some(cluster) => Some(ClusterNode::start(cluster, &config.region, addr, host.clone())?),
+        Some(cluster) => {
+            check_voters(&host, cluster).await?;
+            Some(ClusterNode::start(cluster, &config.region, addr, host.clone())?)
+        }
         None => None,
+    };
+    let app = match &cluster {
+        Some(cluster) => tern_gateway::router(Arc::new(cluster.backend()), gateway),
+        None => tern_gateway::router(Arc::new(host.clone()), gateway),
     };
     host.set_roster(match &cluster {
         Some(cluster) => Roster::Cluster(cluster.members()),
-        None => Roster::Alone { gateway_url: format!("http://{addr}"), started_ms: crate::clock::now_ms() },
+        None => Roster::Alone { gateway_url: format!("{scheme}://{addr}"), started_ms: crate::clock::now_ms() },
     });
     ready(addr);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -131,18 +152,22 @@ pub async fn serve(
         })
     };
     let mut stop = stop_rx;
-    // Replies and events are small writes that must leave at once, not wait for Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %e, "cannot set TCP_NODELAY on a client connection");
-        }
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|stopping| *stopping).await;
-        })
-        .await
-        .map_err(ServeError::Serve)?;
+    if let Some(tls) = tls {
+        crate::gateway_tls::serve(listener, tls, app, stop).await;
+    } else {
+        // Replies and events are small writes that must leave at once, not wait for Nagle's algorithm.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!(error = %e, "cannot set TCP_NODELAY on a client connection");
+            }
+        });
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|stopping| *stopping).await;
+            })
+            .await
+            .map_err(ServeError::Serve)?;
+    }
     let _ = sleeper.await;
     // Requests that were in flight may have woken actors again; put those to sleep too.
     host.shutdown(config.shutdown_grace).await;
@@ -151,4 +176,23 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Refuses a voter set that differs from the one this data directory was first started with: the set is changed
+/// only through the directory itself, never by a flag on one node (two sets could each see a majority).
+async fn check_voters(host: &Host, cluster: &ClusterConfig) -> Result<(), ServeError> {
+    if cluster.voters.is_empty() {
+        return Ok(());
+    }
+    let mut ids: Vec<&str> = cluster.voters.iter().map(|v| v.id.as_str()).collect();
+    ids.sort_unstable();
+    let ids = ids.join(",");
+    let node_db = &host.core.node_db;
+    match node_db.setting("voters").await? {
+        Some(stored) if stored != ids => Err(ServeError::Voters(format!(
+            "this node was started with the voter set {stored}, not {ids}: the voter set cannot change by flags"
+        ))),
+        Some(_) => Ok(()),
+        None => Ok(node_db.set_setting("voters", &ids).await?),
+    }
 }

@@ -10,7 +10,7 @@ use crate::messages::ErrorFrame;
 const MAX_CLOSE_REASON_BYTES: usize = 123;
 
 /// An error as a client sees it: `group.code`, a message, optional metadata, and the HTTP status it travels with.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClientError {
     pub group: String,
     pub code: String,
@@ -131,6 +131,11 @@ impl ClientError {
     /// The actor's home is lost and no copy is available (503).
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new("actor", "unavailable", 503, message)
+    }
+    /// The cluster's directory could not reach a majority of its voters (split, or voters down); nothing was
+    /// decided, so the request may be retried (503).
+    pub fn no_quorum(message: impl Into<String>) -> Self {
+        Self::new("cluster", "no_quorum", 503, message)
     }
     /// The node is overloaded (503).
     pub fn overloaded(message: impl Into<String>) -> Self {

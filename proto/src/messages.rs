@@ -66,7 +66,7 @@ pub struct HttpQueueSendRequest {
 }
 
 /// Answer to a queue send: `status` is `"completed"` or `"timedOut"`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HttpQueueSendResponse {
     pub status: String,
     pub response: Option<Value>,

@@ -152,6 +152,13 @@ impl Peers {
         }
     }
 
+    /// The current round-trip estimate of the live connection to `addr`, if there is one and no dial holds it.
+    pub(crate) fn rtt(&self, addr: SocketAddr) -> Option<Duration> {
+        let slot = self.slots.lock().unwrap_or_else(|e| e.into_inner()).get(&addr)?.clone();
+        let slot = slot.try_lock().ok()?;
+        slot.link.as_ref().filter(|link| link.is_live()).map(|link| link.conn.rtt())
+    }
+
     /// Records a connection the peer dialled, so that our own traffic to it reuses it, unless a live connection
     /// exists or a dial is under way.
     pub(crate) fn adopt(&self, link: &Link) {

@@ -241,6 +241,12 @@ impl Transport {
         self.shared.endpoint.open_connections()
     }
 
+    /// The measured round-trip time to the peer at `addr` (QUIC's smoothed estimate), if a connection to it is
+    /// up; never dials.
+    pub fn rtt(&self, addr: SocketAddr) -> Option<Duration> {
+        self.shared.peers.rtt(addr)
+    }
+
     /// Makes sure a connection to `addr` is up (dialling if needed) and tells who is there and which protocol
     /// version the connection speaks.
     pub async fn connect(&self, addr: SocketAddr) -> Result<PeerInfo, Error> {

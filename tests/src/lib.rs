@@ -5,6 +5,9 @@
 //! and start it again on the same port and data directory. Readiness is polled with a generous cap, never assumed
 //! after a fixed delay.
 
+pub mod cluster;
+pub mod netns;
+
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -20,6 +23,10 @@ pub struct TernProcess {
     command: &'static str,
     data_dir: PathBuf,
     extra_args: Vec<String>,
+    /// The command the binary runs under, e.g. `ip netns exec NS` (empty: run it directly).
+    wrapper: Vec<String>,
+    /// The address the gateway listens on and is reached at.
+    host: String,
     port: u16,
     child: Option<Child>,
     log: PathBuf,
@@ -73,23 +80,45 @@ impl TernProcess {
         TernProcess::launch(binary, "node", data_dir, args)
     }
 
-    fn launch(binary: &Path, command: &'static str, data_dir: &Path, extra_args: &[&str]) -> TernProcess {
-        let mut process = TernProcess {
-            binary: binary.to_path_buf(),
-            command,
-            data_dir: data_dir.to_path_buf(),
-            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
-            port: free_port(),
-            child: None,
-            log: data_dir.with_extension("log"),
-        };
+    /// Starts `binary node` inside a network namespace: run through `wrapper` (e.g. `ip netns exec NS`), with its
+    /// gateway on `host:port` (an address of that namespace, reachable from the test), and waits until it serves.
+    pub fn start_node_within(
+        binary: &Path,
+        data_dir: &Path,
+        args: &[&str],
+        wrapper: &[String],
+        host: &str,
+        port: u16,
+    ) -> TernProcess {
+        let mut process = TernProcess::new(binary, "node", data_dir, args);
+        (process.wrapper, process.host, process.port) = (wrapper.to_vec(), host.to_string(), port);
         process.spawn();
         process
     }
 
+    fn launch(binary: &Path, command: &'static str, data_dir: &Path, extra_args: &[&str]) -> TernProcess {
+        let mut process = TernProcess::new(binary, command, data_dir, extra_args);
+        process.spawn();
+        process
+    }
+
+    fn new(binary: &Path, command: &'static str, data_dir: &Path, extra_args: &[&str]) -> TernProcess {
+        TernProcess {
+            binary: binary.to_path_buf(),
+            command,
+            data_dir: data_dir.to_path_buf(),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            wrapper: Vec::new(),
+            host: "127.0.0.1".to_string(),
+            port: free_port(),
+            child: None,
+            log: data_dir.with_extension("log"),
+        }
+    }
+
     /// The gateway's base URL, e.g. `http://127.0.0.1:40123`.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}:{}", self.host, self.port)
     }
 
     /// Where the process writes its logs (kept for failure diagnosis).
@@ -99,10 +128,18 @@ impl TernProcess {
 
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("open the log file");
-        let child = Command::new(&self.binary)
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&self.binary);
+                command
+            }
+            None => Command::new(&self.binary),
+        };
+        let child = command
             .arg(self.command)
             .arg("--listen")
-            .arg(format!("127.0.0.1:{}", self.port))
+            .arg(format!("{}:{}", self.host, self.port))
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra_args)
@@ -118,7 +155,7 @@ impl TernProcess {
     fn wait_ready(&mut self) {
         let started = Instant::now();
         while started.elapsed() < START_CAP {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if std::net::TcpStream::connect((self.host.as_str(), self.port)).is_ok() {
                 return;
             }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {

@@ -2,88 +2,23 @@
 //! several regions converge, a killed node is marked down, a stopped one leaves at once, a node with another CA's
 //! certificate never gets in, and `tern members` shows it all. The binary is `target/debug/tern`.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tempfile::TempDir;
-use tern_tests::{TernProcess, eventually, free_udp_port, tern_binary};
+use tern_tests::cluster::{CONVERGE_CAP, Ca, Node, TOKEN, plan, voters_arg};
+use tern_tests::{TernProcess, eventually, tern_binary};
 
-/// The admin token every node of these tests runs with.
-const TOKEN: &str = "cluster-s3cret";
-/// How long nodes may take to see each other after they all started.
-const CONVERGE_CAP: Duration = Duration::from_secs(30);
 /// How long a `kill -9`ed node may stay alive in the others' eyes (LAN timing declares it down in about 5 s).
 const KILLED_CAP: Duration = Duration::from_secs(30);
 /// How long a node that left may stay alive in the others' eyes: well under the ~5 s that probing would take.
 const LEFT_CAP: Duration = Duration::from_secs(3);
 
-/// A cluster CA in a temporary directory, issuing node certificates on demand.
-struct Ca {
-    dir: TempDir,
-}
-
-impl Ca {
-    fn new() -> Ca {
-        let dir = tempfile::tempdir().unwrap();
-        tern_replication::init_ca(dir.path()).unwrap();
-        Ca { dir }
-    }
-
-    /// `--tls-ca`, `--tls-cert` and `--tls-key` for a new certificate named `name`.
-    fn tls_args(&self, name: &str) -> Vec<String> {
-        let files = tern_replication::issue_node(self.dir.path(), name).unwrap();
-        let ca = self.dir.path().join(tern_replication::CA_CERT_FILE);
-        [("--tls-ca", ca), ("--tls-cert", files.cert), ("--tls-key", files.key)]
-            .into_iter()
-            .flat_map(|(flag, path)| [flag.to_string(), path.display().to_string()])
-            .collect()
-    }
-}
-
-/// A running `tern node`.
-struct Node {
-    name: String,
-    region: String,
-    quic: String,
-    process: TernProcess,
-}
-
-impl Node {
-    /// Starts node `name` in `region` with a certificate from `ca`, joining `seeds`, with data under `work`.
-    fn start(ca: &Ca, work: &Path, name: &str, region: &str, seeds: &[&Node]) -> Node {
-        let quic = format!("127.0.0.1:{}", free_udp_port());
-        let mut args: Vec<String> = ["--region", region, "--zone", &format!("{region}-a"), "--quic-listen", &quic]
-            .into_iter()
-            .chain(["--admin-token", TOKEN, "--profile", "lan"])
-            .map(str::to_string)
-            .collect();
-        args.extend(ca.tls_args(name));
-        if !seeds.is_empty() {
-            args.push("--join".into());
-            args.push(seeds.iter().map(|seed| seed.quic.as_str()).collect::<Vec<_>>().join(","));
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let process = TernProcess::start_node(&tern_binary(), &work.join(name), &args);
-        Node { name: name.into(), region: region.into(), quic, process }
-    }
-
-    /// The node's `/cluster/members` list, or `None` while it does not answer.
-    async fn members(&self) -> Option<Vec<Value>> {
-        let url = format!("{}/cluster/members", self.process.endpoint());
-        let response = reqwest::Client::new().get(url).bearer_auth(TOKEN).send().await.ok()?;
-        let body: Value = response.error_for_status().ok()?.json().await.ok()?;
-        body["members"].as_array().cloned()
-    }
-
-    /// The state this node's view gives node `id` (`None` if it does not list it), after checking that it lists no
-    /// node named `intruder`.
-    async fn state_of(&self, id: &str) -> Option<String> {
-        let members = self.members().await?;
-        assert!(!members.iter().any(|m| m["id"] == "intruder"), "{} lists the intruder: {members:?}", self.name);
-        members.iter().find(|m| m["id"] == id).map(|m| m["state"].as_str().unwrap_or_default().to_string())
-    }
+/// The state `observer` gives node `id`, after checking that it lists no node named `intruder`.
+async fn state_without_intruder(observer: &Node, id: &str) -> Option<String> {
+    let members = observer.members().await?;
+    assert!(!members.iter().any(|m| m["id"] == "intruder"), "{} lists the intruder: {members:?}", observer.name);
+    observer.state_of(id).await
 }
 
 /// `Some` once `node` lists exactly `nodes`, all alive and in their regions; never the intruder.
@@ -102,7 +37,7 @@ async fn wait_down(observers: &[&Node], node: &str, cap: Duration) -> Duration {
     for &observer in observers {
         let what = format!("{} sees {node} down", observer.name);
         eventually(&what, cap.saturating_sub(started.elapsed()), move || async move {
-            (observer.state_of(node).await.as_deref() == Some("down")).then_some(())
+            (state_without_intruder(observer, node).await.as_deref() == Some("down")).then_some(())
         })
         .await;
     }
@@ -112,14 +47,21 @@ async fn wait_down(observers: &[&Node], node: &str, cap: Duration) -> Duration {
 #[tokio::test]
 async fn five_nodes_in_three_regions_converge_and_see_failures() {
     let (ca, work) = (Ca::new(), tempfile::tempdir().unwrap());
-    let n1 = Node::start(&ca, work.path(), "iad-1", "iad", &[]);
-    let n2 = Node::start(&ca, work.path(), "iad-2", "iad", &[&n1]);
-    let n3 = Node::start(&ca, work.path(), "fra-1", "fra", &[&n1, &n2]);
-    let mut n4 = Node::start(&ca, work.path(), "fra-2", "fra", &[&n2, &n3]);
-    let mut n5 = Node::start(&ca, work.path(), "syd-1", "syd", &[&n1, &n3]);
+    let plans = plan(&[("iad-1", "iad"), ("iad-2", "iad"), ("fra-1", "fra"), ("fra-2", "fra"), ("syd-1", "syd")]);
+    let voters = voters_arg(&[&plans[0], &plans[2], &plans[4]]);
+    let start = |i: usize, seeds: &[usize]| {
+        let seeds: Vec<&str> = seeds.iter().map(|&s| plans[s].quic.as_str()).collect();
+        Node::start(&ca, work.path(), &plans[i], &seeds, Some(&voters), &[])
+    };
+    let n1 = start(0, &[]);
+    let n2 = start(1, &[0]);
+    let n3 = start(2, &[0, 1]);
+    let mut n4 = start(3, &[1, 2]);
+    let mut n5 = start(4, &[0, 2]);
     // A node with a certificate from another CA, pointed at the cluster: the handshakes fail, it stays alone.
     let foreign_ca = Ca::new();
-    let intruder = Node::start(&foreign_ca, work.path(), "intruder", "iad", &[&n1, &n2]);
+    let intruder_plan = &plan(&[("intruder", "iad")])[0];
+    let intruder = Node::start(&foreign_ca, work.path(), intruder_plan, &[&n1.quic, &n2.quic], None, &[]);
     let nodes = [&n1, &n2, &n3, &n4, &n5];
 
     let started = Instant::now();
@@ -170,7 +112,7 @@ async fn five_nodes_in_three_regions_converge_and_see_failures() {
 
     // The intruder never got in, and sees no one.
     for node in [&n1, &n2, &n3] {
-        assert_eq!(node.state_of("iad-1").await.as_deref(), Some("alive"));
+        assert_eq!(state_without_intruder(node, "iad-1").await.as_deref(), Some("alive"));
     }
     let alone = intruder.members().await.unwrap();
     assert_eq!(alone.len(), 1, "the intruder sees others: {alone:?}");
@@ -216,8 +158,8 @@ fn a_node_needs_an_admin_token_and_host_port_seeds() {
     assert!(stderr.contains("needs an admin token"), "{stderr}");
     let (code, stderr) = tern(&["--admin-token", "", "--advertise", "127.0.0.1:7420"]);
     assert!(code == Some(2) && stderr.contains("needs an admin token"), "{stderr}");
-    let (code, stderr) = tern(&["--admin-token", TOKEN, "--join", "dns:tern.internal"]);
-    assert!(code == Some(2) && stderr.contains("not yet supported"), "{stderr}");
+    let (code, stderr) = tern(&["--admin-token", TOKEN, "--join", "dns:tern.internal:x"]);
+    assert!(code == Some(2) && stderr.contains("dns:NAME:PORT"), "{stderr}");
     let (code, stderr) = tern(&["--admin-token", TOKEN]);
     assert!(code == Some(2) && stderr.contains("--advertise"), "{stderr}");
 }

@@ -36,6 +36,7 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use crate::gateway_tls::GatewayTls;
 use crate::runtime::Durability;
 use crate::sdk::Registry;
 use crate::server::{self, NodeConfig};
@@ -57,7 +58,7 @@ enum Command {
     /// Run a single development node: actors, gateway and storage in one process.
     Dev(DevArgs),
     /// Run a cluster node: a node as `dev` runs it, plus membership with other nodes over mutual-TLS QUIC.
-    Node(node::NodeArgs),
+    Node(Box<node::NodeArgs>),
     /// List, show, create, destroy and put to sleep actors (admin API).
     Actors(actors::ActorsArgs),
     /// Call an action of an actor; each argument is one JSON value; prints the output as JSON.
@@ -103,6 +104,8 @@ struct DevArgs {
     listen: SocketAddr,
     #[command(flatten)]
     storage: StorageArgs,
+    #[command(flatten)]
+    gateway_tls: GatewayTlsArgs,
     /// Require this admin token (`Authorization: Bearer`) on admin routes, and it or the actor's own token on
     /// inspector routes. Without it the node leaves them open, as a development node should.
     #[arg(long, env = "TERN_ADMIN_TOKEN")]
@@ -121,6 +124,33 @@ struct StorageArgs {
     /// Most actor databases kept open at once (each uses two file descriptors: the database and its WAL).
     #[arg(long, default_value_t = NonZeroUsize::new(4096).expect("non-zero"))]
     max_open_databases: NonZeroUsize,
+}
+
+/// TLS on the gateway listener, for `dev` and `node`: both flags or neither.
+#[derive(Debug, Args)]
+struct GatewayTlsArgs {
+    /// Serve the gateway over HTTPS and WSS with this certificate chain (PEM, leaf first); needs
+    /// --gateway-tls-key.
+    #[arg(long, value_name = "PATH", requires = "gateway_tls_key")]
+    gateway_tls_cert: Option<PathBuf>,
+    /// The private key of --gateway-tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PATH", requires = "gateway_tls_cert")]
+    gateway_tls_key: Option<PathBuf>,
+}
+
+impl GatewayTlsArgs {
+    /// The gateway's TLS files, when given (clap makes sure both or neither are).
+    fn config(&self) -> Option<GatewayTls> {
+        match (&self.gateway_tls_cert, &self.gateway_tls_key) {
+            (Some(cert), Some(key)) => Some(GatewayTls::new(cert, key)),
+            _ => None,
+        }
+    }
+}
+
+/// The scheme of the gateway's URLs: `https` when it serves TLS, else `http`.
+fn gateway_scheme(config: &NodeConfig) -> &'static str {
+    if config.gateway_tls.is_some() { "https" } else { "http" }
 }
 
 impl StorageArgs {
@@ -187,7 +217,7 @@ pub fn main(registry: Registry) -> ExitCode {
         return match cli.command {
             Command::Ca(args) => ca::run(args),
             Command::Dev(args) => dev(registry, args),
-            Command::Node(args) => node::run(registry, args),
+            Command::Node(args) => node::run(registry, *args),
             _ => unreachable!("only `dev`, `node` and `ca` have no client options"),
         };
     };
@@ -199,9 +229,11 @@ pub fn main(registry: Registry) -> ExitCode {
 fn dev(registry: Registry, args: DevArgs) -> ExitCode {
     let mut config = args.storage.config(args.listen);
     config.admin_token = args.admin_token;
+    config.gateway_tls = args.gateway_tls.config();
     let data_dir = config.data_dir.display().to_string();
+    let scheme = gateway_scheme(&config);
     run_server(registry, config, move |addr| {
-        tracing::info!(%addr, data_dir, "tern dev listening on http://{addr}");
+        tracing::info!(%addr, data_dir, "tern dev listening on {scheme}://{addr}");
     })
 }
 
@@ -245,6 +277,21 @@ mod tests {
         let cli = Cli::try_parse_from(["tern", "dev", "--listen", "127.0.0.1:1"]).unwrap();
         assert!(cli.command.client_args().is_none() && !cli.client.is_set());
         assert!(Cli::try_parse_from(["tern", "dev", "--json"]).is_err());
+    }
+
+    #[test]
+    fn gateway_tls_needs_both_the_certificate_and_the_key() {
+        let dev = |args: &[&str]| Cli::try_parse_from(["tern", "dev"].iter().chain(args));
+        let Command::Dev(plain) = dev(&[]).unwrap().command else { panic!("not dev") };
+        assert_eq!(plain.gateway_tls.config(), None);
+        let both = dev(&["--gateway-tls-cert", "c.pem", "--gateway-tls-key", "k.pem"]).unwrap();
+        let Command::Dev(both) = both.command else { panic!("not dev") };
+        assert_eq!(both.gateway_tls.config(), Some(GatewayTls::new("c.pem", "k.pem")));
+        let no_key = dev(&["--gateway-tls-cert", "c.pem"]).unwrap_err();
+        assert_eq!(no_key.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert!(no_key.to_string().contains("--gateway-tls-key"), "{no_key}");
+        let no_cert = dev(&["--gateway-tls-key", "k.pem"]).unwrap_err().to_string();
+        assert!(no_cert.contains("--gateway-tls-cert"), "{no_cert}");
     }
 
     #[test]

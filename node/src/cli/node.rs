@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::{Args, ValueEnum};
 
-use super::{StorageArgs, run_server};
+use super::{GatewayTlsArgs, StorageArgs, gateway_scheme, run_server};
+use crate::cluster::directory::voters::VoterSpec;
+use crate::cluster::discovery::Seed;
 use crate::cluster::{ClusterConfig, Profile};
 use crate::sdk::Registry;
 
@@ -35,16 +37,28 @@ pub(crate) struct NodeArgs {
     /// The QUIC address the other nodes dial; needed when the QUIC transport listens on all interfaces.
     #[arg(long, value_name = "HOST:PORT")]
     advertise: Option<SocketAddr>,
-    /// The public URL of this node's gateway, as the cluster reports it [default: http:// and --listen, with
-    /// the --advertise host in place of 0.0.0.0].
+    /// The public URL of this node's gateway, as the cluster reports it [default: http:// (https:// with
+    /// --gateway-tls-cert) and --listen, with the --advertise host in place of 0.0.0.0].
     #[arg(long, value_name = "URL")]
     gateway_url: Option<String>,
-    /// Seeds: the QUIC HOST:PORT of nodes already in the cluster, comma-separated (none for the first node).
-    /// Joining is retried in the background until a seed answers.
-    #[arg(long, value_name = "ADDR,...", value_delimiter = ',', value_parser = parse_seed)]
+    /// Seeds, comma-separated (none for the first node): the QUIC HOST:PORT of nodes already in the cluster, or
+    /// dns:NAME[:PORT] to find them in DNS (NAME's SRV records give hosts and ports; without SRV records, NAME's
+    /// A/AAAA records with PORT, default 7420). Seeds are resolved again, and joining retried, in the background
+    /// until a seed answers.
+    #[arg(long, value_name = "SEED,...", value_delimiter = ',', value_parser = parse_seed)]
     join: Vec<String>,
+    /// The DNS server (UDP and TCP) that resolves dns: seeds, instead of the system's resolver configuration.
+    #[arg(long, value_name = "IP:PORT")]
+    dns_server: Option<SocketAddr>,
+    /// The directory's voters, the same list on every node: node ids, each optionally with its QUIC address
+    /// (`ID@IP:PORT`; without one, membership supplies it). One or two per region; a majority must be reachable
+    /// to create or look up actors. Without voters the node takes part in membership only.
+    #[arg(long, value_name = "ID[@IP:PORT],...", value_delimiter = ',')]
+    voters: Vec<VoterSpec>,
     #[command(flatten)]
     storage: StorageArgs,
+    #[command(flatten)]
+    gateway_tls: GatewayTlsArgs,
     /// The cluster CA's certificate (`ca.pem`, from `tern ca init`).
     #[arg(long, value_name = "PATH")]
     tls_ca: PathBuf,
@@ -73,15 +87,9 @@ enum ProfileArg {
     Wan,
 }
 
-/// A `--join` seed: `HOST:PORT`. DNS discovery is refused for now.
+/// A `--join` seed: `HOST:PORT` or `dns:NAME[:PORT]`.
 fn parse_seed(seed: &str) -> Result<String, String> {
-    if seed.starts_with("dns:") {
-        return Err("DNS discovery (`dns:NAME[:PORT]`) is not yet supported: give seeds as HOST:PORT".into());
-    }
-    match seed.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(seed.to_string()),
-        _ => Err("expected HOST:PORT, the QUIC address of a node of the cluster".into()),
-    }
+    Seed::parse(seed).map(|_| seed.to_string())
 }
 
 /// Runs `tern node` until Ctrl-C or SIGTERM.
@@ -99,9 +107,11 @@ pub(crate) fn run(registry: Registry, args: NodeArgs) -> ExitCode {
     node.region = args.region;
     node.admin_token = Some(admin_token);
     node.cluster = Some(config);
+    node.gateway_tls = args.gateway_tls.config();
     let (region, data_dir) = (node.region.clone(), node.data_dir.display().to_string());
+    let scheme = gateway_scheme(&node);
     run_server(registry, node, move |addr| {
-        tracing::info!(%addr, region, data_dir, "tern node listening on http://{addr}");
+        tracing::info!(%addr, region, data_dir, "tern node listening on {scheme}://{addr}");
     })
 }
 
@@ -121,8 +131,11 @@ fn cluster_config(args: &NodeArgs) -> Result<ClusterConfig, String> {
         quic_listen,
         advertise: args.advertise,
         gateway_url: args.gateway_url.clone(),
+        gateway_https: args.gateway_tls.config().is_some(),
         zone: args.zone.clone(),
         seeds: args.join.clone(),
+        dns_server: args.dns_server,
+        voters: args.voters.clone(),
         profile: match args.profile {
             ProfileArg::Lan => Profile::Lan,
             ProfileArg::Wan => Profile::Wan,
@@ -150,13 +163,23 @@ mod tests {
     }
 
     #[test]
-    fn seeds_are_host_and_port_and_dns_is_refused_for_now() {
+    fn seeds_are_host_and_port_or_dns_names() {
         let args = parse(&["--join", "10.0.0.1:7420,seed.example.com:7420", "--join", "[::1]:7420"]).unwrap();
         assert_eq!(args.join, ["10.0.0.1:7420", "seed.example.com:7420", "[::1]:7420"]);
-        let dns = parse(&["--join", "dns:tern.internal"]).unwrap_err().to_string();
-        assert!(dns.contains("not yet supported"), "{dns}");
-        assert!(parse(&["--join", "10.0.0.1"]).is_err());
-        assert!(parse(&["--join", ":7420"]).is_err());
+        assert_eq!(args.dns_server, None);
+        let dns = parse(&["--join", "dns:tern.internal,dns:_tern._udp.tern.internal:7500"]).unwrap();
+        assert_eq!(dns.join, ["dns:tern.internal", "dns:_tern._udp.tern.internal:7500"]);
+        let server =
+            parse(&["--listen", "127.0.0.1:6420", "--join", "dns:tern.internal", "--dns-server", "127.0.0.1:5353"]);
+        let config = cluster_config(&server.unwrap()).unwrap();
+        assert_eq!(
+            (config.seeds, config.dns_server),
+            (vec!["dns:tern.internal".into()], Some("127.0.0.1:5353".parse().unwrap()))
+        );
+        for bad in ["10.0.0.1", ":7420", "dns:", "dns::7420", "dns:tern.internal:x", "dns:tern.internal:70000"] {
+            assert!(parse(&["--join", bad]).is_err(), "{bad}");
+        }
+        assert!(parse(&["--join", "dns:tern.internal", "--dns-server", "ns.example.com:53"]).is_err());
     }
 
     #[test]

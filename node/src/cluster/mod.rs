@@ -20,14 +20,20 @@
 //! [`ClusterNode`] does all of this for a node (`tern node`): transport, membership, joining in the background,
 //! load from the host, leave on stop. [`Roster`] turns the view into what `GET /cluster/members` reports.
 
+pub mod backend;
+mod bridge;
 mod codec;
+pub mod directory;
+pub(crate) mod discovery;
 mod driver;
 mod identity;
 mod load;
 mod members;
 mod node;
+pub mod placement;
 mod profile;
 mod roster;
+pub mod rpc;
 mod timers;
 
 use std::net::SocketAddr;

@@ -5,14 +5,25 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tern_replication::{CaError, NodeIdentity, Transport};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use tern_replication::{CaError, IncomingStream, NodeIdentity, PeerInfo, Transport};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use super::{Members, Membership, MembershipConfig, MembershipError, Profile};
+use super::backend::ClusterBackend;
+use super::directory::ClusterDirectory;
+use super::directory::acceptor::Acceptor;
+use super::directory::voters::{TransportVoters, VoterSpec};
+use super::discovery::resolve;
+use super::rpc::{self, PeerRequest};
+use super::{Members, Membership, MembershipConfig, MembershipError, Profile, bridge};
 use crate::runtime::Host;
 
+/// Streams peers opened (bridged sockets) not yet picked up.
+const STREAM_QUEUE: usize = 256;
 /// Datagrams received but not yet handled by membership; more are dropped (SWIM tolerates loss).
 const DATAGRAM_QUEUE: usize = 1024;
 /// The first wait between join attempts while the node is alone; it doubles up to [`JOIN_BACKOFF_MAX`].
@@ -35,15 +46,26 @@ pub struct ClusterConfig {
     pub quic_listen: SocketAddr,
     /// The QUIC address peers dial; by default `quic_listen`, which must then be a specific address.
     pub advertise: Option<SocketAddr>,
-    /// The gateway URL the node announces; by default `http://` and the gateway's address, with the advertised
-    /// host in place of an unspecified one (`0.0.0.0`).
+    /// The gateway URL the node announces; by default `http://` (`https://` with
+    /// [`gateway_https`](Self::gateway_https)) and the gateway's address, with the advertised host in place of an
+    /// unspecified one (`0.0.0.0`).
     pub gateway_url: Option<String>,
+    /// Whether the gateway serves HTTPS, so that the default gateway URL starts with `https://`;
+    /// [`serve`](crate::server::serve) sets it from
+    /// [`NodeConfig::gateway_tls`](crate::server::NodeConfig::gateway_tls).
+    pub gateway_https: bool,
     /// The node's zone within its region, if any.
     pub zone: Option<String>,
-    /// The seeds' QUIC addresses (`host:port`); empty for the first node of a cluster.
+    /// The seeds: QUIC addresses (`host:port`) or DNS names (`dns:name[:port]`: SRV records, else A/AAAA records
+    /// with the port, default 7420); empty for the first node of a cluster.
     pub seeds: Vec<String>,
+    /// The DNS server (UDP and TCP) that resolves `dns:` seeds instead of the system's resolver configuration.
+    pub dns_server: Option<SocketAddr>,
     /// Membership timing.
     pub profile: Profile,
+    /// The directory's static voter set (the same on every node); empty for a node that cannot create or find
+    /// actors (membership only).
+    pub voters: Vec<VoterSpec>,
 }
 
 /// Why a node could not take its part in the cluster.
@@ -68,6 +90,7 @@ pub enum ClusterError {
 /// A node taking part in the cluster. [`stop`](Self::stop) leaves gracefully; dropping it leaves too, unawaited.
 pub struct ClusterNode {
     members: Members,
+    backend: ClusterBackend,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
@@ -83,8 +106,20 @@ impl ClusterNode {
     ) -> Result<ClusterNode, ClusterError> {
         let identity = NodeIdentity::from_files(&config.tls_ca, &config.tls_cert, &config.tls_key)?;
         let (datagrams_tx, datagrams) = mpsc::channel(DATAGRAM_QUEUE);
+        let (streams_tx, streams) = mpsc::channel(STREAM_QUEUE);
+        let acceptor = Arc::new(Acceptor::new(host.clone()));
+        let backend_slot: Arc<OnceLock<ClusterBackend>> = Arc::default();
+        let handler = {
+            let (acceptor, backend) = (acceptor.clone(), backend_slot.clone());
+            move |peer: PeerInfo, request: Bytes| {
+                let (acceptor, backend) = (acceptor.clone(), backend.clone());
+                async move { serve_request(&acceptor, backend.get(), peer, &request).await }
+            }
+        };
         let transport = Transport::builder(identity, config.quic_listen)
             .on_datagram(datagrams_tx)
+            .on_request(handler)
+            .on_stream(streams_tx)
             .bind()
             .map_err(|source| ClusterError::Transport { addr: config.quic_listen, source })?;
         let mut membership_config = MembershipConfig::new(region, gateway_url(config, gateway_addr), config.profile);
@@ -93,18 +128,44 @@ impl ClusterNode {
         let membership = Membership::start(transport.clone(), datagrams, membership_config)?;
         let members = membership.members();
         let local = members.local().node;
+        let directory = (!config.voters.is_empty()).then(|| {
+            let voters = TransportVoters::new(
+                config.voters.clone(),
+                local.id.clone(),
+                acceptor,
+                transport.clone(),
+                members.clone(),
+            );
+            ClusterDirectory::new(&local.id, voters)
+        });
+        let backend = ClusterBackend::new(
+            host.clone(),
+            local.id.clone(),
+            local.region.clone(),
+            transport.clone(),
+            members.clone(),
+            directory,
+        );
+        let _ = backend_slot.set(backend.clone());
+        tokio::spawn(serve_streams(host.clone(), streams));
         info!(
             id = %local.id, region = %local.region, quic = %local.quic_addr, gateway = %local.gateway_url,
             "cluster node started"
         );
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(run(membership, transport, config.seeds.clone(), host, stopped));
-        Ok(ClusterNode { members, stop, task })
+        let seeds = Seeds { list: config.seeds.clone(), dns_server: config.dns_server };
+        let task = tokio::spawn(run(membership, transport, seeds, host, stopped));
+        Ok(ClusterNode { members, backend, stop, task })
     }
 
     /// The membership view.
     pub fn members(&self) -> Members {
         self.members.clone()
+    }
+
+    /// The gateway's backend: serves requests here or forwards them to the actor's home.
+    pub fn backend(&self) -> ClusterBackend {
+        self.backend.clone()
     }
 
     /// Leaves the cluster (peers see this node down within moments) and closes the transport.
@@ -116,14 +177,52 @@ impl ClusterNode {
     }
 }
 
+/// The seeds to join, and the DNS server that resolves the `dns:` ones (else the system's configuration).
+struct Seeds {
+    list: Vec<String>,
+    dns_server: Option<SocketAddr>,
+}
+
+/// Answers a peer's request: directory votes, forwarded calls, cache invalidations.
+async fn serve_request(
+    acceptor: &Acceptor,
+    backend: Option<&ClusterBackend>,
+    peer: PeerInfo,
+    request: &[u8],
+) -> Result<Bytes, tern_replication::Error> {
+    let request: PeerRequest = rpc::decode(request).map_err(tern_replication::Error::handler)?;
+    let fail = |e: tern_proto::ClientError| tern_replication::Error::handler(e);
+    match request {
+        PeerRequest::Prepare { register, ballot } => {
+            Ok(rpc::encode(&acceptor.prepare(&register, &ballot).await.map_err(fail)?))
+        }
+        PeerRequest::Accept { register, ballot, value } => {
+            Ok(rpc::encode(&acceptor.accept(&register, &ballot, value).await.map_err(fail)?))
+        }
+        PeerRequest::Call(call) => {
+            let backend = backend.ok_or_else(|| tern_replication::Error::handler("the node is starting"))?;
+            Ok(rpc::encode(&backend.serve_call(call).await))
+        }
+        PeerRequest::Forget { actor_id, name, key } => {
+            if let Some(backend) = backend {
+                backend.forget(&actor_id, &name, &key);
+            }
+            tracing::debug!(peer = %peer.name, actor_id, "forgot a destroyed actor");
+            Ok(rpc::encode(&()))
+        }
+    }
+}
+
+/// Serves the bridged sockets peers open, each on its own task.
+async fn serve_streams(host: Host, mut streams: mpsc::Receiver<IncomingStream>) {
+    while let Some(stream) = streams.recv().await {
+        let host = host.clone();
+        tokio::spawn(async move { bridge::serve(host, &stream.header, stream.send, stream.recv).await });
+    }
+}
+
 /// Joins and publishes load until told to stop (or until its handle is gone), then leaves and closes.
-async fn run(
-    membership: Membership,
-    transport: Transport,
-    seeds: Vec<String>,
-    host: Host,
-    stopped: oneshot::Receiver<()>,
-) {
+async fn run(membership: Membership, transport: Transport, seeds: Seeds, host: Host, stopped: oneshot::Receiver<()>) {
     let work = async { tokio::join!(join(&membership, &seeds), publish_load(&membership, &host)) };
     tokio::select! {
         _ = stopped => {}
@@ -137,17 +236,17 @@ async fn run(
 
 /// Announces the node to its seeds until it has company: a seed answered and brought it in, or another node
 /// joined through it. Waits between attempts grow from [`JOIN_BACKOFF_INITIAL`] to [`JOIN_BACKOFF_MAX`].
-async fn join(membership: &Membership, seeds: &[String]) {
-    if seeds.is_empty() {
+async fn join(membership: &Membership, seeds: &Seeds) {
+    if seeds.list.is_empty() {
         info!("no seeds to join: waiting for other nodes to join this one");
         return;
     }
     let members = membership.members();
     let mut wait = JOIN_BACKOFF_INITIAL;
     while !has_company(&members) {
-        let addrs = resolve(seeds).await;
+        let addrs = resolve(&seeds.list, seeds.dns_server).await;
         if addrs.is_empty() {
-            warn!(retry_in = ?wait, "no seed address resolved ({})", seeds.join(", "));
+            warn!(retry_in = ?wait, "no seed address resolved ({})", seeds.list.join(", "));
         } else {
             match membership.join(addrs).await {
                 Ok(0) => {
@@ -172,18 +271,6 @@ fn has_company(members: &Members) -> bool {
     members.all().iter().any(|member| !member.local && member.state.is_live())
 }
 
-/// Every address the seeds resolve to; a seed that does not resolve is logged and skipped.
-async fn resolve(seeds: &[String]) -> Vec<SocketAddr> {
-    let mut addrs = Vec::new();
-    for seed in seeds {
-        match tokio::net::lookup_host(seed.as_str()).await {
-            Ok(found) => addrs.extend(found),
-            Err(e) => warn!(seed, "cannot resolve the seed: {e}"),
-        }
-    }
-    addrs
-}
-
 /// Hands the host's load to membership every [`LOAD_INTERVAL`], until membership stops.
 async fn publish_load(membership: &Membership, host: &Host) {
     let mut tick = tokio::time::interval(LOAD_INTERVAL);
@@ -195,8 +282,8 @@ async fn publish_load(membership: &Membership, host: &Host) {
     }
 }
 
-/// The gateway URL to announce: the configured one, else `http://` and the gateway's address, with the advertised
-/// host in place of an unspecified one.
+/// The gateway URL to announce: the configured one, else `http://` (or `https://`) and the gateway's address, with
+/// the advertised host in place of an unspecified one.
 fn gateway_url(config: &ClusterConfig, gateway_addr: SocketAddr) -> String {
     if let Some(url) = &config.gateway_url {
         return url.clone();
@@ -205,7 +292,8 @@ fn gateway_url(config: &ClusterConfig, gateway_addr: SocketAddr) -> String {
         Some(advertised) if gateway_addr.ip().is_unspecified() => advertised.ip(),
         _ => gateway_addr.ip(),
     };
-    format!("http://{}", SocketAddr::new(ip, gateway_addr.port()))
+    let scheme = if config.gateway_https { "https" } else { "http" };
+    format!("{scheme}://{}", SocketAddr::new(ip, gateway_addr.port()))
 }
 
 #[cfg(test)]
@@ -220,9 +308,12 @@ mod tests {
             quic_listen: "0.0.0.0:7420".parse().unwrap(),
             advertise: advertise.map(|a| a.parse().unwrap()),
             gateway_url: gateway_url.map(str::to_string),
+            gateway_https: false,
             zone: None,
             seeds: Vec::new(),
+            dns_server: None,
             profile: Profile::Lan,
+            voters: Vec::new(),
         }
     }
 
@@ -236,5 +327,9 @@ mod tests {
         assert_eq!(gateway_url(&config(None, Some("https://iad.example.com")), any), "https://iad.example.com");
         let v6 = "[::1]:6420".parse().unwrap();
         assert_eq!(gateway_url(&config(None, None), v6), "http://[::1]:6420");
+        let https = ClusterConfig { gateway_https: true, ..config(Some("10.0.0.5:7420"), None) };
+        assert_eq!(gateway_url(&https, any), "https://10.0.0.5:6420");
+        let explicit = ClusterConfig { gateway_https: true, ..config(None, Some("https://iad.example.com")) };
+        assert_eq!(gateway_url(&explicit, any), "https://iad.example.com");
     }
 }

@@ -57,8 +57,8 @@ impl Host {
         lock(&self.core.directory).live_by_key(name, key).map(|e| e.info(&self.core.region))
     }
 
-    /// Reserves the key and records the actor; returns its id, or the existing actor when `reuse` is set.
-    async fn reserve(&self, req: &CreateRequest, reuse: bool) -> Result<(String, bool), ClientError> {
+    /// Checks the request and encodes its input for the actor's record.
+    fn new_record(&self, req: &CreateRequest, actor_id: String) -> Result<ActorRecord, ClientError> {
         if self.core.registry.get(&req.name).is_none() {
             return Err(ClientError::not_registered(&req.name));
         }
@@ -71,6 +71,27 @@ impl Host {
             }
             None => None,
         };
+        Ok(ActorRecord {
+            actor_id,
+            name: req.name.clone(),
+            key: req.key.clone(),
+            input,
+            create_ts: now_ms(),
+            destroy_ts: None,
+        })
+    }
+
+    async fn insert(&self, record: ActorRecord) -> Result<String, ClientError> {
+        self.core.node_db.insert(&record).await?;
+        let id = record.actor_id.clone();
+        self.core.metrics.record_created(&record.name);
+        lock(&self.core.directory).insert(record);
+        Ok(id)
+    }
+
+    /// Reserves the key and records the actor; returns its id, or the existing actor when `reuse` is set.
+    async fn reserve(&self, req: &CreateRequest, reuse: bool) -> Result<(String, bool), ClientError> {
+        let record = self.new_record(req, new_actor_id())?;
         let _reservation = self.core.create_lock.lock().await;
         if let Some(existing) = self.existing(&req.name, &req.key) {
             if reuse {
@@ -78,19 +99,46 @@ impl Host {
             }
             return Err(ClientError::duplicate_key(&req.name, &tern_proto::key::serialize_key(&req.key)));
         }
-        let record = ActorRecord {
-            actor_id: new_actor_id(),
-            name: req.name.clone(),
-            key: req.key.clone(),
-            input,
-            create_ts: now_ms(),
-            destroy_ts: None,
-        };
-        self.core.node_db.insert(&record).await?;
-        let id = record.actor_id.clone();
-        lock(&self.core.directory).insert(record);
-        self.core.metrics.record_created(&req.name);
-        Ok((id, true))
+        Ok((self.insert(record).await?, true))
+    }
+
+    /// Records a new actor for a cluster create, before the directory binds its key: the directory, not this
+    /// node, decides whether the key is free. An earlier local record of the key that the directory never bound
+    /// (`orphan`) is dropped first. Returns the new actor's id.
+    pub(crate) async fn record_new(&self, req: &CreateRequest, orphan: Option<&str>) -> Result<String, ClientError> {
+        let record = self.new_record(req, new_actor_id())?;
+        let _reservation = self.core.create_lock.lock().await;
+        if let Some(orphan) = orphan {
+            self.abandon(orphan).await?;
+        }
+        self.insert(record).await
+    }
+
+    /// The live local actor holding this name and key, if any.
+    pub(crate) fn local_by_key(&self, name: &str, key: &[String]) -> Option<String> {
+        self.existing(name, key).map(|info| info.actor_id)
+    }
+
+    /// Whether the actor lives on this node and is not destroyed.
+    pub(crate) fn hosts(&self, actor_id: &str) -> bool {
+        self.core.entry(actor_id).is_some_and(|e| e.record.destroy_ts.is_none())
+    }
+
+    /// Whether this node recorded the actor and destroyed it.
+    pub(crate) fn destroyed_here(&self, actor_id: &str) -> bool {
+        self.core.entry(actor_id).is_some_and(|e| e.record.destroy_ts.is_some())
+    }
+
+    /// Drops an actor that never started (its create lost the race for its key): marks it destroyed without
+    /// running hooks. It has no database yet.
+    pub(crate) async fn abandon(&self, actor_id: &str) -> Result<(), ClientError> {
+        self.core.mark_destroyed(actor_id).await
+    }
+
+    /// Makes sure a new actor ran its create hooks before the create is acknowledged.
+    pub(crate) async fn start_new(&self, actor_id: &str) -> Result<ActorInfo, ClientError> {
+        self.ensure_started(actor_id).await?;
+        self.info(actor_id)
     }
 
     /// Makes sure a new actor ran its create hooks before the create is acknowledged.

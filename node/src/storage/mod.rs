@@ -7,6 +7,7 @@ pub mod kv;
 pub mod node_db;
 pub mod pool;
 pub mod queue;
+pub mod registers;
 pub mod schedules;
 pub mod sql_value;
 pub mod statement;

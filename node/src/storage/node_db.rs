@@ -25,7 +25,7 @@ pub struct ActorRecord {
 
 /// The node's metadata database. Writes are serialized through one connection.
 pub struct NodeDb {
-    conn: Mutex<Connection>,
+    pub(super) conn: Mutex<Connection>,
     _db: libsql::Database,
 }
 
@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS actors (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS actors_live_key ON actors(name, key) WHERE destroy_ts IS NULL;
 CREATE TABLE IF NOT EXISTS alarms (actor_id TEXT PRIMARY KEY, fire_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS registers (name TEXT PRIMARY KEY, state BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
 
 impl NodeDb {
@@ -140,7 +142,7 @@ impl NodeDb {
     }
 }
 
-fn internal(err: libsql::Error) -> ClientError {
+pub(super) fn internal(err: libsql::Error) -> ClientError {
     tracing::error!(error = %err, "node database error");
     ClientError::internal()
 }

@@ -1,0 +1,192 @@
+//! The cluster's actor directory: (name, key) → actor id → home node and epoch, decided by CASPaxos over a
+//! static voter set ([`paxos`]).
+//!
+//! Two kinds of registers:
+//! * `key/<name>/<key>` holds a [`KeyBinding`]: the actor id the key belongs to. Set once when the key is free;
+//!   cleared only by destroying that actor. Concurrent creates of one key race on this register, and exactly one
+//!   id wins, on any node, in any region, across partitions.
+//! * `actor/<id>` holds the actor's [`Placement`]: its home node and epoch (and name, key, region, create time,
+//!   destroy time). It is written before the key is bound, so a bound key never points at an unknown actor.
+//!
+//! Reads go to a majority of voters; their results are cached (a key's actor id never changes until destroy, a
+//! placement only with a new epoch), and a stale entry is corrected when the node it leads to says so.
+
+pub mod acceptor;
+pub mod paxos;
+pub mod voters;
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tern_gateway::backend::ActorInfo;
+use tern_proto::ClientError;
+use tern_proto::key::serialize_key;
+
+use paxos::{Proposer, RegisterValue};
+use voters::TransportVoters;
+
+/// How many placements and key bindings each cache keeps.
+const CACHE_ENTRIES: usize = 100_000;
+
+/// Which actor a key belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyBinding {
+    pub actor_id: String,
+}
+
+/// Where an actor lives. `epoch` grows with every change of home, so a stale home can be told apart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    pub actor_id: String,
+    pub name: String,
+    pub key: Vec<String>,
+    /// The id of the node that hosts the actor.
+    pub home: String,
+    /// The home's region.
+    pub region: String,
+    pub epoch: u64,
+    pub create_ts: i64,
+    pub destroy_ts: Option<i64>,
+}
+
+impl Placement {
+    /// What the REST API reports for the actor, as far as the directory knows (wake and sleep times live on the
+    /// home).
+    pub fn info(&self) -> ActorInfo {
+        ActorInfo {
+            actor_id: self.actor_id.clone(),
+            name: self.name.clone(),
+            key: self.key.clone(),
+            region: self.region.clone(),
+            create_ts: self.create_ts,
+            start_ts: None,
+            sleep_ts: None,
+            destroy_ts: self.destroy_ts,
+        }
+    }
+}
+
+/// The directory as one node uses it: a proposer over the voters, and caches.
+pub struct ClusterDirectory {
+    proposer: Proposer<TransportVoters>,
+    placements: Mutex<LruCache<String, Placement>>,
+    keys: Mutex<LruCache<(String, String), String>>,
+}
+
+fn key_register(name: &str, key: &[String]) -> String {
+    format!("key/{name}/{}", serialize_key(key))
+}
+
+fn actor_register(actor_id: &str) -> String {
+    format!("actor/{actor_id}")
+}
+
+fn to_value<T: Serialize>(record: &T) -> RegisterValue {
+    Some(super::rpc::encode(record).to_vec())
+}
+
+fn from_value<T: DeserializeOwned>(value: &RegisterValue) -> Result<Option<T>, ClientError> {
+    let Some(bytes) = value else { return Ok(None) };
+    super::rpc::decode(bytes).map(Some).map_err(|e| {
+        tracing::error!("a directory register holds a bad record: {e}");
+        ClientError::internal()
+    })
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ClusterDirectory {
+    /// The directory of node `local_id` over `voters`.
+    pub fn new(local_id: &str, voters: TransportVoters) -> Self {
+        let size = NonZeroUsize::new(CACHE_ENTRIES).expect("non-zero");
+        Self {
+            proposer: Proposer::new(local_id, Arc::new(voters)),
+            placements: Mutex::new(LruCache::new(size)),
+            keys: Mutex::new(LruCache::new(size)),
+        }
+    }
+
+    /// The actor's placement: from the cache unless `fresh`, else read from the voters (and cached).
+    pub async fn placement(&self, actor_id: &str, fresh: bool) -> Result<Option<Placement>, ClientError> {
+        if !fresh && let Some(found) = lock(&self.placements).get(actor_id) {
+            return Ok(Some(found.clone()));
+        }
+        let value = self.proposer.read(&actor_register(actor_id)).await?;
+        let placement: Option<Placement> = from_value(&value)?;
+        if let Some(placement) = &placement {
+            lock(&self.placements).put(actor_id.to_string(), placement.clone());
+        }
+        Ok(placement)
+    }
+
+    /// The id of the live actor bound to the key: from the cache unless `fresh`, else from the voters.
+    pub async fn binding(&self, name: &str, key: &[String], fresh: bool) -> Result<Option<String>, ClientError> {
+        let cache_key = (name.to_string(), serialize_key(key));
+        if !fresh && let Some(found) = lock(&self.keys).get(&cache_key) {
+            return Ok(Some(found.clone()));
+        }
+        let value = self.proposer.read(&key_register(name, key)).await?;
+        let binding: Option<KeyBinding> = from_value(&value)?;
+        if let Some(binding) = &binding {
+            lock(&self.keys).put(cache_key, binding.actor_id.clone());
+        }
+        Ok(binding.map(|b| b.actor_id))
+    }
+
+    /// Records a new actor's placement (its id is fresh, so the register is empty).
+    pub async fn record_placement(&self, placement: &Placement) -> Result<(), ClientError> {
+        let record = to_value(placement);
+        self.proposer
+            .change(&actor_register(&placement.actor_id), |current| match current {
+                None => Ok(record.clone()),
+                Some(_) if current == &record => Ok(record.clone()),
+                Some(_) => Err(ClientError::internal()),
+            })
+            .await?;
+        lock(&self.placements).put(placement.actor_id.clone(), placement.clone());
+        Ok(())
+    }
+
+    /// Binds the key to `actor_id` if it is free; returns the actor id it is bound to afterwards (`actor_id` when
+    /// this call won).
+    pub async fn bind_key(&self, name: &str, key: &[String], actor_id: &str) -> Result<String, ClientError> {
+        let ours = to_value(&KeyBinding { actor_id: actor_id.to_string() });
+        let value = self
+            .proposer
+            .change(&key_register(name, key), |current| Ok::<_, ClientError>(current.clone().or_else(|| ours.clone())))
+            .await?;
+        let bound: KeyBinding = from_value(&value)?.ok_or_else(ClientError::internal)?;
+        lock(&self.keys).put((name.to_string(), serialize_key(key)), bound.actor_id.clone());
+        Ok(bound.actor_id)
+    }
+
+    /// Records that the actor was destroyed at `ts` and frees its key (if it is still bound to it).
+    pub async fn record_destroyed(&self, placement: &Placement, ts: i64) -> Result<(), ClientError> {
+        let destroyed = Placement { destroy_ts: Some(ts), ..placement.clone() };
+        let record = to_value(&destroyed);
+        self.proposer.change(&actor_register(&placement.actor_id), |_| Ok::<_, ClientError>(record.clone())).await?;
+        let ours = to_value(&KeyBinding { actor_id: placement.actor_id.clone() });
+        self.proposer
+            .change(&key_register(&placement.name, &placement.key), |current| {
+                Ok::<_, ClientError>(if current == &ours { None } else { current.clone() })
+            })
+            .await?;
+        self.forget(&placement.actor_id, &placement.name, &placement.key);
+        Ok(())
+    }
+
+    /// Drops what the caches say about an actor and its key.
+    pub fn forget(&self, actor_id: &str, name: &str, key: &[String]) {
+        lock(&self.placements).pop(actor_id);
+        let mut keys = lock(&self.keys);
+        let cache_key = (name.to_string(), serialize_key(key));
+        if keys.peek(&cache_key).is_some_and(|bound| bound == actor_id) {
+            keys.pop(&cache_key);
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! CASPaxos: a linearizable register per name, replicated on a static set of voters.
+//!
+//! Each register is an independent single-decree-style Paxos instance that may be rewritten: a proposer runs a
+//! prepare round (a majority of voters promise its ballot and report what they last accepted), applies a change
+//! function to the value with the highest accepted ballot, and runs an accept round (a majority accept the new
+//! value under the same ballot). Reads are the identity change, so they also take both rounds and are
+//! linearizable. Two proposers racing on one register conflict; the loser learns the higher ballot and retries
+//! after a random pause.
+//!
+//! Why it keeps its guarantees: any two majorities of one static voter set intersect, so a value accepted by a
+//! majority is reported by at least one voter of every later prepare majority, and a later proposer builds on it.
+//! A network split leaves at most one side with a majority; the other side's proposals fail (`cluster.no_quorum`)
+//! instead of deciding anything. A dead voter is just a missing answer. The voter set is configuration, never
+//! SWIM's view of who is alive.
+
+use std::cmp::Ordering;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use serde::{Deserialize, Serialize};
+use tern_proto::ClientError;
+
+/// A proposal number: a round, made unique by the proposer's node id. Ordered by round, then by id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Ballot {
+    /// Grows with every attempt of a proposer.
+    pub round: u64,
+    /// The proposing node.
+    pub node: String,
+}
+
+/// The value of a register as voters keep it: opaque bytes, absent until first written.
+pub type RegisterValue = Option<Vec<u8>>;
+
+/// A voter's answer to a prepare.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PrepareReply {
+    /// The voter promised the ballot; here is what it last accepted (the zero ballot and no value if nothing).
+    Promised { accepted: Ballot, value: RegisterValue },
+    /// The voter already promised or accepted this ballot or a higher one.
+    Conflict { seen: Ballot },
+}
+
+/// A voter's answer to an accept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AcceptReply {
+    /// The voter accepted the value under the ballot.
+    Accepted,
+    /// The voter has promised a higher ballot since.
+    Conflict { seen: Ballot },
+}
+
+/// A voter's durable state for one register.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AcceptorState {
+    /// The highest ballot promised.
+    pub promised: Ballot,
+    /// The ballot of the accepted value.
+    pub accepted: Ballot,
+    /// The accepted value.
+    pub value: RegisterValue,
+}
+
+impl AcceptorState {
+    /// Handles a prepare; returns the reply and whether the state changed (and must be made durable before the
+    /// reply leaves).
+    pub fn prepare(&mut self, ballot: &Ballot) -> (PrepareReply, bool) {
+        if *ballot <= self.promised || *ballot <= self.accepted {
+            let seen = self.promised.clone().max(self.accepted.clone());
+            return (PrepareReply::Conflict { seen }, false);
+        }
+        self.promised = ballot.clone();
+        (PrepareReply::Promised { accepted: self.accepted.clone(), value: self.value.clone() }, true)
+    }
+
+    /// Handles an accept; returns the reply and whether the state changed.
+    pub fn accept(&mut self, ballot: &Ballot, value: RegisterValue) -> (AcceptReply, bool) {
+        if *ballot < self.promised || *ballot <= self.accepted {
+            let seen = self.promised.clone().max(self.accepted.clone());
+            return (AcceptReply::Conflict { seen }, false);
+        }
+        self.promised = ballot.clone();
+        self.accepted = ballot.clone();
+        self.value = value;
+        (AcceptReply::Accepted, true)
+    }
+}
+
+/// How a proposer reaches the voters. A failed call is a missing vote, never a panic.
+pub trait Voters: Send + Sync + 'static {
+    /// How many voters there are.
+    fn count(&self) -> usize;
+    /// Asks voter `index` to promise `ballot` for `register`.
+    fn prepare(
+        &self,
+        index: usize,
+        register: &str,
+        ballot: &Ballot,
+    ) -> impl Future<Output = Result<PrepareReply, String>> + Send;
+    /// Asks voter `index` to accept `value` under `ballot` for `register`.
+    fn accept(
+        &self,
+        index: usize,
+        register: &str,
+        ballot: &Ballot,
+        value: &RegisterValue,
+    ) -> impl Future<Output = Result<AcceptReply, String>> + Send;
+}
+
+/// Why a change was not applied.
+#[derive(Debug)]
+pub enum ProposeError<E> {
+    /// The change function refused the current value; nothing was written.
+    Refused(E),
+    /// No majority answered within the attempts (the voters are down or cut off).
+    NoQuorum(String),
+}
+
+impl From<ProposeError<ClientError>> for ClientError {
+    fn from(e: ProposeError<ClientError>) -> Self {
+        match e {
+            ProposeError::Refused(e) => e,
+            ProposeError::NoQuorum(why) => ClientError::no_quorum(why),
+        }
+    }
+}
+
+/// Runs CASPaxos rounds for this node.
+pub struct Proposer<V> {
+    node: String,
+    voters: Arc<V>,
+    /// The highest round this proposer used or saw; the next ballot goes above it.
+    round: AtomicU64,
+    attempts: u32,
+}
+
+/// How many conflicting or quorum-less rounds a proposal tries before giving up.
+const ATTEMPTS: u32 = 12;
+/// The longest random pause after a conflict; it doubles from a few milliseconds up to this.
+const MAX_PAUSE: Duration = Duration::from_millis(400);
+
+impl<V: Voters> Proposer<V> {
+    /// A proposer for node `node` over `voters`.
+    pub fn new(node: impl Into<String>, voters: Arc<V>) -> Self {
+        Self { node: node.into(), voters, round: AtomicU64::new(0), attempts: ATTEMPTS }
+    }
+
+    /// Reads the register (linearizably).
+    pub async fn read(&self, register: &str) -> Result<RegisterValue, ProposeError<ClientError>> {
+        self.change(register, |value| Ok(value.clone())).await
+    }
+
+    /// Applies `change` to the register's current value and writes the result; returns the value written. The
+    /// function may run several times (once per attempt) and must depend only on its argument.
+    pub async fn change<E>(
+        &self,
+        register: &str,
+        change: impl Fn(&RegisterValue) -> Result<RegisterValue, E>,
+    ) -> Result<RegisterValue, ProposeError<E>> {
+        let mut last_failure = String::new();
+        for attempt in 0..self.attempts {
+            if attempt > 0 {
+                tokio::time::sleep(pause(attempt)).await;
+            }
+            let ballot = self.next_ballot();
+            let current = match self.prepare_round(register, &ballot).await {
+                Ok(current) => current,
+                Err(why) => {
+                    last_failure = why;
+                    continue;
+                }
+            };
+            let next = change(&current).map_err(ProposeError::Refused)?;
+            match self.accept_round(register, &ballot, &next).await {
+                Ok(()) => return Ok(next),
+                Err(why) => last_failure = why,
+            }
+        }
+        Err(ProposeError::NoQuorum(last_failure))
+    }
+
+    fn next_ballot(&self) -> Ballot {
+        Ballot { round: self.round.fetch_add(1, AtomicOrdering::SeqCst) + 1, node: self.node.clone() }
+    }
+
+    fn saw(&self, ballot: &Ballot) {
+        self.round.fetch_max(ballot.round, AtomicOrdering::SeqCst);
+    }
+
+    fn majority(&self) -> usize {
+        self.voters.count() / 2 + 1
+    }
+
+    /// Gathers a majority of promises and returns the value with the highest accepted ballot among them.
+    async fn prepare_round(&self, register: &str, ballot: &Ballot) -> Result<RegisterValue, String> {
+        let mut calls: FuturesUnordered<_> =
+            (0..self.voters.count()).map(|i| self.voters.prepare(i, register, ballot)).collect();
+        let (mut promises, mut failures) = (0, Vec::new());
+        let mut best: (Ballot, RegisterValue) = (Ballot::default(), None);
+        while let Some(reply) = calls.next().await {
+            match reply {
+                Ok(PrepareReply::Promised { accepted, value }) => {
+                    promises += 1;
+                    if accepted.cmp(&best.0) == Ordering::Greater {
+                        best = (accepted, value);
+                    }
+                    if promises >= self.majority() {
+                        return Ok(best.1);
+                    }
+                }
+                Ok(PrepareReply::Conflict { seen }) => {
+                    self.saw(&seen);
+                    failures.push(format!("ballot {} superseded", seen.round));
+                }
+                Err(e) => failures.push(e),
+            }
+            if failures.len() > self.voters.count() - self.majority() {
+                break;
+            }
+        }
+        Err(format!("no majority of voters promised: {}", failures.join("; ")))
+    }
+
+    /// Gathers a majority of acceptances of `value` under `ballot`.
+    async fn accept_round(&self, register: &str, ballot: &Ballot, value: &RegisterValue) -> Result<(), String> {
+        let mut calls: FuturesUnordered<_> =
+            (0..self.voters.count()).map(|i| self.voters.accept(i, register, ballot, value)).collect();
+        let (mut accepted, mut failures) = (0, Vec::new());
+        while let Some(reply) = calls.next().await {
+            match reply {
+                Ok(AcceptReply::Accepted) => {
+                    accepted += 1;
+                    if accepted >= self.majority() {
+                        return Ok(());
+                    }
+                }
+                Ok(AcceptReply::Conflict { seen }) => {
+                    self.saw(&seen);
+                    failures.push(format!("ballot {} superseded", seen.round));
+                }
+                Err(e) => failures.push(e),
+            }
+            if failures.len() > self.voters.count() - self.majority() {
+                break;
+            }
+        }
+        Err(format!("no majority of voters accepted: {}", failures.join("; ")))
+    }
+}
+
+/// A random pause before attempt `attempt` (from 1): up to 5 ms doubling per attempt, capped at [`MAX_PAUSE`].
+fn pause(attempt: u32) -> Duration {
+    let cap = Duration::from_millis(5).saturating_mul(1 << attempt.min(10)).min(MAX_PAUSE);
+    cap.mul_f64(rand::random::<f64>())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,139 @@
+//! The proposer and acceptors against in-memory voters that lose messages, and voters cut off by a "partition".
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::*;
+
+/// Voters kept in memory. Each proposer sees them through a [`View`] that can lose messages or reach only some.
+#[derive(Default)]
+struct Cluster {
+    voters: Vec<Mutex<HashMap<String, AcceptorState>>>,
+}
+
+impl Cluster {
+    fn new(count: usize) -> Arc<Cluster> {
+        Arc::new(Cluster { voters: (0..count).map(|_| Mutex::default()).collect() })
+    }
+}
+
+/// One proposer's view: which voters it reaches, and how often a message is lost (either way).
+struct View {
+    cluster: Arc<Cluster>,
+    reachable: Vec<bool>,
+    loss: f64,
+}
+
+impl View {
+    fn reach(&self, index: usize) -> Result<(), String> {
+        if !self.reachable[index] || rand::random::<f64>() < self.loss {
+            return Err(format!("voter {index} did not answer"));
+        }
+        Ok(())
+    }
+}
+
+impl Voters for View {
+    fn count(&self) -> usize {
+        self.cluster.voters.len()
+    }
+
+    async fn prepare(&self, index: usize, register: &str, ballot: &Ballot) -> Result<PrepareReply, String> {
+        self.reach(index)?;
+        tokio::task::yield_now().await;
+        let reply = self.cluster.voters[index].lock().unwrap().entry(register.into()).or_default().prepare(ballot).0;
+        tokio::task::yield_now().await;
+        self.reach(index)?;
+        Ok(reply)
+    }
+
+    async fn accept(
+        &self,
+        index: usize,
+        register: &str,
+        ballot: &Ballot,
+        value: &RegisterValue,
+    ) -> Result<AcceptReply, String> {
+        self.reach(index)?;
+        tokio::task::yield_now().await;
+        let reply = {
+            let mut voter = self.cluster.voters[index].lock().unwrap();
+            voter.entry(register.into()).or_default().accept(ballot, value.clone()).0
+        };
+        tokio::task::yield_now().await;
+        self.reach(index)?;
+        Ok(reply)
+    }
+}
+
+fn proposer(cluster: &Arc<Cluster>, name: &str, reachable: Vec<bool>, loss: f64) -> Arc<Proposer<View>> {
+    Arc::new(Proposer::new(name, Arc::new(View { cluster: cluster.clone(), reachable, loss })))
+}
+
+/// Sets the register to `mine` if it is empty; returns what it holds afterwards.
+async fn claim(proposer: &Proposer<View>, mine: &str) -> Result<RegisterValue, ProposeError<()>> {
+    let mine = mine.as_bytes().to_vec();
+    proposer.change("key", move |current| Ok(current.clone().or_else(|| Some(mine.clone())))).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claims_of_one_register_all_see_one_winner_despite_lost_messages() {
+    for _ in 0..8 {
+        let cluster = Cluster::new(5);
+        let claims = (0..12).map(|i| {
+            let proposer = proposer(&cluster, &format!("node-{i}"), vec![true; 5], 0.15);
+            tokio::spawn(async move { claim(&proposer, &format!("actor-{i}")).await })
+        });
+        let results = futures_util::future::join_all(claims).await;
+        let winners: Vec<_> = results.into_iter().filter_map(|r| r.unwrap().ok()).collect();
+        assert!(!winners.is_empty(), "with 15% loss some claims must get through");
+        assert!(winners.iter().all(|w| w == &winners[0]), "two winners: {winners:?}");
+        // A later read agrees with every winner.
+        let reader = proposer(&cluster, "reader", vec![true; 5], 0.0);
+        assert_eq!(reader.read("key").await.unwrap(), winners[0]);
+    }
+}
+
+#[tokio::test]
+async fn a_split_lets_only_the_majority_side_decide_and_healing_keeps_its_decision() {
+    let cluster = Cluster::new(5);
+    let minority = proposer(&cluster, "a", vec![true, true, false, false, false], 0.0);
+    let majority = proposer(&cluster, "b", vec![false, false, true, true, true], 0.0);
+    assert!(matches!(claim(&minority, "from-a").await, Err(ProposeError::NoQuorum(_))));
+    assert_eq!(claim(&majority, "from-b").await.unwrap(), Some(b"from-b".to_vec()));
+    let healed = proposer(&cluster, "a", vec![true; 5], 0.0);
+    assert_eq!(claim(&healed, "from-a").await.unwrap(), Some(b"from-b".to_vec()));
+}
+
+#[tokio::test]
+async fn a_minority_of_dead_voters_is_tolerated_and_a_majority_is_not() {
+    let cluster = Cluster::new(3);
+    let one_down = proposer(&cluster, "a", vec![true, true, false], 0.0);
+    assert_eq!(claim(&one_down, "x").await.unwrap(), Some(b"x".to_vec()));
+    let two_down = proposer(&cluster, "b", vec![true, false, false], 0.0);
+    assert!(matches!(two_down.read("key").await, Err(ProposeError::NoQuorum(_))));
+}
+
+#[tokio::test]
+async fn a_refused_change_writes_nothing() {
+    let cluster = Cluster::new(3);
+    let p = proposer(&cluster, "a", vec![true; 3], 0.0);
+    let refused = p.change("key", |_| Err::<RegisterValue, _>("no")).await;
+    assert!(matches!(refused, Err(ProposeError::Refused("no"))));
+    assert_eq!(p.read("key").await.unwrap(), None);
+}
+
+#[test]
+fn acceptors_refuse_old_ballots() {
+    let mut state = AcceptorState::default();
+    let b = |round| Ballot { round, node: "n".into() };
+    assert!(matches!(state.prepare(&b(2)), (PrepareReply::Promised { .. }, true)));
+    assert!(matches!(state.prepare(&b(1)), (PrepareReply::Conflict { .. }, false)));
+    assert!(matches!(state.accept(&b(1), Some(vec![1])), (AcceptReply::Conflict { .. }, false)));
+    assert!(matches!(state.accept(&b(2), Some(vec![2])), (AcceptReply::Accepted, true)));
+    assert!(matches!(state.accept(&b(2), Some(vec![3])), (AcceptReply::Conflict { .. }, false)));
+    match state.prepare(&b(3)).0 {
+        PrepareReply::Promised { accepted, value } => assert_eq!((accepted, value), (b(2), Some(vec![2]))),
+        other => panic!("{other:?}"),
+    }
+}

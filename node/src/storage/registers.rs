@@ -1,0 +1,46 @@
+//! What a directory voter keeps in `node.db`: the acceptor state of each register (opaque bytes to storage), and
+//! node settings that must not change between runs (the voter set).
+
+use libsql::params;
+use tern_proto::ClientError;
+
+use super::NodeDb;
+use super::node_db::internal;
+
+impl NodeDb {
+    /// The stored acceptor state of register `name`, if any.
+    pub async fn register(&self, name: &str) -> Result<Option<Vec<u8>>, ClientError> {
+        let conn = self.conn.lock().await;
+        let mut rows = conn.query("SELECT state FROM registers WHERE name = ?1", [name]).await.map_err(internal)?;
+        match rows.next().await.map_err(internal)? {
+            Some(row) => Ok(Some(row.get(0).map_err(internal)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores the acceptor state of register `name`; committed before it returns.
+    pub async fn set_register(&self, name: &str, state: Vec<u8>) -> Result<(), ClientError> {
+        let conn = self.conn.lock().await;
+        conn.execute("INSERT OR REPLACE INTO registers (name, state) VALUES (?1, ?2)", params![name, state])
+            .await
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    /// The setting `name`, if it was ever set.
+    pub async fn setting(&self, name: &str) -> Result<Option<String>, libsql::Error> {
+        let conn = self.conn.lock().await;
+        let mut rows = conn.query("SELECT value FROM settings WHERE name = ?1", [name]).await?;
+        match rows.next().await? {
+            Some(row) => Ok(Some(row.get(0)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Sets the setting `name`.
+    pub async fn set_setting(&self, name: &str, value: &str) -> Result<(), libsql::Error> {
+        let conn = self.conn.lock().await;
+        conn.execute("INSERT OR REPLACE INTO settings (name, value) VALUES (?1, ?2)", params![name, value]).await?;
+        Ok(())
+    }
+}

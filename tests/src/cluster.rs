@@ -1,0 +1,159 @@
+//! Clusters of real `tern node` processes on loopback: a CA issuing node certificates, nodes planned with their
+//! QUIC addresses before they start (so every node can be given the same voter list), and reads of what each
+//! node's `/cluster/members` says.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::netns::Lab;
+use crate::{TernProcess, free_udp_port, tern_binary};
+
+/// The admin token every cluster node of the tests runs with.
+pub const TOKEN: &str = "cluster-s3cret";
+
+/// A cluster CA in a temporary directory, issuing node certificates on demand.
+pub struct Ca {
+    dir: TempDir,
+}
+
+impl Default for Ca {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Ca {
+    /// A new CA.
+    pub fn new() -> Ca {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        tern_replication::init_ca(dir.path()).expect("init the CA");
+        Ca { dir }
+    }
+
+    /// `--tls-ca`, `--tls-cert` and `--tls-key` for a new certificate named `name`.
+    pub fn tls_args(&self, name: &str) -> Vec<String> {
+        let files = tern_replication::issue_node(self.dir.path(), name).expect("issue a node certificate");
+        let ca = self.dir.path().join(tern_replication::CA_CERT_FILE);
+        [("--tls-ca", ca), ("--tls-cert", files.cert), ("--tls-key", files.key)]
+            .into_iter()
+            .flat_map(|(flag, path)| [flag.to_string(), path.display().to_string()])
+            .collect()
+    }
+}
+
+/// A node before it starts: its name, region and QUIC address.
+#[derive(Clone, Debug)]
+pub struct NodePlan {
+    pub name: String,
+    pub region: String,
+    pub quic: String,
+}
+
+/// Plans nodes `(name, region)` on 127.0.0.1 with free QUIC ports.
+pub fn plan(nodes: &[(&str, &str)]) -> Vec<NodePlan> {
+    nodes
+        .iter()
+        .map(|(name, region)| NodePlan {
+            name: name.to_string(),
+            region: region.to_string(),
+            quic: format!("127.0.0.1:{}", free_udp_port()),
+        })
+        .collect()
+}
+
+/// The `--voters` value naming these nodes with their addresses.
+pub fn voters_arg(voters: &[&NodePlan]) -> String {
+    voters.iter().map(|v| format!("{}@{}", v.name, v.quic)).collect::<Vec<_>>().join(",")
+}
+
+/// A running `tern node`.
+pub struct Node {
+    pub name: String,
+    pub region: String,
+    pub quic: String,
+    pub process: TernProcess,
+}
+
+impl Node {
+    /// Starts the planned node with a certificate from `ca`, data under `work`, LAN timing, joining `seeds`, with
+    /// `voters` (a `--voters` value, if any) and `extra` arguments.
+    pub fn start(ca: &Ca, work: &Path, plan: &NodePlan, seeds: &[&str], voters: Option<&str>, extra: &[&str]) -> Node {
+        Node::launch(ca, work, plan, seeds, voters, extra, None)
+    }
+
+    /// Like [`start`](Self::start), for host `index` of `lab`: the node runs in that host's namespace, with its
+    /// gateway on the host's address, port 6420 (the plan's QUIC address must be the host's too).
+    pub fn start_in_lab(
+        ca: &Ca,
+        work: &Path,
+        plan: &NodePlan,
+        seeds: &[&str],
+        voters: Option<&str>,
+        lab: (&Lab, usize),
+    ) -> Node {
+        Node::launch(ca, work, plan, seeds, voters, &[], Some(lab))
+    }
+
+    fn launch(
+        ca: &Ca,
+        work: &Path,
+        plan: &NodePlan,
+        seeds: &[&str],
+        voters: Option<&str>,
+        extra: &[&str],
+        lab: Option<(&Lab, usize)>,
+    ) -> Node {
+        let zone = format!("{}-a", plan.region);
+        let mut args: Vec<String> = ["--region", &plan.region, "--zone", &zone, "--quic-listen", &plan.quic]
+            .into_iter()
+            .chain(["--admin-token", TOKEN, "--profile", "lan"])
+            .map(str::to_string)
+            .collect();
+        args.extend(ca.tls_args(&plan.name));
+        if !seeds.is_empty() {
+            args.push("--join".into());
+            args.push(seeds.join(","));
+        }
+        if let Some(voters) = voters {
+            args.push("--voters".into());
+            args.push(voters.into());
+        }
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let data_dir = work.join(&plan.name);
+        let process = match lab {
+            Some((lab, i)) => {
+                TernProcess::start_node_within(&tern_binary(), &data_dir, &args, &lab.wrapper(i), &lab.ip(i), 6420)
+            }
+            None => TernProcess::start_node(&tern_binary(), &data_dir, &args),
+        };
+        Node { name: plan.name.clone(), region: plan.region.clone(), quic: plan.quic.clone(), process }
+    }
+
+    /// The node's `/cluster/members` list, or `None` while it does not answer.
+    pub async fn members(&self) -> Option<Vec<Value>> {
+        let url = format!("{}/cluster/members", self.process.endpoint());
+        let response = reqwest::Client::new().get(url).bearer_auth(TOKEN).send().await.ok()?;
+        let body: Value = response.error_for_status().ok()?.json().await.ok()?;
+        body["members"].as_array().cloned()
+    }
+
+    /// The state this node's view gives node `id`, if it lists it.
+    pub async fn state_of(&self, id: &str) -> Option<String> {
+        let members = self.members().await?;
+        members.iter().find(|m| m["id"] == id).map(|m| m["state"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// `Some` once this node lists exactly `nodes`, all alive.
+    pub async fn sees_alive(&self, nodes: &[&Node]) -> Option<()> {
+        let members = self.members().await?;
+        let alive = |n: &&Node| members.iter().any(|m| m["id"] == n.name.as_str() && m["state"] == "alive");
+        (members.len() == nodes.len() && nodes.iter().all(alive)).then_some(())
+    }
+}
+
+/// How long a cluster of a few nodes on loopback may take to converge: generous, as a cap, never a verdict.
+pub const CONVERGE_CAP: Duration = Duration::from_secs(30);

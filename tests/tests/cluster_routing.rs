@@ -1,0 +1,125 @@
+//! Routing across a cluster of real `tern node` processes (loopback, QUIC, mutual TLS, LAN timing), three voters
+//! in three regions: an actor created through one region's gateway is reached through every other gateway (HTTP
+//! actions, a `/connect` WebSocket with events, the inspector), 50 concurrent getOrCreate of one key spread over
+//! all gateways yield one actor, placement follows the region hint, and a node killed with `kill -9` makes its
+//! actors `actor.unavailable` (never silently empty) while new actors avoid it.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tern_client::{Client, Encoding};
+use tern_tests::cluster::{CONVERGE_CAP, Ca, Node, TOKEN, plan, voters_arg};
+use tern_tests::{Api, eventually};
+
+/// How long a `kill -9`ed node may be taken for alive (LAN timing declares it down in about 5 s).
+const DOWN_CAP: Duration = Duration::from_secs(30);
+
+/// `PUT /actors` (getOrCreate) through `node`, with an optional region: the actor as JSON, or the error body.
+async fn get_or_create(node: &Node, name: &str, key: &str, region: Option<&str>) -> Result<Value, Value> {
+    let mut body = json!({"name": name, "key": key});
+    if let Some(region) = region {
+        body["datacenter"] = json!(region);
+    }
+    let url = format!("{}/actors", node.process.endpoint());
+    let response = reqwest::Client::new().put(url).json(&body).send().await.map_err(|e| json!(e.to_string()))?;
+    let ok = response.status().is_success();
+    let body: Value = response.json().await.map_err(|e| json!(e.to_string()))?;
+    if ok { Ok(body["actor"].clone()) } else { Err(body) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn actors_are_reached_through_any_gateway_and_keys_stay_unique() {
+    let (ca, work) = (Ca::new(), tempfile::tempdir().unwrap());
+    let plans = plan(&[("iad-1", "iad"), ("iad-2", "iad"), ("fra-1", "fra"), ("fra-2", "fra"), ("syd-1", "syd")]);
+    let voters = voters_arg(&[&plans[0], &plans[2], &plans[4]]);
+    let first = [plans[0].quic.as_str()];
+    let mut nodes: Vec<Node> = plans
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Node::start(&ca, work.path(), p, if i == 0 { &[] } else { &first }, Some(&voters), &[]))
+        .collect();
+    for node in &nodes {
+        let all: Vec<&Node> = nodes.iter().collect();
+        eventually(&format!("{} sees all five alive", node.name), CONVERGE_CAP, || node.sees_alive(&all)).await;
+    }
+
+    // Created through iad-1: it lives in iad (the gateway's region) and answers through every gateway.
+    let actor = get_or_create(&nodes[0], "counter", "routed", None).await.unwrap();
+    assert_eq!(actor["datacenter"].as_str().or(actor["region"].as_str()), Some("iad"), "{actor}");
+    let id = actor["actor_id"].as_str().unwrap().to_string();
+    for (i, node) in nodes.iter().enumerate() {
+        let api = Api::new(&node.process);
+        let count = api.call(&id, "increment", json!([1])).await.unwrap();
+        assert_eq!(count, json!(i as i64 + 1), "through {}", node.name);
+        // The same key through another gateway is the same actor.
+        let again = get_or_create(node, "counter", "routed", None).await.unwrap();
+        assert_eq!(again["actor_id"], actor["actor_id"], "through {}", node.name);
+    }
+
+    // A `/connect` WebSocket through syd-1 (one QUIC hop to the home): actions and events.
+    let client = Client::builder(nodes[4].process.endpoint()).encoding(Encoding::Cbor).build().unwrap();
+    let counter = client.get_or_create("counter", "routed");
+    let conn = counter.connect().await.unwrap();
+    let mut counts = conn.subscribe("newCount");
+    conn.call::<i64>("getCount", ()).await.unwrap();
+    assert_eq!(conn.call::<i64>("increment", (10,)).await.unwrap(), 15);
+    let event = tokio::time::timeout(Duration::from_secs(20), counts.recv()).await.unwrap().unwrap();
+    assert_eq!(event, vec![tern_client::Value::Integer(15.into())]);
+    // An HTTP action through fra-2 reaches the same actor, and the WebSocket client sees its event.
+    Api::new(&nodes[3].process).call(&id, "increment", json!([5])).await.unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(20), counts.recv()).await.unwrap().unwrap();
+    assert_eq!(event, vec![tern_client::Value::Integer(20.into())]);
+    conn.close().await;
+
+    // The inspector of an actor homed elsewhere, through fra-1's gateway: admin token needed, state readable.
+    let inspector = format!("{}/gateway/{id}/inspector/state", nodes[2].process.endpoint());
+    let refused = reqwest::Client::new().get(&inspector).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let state: Value =
+        reqwest::Client::new().get(&inspector).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+    assert_eq!(state["state"]["count"], json!(20), "{state}");
+
+    // 50 concurrent getOrCreate of one fresh key, spread over the five gateways: one actor.
+    let racers = (0..50).map(|i| {
+        let node = &nodes[i % nodes.len()];
+        async move { get_or_create(node, "counter", "contended", None).await }
+    });
+    let ids: Vec<String> = futures_util::future::join_all(racers)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap()["actor_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(ids.iter().all(|i| i == &ids[0]), "several actors for one key: {ids:?}");
+    // Plain creates of a taken key are refused on every node.
+    for node in &nodes {
+        let url = format!("{}/actors", node.process.endpoint());
+        let response = reqwest::Client::new().post(url).json(&json!({"name": "counter", "key": "contended"}));
+        let body: Value = response.send().await.unwrap().json().await.unwrap();
+        assert_eq!(body["code"], "duplicate_key", "{body}");
+    }
+
+    // The region hint places the actor in syd, on syd-1.
+    let far = get_or_create(&nodes[0], "counter", "in-syd", Some("syd")).await.unwrap();
+    let far_id = far["actor_id"].as_str().unwrap().to_string();
+    Api::new(&nodes[1].process).call(&far_id, "increment", json!([7])).await.unwrap();
+
+    // kill -9 syd-1 (a voter: two of three remain, still a majority).
+    nodes[4].process.kill9();
+    let observer = &nodes[0];
+    eventually("iad-1 sees syd-1 down", DOWN_CAP, || async {
+        (observer.state_of("syd-1").await.as_deref() == Some("down")).then_some(())
+    })
+    .await;
+    // Its actor answers actor.unavailable (503) through any gateway: never restarted empty elsewhere.
+    for node in &nodes[..4] {
+        let err = Api::new(&node.process).call(&far_id, "getCount", json!([])).await.unwrap_err();
+        assert_eq!((err.0, err.1.as_str()), (503, "actor.unavailable"), "through {}: {err:?}", node.name);
+    }
+    // New actors asked for syd go to the nearest live region instead; the directory still decides.
+    let moved = get_or_create(&nodes[2], "counter", "wanted-syd", Some("syd")).await.unwrap();
+    let moved_id = moved["actor_id"].as_str().unwrap();
+    assert_ne!(moved["datacenter"].as_str().or(moved["region"].as_str()), Some("syd"), "{moved}");
+    assert_eq!(Api::new(&nodes[0].process).call(moved_id, "increment", json!([1])).await.unwrap(), json!(1));
+    // The other actors are untouched.
+    assert_eq!(Api::new(&nodes[3].process).call(&id, "getCount", json!([])).await.unwrap(), json!(20));
+}
