@@ -6,6 +6,7 @@
 //! after a fixed delay.
 
 pub mod cluster;
+pub mod dns;
 pub mod netns;
 
 use std::net::{TcpListener, UdpSocket};
@@ -193,6 +194,12 @@ impl Drop for TernProcess {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Sends `request` and returns its JSON body, whatever the status; panics if no JSON comes back.
+pub async fn fetch_json(request: reqwest::RequestBuilder) -> serde_json::Value {
+    let response = request.send().await.expect("the node answers");
+    response.json().await.expect("a JSON body")
 }
 
 /// Polls `check` until it returns `Some`, for at most `cap`; panics with `what` otherwise.

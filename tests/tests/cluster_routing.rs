@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tern_client::{Client, Encoding};
 use tern_tests::cluster::{CONVERGE_CAP, Ca, Node, TOKEN, plan, voters_arg};
-use tern_tests::{Api, eventually};
+use tern_tests::{Api, eventually, fetch_json};
 
 /// How long a `kill -9`ed node may be taken for alive (LAN timing declares it down in about 5 s).
 const DOWN_CAP: Duration = Duration::from_secs(30);
@@ -75,8 +75,7 @@ async fn actors_are_reached_through_any_gateway_and_keys_stay_unique() {
     let inspector = format!("{}/gateway/{id}/inspector/state", nodes[2].process.endpoint());
     let refused = reqwest::Client::new().get(&inspector).send().await.unwrap();
     assert_eq!(refused.status(), 401);
-    let state: Value =
-        reqwest::Client::new().get(&inspector).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+    let state = fetch_json(reqwest::Client::new().get(&inspector).bearer_auth(TOKEN)).await;
     assert_eq!(state["state"]["count"], json!(20), "{state}");
 
     // 50 concurrent getOrCreate of one fresh key, spread over the five gateways: one actor.
@@ -96,6 +95,33 @@ async fn actors_are_reached_through_any_gateway_and_keys_stay_unique() {
         let response = reqwest::Client::new().post(url).json(&json!({"name": "counter", "key": "contended"}));
         let body: Value = response.send().await.unwrap().json().await.unwrap();
         assert_eq!(body["code"], "duplicate_key", "{body}");
+    }
+
+    // The admin listing through any node shows actors of every node.
+    let list = reqwest::Client::new().get(format!("{}/actors?name=counter", nodes[3].process.endpoint()));
+    let listing = fetch_json(list.bearer_auth(TOKEN)).await;
+    let listed: Vec<&str> =
+        listing["actors"].as_array().unwrap().iter().filter_map(|a| a["actor_id"].as_str()).collect();
+    assert!(listed.contains(&id.as_str()) && listed.contains(&ids[0].as_str()), "{listing}");
+
+    // Destroyed through a gateway other than its home: gone everywhere, and the key gets a new actor on any node.
+    let contended = ids[0].clone();
+    let destroyed = reqwest::Client::new()
+        .delete(format!("{}/actors/{contended}", nodes[2].process.endpoint()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(destroyed.status().is_success(), "{}", destroyed.text().await.unwrap());
+    for node in &nodes {
+        let err = Api::new(&node.process).call(&contended, "getCount", json!([])).await.unwrap_err();
+        assert_eq!(err.1, "actor.not_found", "through {}", node.name);
+    }
+    let fresh = get_or_create(&nodes[4], "counter", "contended", None).await.unwrap();
+    assert_ne!(fresh["actor_id"].as_str(), Some(contended.as_str()));
+    for node in &nodes {
+        let again = get_or_create(node, "counter", "contended", None).await.unwrap();
+        assert_eq!(again["actor_id"], fresh["actor_id"], "through {}", node.name);
     }
 
     // The region hint places the actor in syd, on syd-1.

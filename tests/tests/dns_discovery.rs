@@ -1,22 +1,22 @@
-//! DNS seed discovery with real `tern node` processes on loopback: node A starts alone; an in-process DNS server
-//! (hickory-server, zone `cluster.test.`) names it with an SRV record and an A record; node B joins through
-//! `--join dns:_tern._udp.cluster.test` (SRV: A's host and QUIC port) and node C through
-//! `--join dns:a.cluster.test:PORT` (no SRV record: A record and the given port), both with `--dns-server`. All
-//! three must list each other alive. The binary is `target/debug/tern`.
+//! DNS seed discovery, against an in-process DNS server (hickory-server, [`tern_tests::dns`]).
+//!
+//! First the resolution of `--join` seeds ([`tern_node::cluster::discovery::resolve`]) in the zone `tern.test.`:
+//! SRV names, names with only A/AAAA records, unknown names, duplicates.
+//!
+//! Then real `tern node` processes on loopback: node A starts alone; the DNS server (zone `cluster.test.`) names it
+//! with an SRV record and an A record; node B joins through `--join dns:_tern._udp.cluster.test` (SRV: A's host and
+//! QUIC port) and node C through `--join dns:a.cluster.test:PORT` (no SRV record: A record and the given port),
+//! both with `--dns-server`. All three must list each other alive. The binary is `target/debug/tern`.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
-use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_server::Server;
-use hickory_server::net::runtime::TokioRuntimeProvider;
-use hickory_server::proto::rr::rdata::{A, SOA, SRV};
-use hickory_server::proto::rr::{Name, RData, Record};
-use hickory_server::store::in_memory::InMemoryZoneHandler;
-use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
+use hickory_server::proto::rr::RData;
+use hickory_server::proto::rr::rdata::{A, AAAA, SRV};
 use serde_json::Value;
+use tern_node::cluster::discovery::{dns_resolver, resolve};
+use tern_tests::dns::{dns_server, name};
 use tern_tests::{TernProcess, eventually, free_udp_port, tern_binary};
 
 /// The admin token every node of this test runs with.
@@ -24,28 +24,71 @@ const TOKEN: &str = "dns-s3cret";
 /// How long the nodes may take to see each other once all are started.
 const CONVERGE_CAP: Duration = Duration::from_secs(30);
 
-/// Starts an authoritative DNS server for `cluster.test.` on 127.0.0.1 (UDP and TCP on one ephemeral port) with
-/// `records` and a SOA record; returns its address. It serves until the test's runtime stops.
-async fn dns_server(records: Vec<(&str, RData)>) -> SocketAddr {
-    let name = |name: &str| Name::from_str(name).unwrap();
-    let origin = name("cluster.test.");
-    let mut zone =
-        InMemoryZoneHandler::<TokioRuntimeProvider>::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
-    let soa = SOA::new(name("ns.cluster.test."), name("admin.cluster.test."), 1, 60, 60, 600, 5);
-    zone.upsert_mut(Record::from_rdata(origin.clone(), 60, RData::SOA(soa)), 1);
-    for (owner, data) in records {
-        zone.upsert_mut(Record::from_rdata(name(owner), 5, data), 1);
-    }
-    let mut catalog = Catalog::new();
-    catalog.upsert(origin.into(), vec![Arc::new(zone)]);
-    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let mut server = Server::new(catalog);
-    server.register_socket(udp);
-    server.register_listener(tcp, Duration::from_secs(5), 64);
-    tokio::spawn(async move { server.block_until_done().await });
-    addr
+fn a(ip: [u8; 4]) -> RData {
+    RData::A(A(Ipv4Addr::from(ip)))
+}
+
+fn srv(priority: u16, port: u16, target: &str) -> RData {
+    RData::SRV(SRV::new(priority, 10, port, name(target)))
+}
+
+fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+    list.iter().map(|addr| addr.parse().unwrap()).collect()
+}
+
+/// A DNS server for `tern.test.` with two SRV names (one with a target that has no address), and plain names.
+async fn test_zone() -> SocketAddr {
+    dns_server(
+        "tern.test.",
+        vec![
+            ("seed1.tern.test.", a([10, 0, 0, 1])),
+            ("seed1.tern.test.", RData::AAAA(AAAA(Ipv6Addr::LOCALHOST))),
+            ("seed2.tern.test.", a([10, 0, 0, 2])),
+            ("_tern._udp.tern.test.", srv(10, 7421, "seed1.tern.test.")),
+            ("_tern._udp.tern.test.", srv(20, 7422, "seed2.tern.test.")),
+            // A target without an address is skipped; the others still count.
+            ("_partial._udp.tern.test.", srv(10, 7423, "missing.tern.test.")),
+            ("_partial._udp.tern.test.", srv(20, 7424, "seed2.tern.test.")),
+            ("plain.tern.test.", a([10, 0, 0, 3])),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn srv_names_resolve_to_their_targets_with_their_ports() {
+    let server = Some(test_zone().await);
+    let mut found = resolve(&["dns:_tern._udp.tern.test".into()], server).await;
+    found.sort();
+    assert_eq!(found, addrs(&["10.0.0.1:7421", "10.0.0.2:7422", "[::1]:7421"]));
+    // SRV ports win over the seed's own.
+    let mut found = resolve(&["dns:_tern._udp.tern.test.:9999".into()], server).await;
+    found.sort();
+    assert_eq!(found, addrs(&["10.0.0.1:7421", "10.0.0.2:7422", "[::1]:7421"]));
+    // hickory-server sends the first target's addresses as additional records but not the second's, so both
+    // ways of resolving a target are taken above.
+    let srv = dns_resolver(server).unwrap().srv_lookup("_tern._udp.tern.test.").await.unwrap();
+    assert!(srv.additionals().iter().any(|record| record.name == name("seed1.tern.test.")));
+    let found = resolve(&["dns:_partial._udp.tern.test".into()], server).await;
+    assert_eq!(found, addrs(&["10.0.0.2:7424"]));
+}
+
+#[tokio::test]
+async fn names_without_srv_records_resolve_with_the_given_or_default_port() {
+    let server = Some(test_zone().await);
+    assert_eq!(resolve(&["dns:plain.tern.test".into()], server).await, addrs(&["10.0.0.3:7420"]));
+    assert_eq!(resolve(&["dns:plain.tern.test:7500".into()], server).await, addrs(&["10.0.0.3:7500"]));
+}
+
+#[tokio::test]
+async fn unknown_names_yield_nothing_and_other_seeds_still_count() {
+    let server = Some(test_zone().await);
+    assert!(resolve(&["dns:nope.tern.test".into()], server).await.is_empty());
+    let seeds = ["dns:nope.tern.test".into(), "dns:plain.tern.test".into(), "127.0.0.1:7430".into()];
+    assert_eq!(resolve(&seeds, server).await, addrs(&["10.0.0.3:7420", "127.0.0.1:7430"]));
+    // Duplicates collapse.
+    let twice = ["127.0.0.1:7430".into(), "127.0.0.1:7430".into()];
+    assert_eq!(resolve(&twice, server).await, addrs(&["127.0.0.1:7430"]));
 }
 
 /// Starts node `name` (region `iad`, LAN timing) with its QUIC transport on 127.0.0.1:`quic_port`, a certificate
@@ -77,10 +120,13 @@ async fn nodes_join_through_dns_srv_and_a_records() {
     let (ca, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     tern_replication::init_ca(ca.path()).unwrap();
     let a_port = free_udp_port();
-    let dns = dns_server(vec![
-        ("a.cluster.test.", RData::A(A(Ipv4Addr::LOCALHOST))),
-        ("_tern._udp.cluster.test.", RData::SRV(SRV::new(10, 10, a_port, Name::from_str("a.cluster.test.").unwrap()))),
-    ])
+    let dns = dns_server(
+        "cluster.test.",
+        vec![
+            ("a.cluster.test.", RData::A(A(Ipv4Addr::LOCALHOST))),
+            ("_tern._udp.cluster.test.", RData::SRV(SRV::new(10, 10, a_port, name("a.cluster.test.")))),
+        ],
+    )
     .await
     .to_string();
 

@@ -1,7 +1,8 @@
 //! The `tern` command line. Applications built on the SDK reuse it: `tern_node::cli::main(registry)`.
 //!
-//! `tern dev` runs a development node and `tern node` a cluster node (`node.rs`); `tern ca` makes certificates
-//! (`ca.rs`). Every other command is a client of a running node, built on `tern-client`: it talks
+//! `tern dev` runs a development node, or with `--nodes N` a local cluster of `tern node` processes
+//! (`dev_cluster.rs`), and `tern node` a cluster node (`node.rs`); `tern ca` makes certificates (`ca.rs`). Every
+//! other command is a client of a running node, built on `tern-client`: it talks
 //! to `--endpoint` (env `TERN_ENDPOINT`, default `http://127.0.0.1:6420`) with the admin token `--admin-token`
 //! (env `TERN_ADMIN_TOKEN`), and prints tables, or JSON with `--json`. An ACTOR argument is an actor id or
 //! `NAME/KEY` (see [`target::ActorRef`]). Errors print `error: group.code: message` and exit with 1; usage
@@ -21,6 +22,7 @@ mod actors;
 mod ca;
 mod call;
 mod context;
+mod dev_cluster;
 mod export;
 mod inspect;
 mod members;
@@ -55,7 +57,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a single development node: actors, gateway and storage in one process.
+    /// Run a single development node: actors, gateway and storage in one process (with --nodes N: a local
+    /// cluster of N node processes).
     Dev(DevArgs),
     /// Run a cluster node: a node as `dev` runs it, plus membership with other nodes over mutual-TLS QUIC.
     Node(Box<node::NodeArgs>),
@@ -107,9 +110,12 @@ struct DevArgs {
     #[command(flatten)]
     gateway_tls: GatewayTlsArgs,
     /// Require this admin token (`Authorization: Bearer`) on admin routes, and it or the actor's own token on
-    /// inspector routes. Without it the node leaves them open, as a development node should.
+    /// inspector routes. Without it the node leaves them open, as a development node should (with --nodes, one is
+    /// generated and printed: cluster nodes need one).
     #[arg(long, env = "TERN_ADMIN_TOKEN")]
     admin_token: Option<String>,
+    #[command(flatten)]
+    cluster: dev_cluster::DevClusterArgs,
 }
 
 /// Where and how a node (`dev` or `node`) stores its data.
@@ -225,8 +231,11 @@ pub fn main(registry: Registry) -> ExitCode {
     context::run(settings, cli.command)
 }
 
-/// `tern dev`: runs a node until Ctrl-C or SIGTERM.
+/// `tern dev`: runs a node until Ctrl-C or SIGTERM (with `--nodes`, a local cluster: see `dev_cluster.rs`).
 fn dev(registry: Registry, args: DevArgs) -> ExitCode {
+    if args.cluster.is_cluster() {
+        return dev_cluster::run(args);
+    }
     let mut config = args.storage.config(args.listen);
     config.admin_token = args.admin_token;
     config.gateway_tls = args.gateway_tls.config();

@@ -114,8 +114,12 @@ impl ClusterBackend {
         }
         let directory = self.directory()?;
         let placement = directory.placement(actor_id, fresh).await?;
-        let placement =
-            placement.filter(|p| p.destroy_ts.is_none()).ok_or_else(|| ClientError::actor_not_found(actor_id))?;
+        let placement = placement.ok_or_else(|| ClientError::actor_not_found(actor_id))?;
+        if placement.destroy_ts.is_some() {
+            // A cache that missed the destroy's broadcast learns it here.
+            directory.forget(actor_id, &placement.name, &placement.key);
+            return Err(ClientError::actor_not_found(actor_id));
+        }
         if placement.home == self.inner.local_id {
             if !fresh {
                 return Box::pin(self.route(actor_id, true)).await;
@@ -274,15 +278,14 @@ impl ClusterBackend {
         }
         let forget = PeerRequest::Forget { actor_id: actor_id.to_string(), name: placement.name, key: placement.key };
         let request = super::rpc::encode(&forget);
-        for member in self.inner.members.all() {
-            if member.local || member.state == MemberState::Down {
-                continue;
-            }
+        // Every live node drops its cached lookups before the destroy is acknowledged; one that misses this
+        // learns it when the actor's home answers `actor.not_found`.
+        let peers = self.inner.members.all().into_iter().filter(|m| !m.local && m.state != MemberState::Down);
+        let told = peers.map(|member| {
             let (transport, request) = (self.inner.transport.clone(), request.clone());
-            tokio::spawn(async move {
-                let _ = transport.request_with_timeout(member.node.quic_addr, request, FORGET_TIMEOUT).await;
-            });
-        }
+            async move { transport.request_with_timeout(member.node.quic_addr, request, FORGET_TIMEOUT).await }
+        });
+        futures_util::future::join_all(told).await;
         Ok(())
     }
 

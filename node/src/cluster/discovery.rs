@@ -23,7 +23,7 @@ use tracing::warn;
 pub(crate) const DNS_PREFIX: &str = "dns:";
 
 /// The QUIC port of a `dns:NAME` seed whose name has A/AAAA records but no SRV record, and no port of its own.
-pub(crate) const DEFAULT_PORT: u16 = 7420;
+pub const DEFAULT_PORT: u16 = 7420;
 
 /// A `--join` seed, parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,7 +65,7 @@ impl Seed {
 
 /// Every address the seeds resolve to, without duplicates; `dns:` seeds are looked up through `dns_server` if
 /// given, else through the system's resolver configuration. A seed that does not resolve is logged and skipped.
-pub(crate) async fn resolve(seeds: &[String], dns_server: Option<SocketAddr>) -> Vec<SocketAddr> {
+pub async fn resolve(seeds: &[String], dns_server: Option<SocketAddr>) -> Vec<SocketAddr> {
     // Built only when needed, then shared by every `dns:` seed.
     let resolver = if seeds.iter().any(|seed| seed.starts_with(DNS_PREFIX)) {
         dns_resolver(dns_server).map_err(|e| format!("no DNS resolver: {e}"))
@@ -100,8 +100,9 @@ pub(crate) async fn resolve(seeds: &[String], dns_server: Option<SocketAddr>) ->
     addrs
 }
 
-/// A resolver that asks only `server` (UDP and TCP, no hosts file), or the system's resolver configuration.
-fn dns_resolver(server: Option<SocketAddr>) -> Result<TokioResolver, NetError> {
+/// A resolver that asks only `server` (UDP and TCP, no hosts file), or the system's resolver configuration; the
+/// one [`resolve`] looks `dns:` seeds up with.
+pub fn dns_resolver(server: Option<SocketAddr>) -> Result<TokioResolver, NetError> {
     let Some(server) = server else {
         return Resolver::builder_tokio()?.build();
     };
@@ -179,110 +180,7 @@ async fn target_addrs(resolver: &TokioResolver, target: &Name, additionals: &[Re
 
 #[cfg(test)]
 mod tests {
-    use std::net::{Ipv4Addr, Ipv6Addr};
-    use std::str::FromStr;
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use hickory_resolver::proto::rr::rdata::{A, AAAA, SOA, SRV};
-    use hickory_server::Server;
-    use hickory_server::store::in_memory::InMemoryZoneHandler;
-    use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
-
     use super::*;
-
-    /// The zone every test server serves.
-    const ZONE: &str = "tern.test.";
-
-    fn name(name: &str) -> Name {
-        Name::from_str(name).unwrap()
-    }
-
-    /// Starts an authoritative DNS server for [`ZONE`] on 127.0.0.1 (UDP and TCP on one ephemeral port), serving
-    /// `records` (a SOA record is added), and returns its address. It runs until the test's runtime stops.
-    async fn dns_server(records: Vec<(&str, RData)>) -> SocketAddr {
-        let origin = name(ZONE);
-        let mut zone =
-            InMemoryZoneHandler::<TokioRuntimeProvider>::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
-        let soa = SOA::new(name("ns.tern.test."), name("admin.tern.test."), 1, 60, 60, 600, 5);
-        zone.upsert_mut(Record::from_rdata(origin.clone(), 60, RData::SOA(soa)), 1);
-        for (owner, data) in records {
-            zone.upsert_mut(Record::from_rdata(name(owner), 5, data), 1);
-        }
-        let mut catalog = Catalog::new();
-        catalog.upsert(origin.into(), vec![Arc::new(zone)]);
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
-        let mut server = Server::new(catalog);
-        server.register_socket(udp);
-        server.register_listener(tcp, Duration::from_secs(5), 64);
-        tokio::spawn(async move { server.block_until_done().await });
-        addr
-    }
-
-    fn a(ip: [u8; 4]) -> RData {
-        RData::A(A(Ipv4Addr::from(ip)))
-    }
-
-    fn srv(priority: u16, port: u16, target: &str) -> RData {
-        RData::SRV(SRV::new(priority, 10, port, name(target)))
-    }
-
-    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
-        list.iter().map(|addr| addr.parse().unwrap()).collect()
-    }
-
-    async fn test_zone() -> SocketAddr {
-        dns_server(vec![
-            ("seed1.tern.test.", a([10, 0, 0, 1])),
-            ("seed1.tern.test.", RData::AAAA(AAAA(Ipv6Addr::LOCALHOST))),
-            ("seed2.tern.test.", a([10, 0, 0, 2])),
-            ("_tern._udp.tern.test.", srv(10, 7421, "seed1.tern.test.")),
-            ("_tern._udp.tern.test.", srv(20, 7422, "seed2.tern.test.")),
-            // A target without an address is skipped; the others still count.
-            ("_partial._udp.tern.test.", srv(10, 7423, "missing.tern.test.")),
-            ("_partial._udp.tern.test.", srv(20, 7424, "seed2.tern.test.")),
-            ("plain.tern.test.", a([10, 0, 0, 3])),
-        ])
-        .await
-    }
-
-    #[tokio::test]
-    async fn srv_names_resolve_to_their_targets_with_their_ports() {
-        let server = Some(test_zone().await);
-        let mut found = resolve(&["dns:_tern._udp.tern.test".into()], server).await;
-        found.sort();
-        assert_eq!(found, addrs(&["10.0.0.1:7421", "10.0.0.2:7422", "[::1]:7421"]));
-        // SRV ports win over the seed's own.
-        let mut found = resolve(&["dns:_tern._udp.tern.test.:9999".into()], server).await;
-        found.sort();
-        assert_eq!(found, addrs(&["10.0.0.1:7421", "10.0.0.2:7422", "[::1]:7421"]));
-        // hickory-server sends the first target's addresses as additional records but not the second's, so both
-        // ways of resolving a target are taken above.
-        let srv = dns_resolver(server).unwrap().srv_lookup("_tern._udp.tern.test.").await.unwrap();
-        assert!(srv.additionals().iter().any(|record| record.name == name("seed1.tern.test.")));
-        let found = resolve(&["dns:_partial._udp.tern.test".into()], server).await;
-        assert_eq!(found, addrs(&["10.0.0.2:7424"]));
-    }
-
-    #[tokio::test]
-    async fn names_without_srv_records_resolve_with_the_given_or_default_port() {
-        let server = Some(test_zone().await);
-        assert_eq!(resolve(&["dns:plain.tern.test".into()], server).await, addrs(&["10.0.0.3:7420"]));
-        assert_eq!(resolve(&["dns:plain.tern.test:7500".into()], server).await, addrs(&["10.0.0.3:7500"]));
-    }
-
-    #[tokio::test]
-    async fn unknown_names_yield_nothing_and_other_seeds_still_count() {
-        let server = Some(test_zone().await);
-        assert!(resolve(&["dns:nope.tern.test".into()], server).await.is_empty());
-        let seeds = ["dns:nope.tern.test".into(), "dns:plain.tern.test".into(), "127.0.0.1:7430".into()];
-        assert_eq!(resolve(&seeds, server).await, addrs(&["10.0.0.3:7420", "127.0.0.1:7430"]));
-        // Duplicates collapse.
-        let twice = ["127.0.0.1:7430".into(), "127.0.0.1:7430".into()];
-        assert_eq!(resolve(&twice, server).await, addrs(&["127.0.0.1:7430"]));
-    }
 
     #[test]
     fn seeds_parse() {

@@ -24,7 +24,7 @@ pub mod backend;
 mod bridge;
 mod codec;
 pub mod directory;
-pub(crate) mod discovery;
+pub mod discovery;
 mod driver;
 mod identity;
 mod load;

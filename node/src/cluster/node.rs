@@ -193,6 +193,7 @@ async fn serve_request(
     let request: PeerRequest = rpc::decode(request).map_err(tern_replication::Error::handler)?;
     let fail = |e: tern_proto::ClientError| tern_replication::Error::handler(e);
     match request {
+        PeerRequest::Read { register } => Ok(rpc::encode(&acceptor.read(&register).await.map_err(fail)?)),
         PeerRequest::Prepare { register, ballot } => {
             Ok(rpc::encode(&acceptor.prepare(&register, &ballot).await.map_err(fail)?))
         }

@@ -17,6 +17,8 @@ use super::directory::paxos::{Ballot, RegisterValue};
 /// A request from one node to another.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum PeerRequest {
+    /// Directory: what the voter accepted for `register` (reply: `(Ballot, RegisterValue)`).
+    Read { register: String },
     /// Directory: promise `ballot` for `register` (reply: [`PrepareReply`](super::directory::paxos::PrepareReply)).
     Prepare { register: String, ballot: Ballot },
     /// Directory: accept `value` under `ballot` (reply: [`AcceptReply`](super::directory::paxos::AcceptReply)).

@@ -9,6 +9,7 @@
 //! `--only NAME[,NAME...]` runs a subset.
 
 mod actors;
+mod cluster;
 mod node;
 mod scenarios;
 mod stats;
@@ -61,6 +62,9 @@ enum Measurement {
     Create,
     /// Resident memory per awake idle actor.
     Memory,
+    /// A cluster of release nodes: one forwarded hop against a local call, membership convergence (5 and 20
+    /// nodes), failure detection.
+    Cluster,
 }
 
 /// Targets from the project's issue, and physical anchors from the peers-and-limits notes.
@@ -71,6 +75,7 @@ const TOKIO_TCP_ECHO_P50_US: f64 = 6.0;
 const SQLITE_WAL_NORMAL_COMMIT_US: f64 = 12.0;
 const SQLITE_BATCHED_ROWS_PER_S: f64 = 600_000.0;
 const RIVETKIT_BYTES_PER_ACTOR: f64 = 600.0;
+const QUINN_RTT_P50_US: f64 = 20.0;
 
 /// Rows of SQL inserted per call in the batched runs.
 const SQL_BATCHES: [usize; 2] = [100, 1_000];
@@ -364,6 +369,38 @@ async fn run(args: Args) {
             memory.baseline as f64 / 1048576.0,
             memory.at_total as f64 / 1048576.0
         ));
+    }
+    drop(node);
+    if runs(Measurement::Cluster) {
+        let big = if args.quick { 8 } else { 20 };
+        let mut results = cluster::measure(ws_count / 4, big).await;
+        let mut hop = |what: &str, local: &mut Samples, forwarded: &mut Samples| {
+            let extra = forwarded.quantile(0.5).as_secs_f64() * 1e6 - local.quantile(0.5).as_secs_f64() * 1e6;
+            report.rows.push(Row::new(format!("{what}, on the actor's home"), "", local));
+            report.rows.push(Row::new(format!("{what}, through another node (one QUIC hop)"), "", forwarded).ratio(
+                format!(
+                    "+{extra:.0} µs p50 for the hop; {:.1}× a quinn loopback round trip ({QUINN_RTT_P50_US} µs)",
+                    extra / QUINN_RTT_P50_US
+                ),
+            ));
+        };
+        hop("cluster: HTTP action round trip", &mut results.http_local, &mut results.http_forwarded);
+        hop("cluster: WebSocket action round trip", &mut results.ws_local, &mut results.ws_forwarded);
+        for (nodes, took) in &results.convergence {
+            report.rows.push(Row::new(
+                format!("cluster: membership convergence, {nodes} nodes (LAN timing)"),
+                format!("{:.2} s", took.as_secs_f64()),
+                none,
+            ));
+        }
+        report.rows.push(
+            Row::new(
+                "cluster: `kill -9`ed node declared down by all 4 others (LAN timing)",
+                format!("{:.2} s", results.failure_detection.as_secs_f64()),
+                none,
+            )
+            .ratio("memberlist LAN for N=5: suspicion ≥ 4·log10(5)·1 s ≈ 2.8 s + probe".to_string()),
+        );
     }
     report.print(workers, seconds);
 }

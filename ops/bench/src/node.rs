@@ -28,14 +28,21 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts the node on `port` with data in `data_dir` and waits until it serves.
+    /// Starts a development node (`dev`) on `port` with data in `data_dir` and waits until it serves.
     pub fn start(port: u16, data_dir: &Path) -> Node {
+        Node::start_with("dev", port, data_dir, &[])
+    }
+
+    /// Starts the node as `command` (`dev` or `node`) on `port` with data in `data_dir` and more `args`, and waits
+    /// until it serves.
+    pub fn start_with(command: &str, port: u16, data_dir: &Path, args: &[String]) -> Node {
         let exe = std::env::current_exe().expect("the bench binary's path");
         let child = Command::new(exe)
             .env(NODE_MODE, "1")
             .env("RUST_LOG", "warn")
-            .args(["dev", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args([command, "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data_dir)
+            .args(args)
             .stdout(Stdio::null())
             .spawn()
             .expect("start the node");
@@ -91,6 +98,14 @@ impl CpuTimes {
     pub fn per_op_since(&self, now: CpuTimes, ops: f64) -> String {
         let per_op = |before: Duration, after: Duration| after.saturating_sub(before).as_secs_f64() * 1e6 / ops;
         format!("{:.1} + {:.1} µs", per_op(self.node, now.node), per_op(self.client, now.client))
+    }
+}
+
+impl Node {
+    /// Kills the node with SIGKILL (as a crash would).
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -316,3 +316,193 @@ export async function connected(conn, what = "connection") {
 	await within(conn.ready, EVENTUALLY_CAP_MS, `${what} ready`);
 	return conn;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// A real cluster: `tern node` processes on loopback, mutual-TLS QUIC between them, certificates from `tern ca`.
+
+/** The admin token every cluster node is started with. */
+export const CLUSTER_TOKEN = "SECRET";
+/** How long the cluster may take for every node to list every other one `alive`. */
+const CONVERGE_CAP_MS = 60_000;
+
+/** A UDP port that was free a moment ago on 127.0.0.1 (for `--quic-listen`). */
+export async function freeUdpPort() {
+	const dgram = await import("node:dgram");
+	return await new Promise((resolve, reject) => {
+		const sock = dgram.createSocket("udp4");
+		sock.unref();
+		sock.on("error", reject);
+		sock.bind(0, "127.0.0.1", () => {
+			const { port } = sock.address();
+			sock.close(() => resolve(port));
+		});
+	});
+}
+
+/** `count` distinct free ports from `pick`. */
+async function distinctPorts(pick, count) {
+	const ports = new Set();
+	while (ports.size < count) ports.add(await pick());
+	return [...ports];
+}
+
+/** Runs a `tern` CLI command to completion; throws with its output if it fails. */
+async function runCli(bin, args) {
+	const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+	let out = "";
+	child.stdout.on("data", (c) => (out += c));
+	child.stderr.on("data", (c) => (out += c));
+	const code = await new Promise((resolve) => child.on("exit", (c) => resolve(c)));
+	if (code !== 0) throw new Error(`tern ${args.join(" ")} exited with ${code}:\n${out}`);
+	return out;
+}
+
+/** One `tern node` of a cluster; its output goes to `logPath`. */
+export class ClusterNode {
+	constructor({ bin, name, region, port, quicPort, dir, caDir }) {
+		Object.assign(this, { bin, name, region, port, quicPort, dir, caDir });
+		this.endpoint = `http://127.0.0.1:${port}`;
+		this.quicAddr = `127.0.0.1:${quicPort}`;
+		this.logPath = path.join(dir, "node.log");
+		this.clients = new Set();
+	}
+
+	/** Spawns the process (`join`: the seed's QUIC address, or none; `voters`: the `--voters` value). */
+	spawn({ join, voters }) {
+		const args = [
+			"node",
+			"--region", this.region,
+			"--listen", `127.0.0.1:${this.port}`,
+			"--quic-listen", this.quicAddr,
+			"--data-dir", path.join(this.dir, "data"),
+			"--tls-ca", path.join(this.caDir, "ca.pem"),
+			"--tls-cert", path.join(this.caDir, `${this.name}.pem`),
+			"--tls-key", path.join(this.caDir, `${this.name}.key`),
+			"--admin-token", CLUSTER_TOKEN,
+			"--profile", "lan",
+			"--voters", voters,
+		];
+		if (join) args.push("--join", join);
+		const log = fs.openSync(this.logPath, "a");
+		this.child = spawn(this.bin, args, {
+			stdio: ["ignore", log, log],
+			env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "info", NO_COLOR: "1" },
+		});
+		fs.closeSync(log);
+		liveServers.add(this);
+		this.exited = new Promise((resolve) => {
+			this.child.on("exit", (code, signal) => {
+				liveServers.delete(this);
+				resolve({ code, signal });
+			});
+		});
+	}
+
+	/** Whether the process has exited. */
+	get dead() {
+		return !this.child || this.child.exitCode !== null || this.child.signalCode !== null;
+	}
+
+	/** `GET /cluster/members` as this node sees it. */
+	async members() {
+		const res = await fetch(`${this.endpoint}/cluster/members`, {
+			headers: { authorization: `Bearer ${CLUSTER_TOKEN}` },
+			signal: AbortSignal.timeout(5000),
+		});
+		const text = await res.text();
+		if (res.status !== 200) throw new Error(`GET /cluster/members on ${this.name}: ${res.status} ${text}`);
+		return JSON.parse(text).members;
+	}
+
+	/** A RivetKit client whose endpoint is this node; disposed by the cluster's `close()`. */
+	client(encoding = "bare", extra = {}) {
+		const client = createClient({ endpoint: this.endpoint, encoding, disableMetadataLookup: false, ...extra });
+		this.clients.add(client);
+		return client;
+	}
+
+	async disposeClients() {
+		const clients = [...this.clients];
+		this.clients.clear();
+		await Promise.all(clients.map((c) => within(Promise.resolve(c.dispose()), 5000, "client.dispose()").catch(() => {})));
+	}
+
+	async kill9() {
+		if (this.dead) return;
+		this.child.kill("SIGKILL");
+		await this.exited;
+	}
+}
+
+/** A running cluster of `tern node` processes in one temporary directory. */
+export class TernCluster {
+	constructor(dir, nodes) {
+		this.dir = dir;
+		this.nodes = nodes;
+	}
+
+	/** Where each node logs, for failure messages. */
+	logPaths() {
+		return this.nodes.map((n) => `${n.name}: ${n.logPath}`).join("\n");
+	}
+
+	/**
+	 * Kills every node (SIGKILL), then removes the directory, unless `keep` (e.g. after a failure, for the logs) or
+	 * `TERN_KEEP_DATA` is set.
+	 */
+	async close({ keep = false } = {}) {
+		await Promise.all(this.nodes.map((n) => n.disposeClients()));
+		await Promise.all(this.nodes.map((n) => n.kill9()));
+		if (keep || process.env.TERN_KEEP_DATA) return;
+		fs.rmSync(this.dir, { recursive: true, force: true });
+	}
+}
+
+/**
+ * Starts a cluster: a CA and one certificate per node (`tern ca init` / `tern ca issue`), then one `tern node` per
+ * `{ name, region }` on loopback (free TCP gateway ports, free UDP QUIC ports), every node a voter, all but the first
+ * joining through the first. Resolves once every node answers `/metadata` and lists every node `alive`.
+ */
+export async function startCluster(specs = [
+	{ name: "iad-1", region: "iad" },
+	{ name: "fra-1", region: "fra" },
+	{ name: "syd-1", region: "syd" },
+]) {
+	const bin = ternBinary();
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tern-js-cluster-"));
+	const caDir = path.join(dir, "ca");
+	const cluster = new TernCluster(dir, []);
+	try {
+		await runCli(bin, ["ca", "init", "--dir", caDir]);
+		for (const { name } of specs) await runCli(bin, ["ca", "issue", "--dir", caDir, "--node", name]);
+		const ports = await distinctPorts(freePort, specs.length);
+		const quicPorts = await distinctPorts(freeUdpPort, specs.length);
+		cluster.nodes = specs.map(({ name, region }, i) => {
+			const nodeDir = path.join(dir, name);
+			fs.mkdirSync(nodeDir, { recursive: true });
+			return new ClusterNode({ bin, name, region, port: ports[i], quicPort: quicPorts[i], dir: nodeDir, caDir });
+		});
+		const voters = cluster.nodes.map((n) => `${n.name}@${n.quicAddr}`).join(",");
+		cluster.nodes.forEach((n, i) => n.spawn({ join: i === 0 ? undefined : cluster.nodes[0].quicAddr, voters }));
+
+		const names = cluster.nodes.map((n) => n.name);
+		for (const node of cluster.nodes) {
+			await eventually(
+				async () => {
+					if (node.dead) throw new Error(`${node.name} exited: ${node.child.exitCode ?? node.child.signalCode}`);
+					const members = await node.members();
+					for (const name of names) {
+						const m = members.find((x) => x.id === name);
+						assert.equal(m?.state, "alive", `${node.name} sees ${name} as ${m?.state ?? "absent"}`);
+					}
+				},
+				{ cap: CONVERGE_CAP_MS, interval: 200, what: `${node.name} lists ${names.join(", ")} alive` },
+			);
+		}
+		return cluster;
+	} catch (err) {
+		await cluster.close({ keep: true }).catch(() => {});
+		err.message += `\nnode logs (kept):\n${cluster.logPaths()}`;
+		throw err;
+	}
+}

@@ -28,6 +28,12 @@ impl Acceptor {
         Self { host, lock: tokio::sync::Mutex::new(()) }
     }
 
+    /// What this voter accepted for `register` (ballot and value), changing nothing.
+    pub async fn read(&self, register: &str) -> Result<(Ballot, RegisterValue), ClientError> {
+        let state = self.load(register).await?;
+        Ok((state.accepted, state.value))
+    }
+
     /// Handles a prepare for `register`.
     pub async fn prepare(&self, register: &str, ballot: &Ballot) -> Result<PrepareReply, ClientError> {
         let _turn = self.lock.lock().await;

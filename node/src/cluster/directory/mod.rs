@@ -155,6 +155,9 @@ impl ClusterDirectory {
     /// Binds the key to `actor_id` if it is free; returns the actor id it is bound to afterwards (`actor_id` when
     /// this call won).
     pub async fn bind_key(&self, name: &str, key: &[String], actor_id: &str) -> Result<String, ClientError> {
+        if let Some(bound) = self.binding(name, key, true).await? {
+            return Ok(bound);
+        }
         let ours = to_value(&KeyBinding { actor_id: actor_id.to_string() });
         let value = self
             .proposer

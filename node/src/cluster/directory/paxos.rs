@@ -3,9 +3,14 @@
 //! Each register is an independent single-decree-style Paxos instance that may be rewritten: a proposer runs a
 //! prepare round (a majority of voters promise its ballot and report what they last accepted), applies a change
 //! function to the value with the highest accepted ballot, and runs an accept round (a majority accept the new
-//! value under the same ballot). Reads are the identity change, so they also take both rounds and are
-//! linearizable. Two proposers racing on one register conflict; the loser learns the higher ballot and retries
-//! after a random pause.
+//! value under the same ballot). Two proposers racing on one register conflict; the loser learns the higher
+//! ballot and retries after a random pause.
+//!
+//! Reads first ask the voters what they accepted, without promising anything (so they never disturb a write): if
+//! a majority report the same accepted ballot, its value was chosen, and no later write had completed when the
+//! read began (that write's majority would share a voter with this one, which would report a higher ballot), so
+//! the value is returned after one round trip. Otherwise (a write is in flight) the read runs as the identity
+//! change, both rounds, and is linearizable all the same.
 //!
 //! Why it keeps its guarantees: any two majorities of one static voter set intersect, so a value accepted by a
 //! majority is reported by at least one voter of every later prepare majority, and a later proposer builds on it.
@@ -94,6 +99,12 @@ impl AcceptorState {
 pub trait Voters: Send + Sync + 'static {
     /// How many voters there are.
     fn count(&self) -> usize;
+    /// Asks voter `index` what it accepted for `register`, changing nothing.
+    fn read(
+        &self,
+        index: usize,
+        register: &str,
+    ) -> impl Future<Output = Result<(Ballot, RegisterValue), String>> + Send;
     /// Asks voter `index` to promise `ballot` for `register`.
     fn prepare(
         &self,
@@ -139,9 +150,11 @@ pub struct Proposer<V> {
 }
 
 /// How many conflicting or quorum-less rounds a proposal tries before giving up.
-const ATTEMPTS: u32 = 12;
+const ATTEMPTS: u32 = 40;
 /// The longest random pause after a conflict; it doubles from a few milliseconds up to this.
-const MAX_PAUSE: Duration = Duration::from_millis(400);
+const MAX_PAUSE: Duration = Duration::from_millis(250);
+/// After this many rounds without a majority of answers (no conflict, just silence), a proposal gives up.
+const UNREACHABLE_ROUNDS: usize = 3;
 
 impl<V: Voters> Proposer<V> {
     /// A proposer for node `node` over `voters`.
@@ -149,9 +162,36 @@ impl<V: Voters> Proposer<V> {
         Self { node: node.into(), voters, round: AtomicU64::new(0), attempts: ATTEMPTS }
     }
 
-    /// Reads the register (linearizably).
+    /// Reads the register (linearizably): one round trip when a majority agree, else a full identity change.
     pub async fn read(&self, register: &str) -> Result<RegisterValue, ProposeError<ClientError>> {
+        if let Some(value) = self.quorum_read(register).await {
+            return Ok(value);
+        }
         self.change(register, |value| Ok(value.clone())).await
+    }
+
+    /// The value a majority of voters report under one accepted ballot, if they do.
+    async fn quorum_read(&self, register: &str) -> Option<RegisterValue> {
+        let mut calls: FuturesUnordered<_> = (0..self.voters.count()).map(|i| self.voters.read(i, register)).collect();
+        let mut seen: Vec<(Ballot, RegisterValue, usize)> = Vec::new();
+        let mut answered = 0;
+        while let Some(reply) = calls.next().await {
+            let Ok((ballot, value)) = reply else { continue };
+            answered += 1;
+            match seen.iter_mut().find(|(b, _, _)| *b == ballot) {
+                Some(entry) => entry.2 += 1,
+                None => seen.push((ballot, value, 1)),
+            }
+            if let Some((_, value, _)) = seen.iter().find(|(_, _, n)| *n >= self.majority()) {
+                return Some(value.clone());
+            }
+            // Stop early once no ballot can reach a majority any more.
+            let best = seen.iter().map(|(_, _, n)| *n).max().unwrap_or(0);
+            if best + (self.voters.count() - answered) < self.majority() {
+                return None;
+            }
+        }
+        None
     }
 
     /// Applies `change` to the register's current value and writes the result; returns the value written. The
@@ -161,23 +201,31 @@ impl<V: Voters> Proposer<V> {
         register: &str,
         change: impl Fn(&RegisterValue) -> Result<RegisterValue, E>,
     ) -> Result<RegisterValue, ProposeError<E>> {
-        let mut last_failure = String::new();
+        let (mut last_failure, mut unreachable_rounds) = (String::new(), 0);
         for attempt in 0..self.attempts {
+            // Conflicts resolve with retries; voters that do not answer rarely come back within a request.
+            if unreachable_rounds >= UNREACHABLE_ROUNDS {
+                break;
+            }
             if attempt > 0 {
                 tokio::time::sleep(pause(attempt)).await;
             }
             let ballot = self.next_ballot();
             let current = match self.prepare_round(register, &ballot).await {
                 Ok(current) => current,
-                Err(why) => {
-                    last_failure = why;
+                Err(failure) => {
+                    unreachable_rounds += usize::from(!failure.conflict);
+                    last_failure = failure.why;
                     continue;
                 }
             };
             let next = change(&current).map_err(ProposeError::Refused)?;
             match self.accept_round(register, &ballot, &next).await {
                 Ok(()) => return Ok(next),
-                Err(why) => last_failure = why,
+                Err(failure) => {
+                    unreachable_rounds += usize::from(!failure.conflict);
+                    last_failure = failure.why;
+                }
             }
         }
         Err(ProposeError::NoQuorum(last_failure))
@@ -196,10 +244,10 @@ impl<V: Voters> Proposer<V> {
     }
 
     /// Gathers a majority of promises and returns the value with the highest accepted ballot among them.
-    async fn prepare_round(&self, register: &str, ballot: &Ballot) -> Result<RegisterValue, String> {
+    async fn prepare_round(&self, register: &str, ballot: &Ballot) -> Result<RegisterValue, RoundFailure> {
         let mut calls: FuturesUnordered<_> =
             (0..self.voters.count()).map(|i| self.voters.prepare(i, register, ballot)).collect();
-        let (mut promises, mut failures) = (0, Vec::new());
+        let (mut promises, mut conflicts, mut failures) = (0, 0, Vec::new());
         let mut best: (Ballot, RegisterValue) = (Ballot::default(), None);
         while let Some(reply) = calls.next().await {
             match reply {
@@ -214,6 +262,7 @@ impl<V: Voters> Proposer<V> {
                 }
                 Ok(PrepareReply::Conflict { seen }) => {
                     self.saw(&seen);
+                    conflicts += 1;
                     failures.push(format!("ballot {} superseded", seen.round));
                 }
                 Err(e) => failures.push(e),
@@ -222,14 +271,14 @@ impl<V: Voters> Proposer<V> {
                 break;
             }
         }
-        Err(format!("no majority of voters promised: {}", failures.join("; ")))
+        Err(RoundFailure::new("promised", conflicts, failures))
     }
 
     /// Gathers a majority of acceptances of `value` under `ballot`.
-    async fn accept_round(&self, register: &str, ballot: &Ballot, value: &RegisterValue) -> Result<(), String> {
+    async fn accept_round(&self, register: &str, ballot: &Ballot, value: &RegisterValue) -> Result<(), RoundFailure> {
         let mut calls: FuturesUnordered<_> =
             (0..self.voters.count()).map(|i| self.voters.accept(i, register, ballot, value)).collect();
-        let (mut accepted, mut failures) = (0, Vec::new());
+        let (mut accepted, mut conflicts, mut failures) = (0, 0, Vec::new());
         while let Some(reply) = calls.next().await {
             match reply {
                 Ok(AcceptReply::Accepted) => {
@@ -240,6 +289,7 @@ impl<V: Voters> Proposer<V> {
                 }
                 Ok(AcceptReply::Conflict { seen }) => {
                     self.saw(&seen);
+                    conflicts += 1;
                     failures.push(format!("ballot {} superseded", seen.round));
                 }
                 Err(e) => failures.push(e),
@@ -248,7 +298,20 @@ impl<V: Voters> Proposer<V> {
                 break;
             }
         }
-        Err(format!("no majority of voters accepted: {}", failures.join("; ")))
+        Err(RoundFailure::new("accepted", conflicts, failures))
+    }
+}
+
+/// Why a round did not gather a majority.
+struct RoundFailure {
+    /// Some voter had seen a higher ballot: retrying (with a higher one) can succeed.
+    conflict: bool,
+    why: String,
+}
+
+impl RoundFailure {
+    fn new(phase: &str, conflicts: usize, failures: Vec<String>) -> Self {
+        RoundFailure { conflict: conflicts > 0, why: format!("no majority of voters {phase}: {}", failures.join("; ")) }
     }
 }
 

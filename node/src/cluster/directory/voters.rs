@@ -85,6 +85,14 @@ impl Voters for TransportVoters {
         self.specs.len()
     }
 
+    async fn read(&self, index: usize, register: &str) -> Result<(Ballot, RegisterValue), String> {
+        if self.is_local(index) {
+            return self.acceptor.read(register).await.map_err(|e| e.to_string());
+        }
+        let request = PeerRequest::Read { register: register.to_string() };
+        rpc::ask(&self.transport, self.addr(index)?, &request, VOTE_TIMEOUT).await
+    }
+
     async fn prepare(&self, index: usize, register: &str, ballot: &Ballot) -> Result<PrepareReply, String> {
         if self.is_local(index) {
             return self.acceptor.prepare(register, ballot).await.map_err(|e| e.to_string());

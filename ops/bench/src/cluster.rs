@@ -1,0 +1,149 @@
+//! Cluster measurements with real release `tern node` processes on loopback (QUIC, mutual TLS, LAN timing): the
+//! extra latency of one forwarded hop against a local call (HTTP action and WebSocket round trip), membership
+//! convergence for 5 and 20 nodes, and how long a `kill -9`ed node takes to be declared down by every other node.
+
+use std::time::{Duration, Instant};
+
+use tern_client::Client;
+
+use crate::node::Node;
+use crate::stats::Samples;
+
+/// The admin token of the benchmark's cluster nodes.
+const TOKEN: &str = "bench";
+/// How long any wait may last before the benchmark gives up.
+const CAP: Duration = Duration::from_secs(120);
+
+/// What the cluster run measured.
+pub struct ClusterResults {
+    /// HTTP action latency on the actor's home, and through another node's gateway.
+    pub http_local: Samples,
+    pub http_forwarded: Samples,
+    /// WebSocket action round trips on the home, and through another gateway.
+    pub ws_local: Samples,
+    pub ws_forwarded: Samples,
+    /// Time from the last node answering until every node lists every node alive: (nodes, time).
+    pub convergence: Vec<(usize, Duration)>,
+    /// Time from `kill -9` until every other node lists the killed one down (5 nodes).
+    pub failure_detection: Duration,
+}
+
+/// A planned cluster: a CA, and per node its name, gateway port and QUIC address.
+struct Cluster {
+    /// The CA and the nodes' data, removed with the cluster.
+    _dir: tempfile::TempDir,
+    nodes: Vec<Node>,
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).expect("free port").port()
+}
+
+impl Cluster {
+    /// Starts `count` nodes in `regions` (round-robin), all joining node 0; node 0 is the directory's only voter
+    /// (so every create costs the same one local vote, and the hop measured is the forwarding alone).
+    fn start(count: usize, regions: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        tern_replication::init_ca(dir.path()).expect("CA");
+        let quic: Vec<String> = (0..count).map(|_| format!("127.0.0.1:{}", free_udp_port())).collect();
+        let voters = format!("node-0@{}", quic[0]);
+        let nodes = (0..count)
+            .map(|i| {
+                let name = format!("node-{i}");
+                let files = tern_replication::issue_node(dir.path(), &name).expect("certificate");
+                let mut args: Vec<String> = vec![
+                    "--region".into(),
+                    regions[i % regions.len()].into(),
+                    "--quic-listen".into(),
+                    quic[i].clone(),
+                    "--admin-token".into(),
+                    TOKEN.into(),
+                    "--profile".into(),
+                    "lan".into(),
+                    "--voters".into(),
+                    voters.clone(),
+                    "--tls-ca".into(),
+                    dir.path().join(tern_replication::CA_CERT_FILE).display().to_string(),
+                    "--tls-cert".into(),
+                    files.cert.display().to_string(),
+                    "--tls-key".into(),
+                    files.key.display().to_string(),
+                ];
+                if i > 0 {
+                    args.extend(["--join".to_string(), quic[0].clone()]);
+                }
+                Node::start_with("node", free_tcp_port(), &dir.path().join(&name), &args)
+            })
+            .collect();
+        Cluster { _dir: dir, nodes }
+    }
+
+    /// Waits until each node of `observers` lists every node of `ids` in `state`; returns how long that took.
+    async fn wait_all_see(&self, observers: &[usize], ids: &[String], state: &str) -> Duration {
+        let started = Instant::now();
+        let http = reqwest::Client::new();
+        for &i in observers {
+            loop {
+                assert!(started.elapsed() < CAP, "node-{i} did not see {ids:?} {state} within {CAP:?}");
+                let url = format!("{}/cluster/members", self.nodes[i].endpoint);
+                let members = match http.get(url).bearer_auth(TOKEN).send().await {
+                    Ok(response) => response.json::<serde_json::Value>().await.ok(),
+                    Err(_) => None,
+                };
+                let seen = members.as_ref().and_then(|m| m["members"].as_array()).is_some_and(|members| {
+                    ids.iter().all(|id| members.iter().any(|m| m["id"] == id.as_str() && m["state"] == state))
+                });
+                if seen {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        started.elapsed()
+    }
+}
+
+/// Sequential action round trips (`getCount`) over HTTP through `client`, after a warm-up.
+async fn http_round_trips(client: &Client, key: &str, count: usize) -> Samples {
+    let actor = client.get_or_create("counter", [key]);
+    for _ in 0..200 {
+        actor.call::<i64>("getCount", ()).await.expect("warm-up");
+    }
+    let mut samples = Samples::default();
+    for _ in 0..count {
+        let t = Instant::now();
+        actor.call::<i64>("getCount", ()).await.expect("getCount");
+        samples.push(t.elapsed());
+    }
+    samples
+}
+
+/// Runs every cluster measurement; `count` round trips per latency run.
+pub async fn measure(count: usize, big_cluster: usize) -> ClusterResults {
+    let names = |n: usize| (0..n).map(|i| format!("node-{i}")).collect::<Vec<_>>();
+    let everyone = |n: usize| (0..n).collect::<Vec<_>>();
+
+    // Five nodes: convergence, the forwarded hop, then failure detection. Node 0 is alone in its region, so an
+    // actor created through it lives on it; node 1 forwards every call for it one QUIC hop.
+    let mut five = Cluster::start(5, &["iad", "fra", "fra", "fra", "fra"]);
+    let mut convergence = vec![(5, five.wait_all_see(&everyone(5), &names(5), "alive").await)];
+    let home = Client::new(five.nodes[0].endpoint.clone()).expect("client");
+    let other = Client::new(five.nodes[1].endpoint.clone()).expect("client");
+    home.get_or_create("counter", ["hop"]).resolve().await.expect("create");
+    let http_local = http_round_trips(&home, "hop", count).await;
+    let http_forwarded = http_round_trips(&other, "hop", count).await;
+    let ws_local = crate::scenarios::ws_round_trips(&home.get_or_create("counter", ["hop"]), count).await;
+    let ws_forwarded = crate::scenarios::ws_round_trips(&other.get_or_create("counter", ["hop"]), count).await;
+
+    five.nodes[4].kill9();
+    let failure_detection = five.wait_all_see(&[0, 1, 2, 3], &["node-4".to_string()], "down").await;
+    drop(five);
+
+    let big = Cluster::start(big_cluster, &["iad", "fra", "syd"]);
+    convergence.push((big_cluster, big.wait_all_see(&everyone(big_cluster), &names(big_cluster), "alive").await));
+    ClusterResults { http_local, http_forwarded, ws_local, ws_forwarded, convergence, failure_detection }
+}
