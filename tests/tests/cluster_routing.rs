@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use base64::Engine;
 use serde_json::{Value, json};
 use tern_client::{Client, Encoding};
 use tern_tests::cluster::{CONVERGE_CAP, Ca, Node, TOKEN, plan, voters_arg};
@@ -77,6 +78,19 @@ async fn actors_are_reached_through_any_gateway_and_keys_stay_unique() {
     assert_eq!(refused.status(), 401);
     let state = fetch_json(reqwest::Client::new().get(&inspector).bearer_auth(TOKEN)).await;
     assert_eq!(state["state"]["count"], json!(20), "{state}");
+    // The actor's own inspector token (KV key 0x03, an admin read through fra-2) opens its inspector through
+    // iad-2; a wrong token does not. Its database exports through syd-1.
+    let kv_url = format!("{}/actors/{id}/kv/keys/Aw==", nodes[3].process.endpoint());
+    let kv = fetch_json(reqwest::Client::new().get(kv_url).bearer_auth(TOKEN)).await;
+    let token = base64::engine::general_purpose::STANDARD.decode(kv["value"].as_str().unwrap()).unwrap();
+    let summary = format!("{}/gateway/{id}/inspector/summary", nodes[1].process.endpoint());
+    let opened = reqwest::Client::new().get(&summary).bearer_auth(String::from_utf8(token).unwrap()).send().await;
+    assert_eq!(opened.unwrap().status(), 200);
+    let wrong = reqwest::Client::new().get(&summary).bearer_auth("not-the-token").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    let export = format!("{}/gateway/{id}/inspector/database/export", nodes[4].process.endpoint());
+    let file = reqwest::Client::new().get(export).bearer_auth(TOKEN).send().await.unwrap().bytes().await.unwrap();
+    assert!(file.starts_with(b"SQLite format 3\0"), "an SQLite file, {} bytes", file.len());
 
     // 50 concurrent getOrCreate of one fresh key, spread over the five gateways: one actor.
     let racers = (0..50).map(|i| {
