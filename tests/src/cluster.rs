@@ -81,7 +81,19 @@ impl Node {
     /// Starts the planned node with a certificate from `ca`, data under `work`, LAN timing, joining `seeds`, with
     /// `voters` (a `--voters` value, if any) and `extra` arguments.
     pub fn start(ca: &Ca, work: &Path, plan: &NodePlan, seeds: &[&str], voters: Option<&str>, extra: &[&str]) -> Node {
-        Node::launch(ca, work, plan, seeds, voters, extra, None)
+        Node::launch(&tern_binary(), ca, work, plan, seeds, voters, extra, None)
+    }
+
+    /// Like [`start`](Self::start), running `binary` (e.g. the example application) instead of `tern`.
+    pub fn start_binary(
+        binary: &Path,
+        ca: &Ca,
+        work: &Path,
+        plan: &NodePlan,
+        seeds: &[&str],
+        voters: Option<&str>,
+    ) -> Node {
+        Node::launch(binary, ca, work, plan, seeds, voters, &[], None)
     }
 
     /// Like [`start`](Self::start), for host `index` of `lab`: the node runs in that host's namespace, with its
@@ -94,10 +106,12 @@ impl Node {
         voters: Option<&str>,
         lab: (&Lab, usize),
     ) -> Node {
-        Node::launch(ca, work, plan, seeds, voters, &[], Some(lab))
+        Node::launch(&tern_binary(), ca, work, plan, seeds, voters, &[], Some(lab))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn launch(
+        binary: &Path,
         ca: &Ca,
         work: &Path,
         plan: &NodePlan,
@@ -126,9 +140,9 @@ impl Node {
         let data_dir = work.join(&plan.name);
         let process = match lab {
             Some((lab, i)) => {
-                TernProcess::start_node_within(&tern_binary(), &data_dir, &args, &lab.wrapper(i), &lab.ip(i), 6420)
+                TernProcess::start_node_within(binary, &data_dir, &args, &lab.wrapper(i), &lab.ip(i), 6420)
             }
-            None => TernProcess::start_node(&tern_binary(), &data_dir, &args),
+            None => TernProcess::start_node(binary, &data_dir, &args),
         };
         Node { name: plan.name.clone(), region: plan.region.clone(), quic: plan.quic.clone(), process }
     }

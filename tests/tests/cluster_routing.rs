@@ -163,3 +163,63 @@ async fn actors_are_reached_through_any_gateway_and_keys_stay_unique() {
     // The other actors are untouched.
     assert_eq!(Api::new(&nodes[3].process).call(&id, "getCount", json!([])).await.unwrap(), json!(20));
 }
+
+#[tokio::test]
+async fn raw_http_and_raw_websockets_cross_one_hop() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::{Bytes, Message};
+
+    let (ca, work) = (Ca::new(), tempfile::tempdir().unwrap());
+    let plans = plan(&[("a-1", "a"), ("b-1", "b")]);
+    let voters = voters_arg(&[&plans[0]]);
+    let example = std::path::PathBuf::from(env!("CARGO_BIN_EXE_tern-example"));
+    let home = Node::start_binary(&example, &ca, work.path(), &plans[0], &[], Some(&voters));
+    let other = Node::start_binary(&example, &ca, work.path(), &plans[1], &[&plans[0].quic], Some(&voters));
+    let both = [&home, &other];
+    for node in both {
+        eventually(&format!("{} sees both", node.name), CONVERGE_CAP, || node.sees_alive(&both)).await;
+    }
+    // Created through a-1, the only node of region a: it lives there. Everything below goes through b-1.
+    let id = get_or_create(&home, "web", "raw", None).await.unwrap()["actor_id"].as_str().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let far = |path: &str| format!("{}/gateway/{id}{path}", other.process.endpoint());
+
+    // Raw HTTP: method, path, query, headers and body cross intact, both ways.
+    let response = http.post(far("/request/echo?x=1")).header("x-test", "across").body("payload").send().await;
+    let response = response.unwrap();
+    assert_eq!(response.headers()["x-web"], "echo");
+    let seen: Value = response.json().await.unwrap();
+    assert_eq!(
+        (seen["method"].as_str(), seen["path"].as_str(), seen["query"].as_str()),
+        (Some("POST"), Some("/echo"), Some("x=1"))
+    );
+    assert_eq!((seen["body"].as_str(), seen["header"].as_str()), (Some("payload"), Some("across")));
+    for _ in 0..2 {
+        assert!(http.post(far("/request/increment")).send().await.unwrap().status().is_success());
+    }
+    let count = fetch_json(http.get(format!("{}/gateway/{id}/request/count", home.process.endpoint()))).await;
+    assert_eq!(count["count"], 2);
+
+    // A raw WebSocket through b-1: the handler's greeting, text and binary echoes, then its close.
+    let mut request = far("/websocket/room?x=1").replacen("http://", "ws://", 1).into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", "rivet, rivet_encoding.bare".parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let greeting = tokio::time::timeout(Duration::from_secs(20), socket.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(greeting, Message::text("hello /room?x=1"));
+    socket.send(Message::text("hi")).await.unwrap();
+    socket.send(Message::binary(Bytes::from_static(&[1, 2, 3]))).await.unwrap();
+    socket.send(Message::text("close")).await.unwrap();
+    let mut frames = Vec::new();
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(Duration::from_secs(20), socket.next()).await {
+        frames.push(frame);
+    }
+    assert_eq!(frames[0], Message::text("hi"));
+    assert_eq!(frames[1], Message::binary(Bytes::from_static(&[1, 2, 3])));
+    match frames.get(2) {
+        Some(Message::Close(Some(close))) => assert_eq!((u16::from(close.code), close.reason.as_str()), (4000, "bye")),
+        other => panic!("expected the handler's close, got {other:?} after {frames:?}"),
+    }
+    let stored = fetch_json(http.get(format!("{}/gateway/{id}/request/messages", home.process.endpoint()))).await;
+    assert_eq!(stored["stored"], 3, "{stored}");
+}
