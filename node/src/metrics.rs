@@ -93,6 +93,8 @@ struct Inner {
     action_duration: Family<ActorLabels, Histogram>,
     wake_duration: Family<ActorLabels, Histogram>,
     commit_duration: Histogram,
+    spans_exported: Counter,
+    spans_dropped: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -162,6 +164,8 @@ impl Metrics {
             action_duration: Family::new_with_constructor(duration_histogram),
             wake_duration: Family::new_with_constructor(duration_histogram),
             commit_duration: duration_histogram(),
+            spans_exported: Counter::default(),
+            spans_dropped: Counter::default(),
             registry: Registry::default(),
         };
         // Metrics are shared handles: the registry encodes the very metrics that `inner` records into.
@@ -191,6 +195,10 @@ impl Metrics {
         r.register_with_unit("actor_wake_duration", help, Unit::Seconds, inner.wake_duration.clone());
         let help = "Time to commit a turn's changes to storage";
         r.register_with_unit("turn_commit_duration", help, Unit::Seconds, inner.commit_duration.clone());
+        let help = "Spans accepted by the OTLP collector (--otlp-endpoint)";
+        r.register("trace_spans_exported", help, inner.spans_exported.clone());
+        let help = "Spans not exported to the OTLP collector: its queue was full, or it failed every try";
+        r.register("trace_spans_dropped", help, inner.spans_dropped.clone());
         let node = NodeLabels { region: region.to_owned(), version: env!("CARGO_PKG_VERSION") };
         r.register("node", "The node's region and version, always 1", Info::new(node));
         Self { inner: Arc::new(Inner { registry, ..inner }) }
@@ -250,6 +258,16 @@ impl Metrics {
     /// Records a turn committed to storage in `duration` (`tern_turn_commit_duration_seconds`).
     pub fn record_commit(&self, duration: Duration) {
         self.inner.commit_duration.observe(duration.as_secs_f64());
+    }
+
+    /// Records `count` spans accepted by the OTLP collector (`tern_trace_spans_exported_total`).
+    pub fn record_spans_exported(&self, count: u64) {
+        self.inner.spans_exported.inc_by(count);
+    }
+
+    /// Records `count` spans given up on by the OTLP exporter (`tern_trace_spans_dropped_total`).
+    pub fn record_spans_dropped(&self, count: u64) {
+        self.inner.spans_dropped.inc_by(count);
     }
 
     /// Records an HTTP request answered with `status` (`tern_http_requests_total`). `route` names the route
@@ -493,6 +511,14 @@ mod tests {
         assert_eq!(value(&s, "tern_http_requests_total", &[("route", "gateway_action"), ("status", "200")]), Some(2.0));
         assert_eq!(value(&s, "tern_http_requests_total", &[("route", "gateway_action"), ("status", "404")]), Some(1.0));
         assert_eq!(count(&s, "tern_actor_wakes_total"), 0, "families with nothing recorded are left out");
+        assert_eq!(value(&s, "tern_trace_spans_exported_total", &[]), Some(0.0));
+
+        metrics.record_spans_exported(512);
+        metrics.record_spans_exported(3);
+        metrics.record_spans_dropped(7);
+        let s = scrape(&metrics, &Snapshot::default());
+        assert_eq!(value(&s, "tern_trace_spans_exported_total", &[]), Some(515.0));
+        assert_eq!(value(&s, "tern_trace_spans_dropped_total", &[]), Some(7.0));
     }
 
     #[test]

@@ -18,6 +18,10 @@ use crate::runtime::host::{HostCore, Stores};
 use crate::runtime::{Durability, Host};
 use crate::sdk::Registry;
 use crate::storage::{DataDir, DbPool, NodeDb};
+use crate::trace::export::{ExportSettings, SpanExporter, TRACES_PATH};
+
+/// How long a stopping node waits for the OTLP exporter to send the spans still queued.
+const TRACE_FLUSH_GRACE: Duration = Duration::from_secs(5);
 
 /// How to run a node.
 #[derive(Debug, Clone)]
@@ -40,6 +44,10 @@ pub struct NodeConfig {
     /// The gateway's TLS certificate and key: with them the listener serves HTTPS and WSS only; `None` serves
     /// plain HTTP and WS.
     pub gateway_tls: Option<GatewayTls>,
+    /// The base URL of an OpenTelemetry collector (`http://collector:4318`): the spans of committed turns are
+    /// also posted to `{url}/v1/traces` as OTLP/JSON (see [`crate::trace::export`]); `None` keeps them only in the
+    /// actors' databases.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl NodeConfig {
@@ -55,6 +63,7 @@ impl NodeConfig {
             admin_token: None,
             cluster: None,
             gateway_tls: None,
+            otlp_endpoint: None,
         }
     }
 }
@@ -75,6 +84,9 @@ pub enum ServeError {
     /// The gateway's TLS certificate or key cannot be used (nothing was started).
     #[error("cannot serve the gateway over TLS: {0}")]
     GatewayTls(#[from] GatewayTlsError),
+    /// The OTLP exporter's HTTP client cannot be built.
+    #[error("cannot start the OTLP trace exporter: {0}")]
+    TraceExport(#[from] reqwest::Error),
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
@@ -87,7 +99,12 @@ pub async fn open_host(registry: Registry, config: &NodeConfig) -> Result<Host, 
     let pool = DbPool::new(config.max_open_databases);
     let alarms = Alarms::from_records(node_db.load_alarms().await?);
     let stores = Stores { data_dir, pool, node_db, directory, alarms };
-    let core = Arc::new(HostCore::new(registry, stores, config.region.clone(), config.durability));
+    let mut core = HostCore::new(registry, stores, config.region.clone(), config.durability);
+    if let Some(endpoint) = &config.otlp_endpoint {
+        core.span_export = Some(SpanExporter::spawn(endpoint, ExportSettings::default(), core.metrics.clone())?);
+        tracing::info!(endpoint, "exporting spans to the OTLP collector at {endpoint}{TRACES_PATH}");
+    }
+    let core = Arc::new(core);
     tokio::spawn(run_timer(Arc::downgrade(&core)));
     Ok(Host { core })
 }
@@ -171,6 +188,9 @@ pub async fn serve(
     let _ = sleeper.await;
     // Requests that were in flight may have woken actors again; put those to sleep too.
     host.shutdown(config.shutdown_grace).await;
+    if let Some(exporter) = &host.core.span_export {
+        exporter.flush(TRACE_FLUSH_GRACE).await;
+    }
     if let Some(cluster) = cluster {
         cluster.stop().await;
     }

@@ -191,6 +191,9 @@ fn node_args(args: &DevArgs, plans: &[NodePlan], index: usize, certs: &Certs) ->
         flag("--gateway-tls-cert", cert.clone().into());
         flag("--gateway-tls-key", key.clone().into());
     }
+    if let Some(endpoint) = &args.otlp.otlp_endpoint {
+        flag("--otlp-endpoint", endpoint.into());
+    }
     if args.storage.fsync {
         out.push("--fsync".into());
     }
@@ -511,7 +514,18 @@ mod tests {
 
     #[test]
     fn each_node_runs_with_its_certificate_the_shared_voters_and_node_0_as_seed() {
-        let args = dev(&["--nodes", "3", "--data-dir", "/d", "--fsync", "--quic-port", "9000"]).unwrap();
+        let args = dev(&[
+            "--nodes",
+            "3",
+            "--data-dir",
+            "/d",
+            "--fsync",
+            "--quic-port",
+            "9000",
+            "--otlp-endpoint",
+            "http://c:4318",
+        ])
+        .unwrap();
         let plans = plan(3, &[], args.listen, 9000).unwrap();
         let certs = Certs {
             ca: "/d/certs/ca.pem".into(),
@@ -532,7 +546,7 @@ mod tests {
             "{first}"
         );
         assert!(first.contains(&format!("--data-dir /d/node-0 --profile lan --voters {voters} --tls-ca")), "{first}");
-        assert!(!first.contains("--join") && first.ends_with("--fsync"), "{first}");
+        assert!(!first.contains("--join") && first.ends_with("--otlp-endpoint http://c:4318 --fsync"), "{first}");
         let third = line(2).join(" ");
         assert!(
             third.contains("--join 127.0.0.1:9000 --tls-ca /d/certs/ca.pem --tls-cert /d/certs/node-2.pem"),

@@ -109,6 +109,8 @@ struct DevArgs {
     storage: StorageArgs,
     #[command(flatten)]
     gateway_tls: GatewayTlsArgs,
+    #[command(flatten)]
+    otlp: OtlpArgs,
     /// Require this admin token (`Authorization: Bearer`) on admin routes, and it or the actor's own token on
     /// inspector routes. Without it the node leaves them open, as a development node should (with --nodes, one is
     /// generated and printed: cluster nodes need one).
@@ -152,6 +154,27 @@ impl GatewayTlsArgs {
             _ => None,
         }
     }
+}
+
+/// Export of spans to an OpenTelemetry collector, for `dev` and `node`.
+#[derive(Debug, Args)]
+struct OtlpArgs {
+    /// Also send the spans of committed turns to this OpenTelemetry collector (e.g. http://collector:4318) as
+    /// OTLP/JSON over plain HTTP: `POST URL/v1/traces`, in batches, dropping (and counting) what it cannot take.
+    #[arg(long, value_name = "URL", env = "TERN_OTLP_ENDPOINT", value_parser = parse_otlp_endpoint)]
+    otlp_endpoint: Option<String>,
+}
+
+/// An `--otlp-endpoint`: an `http://` URL with a host (the exporter speaks no TLS), without a trailing `/`.
+fn parse_otlp_endpoint(url: &str) -> Result<String, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    if parsed.scheme() != "http" {
+        return Err(format!("the exporter speaks plain http:// only, not {}://", parsed.scheme()));
+    }
+    if parsed.host().is_none() || parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err("expected http://HOST[:PORT][/PATH]".to_string());
+    }
+    Ok(url.trim_end_matches('/').to_string())
 }
 
 /// The scheme of the gateway's URLs: `https` when it serves TLS, else `http`.
@@ -239,6 +262,7 @@ fn dev(registry: Registry, args: DevArgs) -> ExitCode {
     let mut config = args.storage.config(args.listen);
     config.admin_token = args.admin_token;
     config.gateway_tls = args.gateway_tls.config();
+    config.otlp_endpoint = args.otlp.otlp_endpoint;
     let data_dir = config.data_dir.display().to_string();
     let scheme = gateway_scheme(&config);
     run_server(registry, config, move |addr| {
@@ -301,6 +325,20 @@ mod tests {
         assert!(no_key.to_string().contains("--gateway-tls-key"), "{no_key}");
         let no_cert = dev(&["--gateway-tls-key", "k.pem"]).unwrap_err().to_string();
         assert!(no_cert.contains("--gateway-tls-cert"), "{no_cert}");
+    }
+
+    #[test]
+    fn the_otlp_endpoint_is_a_plain_http_url() {
+        let otlp = |args: &[&str]| match Cli::try_parse_from(["tern", "dev"].iter().chain(args)).map(|c| c.command) {
+            Ok(Command::Dev(dev)) => Ok(dev.otlp.otlp_endpoint),
+            Ok(_) => panic!("not dev"),
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(otlp(&[]), Ok(None));
+        assert_eq!(otlp(&["--otlp-endpoint", "http://collector:4318/"]), Ok(Some("http://collector:4318".into())));
+        assert!(otlp(&["--otlp-endpoint", "https://collector:4318"]).unwrap_err().contains("plain http://"));
+        assert!(otlp(&["--otlp-endpoint", "collector:4318"]).is_err());
+        assert!(otlp(&["--otlp-endpoint", "http://collector:4318/?a=1"]).is_err());
     }
 
     #[test]

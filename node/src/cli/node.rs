@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::{Args, ValueEnum};
 
-use super::{GatewayTlsArgs, StorageArgs, gateway_scheme, run_server};
+use super::{GatewayTlsArgs, OtlpArgs, StorageArgs, gateway_scheme, run_server};
 use crate::cluster::directory::voters::VoterSpec;
 use crate::cluster::discovery::Seed;
 use crate::cluster::{ClusterConfig, Profile};
@@ -59,6 +59,8 @@ pub(crate) struct NodeArgs {
     storage: StorageArgs,
     #[command(flatten)]
     gateway_tls: GatewayTlsArgs,
+    #[command(flatten)]
+    otlp: OtlpArgs,
     /// The cluster CA's certificate (`ca.pem`, from `tern ca init`).
     #[arg(long, value_name = "PATH")]
     tls_ca: PathBuf,
@@ -108,6 +110,7 @@ pub(crate) fn run(registry: Registry, args: NodeArgs) -> ExitCode {
     node.admin_token = Some(admin_token);
     node.cluster = Some(config);
     node.gateway_tls = args.gateway_tls.config();
+    node.otlp_endpoint = args.otlp.otlp_endpoint;
     let (region, data_dir) = (node.region.clone(), node.data_dir.display().to_string());
     let scheme = gateway_scheme(&node);
     run_server(registry, node, move |addr| {

@@ -289,6 +289,11 @@ impl ClusterBackend {
         Ok(())
     }
 
+    /// The QUIC addresses of the members this node sees live, itself included.
+    pub fn live_member_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.inner.members.all().into_iter().filter(|m| m.state.is_live()).map(|m| m.node.quic_addr).collect()
+    }
+
     /// Forgets what the directory cache says about an actor (a peer destroyed it).
     pub fn forget(&self, actor_id: &str, name: &str, key: &[String]) {
         if let Some(directory) = &self.inner.directory {

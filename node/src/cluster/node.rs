@@ -30,6 +30,8 @@ const DATAGRAM_QUEUE: usize = 1024;
 const JOIN_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 /// The longest wait between join attempts.
 const JOIN_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long pulling a seed's member list may take.
+const MEMBERS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the host's load is handed to membership (which gossips it only when it changed, or on its refresh).
 const LOAD_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -204,6 +206,10 @@ async fn serve_request(
             let backend = backend.ok_or_else(|| tern_replication::Error::handler("the node is starting"))?;
             Ok(rpc::encode(&backend.serve_call(call).await))
         }
+        PeerRequest::Members => {
+            let backend = backend.ok_or_else(|| tern_replication::Error::handler("the node is starting"))?;
+            Ok(rpc::encode(&backend.live_member_addrs()))
+        }
         PeerRequest::Forget { actor_id, name, key } => {
             if let Some(backend) = backend {
                 backend.forget(&actor_id, &name, &key);
@@ -224,7 +230,7 @@ async fn serve_streams(host: Host, mut streams: mpsc::Receiver<IncomingStream>) 
 
 /// Joins and publishes load until told to stop (or until its handle is gone), then leaves and closes.
 async fn run(membership: Membership, transport: Transport, seeds: Seeds, host: Host, stopped: oneshot::Receiver<()>) {
-    let work = async { tokio::join!(join(&membership, &seeds), publish_load(&membership, &host)) };
+    let work = async { tokio::join!(join(&membership, &transport, &seeds), publish_load(&membership, &host)) };
     tokio::select! {
         _ = stopped => {}
         _ = work => {}
@@ -237,7 +243,7 @@ async fn run(membership: Membership, transport: Transport, seeds: Seeds, host: H
 
 /// Announces the node to its seeds until it has company: a seed answered and brought it in, or another node
 /// joined through it. Waits between attempts grow from [`JOIN_BACKOFF_INITIAL`] to [`JOIN_BACKOFF_MAX`].
-async fn join(membership: &Membership, seeds: &Seeds) {
+async fn join(membership: &Membership, transport: &Transport, seeds: &Seeds) {
     if seeds.list.is_empty() {
         info!("no seeds to join: waiting for other nodes to join this one");
         return;
@@ -249,12 +255,15 @@ async fn join(membership: &Membership, seeds: &Seeds) {
         if addrs.is_empty() {
             warn!(retry_in = ?wait, "no seed address resolved ({})", seeds.list.join(", "));
         } else {
-            match membership.join(addrs).await {
+            match membership.join(addrs.clone()).await {
                 Ok(0) => {
                     info!("every seed is this node: waiting for other nodes to join this one");
                     return;
                 }
-                Ok(reached) => info!(reached, "announced to the seeds"),
+                Ok(reached) => {
+                    info!(reached, "announced to the seeds");
+                    announce_to_known(membership, transport, &addrs).await;
+                }
                 Err(MembershipError::NoSeedReachable(why)) => warn!(retry_in = ?wait, "no seed answered: {why}"),
                 Err(e) => {
                     warn!("stopped joining: {e}");
@@ -264,6 +273,22 @@ async fn join(membership: &Membership, seeds: &Seeds) {
         }
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(JOIN_BACKOFF_MAX);
+    }
+}
+
+/// Pulls the member list of the first seed that gives it and announces this node to every member on it, so a
+/// joiner learns the whole cluster at once instead of from gossip feeds a packet at a time.
+async fn announce_to_known(membership: &Membership, transport: &Transport, seeds: &[SocketAddr]) {
+    for &seed in seeds {
+        match rpc::ask::<Vec<SocketAddr>>(transport, seed, &PeerRequest::Members, MEMBERS_TIMEOUT).await {
+            Ok(known) => {
+                if let Err(e) = membership.join(known).await {
+                    warn!("cannot announce to the cluster's members: {e}");
+                }
+                return;
+            }
+            Err(e) => warn!(%seed, "cannot pull the member list: {e}"),
+        }
     }
 }
 

@@ -27,7 +27,7 @@ impl Profile {
                 probe_rtt: Duration::from_millis(500),
                 suspect_to_down_after: Duration::from_secs(4),
                 gossip_period: Duration::from_millis(200),
-                announce_period: Duration::from_secs(30),
+                announce_period: Duration::from_secs(3),
                 load_refresh: Duration::from_secs(10),
             },
             Profile::Wan => Timing {
@@ -35,7 +35,7 @@ impl Profile {
                 probe_rtt: Duration::from_secs(1),
                 suspect_to_down_after: Duration::from_secs(12),
                 gossip_period: Duration::from_millis(500),
-                announce_period: Duration::from_secs(60),
+                announce_period: Duration::from_secs(10),
                 load_refresh: Duration::from_secs(30),
             },
         }
@@ -55,8 +55,9 @@ pub struct Timing {
     pub suspect_to_down_after: Duration,
     /// How often pending updates are gossiped to a few members, besides riding on probes.
     pub gossip_period: Duration,
-    /// How often the node announces itself to a random member (merges clusters split by a partition) and, at
-    /// twice the period, to members it believes down (lets them rejoin).
+    /// How often the node announces itself to two random members, whose answers list the members they know (a
+    /// joiner learns members whose arrival was gossiped before it came; clusters split by a partition merge) and,
+    /// at twice the period, to members it believes down (lets them rejoin).
     pub announce_period: Duration,
     /// How often the node re-broadcasts its load even when unchanged, so nodes that missed it catch up.
     pub load_refresh: Duration,
@@ -88,7 +89,7 @@ impl Timing {
         config.probe_rtt = self.probe_rtt;
         config.suspect_to_down_after = self.suspect_to_down_after.mul_f64(f64::from(size.get()).log10().max(1.0));
         config.max_packet_size = max_packet_size;
-        config.periodic_announce = periodic(self.announce_period, 1);
+        config.periodic_announce = periodic(self.announce_period, 2);
         config.periodic_announce_to_down_members = periodic(self.announce_period.saturating_mul(2), 2);
         config.periodic_gossip = periodic(self.gossip_period, 3);
         config

@@ -30,6 +30,8 @@ pub enum PeerRequest {
     },
     /// A client call for an actor this node is asked to host or serve (reply: `Result<CallReply, ClientError>`).
     Call(Call),
+    /// The QUIC addresses of the members this node sees live, itself included (reply: `Vec<SocketAddr>`).
+    Members,
     /// Forget what the cache says about this actor (reply: `()`).
     Forget { actor_id: String, name: String, key: Vec<String> },
 }

@@ -22,6 +22,7 @@ use crate::metrics::{Metrics, Snapshot};
 use crate::sdk::conn::lock;
 use crate::sdk::registry::Registry;
 use crate::storage::{DataDir, DbPool, NodeDb};
+use crate::trace::export::SpanExporter;
 
 /// Capacity of an actor's mailbox; senders wait when it is full (backpressure).
 const MAILBOX: usize = 256;
@@ -64,6 +65,9 @@ pub(crate) struct HostCore {
     connections: Mutex<BTreeMap<String, u64>>,
     /// What `GET /cluster/members` reports; set by [`serve`](crate::server::serve) once the gateway listens.
     pub roster: Mutex<Roster>,
+    /// Where the spans of committed turns go besides the actors' databases (`--otlp-endpoint`); `None` keeps them
+    /// only there.
+    pub span_export: Option<SpanExporter>,
 }
 
 /// What a host is built from: the opened data directory and what the node database held.
@@ -93,6 +97,7 @@ impl HostCore {
             create_lock: tokio::sync::Mutex::new(()),
             connections: Mutex::new(BTreeMap::new()),
             roster: Mutex::new(Roster::Alone { gateway_url: String::new(), started_ms: now_ms() }),
+            span_export: None,
         }
     }
 

@@ -17,6 +17,7 @@ use futures_util::FutureExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tern_gateway::backend::ConnOutput;
+use tern_proto::key::serialize_key;
 use tern_proto::{ClientError, Value};
 use tokio::sync::{mpsc, oneshot};
 
@@ -32,7 +33,8 @@ use crate::sdk::definition::{Actor, BoxFuture};
 use crate::sdk::error::ActorResult;
 use crate::sdk::sql::Sql;
 use crate::storage::ActorDb;
-use crate::trace::SpanKind;
+use crate::trace::export::SpanSource;
+use crate::trace::{Span, SpanKind};
 
 /// Most commands handled in one turn (one commit).
 pub(crate) const MAX_BATCH: usize = 128;
@@ -234,9 +236,10 @@ where
             Ok(delivered) => held.extend(delivered),
             Err(e) => return self.abort_turn(&db, held, "deliver queue messages", e.to_string()).await,
         }
-        if let Err(e) = self.persist_turn(&db).await {
-            return self.abort_turn(&db, held, "save state", e).await;
-        }
+        let spans = match self.persist_turn(&db).await {
+            Ok(spans) => spans,
+            Err(e) => return self.abort_turn(&db, held, "save state", e).await,
+        };
         let alarm = match self.arm_before_commit(&db).await {
             Ok(alarm) => alarm,
             Err(e) => return self.abort_turn(&db, held, "arm alarm", e.to_string()).await,
@@ -247,6 +250,7 @@ where
         if let Err(e) = committed {
             return self.abort_turn(&db, held, "commit", e.to_string()).await;
         }
+        self.export_spans(spans);
         self.arm_after_commit(alarm).await;
         let destroying = !destroys.is_empty() || self.shared.destroy_requested.swap(false, Ordering::AcqRel);
         if destroying {
@@ -277,11 +281,13 @@ where
     }
 
     /// Writes what the turn produced besides its SQL: the state (when it changed, after telling the state-change
-    /// hook) and the turn's spans. Runs inside the turn's transaction, just before the commit.
-    pub async fn persist_turn(&self, db: &ActorDb) -> Result<(), String> {
-        db.write_spans(&self.shared.recorder.take()).await.map_err(|e| format!("cannot store spans: {e}"))?;
+    /// hook) and the turn's spans. Runs inside the turn's transaction, just before the commit; returns the spans,
+    /// for [`Instance::export_spans`] once the commit succeeded.
+    pub async fn persist_turn(&self, db: &ActorDb) -> Result<Vec<Span>, String> {
+        let spans = self.shared.recorder.take();
+        db.write_spans(&spans).await.map_err(|e| format!("cannot store spans: {e}"))?;
         if !self.shared.state_dirty.swap(false, Ordering::AcqRel) {
-            return Ok(());
+            return Ok(spans);
         }
         let bytes = {
             let state = lock(&self.shared.state);
@@ -292,7 +298,22 @@ where
             ciborium::into_writer(&*state, &mut bytes).map_err(|e| format!("state cannot be encoded: {e}"))?;
             bytes
         };
-        db.save_state(&bytes).await.map_err(|e| e.to_string())
+        db.save_state(&bytes).await.map_err(|e| e.to_string())?;
+        Ok(spans)
+    }
+
+    /// Hands the spans of a committed turn to the node's exporter, if it has one; never waits.
+    pub(crate) fn export_spans(&self, spans: Vec<Span>) {
+        if let Some(exporter) = &self.core.span_export
+            && !spans.is_empty()
+        {
+            let source = SpanSource {
+                actor_id: self.shared.actor_id.clone(),
+                actor_name: self.shared.name.clone(),
+                actor_key: serialize_key(&self.shared.key),
+            };
+            exporter.export(&Arc::new(source), spans);
+        }
     }
 
     async fn stateless_action(

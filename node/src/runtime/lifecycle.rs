@@ -23,6 +23,7 @@ use crate::sdk::context::Shared;
 use crate::sdk::definition::{Actor, HookFn};
 use crate::sdk::sql::Sql;
 use crate::storage::ActorDb;
+use crate::trace::Span;
 
 /// What the host knows about an actor when it wakes it.
 #[derive(Debug, Clone)]
@@ -56,8 +57,9 @@ where
     db.begin().await.map_err(|e| internal(id, "begin", e))?;
     let started = start_in_transaction(def, core.clone(), &info, &db).await;
     match started {
-        Ok((instance, is_new)) => {
+        Ok((instance, is_new, spans)) => {
             db.commit().await.map_err(|e| internal(id, "commit", e))?;
+            instance.export_spans(spans);
             if !is_new {
                 core.metrics.record_wake(&info.name, timer.elapsed());
             }
@@ -79,7 +81,7 @@ async fn start_in_transaction<S, V>(
     core: Arc<HostCore>,
     info: &StartInfo,
     db: &ActorDb,
-) -> Result<(Instance<S, V>, bool), ClientError>
+) -> Result<(Instance<S, V>, bool, Vec<Span>), ClientError>
 where
     S: Serialize + DeserializeOwned + Send + 'static,
     V: Default + Send + 'static,
@@ -169,8 +171,8 @@ where
     if let Some(hook) = &def.on_wake {
         instance.run_hook("onWake", grace, hook(instance.ctx())).await?;
     }
-    instance.persist_turn(db).await.map_err(|e| internal(id, "save state", e))?;
-    Ok((instance, is_new))
+    let spans = instance.persist_turn(db).await.map_err(|e| internal(id, "save state", e))?;
+    Ok((instance, is_new, spans))
 }
 
 /// Records an open connection in the actor's `_tern_conns` table.
@@ -201,8 +203,10 @@ where
             tracing::warn!(actor_id = %instance.shared.actor_id, hook = name, error = %e, "hook failed");
         }
     }
-    instance.persist_turn(&db).await?;
-    db.commit().await.map_err(|e| e.to_string())
+    let spans = instance.persist_turn(&db).await?;
+    db.commit().await.map_err(|e| e.to_string())?;
+    instance.export_spans(spans);
+    Ok(())
 }
 
 /// Stops a running instance the way `end` says.

@@ -1,9 +1,11 @@
 //! Spans: what each actor did (actions, connections, SQL statements), recorded during a turn and stored in the
 //! actor's own database with the turn's commit (bounded to the most recent [`MAX_SPANS`]), so a crash loses
-//! none that describe committed work. The inspector returns them as OTLP/JSON ([`otlp`]).
+//! none that describe committed work. The inspector returns them as OTLP/JSON ([`otlp`]); with `--otlp-endpoint`
+//! the spans of committed turns are also sent to an OpenTelemetry collector ([`export`]).
 //!
 //! [`MAX_SPANS`]: crate::storage::actor_db::MAX_SPANS
 
+pub mod export;
 pub mod otlp;
 
 use std::sync::Mutex;

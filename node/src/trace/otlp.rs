@@ -1,4 +1,5 @@
-//! Spans as an OTLP/JSON `ExportTraceServiceRequest` (the shape OpenTelemetry collectors and tools read).
+//! Spans as an OTLP/JSON `ExportTraceServiceRequest` (the shape OpenTelemetry collectors and tools read): the
+//! inspector's `/inspector/traces` answers with one, and the exporter ([`super::export`]) posts them to a collector.
 
 use serde_json::{Value as JsonValue, json};
 
@@ -8,8 +9,19 @@ fn string_attribute(key: &str, value: &str) -> JsonValue {
     json!({ "key": key, "value": { "stringValue": value } })
 }
 
-/// One resource (the actor) with one scope (`tern`) holding `spans`.
+/// A request with one resource (the actor) holding `spans`.
 pub fn export_request(actor_id: &str, actor_name: &str, actor_key: &str, spans: &[Span]) -> JsonValue {
+    request([resource_spans(actor_id, actor_name, actor_key, spans)])
+}
+
+/// A request holding `resources`, each made by [`resource_spans`].
+pub fn request(resources: impl IntoIterator<Item = JsonValue>) -> JsonValue {
+    json!({ "resourceSpans": resources.into_iter().collect::<Vec<_>>() })
+}
+
+/// One `ResourceSpans`: the actor (`service.name` `tern`, `actor.id`, `actor.name`, `actor.key`) with one scope
+/// (`tern`) holding `spans`.
+pub fn resource_spans(actor_id: &str, actor_name: &str, actor_key: &str, spans: &[Span]) -> JsonValue {
     let spans: Vec<JsonValue> = spans
         .iter()
         .map(|span| {
@@ -33,17 +45,15 @@ pub fn export_request(actor_id: &str, actor_name: &str, actor_key: &str, spans: 
         })
         .collect();
     json!({
-        "resourceSpans": [{
-            "resource": { "attributes": [
-                string_attribute("service.name", "tern"),
-                string_attribute("actor.id", actor_id),
-                string_attribute("actor.name", actor_name),
-                string_attribute("actor.key", actor_key),
-            ]},
-            "scopeSpans": [{
-                "scope": { "name": "tern", "version": env!("CARGO_PKG_VERSION") },
-                "spans": spans,
-            }],
+        "resource": { "attributes": [
+            string_attribute("service.name", "tern"),
+            string_attribute("actor.id", actor_id),
+            string_attribute("actor.name", actor_name),
+            string_attribute("actor.key", actor_key),
+        ]},
+        "scopeSpans": [{
+            "scope": { "name": "tern", "version": env!("CARGO_PKG_VERSION") },
+            "spans": spans,
         }],
     })
 }

@@ -22,7 +22,8 @@ pub struct ClusterResults {
     /// WebSocket action round trips on the home, and through another gateway.
     pub ws_local: Samples,
     pub ws_forwarded: Samples,
-    /// Time from the last node answering until every node lists every node alive: (nodes, time).
+    /// Cluster size, and the time from starting its last node (the others already running) until every node
+    /// lists every node alive: the join of one node as the whole cluster sees it, process start included.
     pub convergence: Vec<(usize, Duration)>,
     /// Time from `kill -9` until every other node lists the killed one down (5 nodes).
     pub failure_detection: Duration,
@@ -33,6 +34,8 @@ struct Cluster {
     /// The CA and the nodes' data, removed with the cluster.
     _dir: tempfile::TempDir,
     nodes: Vec<Node>,
+    /// When the last node was started.
+    last_started: Instant,
 }
 
 fn free_tcp_port() -> u16 {
@@ -51,6 +54,7 @@ impl Cluster {
         tern_replication::init_ca(dir.path()).expect("CA");
         let quic: Vec<String> = (0..count).map(|_| format!("127.0.0.1:{}", free_udp_port())).collect();
         let voters = format!("node-0@{}", quic[0]);
+        let mut last_started = Instant::now();
         let nodes = (0..count)
             .map(|i| {
                 let name = format!("node-{i}");
@@ -76,15 +80,16 @@ impl Cluster {
                 if i > 0 {
                     args.extend(["--join".to_string(), quic[0].clone()]);
                 }
+                last_started = Instant::now();
                 Node::start_with("node", free_tcp_port(), &dir.path().join(&name), &args)
             })
             .collect();
-        Cluster { _dir: dir, nodes }
+        Cluster { _dir: dir, nodes, last_started }
     }
 
-    /// Waits until each node of `observers` lists every node of `ids` in `state`; returns how long that took.
-    async fn wait_all_see(&self, observers: &[usize], ids: &[String], state: &str) -> Duration {
-        let started = Instant::now();
+    /// Waits until each node of `observers` lists every node of `ids` in `state`; returns how long that took from
+    /// `started`.
+    async fn wait_all_see(&self, started: Instant, observers: &[usize], ids: &[String], state: &str) -> Duration {
         let http = reqwest::Client::new();
         for &i in observers {
             loop {
@@ -130,7 +135,7 @@ pub async fn measure(count: usize, big_cluster: usize) -> ClusterResults {
     // Five nodes: convergence, the forwarded hop, then failure detection. Node 0 is alone in its region, so an
     // actor created through it lives on it; node 1 forwards every call for it one QUIC hop.
     let mut five = Cluster::start(5, &["iad", "fra", "fra", "fra", "fra"]);
-    let mut convergence = vec![(5, five.wait_all_see(&everyone(5), &names(5), "alive").await)];
+    let mut convergence = vec![(5, five.wait_all_see(five.last_started, &everyone(5), &names(5), "alive").await)];
     let home = Client::new(five.nodes[0].endpoint.clone()).expect("client");
     let other = Client::new(five.nodes[1].endpoint.clone()).expect("client");
     home.get_or_create("counter", ["hop"]).resolve().await.expect("create");
@@ -140,10 +145,13 @@ pub async fn measure(count: usize, big_cluster: usize) -> ClusterResults {
     let ws_forwarded = crate::scenarios::ws_round_trips(&other.get_or_create("counter", ["hop"]), count).await;
 
     five.nodes[4].kill9();
-    let failure_detection = five.wait_all_see(&[0, 1, 2, 3], &["node-4".to_string()], "down").await;
+    let failure_detection = five.wait_all_see(Instant::now(), &[0, 1, 2, 3], &["node-4".to_string()], "down").await;
     drop(five);
 
     let big = Cluster::start(big_cluster, &["iad", "fra", "syd"]);
-    convergence.push((big_cluster, big.wait_all_see(&everyone(big_cluster), &names(big_cluster), "alive").await));
+    convergence.push((
+        big_cluster,
+        big.wait_all_see(big.last_started, &everyone(big_cluster), &names(big_cluster), "alive").await,
+    ));
     ClusterResults { http_local, http_forwarded, ws_local, ws_forwarded, convergence, failure_detection }
 }

@@ -388,7 +388,7 @@ async fn run(args: Args) {
         hop("cluster: WebSocket action round trip", &mut results.ws_local, &mut results.ws_forwarded);
         for (nodes, took) in &results.convergence {
             report.rows.push(Row::new(
-                format!("cluster: membership convergence, {nodes} nodes (LAN timing)"),
+                format!("cluster: membership convergence, {nodes} nodes: last node started → all list all alive (LAN)"),
                 format!("{:.2} s", took.as_secs_f64()),
                 none,
             ));
