@@ -18,12 +18,15 @@ impl NodeDb {
         }
     }
 
-    /// Stores the acceptor state of register `name`; committed before it returns.
+    /// Stores the acceptor state of register `name`, durably (fsynced: a voter that forgot a promise after a
+    /// power loss could let two values be chosen) before it returns.
     pub async fn set_register(&self, name: &str, state: Vec<u8>) -> Result<(), ClientError> {
         let conn = self.conn.lock().await;
-        conn.execute("INSERT OR REPLACE INTO registers (name, state) VALUES (?1, ?2)", params![name, state])
-            .await
-            .map_err(internal)?;
+        conn.execute("PRAGMA synchronous=FULL", ()).await.map_err(internal)?;
+        let stored =
+            conn.execute("INSERT OR REPLACE INTO registers (name, state) VALUES (?1, ?2)", params![name, state]).await;
+        conn.execute("PRAGMA synchronous=NORMAL", ()).await.map_err(internal)?;
+        stored.map_err(internal)?;
         Ok(())
     }
 
