@@ -1,0 +1,168 @@
+//! Creating and destroying actors in the cluster: the directory decides the key, the chosen home records and
+//! starts the actor, and a destroy clears every node's cached lookups.
+
+use std::sync::Arc;
+
+use tern_gateway::backend::{ActorInfo, Backend, CreateRequest};
+use tern_proto::ClientError;
+
+use super::{ClusterBackend, FORGET_TIMEOUT, unexpected};
+use crate::clock::now_ms;
+use crate::cluster::MemberState;
+use crate::cluster::directory::Placement;
+use crate::cluster::placement;
+use crate::cluster::rpc::{Call, CallReply, PeerRequest};
+
+/// Async locks by key, dropped when no one holds or waits for them.
+#[derive(Default)]
+pub(super) struct KeyedLocks {
+    locks: std::sync::Mutex<std::collections::HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>,
+}
+
+impl KeyedLocks {
+    pub(super) async fn lock(&self, key: String) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            locks.retain(|_, weak| weak.strong_count() > 0);
+            match locks.get(&key).and_then(std::sync::Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    let lock = Arc::new(tokio::sync::Mutex::new(()));
+                    locks.insert(key, Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        lock.lock_owned().await
+    }
+}
+
+impl ClusterBackend {
+    /// Creates the actor on this node, its chosen home: record it locally, record its placement, then race for
+    /// the key. The loser of a race drops its record and answers with the winner (`reuse`) or `duplicate_key`.
+    pub(super) async fn create_here(
+        &self,
+        request: CreateRequest,
+        reuse: bool,
+    ) -> Result<(ActorInfo, bool), ClientError> {
+        let directory = self.directory()?;
+        let host = &self.inner.host;
+        let lock_key = format!("{}/{}", request.name, tern_proto::key::serialize_key(&request.key));
+        let _creating = self.inner.creating.lock(lock_key).await;
+        // A local record of this key that the directory does not know is left from a create that failed midway.
+        let orphan = match host.local_by_key(&request.name, &request.key) {
+            Some(local) => match directory.binding(&request.name, &request.key, true).await? {
+                Some(bound) if bound == local => return self.existing(&bound, reuse, &request).await,
+                _ => Some(local),
+            },
+            None => None,
+        };
+        let actor_id = host.record_new(&request, orphan.as_deref()).await?;
+        let placement = Placement {
+            actor_id: actor_id.clone(),
+            name: request.name.clone(),
+            key: request.key.clone(),
+            home: self.inner.local_id.clone(),
+            region: self.inner.region.clone(),
+            epoch: 1,
+            create_ts: now_ms(),
+            destroy_ts: None,
+        };
+        let bound = match directory.record_placement(&placement).await {
+            Ok(()) => directory.bind_key(&request.name, &request.key, &actor_id).await,
+            Err(e) => Err(e),
+        };
+        let bound = match bound {
+            Ok(bound) => bound,
+            Err(e) => {
+                host.abandon(&actor_id).await?;
+                return Err(e);
+            }
+        };
+        if bound != actor_id {
+            host.abandon(&actor_id).await?;
+            return self.existing(&bound, reuse, &request).await;
+        }
+        Ok((host.start_new(&actor_id).await?, true))
+    }
+
+    /// The answer to a create whose key is bound to `actor_id` already.
+    async fn existing(
+        &self,
+        actor_id: &str,
+        reuse: bool,
+        request: &CreateRequest,
+    ) -> Result<(ActorInfo, bool), ClientError> {
+        if !reuse {
+            return Err(ClientError::duplicate_key(&request.name, &tern_proto::key::serialize_key(&request.key)));
+        }
+        Ok((self.info(actor_id).await?, false))
+    }
+
+    /// What the REST API reports for one actor.
+    pub(super) async fn info(&self, actor_id: &str) -> Result<ActorInfo, ClientError> {
+        if self.inner.host.hosts(actor_id) {
+            let infos = self.inner.host.get_actors_by_ids(&[actor_id.to_string()]).await?;
+            return infos.into_iter().next().ok_or_else(|| ClientError::actor_not_found(actor_id));
+        }
+        let placement = self.directory()?.placement(actor_id, false).await?;
+        placement.map(|p| p.info()).ok_or_else(|| ClientError::actor_not_found(actor_id))
+    }
+
+    /// Destroys an actor this node hosts, then records it in the directory and tells every node to forget it. A
+    /// destroy that stopped after the local part is finished by a retry.
+    pub(super) async fn destroy_here(&self, actor_id: &str) -> Result<(), ClientError> {
+        let host = &self.inner.host;
+        let directory = self.directory()?;
+        if !host.destroyed_here(actor_id) {
+            host.destroy_actor(actor_id).await?;
+        }
+        let placement =
+            directory.placement(actor_id, true).await?.ok_or_else(|| ClientError::actor_not_found(actor_id))?;
+        if placement.destroy_ts.is_none() {
+            directory.record_destroyed(&placement, now_ms()).await?;
+        }
+        let forget = PeerRequest::Forget { actor_id: actor_id.to_string(), name: placement.name, key: placement.key };
+        let request = crate::cluster::rpc::encode(&forget);
+        // Every live node drops its cached lookups before the destroy is acknowledged; one that misses this
+        // learns it when the actor's home answers `actor.not_found`.
+        let peers = self.inner.members.all().into_iter().filter(|m| !m.local && m.state != MemberState::Down);
+        let told = peers.map(|member| {
+            let (transport, request) = (self.inner.transport.clone(), request.clone());
+            async move { transport.request_with_timeout(member.node.quic_addr, request, FORGET_TIMEOUT).await }
+        });
+        futures_util::future::join_all(told).await;
+        Ok(())
+    }
+
+    /// Creates (or with `reuse`, finds) the actor for the request's key somewhere in the cluster.
+    pub(super) async fn create(&self, request: CreateRequest, reuse: bool) -> Result<(ActorInfo, bool), ClientError> {
+        if self.inner.host.actor_names().iter().all(|name| name != &request.name) {
+            return Err(ClientError::not_registered(&request.name));
+        }
+        let directory = self.directory()?;
+        if let Some(bound) = directory.binding(&request.name, &request.key, false).await? {
+            return self.existing(&bound, reuse, &request).await;
+        }
+        let region = request.region.clone().unwrap_or_else(|| self.inner.region.clone());
+        let mut avoid = Vec::new();
+        loop {
+            let local_load = self.inner.host.load().awake_actors;
+            let home = placement::choose(&self.inner.members, &self.inner.transport, &region, &avoid, local_load)
+                .ok_or_else(|| ClientError::unavailable("no live node can host a new actor"))?;
+            let call = Call::Create { request: request.clone(), reuse };
+            let reply = if home.id == self.inner.local_id {
+                self.serve_call(call).await
+            } else {
+                self.forward(&home, &call).await
+            };
+            match reply {
+                Ok(CallReply::Created { info, created }) => return Ok((info, created)),
+                Ok(other) => return Err(unexpected(&other)),
+                // The chosen node did not answer: try another, at most twice.
+                Err(e) if e.group == "actor" && e.code == "unavailable" && avoid.len() < 2 => avoid.push(home.id),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The gateway's backend on a cluster node: every request is served here if this node hosts the actor, or crosses
+//! exactly one QUIC hop to the actor's home otherwise. Keys and homes come from the [`ClusterDirectory`]; new
+//! actors go where [`placement`](super::placement) says.
+
+mod lifecycle;
+mod surface;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tern_gateway::backend::Backend;
+use tern_proto::ClientError;
+use tern_replication::Transport;
+
+use super::directory::{ClusterDirectory, Placement};
+use super::placement::Home;
+use super::rpc::{Call, CallReply, PeerRequest, WireResponse};
+use super::{MemberState, Members};
+use crate::runtime::Host;
+use lifecycle::KeyedLocks;
+
+/// How long a forwarded call may take: actions enforce their own (shorter) timeouts on the home.
+const CALL_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a cache invalidation may take.
+const FORGET_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A cluster node's backend. Cheap to clone.
+#[derive(Clone)]
+pub struct ClusterBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    host: Host,
+    local_id: String,
+    region: String,
+    transport: Transport,
+    members: Members,
+    /// `None` when the node was started without voters: it cannot create or find actors.
+    directory: Option<ClusterDirectory>,
+    /// One create at a time per key on this node, so that a create in flight is never taken for an orphan.
+    creating: KeyedLocks,
+}
+
+/// Where a request for an actor goes.
+enum Route {
+    Local,
+    Remote(Home),
+}
+
+impl ClusterBackend {
+    /// The backend of node `local_id` in `region`.
+    pub fn new(
+        host: Host,
+        local_id: String,
+        region: String,
+        transport: Transport,
+        members: Members,
+        directory: Option<ClusterDirectory>,
+    ) -> Self {
+        let creating = KeyedLocks::default();
+        Self { inner: Arc::new(Inner { host, local_id, region, transport, members, directory, creating }) }
+    }
+
+    fn directory(&self) -> Result<&ClusterDirectory, ClientError> {
+        self.inner.directory.as_ref().ok_or_else(|| {
+            ClientError::no_quorum("this node was started without --voters, so it cannot reach the directory")
+        })
+    }
+
+    /// The actor's home, as a live member.
+    fn home(&self, placement: &Placement) -> Result<Home, ClientError> {
+        let member = self.inner.members.get(&placement.home).filter(|m| m.state != MemberState::Down);
+        member.map(|m| Home::from(&m)).ok_or_else(|| {
+            ClientError::unavailable(format!(
+                "actor {} lives on node {}, which is down, and no other copy of it exists",
+                placement.actor_id, placement.home
+            ))
+        })
+    }
+
+    /// Where requests for the actor go: here if this node hosts it, else its home per the directory (`fresh`
+    /// skips the cache).
+    async fn route(&self, actor_id: &str, fresh: bool) -> Result<Route, ClientError> {
+        if self.inner.host.hosts(actor_id) {
+            return Ok(Route::Local);
+        }
+        let directory = self.directory()?;
+        let placement = directory.placement(actor_id, fresh).await?;
+        let placement = placement.ok_or_else(|| ClientError::actor_not_found(actor_id))?;
+        if placement.destroy_ts.is_some() {
+            // A cache that missed the destroy's broadcast learns it here.
+            directory.forget(actor_id, &placement.name, &placement.key);
+            return Err(ClientError::actor_not_found(actor_id));
+        }
+        if placement.home == self.inner.local_id {
+            if !fresh {
+                return Box::pin(self.route(actor_id, true)).await;
+            }
+            return Err(ClientError::actor_not_found(actor_id));
+        }
+        Ok(Route::Remote(self.home(&placement)?))
+    }
+
+    /// Runs `call` for actor `actor_id` where it lives. A home that no longer has the actor (a stale cache) makes
+    /// the route be looked up again, once.
+    async fn on_actor(&self, actor_id: &str, call: Call) -> Result<CallReply, ClientError> {
+        match self.route(actor_id, false).await? {
+            Route::Local => self.serve_call(call).await,
+            Route::Remote(home) => match self.forward(&home, &call).await {
+                Err(e) if e.group == "actor" && e.code == "not_found" => match self.route(actor_id, true).await? {
+                    Route::Remote(again) if again != home => self.forward(&again, &call).await,
+                    Route::Local => self.serve_call(call).await,
+                    Route::Remote(_) => Err(e),
+                },
+                other => other,
+            },
+        }
+    }
+
+    /// Sends `call` to `home` and returns its answer; an unreachable home is `actor.unavailable`.
+    async fn forward(&self, home: &Home, call: &Call) -> Result<CallReply, ClientError> {
+        let request = super::rpc::encode(&PeerRequest::Call(call.clone()));
+        let reply = self.inner.transport.request_with_timeout(home.quic_addr, request, CALL_TIMEOUT).await;
+        let reply = reply.map_err(|e| {
+            ClientError::unavailable(format!("the actor's home, node {}, cannot be reached: {e}", home.id))
+        })?;
+        super::rpc::decode::<Result<CallReply, ClientError>>(&reply).map_err(|e| {
+            tracing::error!(home = %home.id, "{e}");
+            ClientError::internal()
+        })?
+    }
+
+    /// Serves a call on this node (it hosts the actor, or is the chosen home of a new one).
+    pub async fn serve_call(&self, call: Call) -> Result<CallReply, ClientError> {
+        let host = &self.inner.host;
+        Ok(match call {
+            Call::Create { request, reuse } => {
+                let (info, created) = self.create_here(request, reuse).await?;
+                CallReply::Created { info, created }
+            }
+            Call::Infos { actor_ids } => CallReply::Infos(host.get_actors_by_ids(&actor_ids).await?),
+            Call::List { name, limit } => CallReply::Infos(host.list_actors(name.as_deref(), limit).await?),
+            Call::Destroy { actor_id } => {
+                self.destroy_here(&actor_id).await?;
+                CallReply::Done
+            }
+            Call::Sleep { actor_id } => {
+                host.sleep_actor(&actor_id).await?;
+                CallReply::Done
+            }
+            Call::Action { actor_id, action, args, params } => {
+                CallReply::Value(host.call_action(&actor_id, &action, args, params).await?)
+            }
+            Call::RawRequest { actor_id, request, params } => {
+                let request = request.into_http(bytes::Bytes::from)?;
+                CallReply::Response(WireResponse::from_http(&host.raw_request(&actor_id, request, params).await?))
+            }
+            Call::Inspect { actor_id, auth, request } => {
+                CallReply::Json(host.inspect(&actor_id, auth, request).await?.to_string())
+            }
+            Call::Export { actor_id, auth } => CallReply::Bytes(host.export(&actor_id, auth).await?),
+            Call::KvGet { actor_id, key } => CallReply::Kv(
+                host.kv_get(&actor_id, &key).await?.map(|(value, ts)| (serde_bytes::ByteBuf::from(value), ts)),
+            ),
+            Call::QueueSend { actor_id, name, body, wait_ms } => {
+                CallReply::Queue(host.queue_send(&actor_id, &name, body, wait_ms.map(Duration::from_millis)).await?)
+            }
+        })
+    }
+
+    /// The QUIC addresses of the members this node sees live, itself included.
+    pub fn live_member_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.inner.members.all().into_iter().filter(|m| m.state.is_live()).map(|m| m.node.quic_addr).collect()
+    }
+
+    /// Forgets what the directory cache says about an actor (a peer destroyed it).
+    pub fn forget(&self, actor_id: &str, name: &str, key: &[String]) {
+        if let Some(directory) = &self.inner.directory {
+            directory.forget(actor_id, name, key);
+        }
+    }
+}
+
+pub(super) fn unexpected(reply: &CallReply) -> ClientError {
+    tracing::error!(?reply, "a peer answered with an unexpected reply");
+    ClientError::internal()
+}

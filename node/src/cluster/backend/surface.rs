@@ -1,0 +1,213 @@
+//! The gateway's contract, served cluster-wide: each operation runs here or one QUIC hop away at the actor's home.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tern_gateway::backend::{
+    ActorInfo, Backend, ConnOutput, ConnectionHandle, CreateRequest, InspectRequest, InspectorAuth, MemberInfo,
+    RawRequest, RawResponse, RawSocketHandle, SocketOutput,
+};
+use tern_proto::messages::HttpQueueSendResponse;
+use tern_proto::{ClientError, Value};
+
+use super::{ClusterBackend, Route, unexpected};
+use crate::cluster::MemberState;
+use crate::cluster::bridge::{self, StreamOpen};
+use crate::cluster::placement::Home;
+use crate::cluster::rpc::{Call, CallReply, WireRequest};
+
+#[async_trait]
+impl Backend for ClusterBackend {
+    fn actor_names(&self) -> Vec<String> {
+        self.inner.host.actor_names()
+    }
+
+    async fn get_actor_by_key(&self, name: &str, key: &[String]) -> Result<Option<ActorInfo>, ClientError> {
+        match self.directory()?.binding(name, key, false).await? {
+            Some(actor_id) => match self.info(&actor_id).await {
+                Ok(info) if info.destroy_ts.is_none() => Ok(Some(info)),
+                Ok(_) => Ok(None),
+                Err(e) if e.code == "not_found" => Ok(None),
+                Err(e) => Err(e),
+            },
+            None => Ok(None),
+        }
+    }
+
+    async fn get_actors_by_ids(&self, ids: &[String]) -> Result<Vec<ActorInfo>, ClientError> {
+        let mut out = Vec::new();
+        for id in ids {
+            match self.info(id).await {
+                Ok(info) => out.push(info),
+                Err(e) if e.code == "not_found" => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_actors(&self, name: Option<&str>, limit: usize) -> Result<Vec<ActorInfo>, ClientError> {
+        let mut all = self.inner.host.list_actors(name, limit).await?;
+        let call = Call::List { name: name.map(str::to_string), limit };
+        for member in self.inner.members.all() {
+            if member.local || member.state == MemberState::Down {
+                continue;
+            }
+            match self.forward(&Home::from(&member), &call).await? {
+                CallReply::Infos(infos) => all.extend(infos),
+                other => return Err(unexpected(&other)),
+            }
+        }
+        all.sort_by(|a, b| b.create_ts.cmp(&a.create_ts).then(a.actor_id.cmp(&b.actor_id)));
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    async fn create_actor(&self, req: CreateRequest) -> Result<ActorInfo, ClientError> {
+        self.create(req, false).await.map(|(info, _)| info)
+    }
+
+    async fn get_or_create_actor(&self, req: CreateRequest) -> Result<(ActorInfo, bool), ClientError> {
+        self.create(req, true).await
+    }
+
+    async fn destroy_actor(&self, actor_id: &str) -> Result<(), ClientError> {
+        // A destroy interrupted after its local part is finished by its home, so route by the directory.
+        let placement = match self.inner.host.hosts(actor_id) {
+            true => None,
+            false => self.directory()?.placement(actor_id, true).await?,
+        };
+        match placement {
+            Some(p) if p.home == self.inner.local_id => self.destroy_here(actor_id).await,
+            _ => self.on_actor(actor_id, Call::Destroy { actor_id: actor_id.to_string() }).await.map(|_| ()),
+        }
+    }
+
+    async fn sleep_actor(&self, actor_id: &str) -> Result<(), ClientError> {
+        self.on_actor(actor_id, Call::Sleep { actor_id: actor_id.to_string() }).await.map(|_| ())
+    }
+
+    async fn call_action(
+        &self,
+        actor_id: &str,
+        action: &str,
+        args: Value,
+        params: Option<Value>,
+    ) -> Result<Value, ClientError> {
+        if self.inner.host.hosts(actor_id) {
+            return self.inner.host.call_action(actor_id, action, args, params).await;
+        }
+        let call = Call::Action { actor_id: actor_id.to_string(), action: action.to_string(), args, params };
+        match self.on_actor(actor_id, call).await? {
+            CallReply::Value(value) => Ok(value),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn connect(&self, actor_id: &str, params: Option<Value>) -> Result<ConnectionHandle, ClientError> {
+        let home = match self.route(actor_id, false).await? {
+            Route::Local => return self.inner.host.connect(actor_id, params).await,
+            Route::Remote(home) => home,
+        };
+        let open = StreamOpen::Connect { actor_id: actor_id.to_string(), params };
+        let lost = ConnOutput::Close(ClientError::stopping());
+        let bridged = bridge::open(&self.inner.transport, home.quic_addr, &open, lost).await?;
+        Ok(ConnectionHandle {
+            actor_id: actor_id.to_string(),
+            connection_id: bridged.id,
+            inbound: bridged.inbound,
+            outbound: bridged.outbound,
+        })
+    }
+
+    async fn raw_request(
+        &self,
+        actor_id: &str,
+        request: RawRequest,
+        params: Option<Value>,
+    ) -> Result<RawResponse, ClientError> {
+        if self.inner.host.hosts(actor_id) {
+            return self.inner.host.raw_request(actor_id, request, params).await;
+        }
+        let call =
+            Call::RawRequest { actor_id: actor_id.to_string(), request: WireRequest::from_http(&request), params };
+        match self.on_actor(actor_id, call).await? {
+            CallReply::Response(response) => response.into_http(),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn raw_websocket(
+        &self,
+        actor_id: &str,
+        request: axum::http::Request<()>,
+        params: Option<Value>,
+    ) -> Result<RawSocketHandle, ClientError> {
+        let home = match self.route(actor_id, false).await? {
+            Route::Local => return self.inner.host.raw_websocket(actor_id, request, params).await,
+            Route::Remote(home) => home,
+        };
+        let wire = WireRequest::from_http(&request.map(|()| bytes::Bytes::new()));
+        let open = StreamOpen::Socket { actor_id: actor_id.to_string(), request: wire, params };
+        let lost = SocketOutput::error(&ClientError::stopping());
+        let bridged = bridge::open(&self.inner.transport, home.quic_addr, &open, lost).await?;
+        Ok(RawSocketHandle {
+            actor_id: actor_id.to_string(),
+            socket_id: bridged.id,
+            inbound: bridged.inbound,
+            outbound: bridged.outbound,
+        })
+    }
+
+    async fn inspect(
+        &self,
+        actor_id: &str,
+        auth: InspectorAuth,
+        request: InspectRequest,
+    ) -> Result<serde_json::Value, ClientError> {
+        match self.on_actor(actor_id, Call::Inspect { actor_id: actor_id.to_string(), auth, request }).await? {
+            CallReply::Json(text) => serde_json::from_str(&text).map_err(|e| {
+                tracing::error!("a peer sent bad inspector JSON: {e}");
+                ClientError::internal()
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn export(&self, actor_id: &str, auth: InspectorAuth) -> Result<Vec<u8>, ClientError> {
+        match self.on_actor(actor_id, Call::Export { actor_id: actor_id.to_string(), auth }).await? {
+            CallReply::Bytes(bytes) => Ok(bytes),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn kv_get(&self, actor_id: &str, key: &[u8]) -> Result<Option<(Vec<u8>, i64)>, ClientError> {
+        match self.on_actor(actor_id, Call::KvGet { actor_id: actor_id.to_string(), key: key.to_vec() }).await? {
+            CallReply::Kv(entry) => Ok(entry.map(|(value, ts)| (value.into_vec(), ts))),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn queue_send(
+        &self,
+        actor_id: &str,
+        name: &str,
+        body: Value,
+        wait: Option<Duration>,
+    ) -> Result<HttpQueueSendResponse, ClientError> {
+        let wait_ms = wait.map(|w| u64::try_from(w.as_millis()).unwrap_or(u64::MAX));
+        let call = Call::QueueSend { actor_id: actor_id.to_string(), name: name.to_string(), body, wait_ms };
+        match self.on_actor(actor_id, call).await? {
+            CallReply::Queue(response) => Ok(response),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn metrics(&self) -> String {
+        self.inner.host.metrics().await
+    }
+
+    async fn cluster_members(&self) -> Result<Vec<MemberInfo>, ClientError> {
+        self.inner.host.cluster_members().await
+    }
+}
