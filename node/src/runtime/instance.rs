@@ -112,11 +112,11 @@ where
     /// Opens (or reuses) the actor's database for a turn and exposes it to actor code.
     pub async fn open_db(core: &HostCore, actor_id: &str) -> Result<ActorDb, ClientError> {
         let path = core.data_dir.actor_db_path(actor_id);
-        let conn = core.pool.connection(actor_id, &path, core.synchronous()).await.map_err(|e| {
+        let (conn, statements) = core.pool.connection(actor_id, &path, core.synchronous()).await.map_err(|e| {
             tracing::error!(actor_id, error = %e, "cannot open actor database");
             ClientError::internal()
         })?;
-        Ok(ActorDb::new(conn))
+        Ok(ActorDb::with_statements(conn, statements))
     }
 
     /// Lends the actor's database to actor code (`c.sql()`) until the returned guard is dropped. Between turns

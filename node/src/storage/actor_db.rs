@@ -11,8 +11,12 @@
 //! The runtime wraps each turn (a batch of actions) in one transaction with a savepoint per action; the helpers
 //! here are the statements it runs.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use libsql::{Connection, params};
+
+use super::statements::Statements;
 
 /// Version of the per-actor internal schema.
 pub const ACTOR_SCHEMA_VERSION: i64 = 1;
@@ -51,9 +55,14 @@ CREATE TABLE IF NOT EXISTS _tern_kv (
 /// Most spans kept per actor; older ones are dropped as new ones are written.
 pub const MAX_SPANS: i64 = 5_000;
 
+/// Spans are pruned down to [`MAX_SPANS`] once every this many rows, so a turn rarely pays for the delete; the
+/// table holds at most `MAX_SPANS + PRUNE_EVERY` spans.
+const PRUNE_EVERY: i64 = 64;
+
 /// An actor's open database connection with typed access to the internal tables.
 #[derive(Clone)]
 pub struct ActorDb {
+    statements: Arc<Statements>,
     conn: Connection,
 }
 
@@ -69,9 +78,19 @@ pub struct LoadedActor {
 }
 
 impl ActorDb {
-    /// Wraps an open connection.
+    /// Wraps an open connection (with a fresh statement cache).
     pub fn new(conn: Connection) -> ActorDb {
-        ActorDb { conn }
+        ActorDb::with_statements(conn, Arc::default())
+    }
+
+    /// Wraps an open connection and the prepared statements kept with it.
+    pub fn with_statements(conn: Connection, statements: Arc<Statements>) -> ActorDb {
+        ActorDb { statements, conn }
+    }
+
+    /// Runs one of the fixed statements of a turn through the statement cache.
+    async fn run(&self, sql: &'static str, params: impl libsql::params::IntoParams) -> Result<(), libsql::Error> {
+        self.statements.execute(&self.conn, sql, params).await.map(|_| ())
     }
 
     /// The underlying connection.
@@ -130,24 +149,20 @@ impl ActorDb {
 
     /// Writes the state.
     pub async fn save_state(&self, cbor: &[u8]) -> Result<(), libsql::Error> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO _tern_state (id, data) VALUES (0, ?1)",
-                [libsql::Value::Blob(cbor.to_vec())],
-            )
+        self.run("INSERT OR REPLACE INTO _tern_state (id, data) VALUES (0, ?1)", [libsql::Value::Blob(cbor.to_vec())])
             .await?;
         Ok(())
     }
 
     /// Starts the turn's transaction (taking the write lock at once).
     pub async fn begin(&self) -> Result<(), libsql::Error> {
-        self.conn.execute("BEGIN IMMEDIATE", ()).await?;
+        self.run("BEGIN IMMEDIATE", ()).await?;
         Ok(())
     }
 
     /// Commits the turn's transaction.
     pub async fn commit(&self) -> Result<(), libsql::Error> {
-        self.conn.execute("COMMIT", ()).await?;
+        self.run("COMMIT", ()).await?;
         Ok(())
     }
 
@@ -161,13 +176,13 @@ impl ActorDb {
 
     /// Opens a savepoint around one action.
     pub async fn savepoint(&self) -> Result<(), libsql::Error> {
-        self.conn.execute("SAVEPOINT tern_action", ()).await?;
+        self.run("SAVEPOINT tern_action", ()).await?;
         Ok(())
     }
 
     /// Keeps the action's changes.
     pub async fn release_savepoint(&self) -> Result<(), libsql::Error> {
-        self.conn.execute("RELEASE tern_action", ()).await?;
+        self.run("RELEASE tern_action", ()).await?;
         Ok(())
     }
 
@@ -204,32 +219,31 @@ impl ActorDb {
 }
 
 impl ActorDb {
-    /// Appends spans and drops the oldest beyond [`MAX_SPANS`]. Call inside the turn's transaction.
+    /// Appends spans and, whenever the span ids cross a multiple of [`PRUNE_EVERY`], drops all but the newest
+    /// [`MAX_SPANS`]. Call inside the turn's transaction.
     pub async fn write_spans(&self, spans: &[crate::trace::Span]) -> Result<(), libsql::Error> {
         for span in spans {
-            self.conn
-                .execute(
-                    "INSERT INTO _tern_traces (trace_id, span_id, parent_id, name, kind, start_ns, end_ns, status, message, attributes) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    params![
-                        span.trace_id.as_str(),
-                        span.span_id.as_str(),
-                        span.parent_id.clone(),
-                        span.name.as_str(),
-                        span.kind as i64,
-                        span.start_ns,
-                        span.end_ns,
-                        span.status as i64,
-                        span.message.clone(),
-                        span.attributes_json(),
-                    ],
-                )
-                .await?;
+            self.run(
+                "INSERT INTO _tern_traces (trace_id, span_id, parent_id, name, kind, start_ns, end_ns, status, message, \
+                 attributes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    span.trace_id.as_str(),
+                    span.span_id.as_str(),
+                    span.parent_id.clone(),
+                    span.name.as_str(),
+                    span.kind as i64,
+                    span.start_ns,
+                    span.end_ns,
+                    span.status as i64,
+                    span.message.clone(),
+                    span.attributes_json(),
+                ],
+            )
+            .await?;
         }
-        if !spans.is_empty() {
-            self.conn
-                .execute("DELETE FROM _tern_traces WHERE id <= (SELECT MAX(id) FROM _tern_traces) - ?1", [MAX_SPANS])
-                .await?;
+        let last = self.conn.last_insert_rowid();
+        if !spans.is_empty() && last / PRUNE_EVERY != (last - spans.len() as i64) / PRUNE_EVERY {
+            self.run("DELETE FROM _tern_traces WHERE id <= ?1", [last - MAX_SPANS]).await?;
         }
         Ok(())
     }
@@ -255,5 +269,49 @@ impl ActorDb {
             spans.push(crate::trace::Span::from_row(&row)?);
         }
         Ok(spans)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{Span, SpanKind, SpanStatus};
+
+    fn span(i: i64) -> Span {
+        Span {
+            trace_id: format!("{i:032x}"),
+            span_id: format!("{i:016x}"),
+            parent_id: None,
+            name: format!("span {i}"),
+            kind: SpanKind::Internal,
+            start_ns: i,
+            end_ns: i + 1,
+            status: SpanStatus::Ok,
+            message: None,
+            attributes: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn spans_stay_bounded_and_the_newest_are_kept() {
+        let db = libsql::Builder::new_local(":memory:").build().await.unwrap();
+        let actor = ActorDb::new(db.connect().unwrap());
+        actor.open_actor("a", "n", "k").await.unwrap();
+        let total = MAX_SPANS + 3 * PRUNE_EVERY + 7;
+        let mut written = 0;
+        while written < total {
+            let batch: Vec<Span> = (written..(written + 5).min(total)).map(span).collect();
+            actor.begin().await.unwrap();
+            actor.write_spans(&batch).await.unwrap();
+            actor.commit().await.unwrap();
+            written += batch.len() as i64;
+        }
+        let mut rows = actor.conn.query("SELECT count(*), min(start_ns), max(start_ns) FROM _tern_traces", ()).await;
+        let row = rows.as_mut().unwrap().next().await.unwrap().unwrap();
+        let (count, oldest, newest) =
+            (row.get::<i64>(0).unwrap(), row.get::<i64>(1).unwrap(), row.get::<i64>(2).unwrap());
+        assert!((MAX_SPANS..=MAX_SPANS + PRUNE_EVERY).contains(&count), "{count} spans kept");
+        assert_eq!(newest, total - 1);
+        assert_eq!(oldest, total - count, "only the oldest spans were dropped");
     }
 }

@@ -11,6 +11,7 @@ pub mod registers;
 pub mod schedules;
 pub mod sql_value;
 pub mod statement;
+pub mod statements;
 pub mod workflow;
 
 pub use actor_db::ActorDb;

@@ -10,10 +10,15 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use libsql::Connection;
 use lru::LruCache;
 
+use super::statements::Statements;
+
 struct OpenDb {
+    statements: Arc<Statements>,
     conn: Connection,
     _db: libsql::Database,
 }
@@ -29,15 +34,16 @@ impl DbPool {
         DbPool { open: Mutex::new(LruCache::new(capacity)) }
     }
 
-    /// The actor's connection, opening the file (WAL mode, `synchronous` as given) if it is not open.
+    /// The actor's connection and its prepared statements, opening the file (WAL mode, `synchronous` as given)
+    /// if it is not open.
     pub async fn connection(
         &self,
         actor_id: &str,
         path: &Path,
         synchronous: &str,
-    ) -> Result<Connection, libsql::Error> {
+    ) -> Result<(Connection, Arc<Statements>), libsql::Error> {
         if let Some(open) = self.lock().get(actor_id) {
-            return Ok(open.conn.clone());
+            return Ok((open.conn.clone(), open.statements.clone()));
         }
         let db = libsql::Builder::new_local(path).build().await?;
         let conn = db.connect()?;
@@ -47,11 +53,12 @@ impl DbPool {
         conn.query("PRAGMA locking_mode=EXCLUSIVE", ()).await?;
         conn.query("PRAGMA journal_mode=WAL", ()).await?;
         conn.execute(&format!("PRAGMA synchronous={synchronous}"), ()).await?;
-        let handle = conn.clone();
+        let (handle, statements) = (conn.clone(), Arc::new(Statements::default()));
         // push() returns the evicted least-recently-used entry; dropping it closes that file.
-        let evicted = self.lock().push(actor_id.to_string(), OpenDb { conn, _db: db });
+        let open = OpenDb { statements: statements.clone(), conn, _db: db };
+        let evicted = self.lock().push(actor_id.to_string(), open);
         drop(evicted);
-        Ok(handle)
+        Ok((handle, statements))
     }
 
     /// Closes the actor's handle (on sleep or destroy).
