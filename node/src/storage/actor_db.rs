@@ -18,8 +18,9 @@ use libsql::{Connection, params};
 
 use super::statements::Statements;
 
-/// Version of the per-actor internal schema.
-pub const ACTOR_SCHEMA_VERSION: i64 = 1;
+/// Version of the per-actor internal schema: bump it with every change to the internal tables, so that existing
+/// databases get the new ones on their next wake (a database at this version skips the schema statements).
+pub const ACTOR_SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS _tern_meta (key TEXT PRIMARY KEY, value BLOB);
@@ -100,16 +101,25 @@ impl ActorDb {
 
     /// Creates the internal tables if needed and records identity facts; returns what was stored before.
     pub async fn open_actor(&self, actor_id: &str, name: &str, key: &str) -> Result<LoadedActor, libsql::Error> {
-        self.conn.execute_batch(SCHEMA).await?;
-        self.conn.execute_batch(super::schedules::SCHEMA).await?;
-        self.conn.execute_batch(super::queue::SCHEMA).await?;
-        self.conn.execute_batch(super::workflow::SCHEMA).await?;
-        self.conn
-            .execute(
-                "INSERT OR IGNORE INTO _tern_meta (key, value) VALUES ('schema_version', ?1), ('actor_id', ?2), ('name', ?3), ('key', ?4)",
-                params![ACTOR_SCHEMA_VERSION, actor_id, name, key],
-            )
-            .await?;
+        if self.internal_schema().await != Some(ACTOR_SCHEMA_VERSION) {
+            self.conn.execute_batch(SCHEMA).await?;
+            self.conn.execute_batch(super::schedules::SCHEMA).await?;
+            self.conn.execute_batch(super::queue::SCHEMA).await?;
+            self.conn.execute_batch(super::workflow::SCHEMA).await?;
+            self.conn
+                .execute(
+                    "INSERT OR IGNORE INTO _tern_meta (key, value) VALUES ('actor_id', ?1), ('name', ?2), ('key', ?3)",
+                    params![actor_id, name, key],
+                )
+                .await?;
+            // Written last: a wake that finds it skips the statements above.
+            self.conn
+                .execute(
+                    "INSERT OR REPLACE INTO _tern_meta (key, value) VALUES ('schema_version', ?1)",
+                    [ACTOR_SCHEMA_VERSION],
+                )
+                .await?;
+        }
         // Connections do not survive a restart of the actor: forget the rows of the previous run.
         self.conn.execute("DELETE FROM _tern_conns", ()).await?;
         let mut rows = self.conn.query("SELECT value FROM _tern_meta WHERE key = 'initialized'", ()).await?;
@@ -121,6 +131,12 @@ impl ActorDb {
         };
         let inspector_token = self.inspector_token().await?;
         Ok(LoadedActor { initialized, state, inspector_token })
+    }
+
+    /// The version of the internal tables this database has, if it has them (`None` for a new file).
+    async fn internal_schema(&self) -> Option<i64> {
+        let mut rows = self.conn.query("SELECT value FROM _tern_meta WHERE key = 'schema_version'", ()).await.ok()?;
+        rows.next().await.ok()??.get::<i64>(0).ok()
     }
 
     /// The inspector token, generated (32 random bytes, base64url) and stored on first use.
