@@ -2,7 +2,7 @@
 //! in three regions: an actor created through one region's gateway is reached through every other gateway (HTTP
 //! actions, a `/connect` WebSocket with events, the inspector), 50 concurrent getOrCreate of one key spread over
 //! all gateways yield one actor, placement follows the region hint, and a node killed with `kill -9` makes its
-//! actors `actor.unavailable` (never silently empty) while new actors avoid it.
+//! actors `actor.unavailable` (never silently empty) while new actors avoid it, until it comes back with them.
 
 use std::time::Duration;
 
@@ -162,6 +162,16 @@ async fn actors_are_reached_through_any_gateway_and_keys_stay_unique() {
     assert_eq!(Api::new(&nodes[0].process).call(moved_id, "increment", json!([1])).await.unwrap(), json!(1));
     // The other actors are untouched.
     assert_eq!(Api::new(&nodes[3].process).call(&id, "getCount", json!([])).await.unwrap(), json!(20));
+
+    // syd-1 comes back on its data: its actor answers again, through another gateway, with its acknowledged
+    // write; nothing was lost or restarted empty.
+    nodes[4].process.restart();
+    let api = Api::new(&nodes[1].process);
+    let count = eventually("the actor on syd-1 answers again", DOWN_CAP, || async {
+        api.call(&far_id, "getCount", json!([])).await.ok()
+    })
+    .await;
+    assert_eq!(count, json!(7));
 }
 
 #[tokio::test]
