@@ -16,11 +16,13 @@
 //! | `inspect.rs` | `tern state`, `tern inspect`, `tern traces` |
 //! | `export.rs` | `tern export ACTOR > actor.db` |
 //! | `members.rs` | `tern members` |
+//! | `config_file.rs` | `tern node --config FILE`: options from a TOML file |
 //! | `context.rs`, `target.rs`, `output.rs` | client options, ACTOR parsing, tables and formatting |
 
 mod actors;
 mod ca;
 mod call;
+mod config_file;
 mod context;
 mod dev_cluster;
 mod export;
@@ -232,9 +234,10 @@ pub async fn stop_signal() {
     }
 }
 
-/// Parses the command line and runs it with `registry`'s actors. Returns the process exit code.
+/// Parses the command line (with `tern node`'s config file: see `config_file.rs`) and runs it with `registry`'s
+/// actors. Returns the process exit code.
 pub fn main(registry: Registry) -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = config_file::parse(std::env::args_os().collect()).unwrap_or_else(|e| e.exit());
     let Some(client_args) = cli.command.client_args() else {
         if cli.client.is_set() {
             Cli::command()

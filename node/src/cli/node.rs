@@ -2,6 +2,7 @@
 //! cluster: a QUIC transport with mutual TLS from the cluster CA, SWIM membership joined through the `--join`
 //! seeds (retried in the background until one answers), its load gossiped, and a graceful leave on Ctrl-C or
 //! SIGTERM after its actors are put to sleep. Unlike `tern dev` it refuses to start without an admin token.
+//! Its options may also come from a TOML file, `--config FILE` (see `config_file.rs`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,6 +23,10 @@ const DEFAULT_QUIC_PORT: u16 = 7420;
 /// `tern node`.
 #[derive(Debug, Args)]
 pub(crate) struct NodeArgs {
+    /// Read options from this TOML file: its keys are the long flags without `--` (`region = "iad"`,
+    /// `join = ["10.0.0.1:7420"]`, `fsync = true`); the command line and environment variables win over it.
+    #[arg(long, value_name = "PATH", env = "TERN_CONFIG")]
+    config: Option<PathBuf>,
     /// The node's region, e.g. `iad` (also reported as each actor's datacenter).
     #[arg(long)]
     region: String,
@@ -112,9 +117,10 @@ pub(crate) fn run(registry: Registry, args: NodeArgs) -> ExitCode {
     node.gateway_tls = args.gateway_tls.config();
     node.otlp_endpoint = args.otlp.otlp_endpoint;
     let (region, data_dir) = (node.region.clone(), node.data_dir.display().to_string());
+    let config_file = args.config.map(|path| path.display().to_string());
     let scheme = gateway_scheme(&node);
     run_server(registry, node, move |addr| {
-        tracing::info!(%addr, region, data_dir, "tern node listening on {scheme}://{addr}");
+        tracing::info!(%addr, region, data_dir, ?config_file, "tern node listening on {scheme}://{addr}");
     })
 }
 
@@ -183,6 +189,78 @@ mod tests {
             assert!(parse(&["--join", bad]).is_err(), "{bad}");
         }
         assert!(parse(&["--join", "dns:tern.internal", "--dns-server", "ns.example.com:53"]).is_err());
+    }
+
+    /// `tern node --config FILE ARGS`, with `toml` in FILE, parsed as `tern` parses it.
+    fn parse_with_file(toml: &str, args: &[&str]) -> Result<NodeArgs, String> {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), toml).unwrap();
+        let path = file.path().to_str().unwrap();
+        let all = ["tern", "node", "--config", path].iter().chain(args).map(std::ffi::OsString::from).collect();
+        match super::super::config_file::parse::<super::super::Cli>(all).map_err(|e| e.to_string())?.command {
+            super::super::Command::Node(node) => Ok(*node),
+            other => panic!("not `tern node`: {other:?}"),
+        }
+    }
+
+    /// A config file with every kind of key: strings, lists, a flag, a number, an enum.
+    const CONFIG: &str = r#"
+        region = "iad"
+        zone = "a"
+        listen = "127.0.0.3:6420"
+        quic-listen = "127.0.0.3:7500"
+        join = ["10.0.0.1:7420", "dns:tern.internal"]
+        voters = ["iad-1@10.0.0.1:7420", "fra-1"]
+        admin-token = "s3cret"
+        data-dir = "/var/lib/tern"
+        tls-ca = "ca.pem"
+        tls-cert = "iad-1.pem"
+        tls-key = "iad-1.key"
+        profile = "lan"
+        fsync = true
+        max-open-databases = 100
+    "#;
+
+    #[test]
+    fn a_config_file_gives_the_options_and_the_command_line_wins() {
+        let args = parse_with_file(CONFIG, &[]).unwrap();
+        assert_eq!((args.region.as_str(), args.admin_token.as_deref()), ("iad", Some("s3cret")));
+        assert_eq!((args.listen, args.tls_cert.to_str()), ("127.0.0.3:6420".parse().unwrap(), Some("iad-1.pem")));
+        assert_eq!((args.storage.data_dir.to_str(), args.storage.fsync), (Some("/var/lib/tern"), true));
+        assert_eq!(args.storage.max_open_databases.get(), 100);
+        let config = cluster_config(&args).unwrap();
+        assert_eq!((config.zone.as_deref(), config.profile), (Some("a"), Profile::Lan));
+        assert_eq!(config.quic_listen, "127.0.0.3:7500".parse().unwrap());
+        assert_eq!(config.seeds, ["10.0.0.1:7420", "dns:tern.internal"]);
+        assert_eq!(config.voters, ["iad-1@10.0.0.1:7420".parse().unwrap(), "fra-1".parse::<VoterSpec>().unwrap()]);
+
+        let flags = ["--region", "fra", "--join", "10.0.0.9:7420", "--profile", "wan", "--tls-ca", "other.pem"];
+        let args = parse_with_file(CONFIG, &flags).unwrap();
+        assert_eq!(
+            (args.region.as_str(), args.tls_ca.to_str(), args.tls_key.to_str()),
+            ("fra", Some("other.pem"), Some("iad-1.key"))
+        );
+        let config = cluster_config(&args).unwrap();
+        assert_eq!(
+            (config.seeds, config.profile, config.zone),
+            (vec!["10.0.0.9:7420".into()], Profile::Wan, Some("a".into()))
+        );
+        assert_eq!(config.voters.len(), 2);
+    }
+
+    #[test]
+    fn a_config_file_is_checked_like_the_command_line() {
+        let unknown = parse_with_file(&format!("{CONFIG}\nregoin = \"fra\""), &[]).unwrap_err();
+        assert!(
+            unknown.contains("unknown key `regoin`") && unknown.contains("`tern node` has no --regoin"),
+            "{unknown}"
+        );
+        let table = parse_with_file("region = { name = \"iad\" }", &[]).unwrap_err();
+        assert!(table.contains("`region` in the config file") && table.contains("not table"), "{table}");
+        let bad_seed = parse_with_file(&CONFIG.replace("dns:tern.internal", "dns:"), &[]).unwrap_err();
+        assert!(bad_seed.contains("--join") && bad_seed.contains("`join` comes from the config file"), "{bad_seed}");
+        let missing = parse_with_file("zone = \"a\"", &TLS).unwrap_err();
+        assert!(missing.contains("--region"), "{missing}");
     }
 
     #[test]
