@@ -31,12 +31,23 @@ pub async fn dns_server(origin: &str, records: Vec<(&str, RData)>) -> SocketAddr
     }
     let mut catalog = Catalog::new();
     catalog.upsert(origin.into(), vec![Arc::new(zone)]);
-    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind a UDP port for the DNS server");
-    let addr = udp.local_addr().expect("the DNS server's address");
-    let tcp = tokio::net::TcpListener::bind(addr).await.expect("bind the same TCP port for the DNS server");
+    let (udp, tcp, addr) = sockets().await;
     let mut server = Server::new(catalog);
     server.register_socket(udp);
     server.register_listener(tcp, Duration::from_secs(5), 64);
     tokio::spawn(async move { server.block_until_done().await });
     addr
+}
+
+/// A UDP socket on an ephemeral port of 127.0.0.1 and a TCP listener on the same port: another UDP port is tried
+/// while the TCP side of the one the system picked is taken (by another test's process, say).
+async fn sockets() -> (tokio::net::UdpSocket, tokio::net::TcpListener, SocketAddr) {
+    for _ in 0..100 {
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind a UDP port for the DNS server");
+        let addr = udp.local_addr().expect("the DNS server's address");
+        if let Ok(tcp) = tokio::net::TcpListener::bind(addr).await {
+            return (udp, tcp, addr);
+        }
+    }
+    panic!("no port of 127.0.0.1 was free for both UDP and TCP in 100 tries");
 }
