@@ -149,6 +149,7 @@ impl ClusterNode {
             directory,
         );
         let _ = backend_slot.set(backend.clone());
+        tokio::spawn(settle_creates(backend.clone()));
         tokio::spawn(serve_streams(host.clone(), streams));
         info!(
             id = %local.id, region = %local.region, quic = %local.quic_addr, gateway = %local.gateway_url,
@@ -217,6 +218,18 @@ async fn serve_request(
             tracing::debug!(peer = %peer.name, actor_id, "forgot a destroyed actor");
             Ok(rpc::encode(&()))
         }
+    }
+}
+
+/// Settles the creates an earlier run left in the middle, retrying until the directory answers.
+async fn settle_creates(backend: ClusterBackend) {
+    let mut wait = JOIN_BACKOFF_INITIAL;
+    loop {
+        tokio::time::sleep(wait).await;
+        if backend.settle_creates().await == 0 {
+            return;
+        }
+        wait = (wait * 2).min(JOIN_BACKOFF_MAX);
     }
 }
 

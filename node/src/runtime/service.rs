@@ -111,7 +111,27 @@ impl Host {
         if let Some(orphan) = orphan {
             self.abandon(orphan).await?;
         }
+        // Pending until [`settled`](Self::settled): a node that stops in between finds it on its next start.
+        self.core.node_db.add_pending(&record.actor_id).await?;
         self.insert(record).await
+    }
+
+    /// The cluster create of `actor_id` is settled: its key is bound to it, or it was abandoned.
+    pub(crate) async fn settled(&self, actor_id: &str) -> Result<(), ClientError> {
+        self.core.node_db.clear_pending(actor_id).await
+    }
+
+    /// Cluster creates left unsettled by an earlier run, with the name and key of those that got a local record.
+    pub(crate) async fn unsettled(&self) -> Result<Vec<(String, Option<(String, Vec<String>)>)>, ClientError> {
+        let ids = self.core.node_db.pending().await?;
+        Ok(ids
+            .into_iter()
+            .map(|id| {
+                let live = self.core.entry(&id).filter(|e| e.record.destroy_ts.is_none());
+                let named = live.map(|e| (e.record.name, e.record.key));
+                (id, named)
+            })
+            .collect())
     }
 
     /// The live local actor holding this name and key, if any.
@@ -132,7 +152,8 @@ impl Host {
     /// Drops an actor that never started (its create lost the race for its key): marks it destroyed without
     /// running hooks. It has no database yet.
     pub(crate) async fn abandon(&self, actor_id: &str) -> Result<(), ClientError> {
-        self.core.mark_destroyed(actor_id).await
+        self.core.mark_destroyed(actor_id).await?;
+        self.settled(actor_id).await
     }
 
     /// Makes sure a new actor ran its create hooks before the create is acknowledged.

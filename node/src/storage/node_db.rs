@@ -42,6 +42,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS actors_live_key ON actors(name, key) WHERE des
 CREATE TABLE IF NOT EXISTS alarms (actor_id TEXT PRIMARY KEY, fire_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS registers (name TEXT PRIMARY KEY, state BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pending_creates (actor_id TEXT PRIMARY KEY);
 ";
 
 impl NodeDb {

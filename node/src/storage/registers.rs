@@ -1,5 +1,5 @@
-//! What a directory voter keeps in `node.db`: the acceptor state of each register (opaque bytes to storage), and
-//! node settings that must not change between runs (the voter set).
+//! What the cluster keeps in `node.db`: the acceptor state of each directory register (opaque bytes to storage),
+//! node settings that must not change between runs (the voter set), and the cluster creates still in flight.
 
 use libsql::params;
 use tern_proto::ClientError;
@@ -45,5 +45,35 @@ impl NodeDb {
         let conn = self.conn.lock().await;
         conn.execute("INSERT OR REPLACE INTO settings (name, value) VALUES (?1, ?2)", params![name, value]).await?;
         Ok(())
+    }
+}
+
+impl NodeDb {
+    /// Notes that a cluster create of `actor_id` has begun: its local record may exist before the directory has
+    /// bound its key. Written before the record itself.
+    pub async fn add_pending(&self, actor_id: &str) -> Result<(), ClientError> {
+        let conn = self.conn.lock().await;
+        conn.execute("INSERT OR IGNORE INTO pending_creates (actor_id) VALUES (?1)", [actor_id])
+            .await
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    /// Notes that the create of `actor_id` is settled (its key bound to it, or the actor abandoned).
+    pub async fn clear_pending(&self, actor_id: &str) -> Result<(), ClientError> {
+        let conn = self.conn.lock().await;
+        conn.execute("DELETE FROM pending_creates WHERE actor_id = ?1", [actor_id]).await.map_err(internal)?;
+        Ok(())
+    }
+
+    /// The creates that were never settled (the node stopped in the middle of them).
+    pub async fn pending(&self) -> Result<Vec<String>, ClientError> {
+        let conn = self.conn.lock().await;
+        let mut rows = conn.query("SELECT actor_id FROM pending_creates", ()).await.map_err(internal)?;
+        let mut ids = Vec::new();
+        while let Some(row) = rows.next().await.map_err(internal)? {
+            ids.push(row.get(0).map_err(internal)?);
+        }
+        Ok(ids)
     }
 }

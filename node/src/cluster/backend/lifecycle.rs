@@ -83,6 +83,7 @@ impl ClusterBackend {
             host.abandon(&actor_id).await?;
             return self.existing(&bound, reuse, &request).await;
         }
+        host.settled(&actor_id).await?;
         Ok((host.start_new(&actor_id).await?, true))
     }
 
@@ -164,5 +165,34 @@ impl ClusterBackend {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Settles the cluster creates an earlier run of this node left in the middle: an actor whose key the
+    /// directory bound to it is kept, any other is abandoned (its key went to another actor or to none). Returns
+    /// how many are still unsettled (the directory could not be asked).
+    pub async fn settle_creates(&self) -> usize {
+        let host = &self.inner.host;
+        // Without voters this node never creates actors, so it has nothing to settle.
+        let Ok(directory) = self.directory() else { return 0 };
+        let Ok(unsettled) = host.unsettled().await else { return 1 };
+        let mut left = 0;
+        for (actor_id, named) in unsettled {
+            let settled = match named {
+                None => host.settled(&actor_id).await,
+                Some((name, key)) => match directory.binding(&name, &key, true).await {
+                    Ok(Some(bound)) if bound == actor_id => host.settled(&actor_id).await,
+                    Ok(_) => {
+                        tracing::info!(actor_id, name, "dropping an actor whose create was interrupted");
+                        host.abandon(&actor_id).await
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = settled {
+                tracing::warn!(actor_id, "cannot settle an interrupted create yet: {e}");
+                left += 1;
+            }
+        }
+        left
     }
 }
