@@ -141,12 +141,23 @@ impl Host {
 
     /// Whether the actor lives on this node and is not destroyed.
     pub(crate) fn hosts(&self, actor_id: &str) -> bool {
-        self.core.entry(actor_id).is_some_and(|e| e.record.destroy_ts.is_none())
+        self.destroy_ts(actor_id).is_some_and(|ts| ts.is_none())
     }
 
     /// Whether this node recorded the actor and destroyed it.
     pub(crate) fn destroyed_here(&self, actor_id: &str) -> bool {
-        self.core.entry(actor_id).is_some_and(|e| e.record.destroy_ts.is_some())
+        self.destroy_ts(actor_id).is_some_and(|ts| ts.is_some())
+    }
+
+    /// Whether this node recorded the actor (`Some`), and when it was destroyed; looked up without copying the
+    /// entry, since every request of a cluster node asks.
+    fn destroy_ts(&self, actor_id: &str) -> Option<Option<i64>> {
+        lock(&self.core.directory).get(actor_id).map(|e| e.record.destroy_ts)
+    }
+
+    /// Whether actors named `name` are registered on this node.
+    pub(crate) fn is_registered(&self, name: &str) -> bool {
+        self.core.registry.get(name).is_some()
     }
 
     /// Drops an actor that never started (its create lost the race for its key): marks it destroyed without

@@ -138,7 +138,7 @@ impl ClusterBackend {
 
     /// Creates (or with `reuse`, finds) the actor for the request's key somewhere in the cluster.
     pub(super) async fn create(&self, request: CreateRequest, reuse: bool) -> Result<(ActorInfo, bool), ClientError> {
-        if self.inner.host.actor_names().iter().all(|name| name != &request.name) {
+        if !self.inner.host.is_registered(&request.name) {
             return Err(ClientError::not_registered(&request.name));
         }
         let directory = self.directory()?;

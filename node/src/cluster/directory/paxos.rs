@@ -18,7 +18,6 @@
 //! instead of deciding anything. A dead voter is just a missing answer. The voter set is configuration, never
 //! SWIM's view of who is alive.
 
-use std::cmp::Ordering;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
@@ -245,49 +244,43 @@ impl<V: Voters> Proposer<V> {
 
     /// Gathers a majority of promises and returns the value with the highest accepted ballot among them.
     async fn prepare_round(&self, register: &str, ballot: &Ballot) -> Result<RegisterValue, RoundFailure> {
-        let mut calls: FuturesUnordered<_> =
-            (0..self.voters.count()).map(|i| self.voters.prepare(i, register, ballot)).collect();
-        let (mut promises, mut conflicts, mut failures) = (0, 0, Vec::new());
-        let mut best: (Ballot, RegisterValue) = (Ballot::default(), None);
-        while let Some(reply) = calls.next().await {
-            match reply {
-                Ok(PrepareReply::Promised { accepted, value }) => {
-                    promises += 1;
-                    if accepted.cmp(&best.0) == Ordering::Greater {
-                        best = (accepted, value);
-                    }
-                    if promises >= self.majority() {
-                        return Ok(best.1);
-                    }
-                }
-                Ok(PrepareReply::Conflict { seen }) => {
-                    self.saw(&seen);
-                    conflicts += 1;
-                    failures.push(format!("ballot {} superseded", seen.round));
-                }
-                Err(e) => failures.push(e),
-            }
-            if failures.len() > self.voters.count() - self.majority() {
-                break;
-            }
-        }
-        Err(RoundFailure::new("promised", conflicts, failures))
+        let calls = (0..self.voters.count()).map(|i| async move {
+            self.voters.prepare(i, register, ballot).await.map(|reply| match reply {
+                PrepareReply::Promised { accepted, value } => Vote::Yes((accepted, value)),
+                PrepareReply::Conflict { seen } => Vote::Conflict(seen),
+            })
+        });
+        let promises = self.majority_of("promised", calls.collect()).await?;
+        Ok(promises.into_iter().max_by(|a, b| a.0.cmp(&b.0)).and_then(|(_, value)| value))
     }
 
     /// Gathers a majority of acceptances of `value` under `ballot`.
     async fn accept_round(&self, register: &str, ballot: &Ballot, value: &RegisterValue) -> Result<(), RoundFailure> {
-        let mut calls: FuturesUnordered<_> =
-            (0..self.voters.count()).map(|i| self.voters.accept(i, register, ballot, value)).collect();
-        let (mut accepted, mut conflicts, mut failures) = (0, 0, Vec::new());
+        let calls = (0..self.voters.count()).map(|i| async move {
+            self.voters.accept(i, register, ballot, value).await.map(|reply| match reply {
+                AcceptReply::Accepted => Vote::Yes(()),
+                AcceptReply::Conflict { seen } => Vote::Conflict(seen),
+            })
+        });
+        self.majority_of("accepted", calls.collect()).await.map(|_| ())
+    }
+
+    /// Waits for the voters' answers until a majority said yes (their answers) or a majority can no longer be
+    /// reached (why). Conflicts raise this proposer's round above the ballots they report.
+    async fn majority_of<T, F>(&self, phase: &str, mut calls: FuturesUnordered<F>) -> Result<Vec<T>, RoundFailure>
+    where
+        F: Future<Output = Result<Vote<T>, String>>,
+    {
+        let (mut yes, mut conflicts, mut failures) = (Vec::new(), 0, Vec::new());
         while let Some(reply) = calls.next().await {
             match reply {
-                Ok(AcceptReply::Accepted) => {
-                    accepted += 1;
-                    if accepted >= self.majority() {
-                        return Ok(());
+                Ok(Vote::Yes(answer)) => {
+                    yes.push(answer);
+                    if yes.len() >= self.majority() {
+                        return Ok(yes);
                     }
                 }
-                Ok(AcceptReply::Conflict { seen }) => {
+                Ok(Vote::Conflict(seen)) => {
                     self.saw(&seen);
                     conflicts += 1;
                     failures.push(format!("ballot {} superseded", seen.round));
@@ -298,8 +291,14 @@ impl<V: Voters> Proposer<V> {
                 break;
             }
         }
-        Err(RoundFailure::new("accepted", conflicts, failures))
+        Err(RoundFailure::new(phase, conflicts, failures))
     }
+}
+
+/// One voter's answer in a round: yes (with what it reports), or a conflict with a higher ballot.
+enum Vote<T> {
+    Yes(T),
+    Conflict(Ballot),
 }
 
 /// Why a round did not gather a majority.
