@@ -116,6 +116,29 @@ impl ClientError {
     pub fn sql_error(message: impl Into<String>) -> Self {
         Self::new("database", "sql_error", 400, message)
     }
+    /// The SQL sandbox refused the statement: it would leave the actor's database, control the runtime's
+    /// transaction, use a PRAGMA or function outside the allowed set, or touch the runtime's tables (403).
+    pub fn statement_not_allowed(reason: impl Into<String>) -> Self {
+        Self::new("database", "statement_not_allowed", 403, reason)
+    }
+    /// A statement ran longer than its limit and was interrupted; its changes are undone (408).
+    pub fn statement_timed_out(limit: std::time::Duration) -> Self {
+        Self::new(
+            "database",
+            "statement_timed_out",
+            408,
+            format!("The SQL statement ran longer than its limit of {} ms and was interrupted", limit.as_millis()),
+        )
+    }
+    /// A query's rows add up to more than the limit one statement may return (400).
+    pub fn result_too_large(limit: usize) -> Self {
+        Self::new(
+            "database",
+            "result_too_large",
+            400,
+            format!("The query's rows exceed {limit} bytes; select fewer rows or columns (LIMIT / OFFSET)"),
+        )
+    }
     /// The named table does not exist (404).
     pub fn table_not_found(table: &str) -> Self {
         Self::new("database", "table_not_found", 404, format!("Table '{table}' does not exist"))
@@ -198,14 +221,15 @@ fn catalogue_status(group: &str, code: &str) -> Option<u16> {
         | ("guard", "no_route")
         | ("handler", "request_not_defined" | "websocket_not_defined")
         | ("kv", "not_found") => 404,
-        ("actor", "action_timed_out") => 408,
+        ("actor", "action_timed_out") | ("database", "statement_timed_out") => 408,
+        ("database", "statement_not_allowed") => 403,
         ("actor", "method_not_allowed") => 405,
         ("actor", "unavailable" | "overloaded" | "stopping") => 503,
         ("actor", "internal_error") => 500,
         ("inspector" | "api", "unauthorized") => 401,
         ("actor", "duplicate_key" | "not_registered" | "namespace_not_found" | "invalid_request")
         | ("message", "incoming_too_long" | "outgoing_too_long")
-        | ("database", "sql_error")
+        | ("database", "sql_error" | "result_too_large")
         | ("kv", "key_too_large" | "value_too_large" | "batch_too_large" | "reserved_key") => 400,
         _ => return None,
     })
@@ -253,6 +277,9 @@ mod tests {
             ClientError::outgoing_too_long(2, 1),
             ClientError::sql_error("boom"),
             ClientError::table_not_found("t"),
+            ClientError::statement_not_allowed("no"),
+            ClientError::statement_timed_out(std::time::Duration::from_millis(5)),
+            ClientError::result_too_large(1),
             ClientError::inspector_unauthorized(),
             ClientError::api_unauthorized(),
             ClientError::unavailable("gone"),

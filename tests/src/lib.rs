@@ -122,6 +122,11 @@ impl TernProcess {
         format!("http://{}:{}", self.host, self.port)
     }
 
+    /// The running process's id, if it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Where the process writes its logs (kept for failure diagnosis).
     pub fn log_path(&self) -> &Path {
         &self.log

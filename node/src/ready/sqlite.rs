@@ -2,14 +2,14 @@
 //! `query(sql, params?)` → rows as objects; `batch([{sql, params?}, ...])` → one result per statement, all in
 //! one transaction (a failing statement rolls back the whole batch); `destroy()`.
 //!
-//! Parameters are a positional array or an object binding `:key`, `@key` or `$key`. Tables whose names start
-//! with `_tern_` are the runtime's and cannot be used.
+//! Parameters are a positional array or an object binding `:key`, `@key` or `$key`. Every statement runs in the
+//! SQL sandbox (see [`crate::storage::sandbox`]): the tenant's own tables only, no transaction statements, so a
+//! batch commits or rolls back as one.
 
 use serde::{Deserialize, Serialize};
 use tern_proto::Value;
 
 use crate::sdk::{Actor, ActorResult, Ctx};
-use crate::storage::inspect_sql::reject_internal_tables;
 use crate::storage::sql_value::SqlParams;
 
 #[derive(Debug, Serialize)]
@@ -36,13 +36,13 @@ struct Statement {
 
 async fn execute(c: Ctx<()>, sql: &str, params: Option<Value>) -> ActorResult<ExecuteOutput> {
     let params = SqlParams::from_value(params.as_ref())?;
-    let result = c.sql().execute_values(reject_internal_tables(sql)?, &params).await?;
+    let result = c.sql().execute_values(sql, &params).await?;
     Ok(ExecuteOutput { rows_affected: result.rows_affected, last_insert_rowid: result.last_insert_rowid })
 }
 
 async fn query(c: Ctx<()>, sql: &str, params: Option<Value>) -> ActorResult<Vec<Value>> {
     let params = SqlParams::from_value(params.as_ref())?;
-    c.sql().query_values(reject_internal_tables(sql)?, &params).await
+    c.sql().query_values(sql, &params).await
 }
 
 async fn batch(c: Ctx<()>, statements: Vec<Statement>) -> ActorResult<Vec<BatchOutput>> {
@@ -50,9 +50,8 @@ async fn batch(c: Ctx<()>, statements: Vec<Statement>) -> ActorResult<Vec<BatchO
     let mut out = Vec::with_capacity(statements.len());
     for statement in statements {
         let params = SqlParams::from_value(statement.params.as_ref())?;
-        let text = reject_internal_tables(&statement.sql)?;
         let before = sql.total_changes();
-        let rows = sql.query_values(text, &params).await?;
+        let rows = sql.query_values(&statement.sql, &params).await?;
         let rows_affected = if sql.total_changes() == before { 0 } else { sql.changes() };
         out.push(BatchOutput { rows, rows_affected, last_insert_rowid: sql.last_insert_rowid() });
     }

@@ -60,12 +60,14 @@ where
             }
             InspectRequest::Connections => json!({ "connections": self.connections_json() }),
             InspectRequest::Rpcs => json!({ "rpcs": self.rpcs() }),
-            InspectRequest::Schema => json!({ "schema": { "tables": inspect_sql::schema(conn).await? } }),
+            InspectRequest::Schema => json!({ "schema": { "tables": inspect_sql::schema(db).await? } }),
             InspectRequest::Rows { table, limit, offset } => {
-                json!({ "rows": rows_json(&inspect_sql::page(conn, &table, limit, offset).await?) })
+                let rows = inspect_sql::page(db, &table, limit, offset, self.def.options.statement_timeout).await?;
+                json!({ "rows": rows_json(&rows) })
             }
             InspectRequest::Execute { sql, params } => {
-                json!({ "rows": rows_json(&inspect_sql::execute(conn, &sql, params.as_ref()).await?) })
+                let timeout = self.def.options.statement_timeout;
+                json!({ "rows": rows_json(&inspect_sql::execute(db, &sql, params.as_ref(), timeout).await?) })
             }
             InspectRequest::Queue { limit } => {
                 let size = queue::len(conn).await?;

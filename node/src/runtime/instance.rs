@@ -112,17 +112,16 @@ where
     /// Opens (or reuses) the actor's database for a turn and exposes it to actor code.
     pub async fn open_db(core: &HostCore, actor_id: &str) -> Result<ActorDb, ClientError> {
         let path = core.data_dir.actor_db_path(actor_id);
-        let (conn, statements) = core.pool.connection(actor_id, &path, core.synchronous()).await.map_err(|e| {
+        core.pool.connection(actor_id, &path, core.synchronous()).await.map_err(|e| {
             tracing::error!(actor_id, error = %e, "cannot open actor database");
             ClientError::internal()
-        })?;
-        Ok(ActorDb::with_statements(conn, statements))
+        })
     }
 
     /// Lends the actor's database to actor code (`c.sql()`) until the returned guard is dropped. Between turns
     /// only the pool holds the handle, so the pool's bound on open files holds for awake actors too.
     pub fn expose_db(&self, db: &ActorDb) -> DbLoan<S, V> {
-        *lock(&self.shared.sql) = Some(Sql::new(db.connection().clone(), self.shared.recorder.clone()));
+        *lock(&self.shared.sql) = Some(Sql::new(db, self.shared.recorder.clone(), self.def.options.statement_timeout));
         DbLoan { shared: self.shared.clone() }
     }
 
@@ -358,7 +357,10 @@ where
             return Err(ClientError::internal());
         }
         let unit = self.shared.begin_unit();
-        let result = work.await;
+        let result = match work.await {
+            Ok(value) => db.sandbox().check_reserved_names(db.connection()).await.map(|()| value),
+            Err(e) => Err(e),
+        };
         if result.is_err() {
             self.undo_unit(unit);
         }

@@ -93,8 +93,11 @@ where
     if let Some(migrate) = &def.on_migrate {
         db.savepoint().await.map_err(|e| internal(id, "savepoint", e))?;
         let budget = std::time::Duration::from_secs(30);
-        let migrated =
-            tokio::time::timeout(budget, migrate(Sql::new(db.connection().clone(), recorder.clone()), is_new)).await;
+        let migration = async {
+            migrate(Sql::new(db, recorder.clone(), def.options.statement_timeout), is_new).await?;
+            Ok::<(), crate::sdk::ActorError>(db.sandbox().check_reserved_names(db.connection()).await?)
+        };
+        let migrated = tokio::time::timeout(budget, migration).await;
         match migrated {
             Ok(Ok(())) => db.release_savepoint().await.map_err(|e| internal(id, "release", e))?,
             Ok(Err(e)) => {

@@ -23,6 +23,10 @@ pub struct ActorOptions {
     pub max_queue_size: usize,
     /// Largest queue message body, in bytes of CBOR (RivetKit `maxQueueMessageSize`, 64 KiB).
     pub max_queue_message_size: usize,
+    /// An SQL statement from actor code (or the inspector) running longer is interrupted and fails with
+    /// `database.statement_timed_out` (Tern, 10 s): SQLite runs on the actor's worker thread, so a runaway
+    /// query would otherwise hold it.
+    pub statement_timeout: Duration,
 }
 
 impl Default for ActorOptions {
@@ -37,6 +41,7 @@ impl Default for ActorOptions {
             max_outgoing_message_size: 1024 * 1024,
             max_queue_size: 1000,
             max_queue_message_size: 64 * 1024,
+            statement_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use base64::Engine;
 use libsql::{Connection, params};
 
+use super::sandbox::Sandbox;
 use super::statements::Statements;
 
 /// Version of the per-actor internal schema: bump it with every change to the internal tables, so that existing
@@ -60,11 +61,13 @@ pub const MAX_SPANS: i64 = 5_000;
 /// table holds at most `MAX_SPANS + PRUNE_EVERY` spans.
 const PRUNE_EVERY: i64 = 64;
 
-/// An actor's open database connection with typed access to the internal tables.
+/// An actor's open database connection with typed access to the internal tables, the statements prepared on
+/// it, and its SQL sandbox.
 #[derive(Clone)]
 pub struct ActorDb {
     statements: Arc<Statements>,
     conn: Connection,
+    sandbox: Sandbox,
 }
 
 /// What was found in the database when the actor started.
@@ -79,14 +82,9 @@ pub struct LoadedActor {
 }
 
 impl ActorDb {
-    /// Wraps an open connection (with a fresh statement cache).
-    pub fn new(conn: Connection) -> ActorDb {
-        ActorDb::with_statements(conn, Arc::default())
-    }
-
-    /// Wraps an open connection and the prepared statements kept with it.
-    pub fn with_statements(conn: Connection, statements: Arc<Statements>) -> ActorDb {
-        ActorDb { statements, conn }
+    /// Wraps a connection that [`super::sandbox::open`] opened, with a fresh statement cache.
+    pub fn new(conn: Connection, sandbox: Sandbox) -> ActorDb {
+        ActorDb { statements: Arc::default(), conn, sandbox }
     }
 
     /// Runs one of the fixed statements of a turn through the statement cache.
@@ -97,6 +95,11 @@ impl ActorDb {
     /// The underlying connection.
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+
+    /// The connection's SQL sandbox.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
     }
 
     /// Creates the internal tables if needed and records identity facts; returns what was stored before.
@@ -120,6 +123,7 @@ impl ActorDb {
                 )
                 .await?;
         }
+        self.sandbox.record_reserved_names(&self.conn).await?;
         // Connections do not survive a restart of the actor: forget the rows of the previous run.
         self.conn.execute("DELETE FROM _tern_conns", ()).await?;
         let mut rows = self.conn.query("SELECT value FROM _tern_meta WHERE key = 'initialized'", ()).await?;
@@ -310,8 +314,8 @@ mod tests {
 
     #[tokio::test]
     async fn spans_stay_bounded_and_the_newest_are_kept() {
-        let db = libsql::Builder::new_local(":memory:").build().await.unwrap();
-        let actor = ActorDb::new(db.connect().unwrap());
+        let (_db, conn, sandbox) = crate::storage::sandbox::open(":memory:").await.unwrap();
+        let actor = ActorDb::new(conn, sandbox);
         actor.open_actor("a", "n", "k").await.unwrap();
         let total = MAX_SPANS + 3 * PRUNE_EVERY + 7;
         let mut written = 0;

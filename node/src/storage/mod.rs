@@ -8,6 +8,7 @@ pub mod node_db;
 pub mod pool;
 pub mod queue;
 pub mod registers;
+pub mod sandbox;
 pub mod schedules;
 pub mod sql_value;
 pub mod statement;

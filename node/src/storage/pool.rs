@@ -10,16 +10,13 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use std::sync::Arc;
-
-use libsql::Connection;
 use lru::LruCache;
 
-use super::statements::Statements;
+use super::ActorDb;
+use super::sandbox;
 
 struct OpenDb {
-    statements: Arc<Statements>,
-    conn: Connection,
+    actor_db: ActorDb,
     _db: libsql::Database,
 }
 
@@ -34,31 +31,24 @@ impl DbPool {
         DbPool { open: Mutex::new(LruCache::new(capacity)) }
     }
 
-    /// The actor's connection and its prepared statements, opening the file (WAL mode, `synchronous` as given)
-    /// if it is not open.
-    pub async fn connection(
-        &self,
-        actor_id: &str,
-        path: &Path,
-        synchronous: &str,
-    ) -> Result<(Connection, Arc<Statements>), libsql::Error> {
+    /// The actor's database (connection, prepared statements and SQL sandbox), opening the file (WAL mode,
+    /// `synchronous` as given) if it is not open.
+    pub async fn connection(&self, actor_id: &str, path: &Path, synchronous: &str) -> Result<ActorDb, libsql::Error> {
         if let Some(open) = self.lock().get(actor_id) {
-            return Ok((open.conn.clone(), open.statements.clone()));
+            return Ok(open.actor_db.clone());
         }
-        let db = libsql::Builder::new_local(path).build().await?;
-        let conn = db.connect()?;
+        let (db, conn, sandbox) = sandbox::open(path).await?;
         conn.busy_timeout(Duration::from_secs(5))?;
         // Exclusive locking before WAL: one connection per actor owns the file, so SQLite keeps the WAL index in
         // heap memory (no `-shm` file: two descriptors per database, not three) and takes no lock per transaction.
         conn.query("PRAGMA locking_mode=EXCLUSIVE", ()).await?;
         conn.query("PRAGMA journal_mode=WAL", ()).await?;
         conn.execute(&format!("PRAGMA synchronous={synchronous}"), ()).await?;
-        let (handle, statements) = (conn.clone(), Arc::new(Statements::default()));
+        let actor_db = ActorDb::new(conn, sandbox);
         // push() returns the evicted least-recently-used entry; dropping it closes that file.
-        let open = OpenDb { statements: statements.clone(), conn, _db: db };
-        let evicted = self.lock().push(actor_id.to_string(), open);
+        let evicted = self.lock().push(actor_id.to_string(), OpenDb { actor_db: actor_db.clone(), _db: db });
         drop(evicted);
-        Ok((handle, statements))
+        Ok(actor_db)
     }
 
     /// Closes the actor's handle (on sleep or destroy).

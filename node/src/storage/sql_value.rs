@@ -2,10 +2,20 @@
 //!
 //! Parameters are a positional array or an object whose keys bind to `:key`, `@key` or `$key`. Integers map to
 //! SQLite integers (values outside i64 are refused), floats to reals, text to text, bytes to blobs, booleans to
-//! 0/1 and null to NULL. Rows come back as objects keyed by column name, in column order.
+//! 0/1 and null to NULL. Rows come back as objects keyed by column name, in column order, at most
+//! [`MAX_RESULT_BYTES`] of them.
+//!
+//! Statements run under the [`Entered`] guard of the caller's sandbox role, which also turns their errors into
+//! what the client sees.
 
 use libsql::Connection;
 use tern_proto::{ClientError, Value};
+
+use super::sandbox::Entered;
+
+/// Most bytes of values one query may return (text and blobs by length, other values 8 bytes each): rows are
+/// counted as they are read, so a huge result fails before it is held in memory whole.
+pub const MAX_RESULT_BYTES: usize = 16 * 1024 * 1024;
 
 /// Statement parameters as a client sends them.
 #[derive(Debug, Clone, Default)]
@@ -91,12 +101,22 @@ pub fn sql_error_ref(err: &libsql::Error) -> ClientError {
     ClientError::sql_error(message)
 }
 
+/// Bytes a value counts for in [`MAX_RESULT_BYTES`].
+fn result_bytes(value: &libsql::Value) -> usize {
+    match value {
+        libsql::Value::Text(text) => text.len(),
+        libsql::Value::Blob(blob) => blob.len(),
+        _ => 8,
+    }
+}
+
 async fn prepare_bound(
     conn: &Connection,
+    guard: &Entered<'_>,
     sql: &str,
     params: &SqlParams,
 ) -> Result<(libsql::Statement, Vec<libsql::Value>), ClientError> {
-    let stmt = conn.prepare(super::statement::single(sql)?).await.map_err(sql_error)?;
+    let stmt = conn.prepare(super::statement::single(sql)?).await.map_err(|e| guard.error(&e))?;
     let count = stmt.parameter_count();
     let values = match params {
         SqlParams::None => Vec::new(),
@@ -125,17 +145,28 @@ async fn prepare_bound(
     Ok((stmt, values))
 }
 
-/// Runs one statement and returns its rows as objects keyed by column name.
-pub async fn query(conn: &Connection, sql: &str, params: &SqlParams) -> Result<Vec<Value>, ClientError> {
-    let (stmt, values) = prepare_bound(conn, sql, params).await?;
-    let mut rows = stmt.query(values).await.map_err(sql_error)?;
+/// Runs one statement and returns its rows as objects keyed by column name; `database.result_too_large` once
+/// they exceed [`MAX_RESULT_BYTES`].
+pub async fn query(
+    conn: &Connection,
+    guard: &Entered<'_>,
+    sql: &str,
+    params: &SqlParams,
+) -> Result<Vec<Value>, ClientError> {
+    let (stmt, values) = prepare_bound(conn, guard, sql, params).await?;
+    let mut rows = stmt.query(values).await.map_err(|e| guard.error(&e))?;
     let columns: Vec<String> =
         (0..rows.column_count()).map(|i| rows.column_name(i).unwrap_or_default().to_string()).collect();
     let mut out = Vec::new();
-    while let Some(row) = rows.next().await.map_err(sql_error)? {
+    let mut size = 0;
+    while let Some(row) = rows.next().await.map_err(|e| guard.error(&e))? {
         let mut entries = Vec::with_capacity(columns.len());
         for (i, name) in columns.iter().enumerate() {
-            let value = row.get_value(i as i32).map_err(sql_error)?;
+            let value = row.get_value(i as i32).map_err(|e| guard.error(&e))?;
+            size += result_bytes(&value);
+            if size > MAX_RESULT_BYTES {
+                return Err(ClientError::result_too_large(MAX_RESULT_BYTES));
+            }
             entries.push((Value::Text(name.clone()), from_sql_value(value)));
         }
         out.push(Value::Map(entries));
@@ -144,11 +175,16 @@ pub async fn query(conn: &Connection, sql: &str, params: &SqlParams) -> Result<V
 }
 
 /// Runs one statement (any kind) and reports how many rows it changed and the last inserted row id.
-pub async fn execute(conn: &Connection, sql: &str, params: &SqlParams) -> Result<ExecuteResult, ClientError> {
+pub async fn execute(
+    conn: &Connection,
+    guard: &Entered<'_>,
+    sql: &str,
+    params: &SqlParams,
+) -> Result<ExecuteResult, ClientError> {
     let before = conn.total_changes();
-    let (stmt, values) = prepare_bound(conn, sql, params).await?;
-    let mut rows = stmt.query(values).await.map_err(sql_error)?;
-    while rows.next().await.map_err(sql_error)?.is_some() {}
+    let (stmt, values) = prepare_bound(conn, guard, sql, params).await?;
+    let mut rows = stmt.query(values).await.map_err(|e| guard.error(&e))?;
+    while rows.next().await.map_err(|e| guard.error(&e))?.is_some() {}
     let rows_affected = if conn.total_changes() == before { 0 } else { conn.changes() };
     Ok(ExecuteResult { rows_affected, last_insert_rowid: conn.last_insert_rowid() })
 }

@@ -65,10 +65,8 @@ pub fn kv() -> Actor<()> {
 ///
 /// * `insertMany`: `c.sql().execute` per row, as actor code naturally writes it: the statement is parsed every
 ///   time, and the SDK records a span per statement (stored in `_tern_traces` with the turn's commit);
-/// * `insertManyUntraced`: the libSQL connection's own `execute` (what [`tern_node::Sql`] derefs to): parsed
-///   every time, no span;
-/// * `insertManyPrepared`: one prepared statement on that connection, bound and stepped per row: SQLite's
-///   own batched-insert loop.
+/// * `insertManyPrepared`: one prepared statement ([`tern_node::Sql::prepare`]), bound and stepped per row:
+///   SQLite's own batched-insert loop, no span per row.
 ///
 /// All rows of an action are in its turn's transaction.
 pub fn sql() -> Actor<()> {
@@ -89,19 +87,10 @@ pub fn sql() -> Actor<()> {
             }
             Ok(count)
         })
-        .action("insertManyUntraced", |c, (start, count): (i64, i64)| async move {
-            let sql = c.sql();
-            let conn = &*sql;
-            for n in start..start + count {
-                conn.execute(INSERT, (n, ROW_BODY)).await?;
-            }
-            Ok(count)
-        })
         .action("insertManyPrepared", |c, (start, count): (i64, i64)| async move {
             let statement = c.sql().prepare(INSERT).await?;
             for n in start..start + count {
                 statement.execute((n, ROW_BODY)).await?;
-                statement.reset();
             }
             Ok(count)
         })

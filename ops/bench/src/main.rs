@@ -321,11 +321,9 @@ async fn run(args: Args) {
                 .cpu(cpu)
                 .ratio(format!("{} per row", commits(cost_us(single.per_second)))),
         );
-        for (action, label) in [
-            ("insertMany", "`c.sql().execute` per row"),
-            ("insertManyUntraced", "libSQL `execute` per row, no span"),
-            ("insertManyPrepared", "one prepared statement"),
-        ] {
+        for (action, label) in
+            [("insertMany", "`c.sql().execute` per row"), ("insertManyPrepared", "one prepared statement")]
+        {
             for rows in SQL_BATCHES {
                 let cpu = node.cpu_times();
                 let mut batched = scenarios::sql_inserts(&actor, action, rows, SQL_BATCH_WORKERS, duration).await;

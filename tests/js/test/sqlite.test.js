@@ -6,6 +6,7 @@ import { ENCODINGS, connected, describeError, isActorError, startServer, uniqueK
 
 const T = { timeout: 120_000 };
 const SQL_ERROR = ["database", "sql_error"];
+const NOT_ALLOWED = ["database", "statement_not_allowed"];
 
 let server;
 before(async () => {
@@ -205,7 +206,8 @@ for (const encoding of ENCODINGS) {
 			await db.execute("CREATE TABLE u (x INTEGER NOT NULL)");
 			await assert.rejects(db.execute("INSERT INTO u VALUES (NULL)"), isActorError(...SQL_ERROR));
 			// The runtime's own tables are off limits.
-			await assert.rejects(db.query("SELECT * FROM _tern_state"), isActorError(...SQL_ERROR));
+			await assert.rejects(db.query("SELECT * FROM _tern_state"), isActorError(...NOT_ALLOWED));
+			await assert.rejects(db.execute("ATTACH DATABASE 'x.db' AS x"), isActorError(...NOT_ALLOWED));
 			// The actor is still healthy afterwards.
 			assert.deepEqual(await db.query("SELECT 1 AS one"), [{ one: 1 }]);
 		});

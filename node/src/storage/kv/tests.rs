@@ -6,17 +6,18 @@ use crate::storage::ActorDb;
 /// A fresh actor database with its schema, inside an open transaction (as during a turn).
 struct Fixture {
     db: ActorDb,
+    _database: libsql::Database,
     _dir: tempfile::TempDir,
 }
 
 impl Fixture {
     async fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let database = libsql::Builder::new_local(dir.path().join("actor.db")).build().await.unwrap();
-        let db = ActorDb::new(database.connect().unwrap());
+        let (database, conn, sandbox) = crate::storage::sandbox::open(dir.path().join("actor.db")).await.unwrap();
+        let db = ActorDb::new(conn, sandbox);
         db.open_actor("0123", "kv", "k").await.unwrap();
         db.begin().await.unwrap();
-        Fixture { db, _dir: dir }
+        Fixture { db, _database: database, _dir: dir }
     }
 
     fn conn(&self) -> &Connection {
