@@ -8,10 +8,11 @@
 //! * [`init_ca`] and [`issue_node`] make the cluster CA and node certificates (`tern ca init`, `tern ca issue`);
 //!   [`NodeIdentity`] loads a node's CA, certificate and key.
 //! * [`Transport`] is one QUIC endpoint per node, server and client at once. [`Transport::builder`] registers
-//!   what peers' traffic goes to: a request handler ([`TransportBuilder::on_request`]), a datagram channel
-//!   ([`TransportBuilder::on_datagram`]) and a stream channel ([`TransportBuilder::on_stream`]).
-//! * Calls on a peer, by address: [`Transport::request`] (request/response), [`Transport::send_datagram`]
-//!   (one-way), [`Transport::open_uni`] / [`Transport::open_bi`] (streams for bulk transfer).
+//!   what peers' traffic goes to, by [`Service`]: a request handler per service ([`TransportBuilder::serve`]), a
+//!   stream channel per service ([`TransportBuilder::accept_streams`]), and one datagram channel
+//!   ([`TransportBuilder::on_datagram`]).
+//! * Calls on a peer's service, by address: [`Transport::request`] (request/response), [`Transport::open_uni`] /
+//!   [`Transport::open_bi`] (streams for bulk transfer); [`Transport::send_datagram`] (one-way).
 //!
 //! # Guarantees
 //!
@@ -33,6 +34,9 @@
 //!   with its last error until the next attempt is due. Keep-alive pings detect a dead peer within
 //!   [`TransportConfig::idle_timeout`]; a peer that crashes and restarts on the same address is detected at its
 //!   first packet, because the stateless-reset key is derived from the node's private key.
+//! * **Services.** Every request and stream names its service; a request for a service the peer does not serve
+//!   fails with [`Error::UnknownService`], a stream for one is refused, and a handler that panics fails its own
+//!   request only (the connection and every other call on it go on).
 //! * **Requests** run on their own bidirectional stream: a length-prefixed frame each way, refused with
 //!   [`Error::FrameTooLarge`] over [`TransportConfig::max_frame_size`] (on either side: sender, receiver, or a
 //!   response over the caller's limit). A request either returns the handler's response, the handler's error as
@@ -43,24 +47,17 @@
 //!   delivered with the sender's identity. One larger than the connection allows is refused with
 //!   [`Error::FrameTooLarge`].
 //! * **Streams** are reliable, ordered and flow-controlled: the receiver gets the opener's header first (what the
-//!   stream is for), then the bytes written. A node that registered no stream channel refuses them.
+//!   stream is for), then the bytes written.
 //! * **Shutdown.** [`Transport::close`] (or dropping the last handle) closes every connection; peers see it at
 //!   once and re-dial later.
 
-mod ca;
-mod config;
-mod error;
-mod peers;
-mod serve;
-mod tls;
 mod transport;
-mod version;
-mod wire;
 
-pub use ca::{CA_CERT_FILE, CA_KEY_FILE, CaError, CertFiles, NodeIdentity, init_ca, issue_node};
-pub use config::TransportConfig;
-pub use error::Error;
-pub use peers::PeerInfo;
 pub use quinn::{RecvStream, SendStream};
-pub use transport::{Datagram, IncomingStream, Transport, TransportBuilder};
-pub use version::ProtocolVersion;
+pub use transport::ca::{CA_CERT_FILE, CA_KEY_FILE, CaError, CertFiles, NodeIdentity, init_ca, issue_node};
+pub use transport::config::TransportConfig;
+pub use transport::endpoint::{Datagram, IncomingStream, Transport, TransportBuilder};
+pub use transport::error::Error;
+pub use transport::peers::PeerInfo;
+pub use transport::service::Service;
+pub use transport::version::ProtocolVersion;

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use common::{Cluster, Node, ask, eventually, start, test_config};
-use tern_replication::{Error, ProtocolVersion};
+use common::{Cluster, Node, TEST_SERVICE, ask, eventually, start, test_config};
+use tern_replication::{Error, ProtocolVersion, Service};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_call_each_other_on_one_connection() {
@@ -18,16 +18,16 @@ async fn two_nodes_call_each_other_on_one_connection() {
     let peer = a.transport.connect(b.addr()).await.unwrap();
     assert_eq!(peer.name, "node-b");
     assert!(peer.names.iter().any(|n| n == "localhost") && peer.names.iter().any(|n| n == "127.0.0.1"));
-    assert_eq!((peer.addr, peer.version), (b.addr(), ProtocolVersion::V1));
+    assert_eq!((peer.addr, peer.version), (b.addr(), ProtocolVersion::V2));
 
     assert_eq!(
         ask(&a.transport, b.addr(), "hello").await.unwrap(),
-        format!("node-b got hello from node-a at {} (tern/1)", a.addr())
+        format!("node-b got hello from node-a at {} (tern/2)", a.addr())
     );
     // b calls back on the connection a dialled: one connection serves both directions.
     assert_eq!(
         ask(&b.transport, a.addr(), "hi").await.unwrap(),
-        format!("node-a got hi from node-b at {} (tern/1)", b.addr())
+        format!("node-a got hi from node-b at {} (tern/2)", b.addr())
     );
     assert_eq!((a.transport.open_connections(), b.transport.open_connections()), (1, 1));
 
@@ -37,6 +37,16 @@ async fn two_nodes_call_each_other_on_one_connection() {
     let error = ask(&a.transport, b.addr(), "panic").await.unwrap_err();
     assert!(matches!(&error, Error::Remote { message, .. } if message == "the request handler panicked"), "{error}");
     assert!(ask(&a.transport, b.addr(), "again").await.is_ok());
+    assert_eq!(a.transport.open_connections(), 1);
+
+    // A service the peer does not serve is refused by name, for requests and streams, on the same connection.
+    let error = a.transport.request(b.addr(), Service(99), Bytes::from_static(b"x")).await.unwrap_err();
+    assert_eq!(error, Error::UnknownService { addr: b.addr(), service: 99 });
+    assert!(error.to_string().contains("does not serve service 99"), "{error}");
+    let (mut send, mut recv) = a.transport.open_bi(b.addr(), Service(99), Bytes::from_static(b"h")).await.unwrap();
+    let _ = send.write_all(b"data").await;
+    assert!(recv.read_to_end(16).await.is_err(), "a stream for an unknown service is refused");
+    assert!(ask(&a.transport, b.addr(), "still there").await.is_ok());
     assert_eq!(a.transport.open_connections(), 1);
 }
 
@@ -73,7 +83,7 @@ async fn three_nodes_exchange_requests_and_datagrams_concurrently() {
                     let body = format!("call {i}");
                     let response = ask(&transport, to, &body).await.unwrap();
                     let expected = format!(
-                        "{to_name} got {body} from {} at {} (tern/1)",
+                        "{to_name} got {body} from {} at {} (tern/2)",
                         transport.name(),
                         transport.local_addr()
                     );
@@ -112,7 +122,8 @@ async fn streams_carry_bulk_data_with_a_header() {
 
     // Unidirectional: 4 MiB in 64 KiB writes.
     let chunk = vec![7u8; 64 << 10];
-    let mut send = a.transport.open_uni(b.addr(), Bytes::from_static(b"wal actor-1 from 42")).await.unwrap();
+    let mut send =
+        a.transport.open_uni(b.addr(), TEST_SERVICE, Bytes::from_static(b"wal actor-1 from 42")).await.unwrap();
     let writer = tokio::spawn(async move {
         for _ in 0..64 {
             send.write_all(&chunk).await.unwrap();
@@ -128,7 +139,7 @@ async fn streams_carry_bulk_data_with_a_header() {
     writer.await.unwrap();
 
     // Bidirectional: the receiver answers on the same stream.
-    let (mut send, mut recv) = a.transport.open_bi(b.addr(), Bytes::from_static(b"echo")).await.unwrap();
+    let (mut send, mut recv) = a.transport.open_bi(b.addr(), TEST_SERVICE, Bytes::from_static(b"echo")).await.unwrap();
     send.write_all(b"round trip").await.unwrap();
     send.finish().unwrap();
     let mut incoming = b.streams.recv().await.unwrap();
@@ -148,11 +159,12 @@ async fn a_node_without_a_stream_receiver_refuses_streams() {
         .config(test_config())
         .bind()
         .unwrap();
-    let (mut send, mut recv) = a.transport.open_bi(b.local_addr(), Bytes::from_static(b"bulk")).await.unwrap();
+    let (mut send, mut recv) =
+        a.transport.open_bi(b.local_addr(), TEST_SERVICE, Bytes::from_static(b"bulk")).await.unwrap();
     let _ = send.write_all(b"data").await;
     let error = recv.read_to_end(1024).await.unwrap_err();
     assert!(error.to_string().contains("reset by peer"), "{error}");
-    // ... and answers requests with a remote error, as it registered no handler.
+    // ... and refuses requests by service, as it registered no handler.
     let error = ask(&a.transport, b.local_addr(), "hello").await.unwrap_err();
-    assert!(matches!(&error, Error::Remote { message, .. } if message.contains("serves no requests")), "{error}");
+    assert_eq!(error, Error::UnknownService { addr: b.local_addr(), service: TEST_SERVICE.0 });
 }

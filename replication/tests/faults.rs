@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{CAP, Cluster, ask, eventually, start, start_at, test_config};
+use common::{CAP, Cluster, TEST_SERVICE, ask, eventually, start, start_at, test_config};
 use tern_replication::{Error, TransportConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,7 +65,10 @@ async fn a_peer_that_crashes_and_restarts_is_reached_again() {
     })
     .await;
     let response = eventually("a reaches b again", || async {
-        a.transport.request_with_timeout(b_addr, Bytes::from_static(b"after"), Duration::from_secs(1)).await.ok()
+        a.transport
+            .request_with_timeout(b_addr, TEST_SERVICE, Bytes::from_static(b"after"), Duration::from_secs(1))
+            .await
+            .ok()
     })
     .await;
     assert!(response.starts_with(b"node-b got after from node-a"));
@@ -105,7 +108,12 @@ async fn calls_to_an_unreachable_peer_back_off() {
     );
     // In backoff, calls fail at once with the last error, even with a timeout shorter than a dial.
     for _ in 0..10 {
-        let call = a.transport.request_with_timeout(silent_addr, Bytes::from_static(b"x"), Duration::from_secs(1));
+        let call = a.transport.request_with_timeout(
+            silent_addr,
+            TEST_SERVICE,
+            Bytes::from_static(b"x"),
+            Duration::from_secs(1),
+        );
         assert_eq!(call.await.unwrap_err(), error);
         assert_eq!(a.transport.send_datagram(silent_addr, Bytes::from_static(b"x")).await.unwrap_err(), error);
     }
@@ -120,14 +128,14 @@ async fn oversize_frames_are_refused() {
     let too_large = |size: u64| Error::FrameTooLarge { size, limit: 1024 };
 
     // The sender refuses what is over its own limit, without touching the network.
-    let error = small.transport.request(large.addr(), Bytes::from(vec![0; 2048])).await.unwrap_err();
+    let error = small.transport.request(large.addr(), TEST_SERVICE, Bytes::from(vec![0; 2048])).await.unwrap_err();
     assert_eq!(error, too_large(2048));
     assert_eq!(small.transport.open_connections(), 0);
-    let error = small.transport.open_uni(large.addr(), Bytes::from(vec![0; 2048])).await.unwrap_err();
+    let error = small.transport.open_uni(large.addr(), TEST_SERVICE, Bytes::from(vec![0; 2048])).await.unwrap_err();
     assert_eq!(error, too_large(2048));
 
     // The receiver refuses a request over its limit and tells the caller.
-    let error = large.transport.request(small.addr(), Bytes::from(vec![0; 2048])).await.unwrap_err();
+    let error = large.transport.request(small.addr(), TEST_SERVICE, Bytes::from(vec![0; 2048])).await.unwrap_err();
     assert_eq!(error, too_large(2048));
     // A response over the caller's limit, and one over the responder's.
     assert_eq!(ask(&small.transport, large.addr(), "big:4096").await.unwrap_err(), too_large(4096));
@@ -147,7 +155,7 @@ async fn request_timeouts_fire_and_drop_the_handler() {
     let a = start(&cluster, "node-a", TransportConfig { request_timeout: Duration::from_millis(300), ..test_config() });
     let mut b = start(&cluster, "node-b", test_config());
     let b_addr = b.addr();
-    let patiently = |body: &'static str| a.transport.request_with_timeout(b_addr, Bytes::from(body), CAP);
+    let patiently = |body: &'static str| a.transport.request_with_timeout(b_addr, TEST_SERVICE, Bytes::from(body), CAP);
     assert!(patiently("warm up").await.is_ok());
 
     let error = ask(&a.transport, b.addr(), "sleep").await.unwrap_err();
@@ -155,7 +163,12 @@ async fn request_timeouts_fire_and_drop_the_handler() {
     // b drops the handler once a gave up.
     tokio::time::timeout(CAP, b.cancelled.recv()).await.unwrap().unwrap();
 
-    let call = a.transport.request_with_timeout(b.addr(), Bytes::from_static(b"sleep"), Duration::from_millis(50));
+    let call = a.transport.request_with_timeout(
+        b.addr(),
+        TEST_SERVICE,
+        Bytes::from_static(b"sleep"),
+        Duration::from_millis(50),
+    );
     assert_eq!(call.await.unwrap_err(), Error::Timeout { addr: b.addr(), after: Duration::from_millis(50) });
     tokio::time::timeout(CAP, b.cancelled.recv()).await.unwrap().unwrap();
     assert!(patiently("still there").await.is_ok());

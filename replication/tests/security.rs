@@ -64,7 +64,7 @@ async fn raw_client_call(
             .unwrap(),
         None => builder.with_no_client_auth(),
     };
-    tls.alpn_protocols = vec![b"tern/1".to_vec()];
+    tls.alpn_protocols = vec![b"tern/2".to_vec()];
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).unwrap())));
     let conn = match endpoint.connect(server, "localhost").unwrap().await {
@@ -73,7 +73,7 @@ async fn raw_client_call(
     };
     // TLS 1.3: the client may finish its handshake before the server has checked its certificate.
     if let Ok((mut send, mut recv)) = conn.open_bi().await {
-        let _ = send.write_all(&[0, 0, 0, 0, 5]).await;
+        let _ = send.write_all(&[0, 7, 0, 0, 0, 5]).await;
         let _ = send.write_all(b"hello").await;
         let _ = send.finish();
         assert!(recv.read_to_end(1024).await.is_err(), "the server answered a client it should refuse");

@@ -52,8 +52,10 @@ where
     O: DeserializeOwned + Send + 'static,
 {
     let unreachable = |e: String| ClientError::unavailable(format!("the actor's home cannot be reached: {e}"));
-    let (mut send, mut recv) =
-        transport.open_bi(addr, rpc::encode(open)).await.map_err(|e| unreachable(e.to_string()))?;
+    let (mut send, mut recv) = transport
+        .open_bi(addr, rpc::service::BRIDGE, rpc::encode(open))
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
     let first = read_frame(&mut recv).await.map_err(unreachable)?.ok_or_else(|| unreachable("stream ended".into()))?;
     let id = rpc::decode::<Result<String, ClientError>>(&first).map_err(unreachable)??;
     let (in_tx, mut in_rx) = mpsc::channel::<I>(CONN_QUEUE);

@@ -18,7 +18,10 @@ use super::directory::ClusterDirectory;
 use super::directory::acceptor::Acceptor;
 use super::directory::voters::{TransportVoters, VoterSpec};
 use super::discovery::resolve;
-use super::rpc::{self, PeerRequest};
+use super::rpc::{
+    self, AcceptValue, CallsMessage, DirectoryMessage, ForgetActor, ForwardCall, MembershipMessage, PrepareBallot,
+    PullMembers, ReadRegister, answer, service,
+};
 use super::{Members, Membership, MembershipConfig, MembershipError, Profile, bridge};
 use crate::runtime::Host;
 
@@ -111,17 +114,33 @@ impl ClusterNode {
         let (streams_tx, streams) = mpsc::channel(STREAM_QUEUE);
         let acceptor = Arc::new(Acceptor::new(host.clone()));
         let backend_slot: Arc<OnceLock<ClusterBackend>> = Arc::default();
-        let handler = {
+        let directory_service = {
             let (acceptor, backend) = (acceptor.clone(), backend_slot.clone());
             move |peer: PeerInfo, request: Bytes| {
                 let (acceptor, backend) = (acceptor.clone(), backend.clone());
-                async move { serve_request(&acceptor, backend.get(), peer, &request).await }
+                async move { serve_directory(&acceptor, backend.get(), peer, &request).await }
+            }
+        };
+        let calls_service = {
+            let backend = backend_slot.clone();
+            move |_peer: PeerInfo, request: Bytes| {
+                let backend = backend.clone();
+                async move { serve_calls(backend.get(), &request).await }
+            }
+        };
+        let membership_service = {
+            let backend = backend_slot.clone();
+            move |_peer: PeerInfo, request: Bytes| {
+                let backend = backend.clone();
+                async move { serve_membership(backend.get(), &request).await }
             }
         };
         let transport = Transport::builder(identity, config.quic_listen)
             .on_datagram(datagrams_tx)
-            .on_request(handler)
-            .on_stream(streams_tx)
+            .serve(service::DIRECTORY, directory_service)
+            .serve(service::CALLS, calls_service)
+            .serve(service::MEMBERSHIP, membership_service)
+            .accept_streams(service::BRIDGE, streams_tx)
             .bind()
             .map_err(|source| ClusterError::Transport { addr: config.quic_listen, source })?;
         let mut membership_config = MembershipConfig::new(region, gateway_url(config, gateway_addr), config.profile);
@@ -186,39 +205,55 @@ struct Seeds {
     dns_server: Option<SocketAddr>,
 }
 
-/// Answers a peer's request: directory votes, forwarded calls, cache invalidations.
-async fn serve_request(
+/// A handler's failure as the transport reports it to the caller.
+fn failed(e: impl std::fmt::Display) -> tern_replication::Error {
+    tern_replication::Error::handler(e.to_string())
+}
+
+/// The node's backend, once the node has finished starting.
+fn started(backend: Option<&ClusterBackend>) -> Result<&ClusterBackend, tern_replication::Error> {
+    backend.ok_or_else(|| failed("the node is starting"))
+}
+
+/// The directory service: votes on the registers this node keeps as a voter, and cache invalidations.
+async fn serve_directory(
     acceptor: &Acceptor,
     backend: Option<&ClusterBackend>,
     peer: PeerInfo,
     request: &[u8],
 ) -> Result<Bytes, tern_replication::Error> {
-    let request: PeerRequest = rpc::decode(request).map_err(tern_replication::Error::handler)?;
-    let fail = |e: tern_proto::ClientError| tern_replication::Error::handler(e);
-    match request {
-        PeerRequest::Read { register } => Ok(rpc::encode(&acceptor.read(&register).await.map_err(fail)?)),
-        PeerRequest::Prepare { register, ballot } => {
-            Ok(rpc::encode(&acceptor.prepare(&register, &ballot).await.map_err(fail)?))
+    Ok(match rpc::decode::<DirectoryMessage>(request).map_err(failed)? {
+        DirectoryMessage::Read(call) => answer::<ReadRegister>(&acceptor.read(&call.register).await.map_err(failed)?),
+        DirectoryMessage::Prepare(call) => {
+            answer::<PrepareBallot>(&acceptor.prepare(&call.register, &call.ballot).await.map_err(failed)?)
         }
-        PeerRequest::Accept { register, ballot, value } => {
-            Ok(rpc::encode(&acceptor.accept(&register, &ballot, value).await.map_err(fail)?))
+        DirectoryMessage::Accept(call) => {
+            answer::<AcceptValue>(&acceptor.accept(&call.register, &call.ballot, call.value).await.map_err(failed)?)
         }
-        PeerRequest::Call(call) => {
-            let backend = backend.ok_or_else(|| tern_replication::Error::handler("the node is starting"))?;
-            Ok(rpc::encode(&backend.serve_call(call).await))
-        }
-        PeerRequest::Members => {
-            let backend = backend.ok_or_else(|| tern_replication::Error::handler("the node is starting"))?;
-            Ok(rpc::encode(&backend.live_member_addrs()))
-        }
-        PeerRequest::Forget { actor_id, name, key } => {
+        DirectoryMessage::Forget(call) => {
             if let Some(backend) = backend {
-                backend.forget(&actor_id, &name, &key);
+                backend.forget(&call.actor_id, &call.name, &call.key);
             }
-            tracing::debug!(peer = %peer.name, actor_id, "forgot a destroyed actor");
-            Ok(rpc::encode(&()))
+            tracing::debug!(peer = %peer.name, actor_id = %call.actor_id, "forgot a destroyed actor");
+            answer::<ForgetActor>(&())
         }
-    }
+    })
+}
+
+/// The calls service: client calls forwarded to this node.
+async fn serve_calls(backend: Option<&ClusterBackend>, request: &[u8]) -> Result<Bytes, tern_replication::Error> {
+    let backend = started(backend)?;
+    Ok(match rpc::decode::<CallsMessage>(request).map_err(failed)? {
+        CallsMessage::Forward(ForwardCall(call)) => answer::<ForwardCall>(&backend.serve_call(call).await),
+    })
+}
+
+/// The membership service: the member list a joining node pulls.
+async fn serve_membership(backend: Option<&ClusterBackend>, request: &[u8]) -> Result<Bytes, tern_replication::Error> {
+    let backend = started(backend)?;
+    Ok(match rpc::decode::<MembershipMessage>(request).map_err(failed)? {
+        MembershipMessage::Members(PullMembers) => answer::<PullMembers>(&backend.live_member_addrs()),
+    })
 }
 
 /// Settles the creates an earlier run left in the middle, retrying until the directory answers.
@@ -293,7 +328,7 @@ async fn join(membership: &Membership, transport: &Transport, seeds: &Seeds) {
 /// joiner learns the whole cluster at once instead of from gossip feeds a packet at a time.
 async fn announce_to_known(membership: &Membership, transport: &Transport, seeds: &[SocketAddr]) {
     for &seed in seeds {
-        match rpc::ask::<Vec<SocketAddr>>(transport, seed, &PeerRequest::Members, MEMBERS_TIMEOUT).await {
+        match rpc::ask(transport, seed, PullMembers, MEMBERS_TIMEOUT).await {
             Ok(known) => {
                 if let Err(e) = membership.join(known).await {
                     warn!("cannot announce to the cluster's members: {e}");

@@ -1,6 +1,9 @@
-//! The messages nodes send each other on the QUIC transport's request/response channel and streams, encoded as
-//! CBOR. Directory votes, forwarded client calls and cache invalidations share one request enum; each request
-//! has one reply type, which the caller knows from what it sent.
+//! The inter-node protocol on the QUIC transport's requests and streams, encoded as CBOR.
+//!
+//! Every request goes to one [`service`] of the peer, which registered its own handler with the transport:
+//! the directory's votes and cache invalidations, forwarded client calls, membership's member list, and socket
+//! bridges (streams). A request is a [`PeerCall`]: its type names the service's message it travels in and the
+//! reply it gets, so [`ask`] returns exactly that reply and a handler can only answer with it ([`answer`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,31 +13,142 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tern_gateway::backend::{CreateRequest, InspectRequest, InspectorAuth};
 use tern_proto::{ClientError, Value};
-use tern_replication::Transport;
+use tern_replication::{Service, Transport};
 
-use super::directory::paxos::{Ballot, RegisterValue};
+use super::directory::paxos::{AcceptReply, Ballot, PrepareReply, RegisterValue};
 
-/// A request from one node to another.
-#[derive(Debug, Serialize, Deserialize)]
-pub enum PeerRequest {
-    /// Directory: what the voter accepted for `register` (reply: `(Ballot, RegisterValue)`).
-    Read { register: String },
-    /// Directory: promise `ballot` for `register` (reply: [`PrepareReply`](super::directory::paxos::PrepareReply)).
-    Prepare { register: String, ballot: Ballot },
-    /// Directory: accept `value` under `ballot` (reply: [`AcceptReply`](super::directory::paxos::AcceptReply)).
-    Accept {
-        register: String,
-        ballot: Ballot,
-        #[serde(with = "serde_bytes")]
-        value: RegisterValue,
-    },
-    /// A client call for an actor this node is asked to host or serve (reply: `Result<CallReply, ClientError>`).
-    Call(Call),
-    /// The QUIC addresses of the members this node sees live, itself included (reply: `Vec<SocketAddr>`).
-    Members,
-    /// Forget what the cache says about this actor (reply: `()`).
-    Forget { actor_id: String, name: String, key: Vec<String> },
+/// The services every node serves, by their tags on the wire (inter-node protocol version 2).
+pub mod service {
+    use tern_replication::Service;
+
+    /// The directory: Paxos votes on key and placement registers, and cache invalidations.
+    pub const DIRECTORY: Service = Service(1);
+    /// Client calls forwarded to the node that hosts (or is to host) an actor.
+    pub const CALLS: Service = Service(2);
+    /// Membership: the member list a joining node pulls.
+    pub const MEMBERSHIP: Service = Service(3);
+    /// Socket bridges: a client's WebSocket as one stream to the actor's home.
+    pub const BRIDGE: Service = Service(4);
 }
+
+/// A request to a peer's service, and the reply it gets.
+pub trait PeerCall: Serialize + Into<Self::Message> {
+    /// The message the service decodes (its calls, as one enum).
+    type Message: Serialize + DeserializeOwned;
+    /// What the peer answers.
+    type Reply: Serialize + DeserializeOwned;
+    /// The service that answers it.
+    const SERVICE: Service;
+}
+
+/// A failed [`ask`]: the transport failed (or the peer's handler did), or the reply did not decode.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The call did not reach the peer's handler, or the handler failed.
+    #[error(transparent)]
+    Transport(#[from] tern_replication::Error),
+    /// The peer answered something that is not the call's reply.
+    #[error("{0}")]
+    Malformed(String),
+}
+
+/// Sends `call` to its service on the node at `addr` and decodes its reply, within `timeout`.
+pub async fn ask<C: PeerCall>(
+    transport: &Transport,
+    addr: SocketAddr,
+    call: C,
+    timeout: Duration,
+) -> Result<C::Reply, PeerError> {
+    let message: C::Message = call.into();
+    let reply = transport.request_with_timeout(addr, C::SERVICE, encode(&message), timeout).await?;
+    decode(&reply).map_err(PeerError::Malformed)
+}
+
+/// The encoded reply to a call of type `C` (`answer::<C>(&reply)`): only `C`'s own reply type fits.
+pub fn answer<C: PeerCall>(reply: &C::Reply) -> Bytes {
+    encode(reply)
+}
+
+/// Declares that `$call` travels in `$message`'s variant `$variant` to `$service` and gets `$reply`.
+macro_rules! peer_call {
+    ($call:ident => $message:ident::$variant:ident, $service:expr, $reply:ty) => {
+        impl PeerCall for $call {
+            type Message = $message;
+            type Reply = $reply;
+            const SERVICE: Service = $service;
+        }
+        impl From<$call> for $message {
+            fn from(call: $call) -> $message {
+                $message::$variant(call)
+            }
+        }
+    };
+}
+
+/// The directory service's calls.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum DirectoryMessage {
+    Read(ReadRegister),
+    Prepare(PrepareBallot),
+    Accept(AcceptValue),
+    Forget(ForgetActor),
+}
+
+/// What the voter accepted for `register`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReadRegister {
+    pub register: String,
+}
+peer_call!(ReadRegister => DirectoryMessage::Read, service::DIRECTORY, (Ballot, RegisterValue));
+
+/// Promise `ballot` for `register`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PrepareBallot {
+    pub register: String,
+    pub ballot: Ballot,
+}
+peer_call!(PrepareBallot => DirectoryMessage::Prepare, service::DIRECTORY, PrepareReply);
+
+/// Accept `value` for `register` under `ballot`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AcceptValue {
+    pub register: String,
+    pub ballot: Ballot,
+    #[serde(with = "serde_bytes")]
+    pub value: RegisterValue,
+}
+peer_call!(AcceptValue => DirectoryMessage::Accept, service::DIRECTORY, AcceptReply);
+
+/// Forget what the cache says about this (destroyed) actor.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForgetActor {
+    pub actor_id: String,
+    pub name: String,
+    pub key: Vec<String>,
+}
+peer_call!(ForgetActor => DirectoryMessage::Forget, service::DIRECTORY, ());
+
+/// The membership service's calls.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum MembershipMessage {
+    Members(PullMembers),
+}
+
+/// The QUIC addresses of the members the peer sees live, itself included.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PullMembers;
+peer_call!(PullMembers => MembershipMessage::Members, service::MEMBERSHIP, Vec<SocketAddr>);
+
+/// The calls service's one call: a client call for an actor the peer is asked to host or serve.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum CallsMessage {
+    Forward(ForwardCall),
+}
+
+/// A client call forwarded to the actor's home.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ForwardCall(pub Call);
+peer_call!(ForwardCall => CallsMessage::Forward, service::CALLS, Result<CallReply, ClientError>);
 
 /// A client call forwarded to the node that hosts (or is to host) the actor.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -185,16 +299,4 @@ pub fn encode<T: Serialize>(message: &T) -> Bytes {
 /// Decodes a CBOR message; a malformed one is a protocol error between nodes.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     ciborium::from_reader(bytes).map_err(|e| format!("malformed inter-node message: {e}"))
-}
-
-/// Sends `request` to the node at `addr` and decodes its reply, within `timeout`. Transport failures and remote
-/// handler errors come back as text.
-pub async fn ask<T: DeserializeOwned>(
-    transport: &Transport,
-    addr: SocketAddr,
-    request: &PeerRequest,
-    timeout: Duration,
-) -> Result<T, String> {
-    let reply = transport.request_with_timeout(addr, encode(request), timeout).await.map_err(|e| e.to_string())?;
-    decode(&reply)
 }

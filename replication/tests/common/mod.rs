@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tern_replication::{
-    Datagram, Error, IncomingStream, NodeIdentity, PeerInfo, Transport, TransportConfig, init_ca, issue_node,
+    Datagram, Error, IncomingStream, NodeIdentity, PeerInfo, Service, Transport, TransportConfig, init_ca, issue_node,
 };
 use tokio::sync::mpsc;
 
@@ -61,6 +61,9 @@ pub fn test_config() -> TransportConfig {
     }
 }
 
+/// The service the test nodes serve requests and accept streams for.
+pub const TEST_SERVICE: Service = Service(7);
+
 /// Starts node `name` of `cluster` on a free port of 127.0.0.1.
 pub fn start(cluster: &Cluster, name: &str, config: TransportConfig) -> Node {
     start_at(cluster.identity(name), "127.0.0.1:0".parse().unwrap(), config).unwrap()
@@ -75,7 +78,7 @@ pub fn start_at(identity: NodeIdentity, listen: SocketAddr, config: TransportCon
     let (cancel_tx, cancelled) = mpsc::unbounded_channel();
     let transport = Transport::builder(identity, listen)
         .config(config)
-        .on_request(move |peer: PeerInfo, body: Bytes| {
+        .serve(TEST_SERVICE, move |peer: PeerInfo, body: Bytes| {
             let name = name.clone();
             let cancel_tx = cancel_tx.clone();
             async move {
@@ -97,7 +100,7 @@ pub fn start_at(identity: NodeIdentity, listen: SocketAddr, config: TransportCon
             }
         })
         .on_datagram(datagram_tx)
-        .on_stream(stream_tx)
+        .accept_streams(TEST_SERVICE, stream_tx)
         .bind()?;
     Ok(Node { transport, datagrams, streams, cancelled })
 }
@@ -128,6 +131,6 @@ where
 
 /// A request's response as text.
 pub async fn ask(from: &Transport, to: SocketAddr, body: &str) -> Result<String, Error> {
-    let response = from.request(to, Bytes::from(body.to_string())).await?;
+    let response = from.request(to, TEST_SERVICE, Bytes::from(body.to_string())).await?;
     Ok(String::from_utf8(response.to_vec()).unwrap())
 }

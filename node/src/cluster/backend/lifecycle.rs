@@ -11,7 +11,7 @@ use crate::clock::now_ms;
 use crate::cluster::MemberState;
 use crate::cluster::directory::Placement;
 use crate::cluster::placement;
-use crate::cluster::rpc::{Call, CallReply, PeerRequest};
+use crate::cluster::rpc::{self, Call, CallReply, ForgetActor};
 
 /// Async locks by key, dropped when no one holds or waits for them.
 #[derive(Default)]
@@ -123,14 +123,13 @@ impl ClusterBackend {
         if placement.destroy_ts.is_none() {
             directory.record_destroyed(&placement, now_ms()).await?;
         }
-        let forget = PeerRequest::Forget { actor_id: actor_id.to_string(), name: placement.name, key: placement.key };
-        let request = crate::cluster::rpc::encode(&forget);
+        let forget = ForgetActor { actor_id: actor_id.to_string(), name: placement.name, key: placement.key };
         // Every live node drops its cached lookups before the destroy is acknowledged; one that misses this
         // learns it when the actor's home answers `actor.not_found`.
         let peers = self.inner.members.all().into_iter().filter(|m| !m.local && m.state != MemberState::Down);
         let told = peers.map(|member| {
-            let (transport, request) = (self.inner.transport.clone(), request.clone());
-            async move { transport.request_with_timeout(member.node.quic_addr, request, FORGET_TIMEOUT).await }
+            let (transport, forget) = (self.inner.transport.clone(), forget.clone());
+            async move { rpc::ask(&transport, member.node.quic_addr, forget, FORGET_TIMEOUT).await }
         });
         futures_util::future::join_all(told).await;
         Ok(())

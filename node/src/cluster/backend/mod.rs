@@ -14,7 +14,7 @@ use tern_replication::Transport;
 
 use super::directory::{ClusterDirectory, Placement};
 use super::placement::Home;
-use super::rpc::{Call, CallReply, PeerRequest, WireResponse};
+use super::rpc::{self, Call, CallReply, ForwardCall, WireResponse};
 use super::{MemberState, Members};
 use crate::runtime::Host;
 use lifecycle::KeyedLocks;
@@ -120,14 +120,15 @@ impl ClusterBackend {
 
     /// Sends `call` to `home` and returns its answer; an unreachable home is `actor.unavailable`.
     async fn forward(&self, home: &Home, call: &Call) -> Result<CallReply, ClientError> {
-        let request = super::rpc::encode(&PeerRequest::Call(call.clone()));
-        let reply = self.inner.transport.request_with_timeout(home.quic_addr, request, CALL_TIMEOUT).await;
-        let reply = reply.map_err(|e| {
-            ClientError::unavailable(format!("the actor's home, node {}, cannot be reached: {e}", home.id))
-        })?;
-        super::rpc::decode::<Result<CallReply, ClientError>>(&reply).map_err(|e| {
-            tracing::error!(home = %home.id, "{e}");
-            ClientError::internal()
+        let reply = rpc::ask(&self.inner.transport, home.quic_addr, ForwardCall(call.clone()), CALL_TIMEOUT).await;
+        reply.map_err(|e| match e {
+            rpc::PeerError::Transport(e) => {
+                ClientError::unavailable(format!("the actor's home, node {}, cannot be reached: {e}", home.id))
+            }
+            rpc::PeerError::Malformed(e) => {
+                tracing::error!(home = %home.id, "{e}");
+                ClientError::internal()
+            }
         })?
     }
 

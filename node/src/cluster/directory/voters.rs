@@ -10,7 +10,7 @@ use tern_replication::Transport;
 use super::acceptor::Acceptor;
 use super::paxos::{AcceptReply, Ballot, PrepareReply, RegisterValue, Voters};
 use crate::cluster::Members;
-use crate::cluster::rpc::{self, PeerRequest};
+use crate::cluster::rpc::{self, AcceptValue, PrepareBallot, ReadRegister};
 
 /// How long a vote may take before it counts as missing.
 const VOTE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -89,16 +89,16 @@ impl Voters for TransportVoters {
         if self.is_local(index) {
             return self.acceptor.read(register).await.map_err(|e| e.to_string());
         }
-        let request = PeerRequest::Read { register: register.to_string() };
-        rpc::ask(&self.transport, self.addr(index)?, &request, VOTE_TIMEOUT).await
+        let call = ReadRegister { register: register.to_string() };
+        rpc::ask(&self.transport, self.addr(index)?, call, VOTE_TIMEOUT).await.map_err(|e| e.to_string())
     }
 
     async fn prepare(&self, index: usize, register: &str, ballot: &Ballot) -> Result<PrepareReply, String> {
         if self.is_local(index) {
             return self.acceptor.prepare(register, ballot).await.map_err(|e| e.to_string());
         }
-        let request = PeerRequest::Prepare { register: register.to_string(), ballot: ballot.clone() };
-        rpc::ask(&self.transport, self.addr(index)?, &request, VOTE_TIMEOUT).await
+        let call = PrepareBallot { register: register.to_string(), ballot: ballot.clone() };
+        rpc::ask(&self.transport, self.addr(index)?, call, VOTE_TIMEOUT).await.map_err(|e| e.to_string())
     }
 
     async fn accept(
@@ -111,9 +111,8 @@ impl Voters for TransportVoters {
         if self.is_local(index) {
             return self.acceptor.accept(register, ballot, value.clone()).await.map_err(|e| e.to_string());
         }
-        let request =
-            PeerRequest::Accept { register: register.to_string(), ballot: ballot.clone(), value: value.clone() };
-        rpc::ask(&self.transport, self.addr(index)?, &request, VOTE_TIMEOUT).await
+        let call = AcceptValue { register: register.to_string(), ballot: ballot.clone(), value: value.clone() };
+        rpc::ask(&self.transport, self.addr(index)?, call, VOTE_TIMEOUT).await.map_err(|e| e.to_string())
     }
 }
 

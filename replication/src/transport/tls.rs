@@ -14,9 +14,9 @@ use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use x509_parser::extensions::GeneralName;
 
-use crate::ca::NodeIdentity;
-use crate::error::Error;
-use crate::version::ProtocolVersion;
+use super::ca::NodeIdentity;
+use super::error::Error;
+use super::version::ProtocolVersion;
 
 /// Tunables of the QUIC connections, from [`TransportConfig`](crate::TransportConfig).
 pub(crate) struct QuicTuning {

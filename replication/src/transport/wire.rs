@@ -1,16 +1,18 @@
 //! The inter-node wire format on QUIC streams.
 //!
-//! Every stream a node opens starts with one kind byte. A request is a bidirectional stream carrying
-//! `[KIND_REQUEST][frame]` then FIN, answered by `[status][frame]` then FIN. A raw stream (uni- or bidirectional)
-//! starts with `[KIND_STREAM][frame]` (the opener's header), then whatever the application writes. A frame is a
-//! 4-byte big-endian length and that many bytes, refused when longer than the reader's limit.
+//! Every stream a node opens starts with a kind byte and a service byte. A request is a bidirectional stream
+//! carrying `[KIND_REQUEST][service][frame]` then FIN, answered by `[status][frame]` then FIN. A raw stream (uni-
+//! or bidirectional) starts with `[KIND_STREAM][service][frame]` (the opener's header), then whatever the
+//! application writes. A frame is a 4-byte big-endian length and that many bytes, refused when longer than the
+//! reader's limit.
 
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 use quinn::{ConnectionError, ReadError, ReadExactError, RecvStream, SendStream, VarInt, WriteError};
 
-use crate::error::{Error, connection_error};
+use super::error::{Error, connection_error};
+use super::service::Service;
 
 /// The kind byte of a request stream.
 pub(crate) const KIND_REQUEST: u8 = 0;
@@ -25,6 +27,7 @@ pub(crate) const CODE_REFUSED: VarInt = VarInt::from_u32(2);
 const STATUS_OK: u8 = 0;
 const STATUS_FAILED: u8 = 1;
 const STATUS_TOO_LARGE: u8 = 2;
+const STATUS_UNKNOWN_SERVICE: u8 = 3;
 
 /// A failure on a stream, before it is given its peer's context.
 #[derive(Debug)]
@@ -86,6 +89,8 @@ pub(crate) enum Response {
     Failed(String),
     /// The request, or the handler's output, was over a limit.
     TooLarge { size: u64, limit: u64 },
+    /// The peer serves no requests for the request's service.
+    UnknownService,
 }
 
 /// Writes `frame` with its length prefix (the caller has checked it against the limits).
@@ -104,6 +109,13 @@ pub(crate) async fn read_byte(recv: &mut RecvStream) -> Result<u8, WireError> {
     let mut byte = [0u8; 1];
     recv.read_exact(&mut byte).await?;
     Ok(byte[0])
+}
+
+/// Reads the kind and service bytes a stream starts with.
+pub(crate) async fn read_kind(recv: &mut RecvStream) -> Result<(u8, Service), WireError> {
+    let mut bytes = [0u8; 2];
+    recv.read_exact(&mut bytes).await?;
+    Ok((bytes[0], Service(bytes[1])))
 }
 
 /// Reads a length-prefixed frame of at most `limit` bytes.
@@ -127,6 +139,7 @@ pub(crate) async fn write_response(send: &mut SendStream, response: &Response) -
         Response::TooLarge { size, limit } => {
             (STATUS_TOO_LARGE, Bytes::from([size.to_be_bytes(), limit.to_be_bytes()].concat()))
         }
+        Response::UnknownService => (STATUS_UNKNOWN_SERVICE, Bytes::new()),
     };
     write_frame(send, &[status], &body).await?;
     send.finish().map_err(|e| WireError::Stream(e.to_string()))
@@ -150,6 +163,10 @@ pub(crate) async fn read_response(recv: &mut RecvStream, limit: usize) -> Result
                 }
                 _ => Err(WireError::Stream("malformed frame-too-large response".into())),
             }
+        }
+        STATUS_UNKNOWN_SERVICE => {
+            read_frame(recv, 0).await?;
+            Ok(Response::UnknownService)
         }
         other => Err(WireError::Stream(format!("unknown response status {other}"))),
     }

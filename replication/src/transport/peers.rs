@@ -11,9 +11,9 @@ use quinn::crypto::rustls::HandshakeData;
 use rustls::pki_types::CertificateDer;
 use tokio::time::Instant;
 
-use crate::error::{Error, connection_error};
-use crate::tls;
-use crate::version::ProtocolVersion;
+use super::error::{Error, connection_error};
+use super::tls;
+use super::version::ProtocolVersion;
 
 /// Who is at the other end of a connection, as its certificate and the handshake established.
 #[derive(Clone, Debug, PartialEq, Eq)]

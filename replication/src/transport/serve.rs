@@ -6,10 +6,11 @@ use std::sync::Arc;
 use quinn::{RecvStream, SendStream};
 use tracing::{debug, warn};
 
-use crate::error::connection_error;
-use crate::peers::{Link, PeerInfo};
-use crate::transport::{Datagram, IncomingStream, Shared};
-use crate::wire::{self, CODE_PROTOCOL, CODE_REFUSED, KIND_REQUEST, KIND_STREAM, Response, WireError};
+use super::endpoint::{Datagram, IncomingStream, Shared};
+use super::error::connection_error;
+use super::peers::{Link, PeerInfo};
+use super::service::Service;
+use super::wire::{self, CODE_PROTOCOL, CODE_REFUSED, KIND_REQUEST, KIND_STREAM, Response, WireError};
 
 /// Accepts connections until the endpoint closes. A peer whose certificate is not from the cluster CA, or that
 /// speaks none of our versions, fails the handshake and is logged.
@@ -66,8 +67,8 @@ async fn accept_uni(shared: Arc<Shared>, link: Link) {
         let shared = shared.clone();
         let peer = link.peer.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(shared.config.request_timeout, wire::read_byte(&mut recv)).await {
-                Ok(Ok(KIND_STREAM)) => deliver_stream(&shared, peer, None, recv).await,
+            match tokio::time::timeout(shared.config.request_timeout, wire::read_kind(&mut recv)).await {
+                Ok(Ok((KIND_STREAM, service))) => deliver_stream(&shared, peer, service, None, recv).await,
                 _ => drop(recv.stop(CODE_PROTOCOL)),
             }
         });
@@ -85,9 +86,9 @@ async fn receive_datagrams(shared: Arc<Shared>, link: Link) {
 }
 
 async fn serve_bi(shared: Arc<Shared>, peer: PeerInfo, mut send: SendStream, mut recv: RecvStream) {
-    match tokio::time::timeout(shared.config.request_timeout, wire::read_byte(&mut recv)).await {
-        Ok(Ok(KIND_REQUEST)) => serve_request(&shared, peer, send, recv).await,
-        Ok(Ok(KIND_STREAM)) => deliver_stream(&shared, peer, Some(send), recv).await,
+    match tokio::time::timeout(shared.config.request_timeout, wire::read_kind(&mut recv)).await {
+        Ok(Ok((KIND_REQUEST, service))) => serve_request(&shared, peer, service, send, recv).await,
+        Ok(Ok((KIND_STREAM, service))) => deliver_stream(&shared, peer, service, Some(send), recv).await,
         _ => {
             let _ = recv.stop(CODE_PROTOCOL);
             let _ = send.reset(CODE_PROTOCOL);
@@ -95,9 +96,9 @@ async fn serve_bi(shared: Arc<Shared>, peer: PeerInfo, mut send: SendStream, mut
     }
 }
 
-/// Reads one request, runs the handler and writes its response. The handler is dropped if the caller gives up
-/// (its timeout fired), which stops the caller's stream.
-async fn serve_request(shared: &Shared, peer: PeerInfo, send: SendStream, mut recv: RecvStream) {
+/// Reads one request, runs its service's handler and writes its response. The handler is dropped if the caller
+/// gives up (its timeout fired), which stops the caller's stream.
+async fn serve_request(shared: &Shared, peer: PeerInfo, service: Service, send: SendStream, mut recv: RecvStream) {
     let limit = shared.config.max_frame_size;
     let addr = peer.addr;
     let request = match tokio::time::timeout(shared.config.request_timeout, wire::read_frame(&mut recv, limit)).await {
@@ -109,8 +110,9 @@ async fn serve_request(shared: &Shared, peer: PeerInfo, send: SendStream, mut re
         Ok(Err(e)) => return debug!(peer = %addr, "unreadable request: {}", e.into_error(addr, &shared.ours)),
         Err(_) => return debug!(peer = %addr, "request not received in time"),
     };
-    let Some(handler) = &shared.handler else {
-        return respond(send, &Response::Failed("this node serves no requests".into()), peer).await;
+    let Some(handler) = shared.services.handler(service) else {
+        debug!(peer = %addr, %service, "refused a request for a service this node does not serve");
+        return respond(send, &Response::UnknownService, peer).await;
     };
     // The handler runs in a task of its own, so that a panic in it fails only its request.
     let mut handling = tokio::spawn(handler(peer.clone(), request));
@@ -135,11 +137,18 @@ async fn respond(mut send: SendStream, response: &Response, peer: PeerInfo) {
     }
 }
 
-/// Reads a raw stream's header and hands the stream to the node, or refuses it if the node takes no streams.
-async fn deliver_stream(shared: &Shared, peer: PeerInfo, mut send: Option<SendStream>, mut recv: RecvStream) {
+/// Reads a raw stream's header and hands the stream to its service's receiver, or refuses it if the service takes
+/// no streams.
+async fn deliver_stream(
+    shared: &Shared,
+    peer: PeerInfo,
+    service: Service,
+    mut send: Option<SendStream>,
+    mut recv: RecvStream,
+) {
     let header =
         tokio::time::timeout(shared.config.request_timeout, wire::read_frame(&mut recv, shared.config.max_frame_size));
-    let (Ok(Ok(header)), Some(streams)) = (header.await, &shared.streams) else {
+    let (Ok(Ok(header)), Some(streams)) = (header.await, shared.services.streams(service)) else {
         let _ = recv.stop(CODE_REFUSED);
         if let Some(send) = &mut send {
             let _ = send.reset(CODE_REFUSED);

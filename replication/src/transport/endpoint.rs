@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,18 +9,15 @@ use bytes::Bytes;
 use quinn::{ConnectError, RecvStream, SendDatagramError, SendStream};
 use tokio::sync::mpsc;
 
-use crate::ca::NodeIdentity;
-use crate::config::TransportConfig;
-use crate::error::{Error, connection_error};
-use crate::peers::{Backoff, Link, PeerInfo, Peers};
-use crate::serve;
-use crate::tls::{self, QuicTuning};
-use crate::version;
-use crate::wire::{self, KIND_REQUEST, KIND_STREAM, Response, WireError};
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-/// The node's request handler, type-erased.
-pub(crate) type Handler = Arc<dyn Fn(PeerInfo, Bytes) -> BoxFuture<Result<Bytes, Error>> + Send + Sync>;
+use super::ca::NodeIdentity;
+use super::config::TransportConfig;
+use super::error::{Error, connection_error};
+use super::peers::{Backoff, Link, PeerInfo, Peers};
+use super::serve;
+use super::service::{Service, Services};
+use super::tls::{self, QuicTuning};
+use super::version;
+use super::wire::{self, KIND_REQUEST, KIND_STREAM, Response, WireError};
 
 /// A datagram received from a peer.
 #[derive(Clone, Debug)]
@@ -32,7 +28,8 @@ pub struct Datagram {
     pub payload: Bytes,
 }
 
-/// A stream a peer opened with [`Transport::open_uni`] or [`Transport::open_bi`].
+/// A stream a peer opened with [`Transport::open_uni`] or [`Transport::open_bi`], delivered to the receiver of
+/// its service.
 #[derive(Debug)]
 pub struct IncomingStream {
     /// Who opened it.
@@ -50,9 +47,10 @@ pub struct TransportBuilder {
     identity: NodeIdentity,
     listen: SocketAddr,
     config: TransportConfig,
-    handler: Option<Handler>,
+    services: Services,
+    /// The first registration that failed (two registrations of one service), reported by [`Self::bind`].
+    invalid: Option<Error>,
     datagrams: Option<mpsc::Sender<Datagram>>,
-    streams: Option<mpsc::Sender<IncomingStream>>,
 }
 
 impl TransportBuilder {
@@ -62,14 +60,18 @@ impl TransportBuilder {
         self
     }
 
-    /// Serves peers' requests with `handler`; its error reaches the caller as [`Error::Remote`]. Without a
-    /// handler, requests fail with a remote error.
-    pub fn on_request<F, Fut>(mut self, handler: F) -> Self
+    /// Serves peers' requests for `service` with `handler`; its error reaches the caller as [`Error::Remote`].
+    /// A request for a service without a handler fails with [`Error::UnknownService`]; a handler that panics
+    /// fails its request only. Registering one service twice makes [`bind`](Self::bind) fail.
+    pub fn serve<F, Fut>(mut self, service: Service, handler: F) -> Self
     where
         F: Fn(PeerInfo, Bytes) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Bytes, Error>> + Send + 'static,
     {
-        self.handler = Some(Arc::new(move |peer, request| Box::pin(handler(peer, request))));
+        let handler = Arc::new(move |peer, request| Box::pin(handler(peer, request)) as _);
+        if let Err(e) = self.services.serve(service, handler) {
+            self.invalid.get_or_insert(e);
+        }
         self
     }
 
@@ -79,14 +81,20 @@ impl TransportBuilder {
         self
     }
 
-    /// Delivers the streams peers open to `sender`. Without it, they are refused.
-    pub fn on_stream(mut self, sender: mpsc::Sender<IncomingStream>) -> Self {
-        self.streams = Some(sender);
+    /// Delivers the streams peers open for `service` to `sender`. Streams for a service without a receiver are
+    /// refused. Registering one service twice makes [`bind`](Self::bind) fail.
+    pub fn accept_streams(mut self, service: Service, sender: mpsc::Sender<IncomingStream>) -> Self {
+        if let Err(e) = self.services.accept_streams(service, sender) {
+            self.invalid.get_or_insert(e);
+        }
         self
     }
 
     /// Binds the UDP socket and starts serving. Must be called within a Tokio runtime.
     pub fn bind(self) -> Result<Transport, Error> {
+        if let Some(e) = self.invalid {
+            return Err(e);
+        }
         self.config.validate()?;
         let versions = version::preference_order(&self.config.versions);
         let tuning =
@@ -109,9 +117,8 @@ impl TransportBuilder {
             peers: Peers::new(backoff, ours.clone()),
             ours,
             config: TransportConfig { versions, ..self.config },
-            handler: self.handler,
+            services: self.services,
             datagrams: self.datagrams,
-            streams: self.streams,
         });
         tokio::spawn(serve::accept_loop(shared.clone()));
         Ok(Transport { shared, _guard: Arc::new(CloseOnDrop(endpoint)) })
@@ -127,9 +134,8 @@ pub(crate) struct Shared {
     /// Our protocol versions, for error messages.
     pub ours: String,
     pub config: TransportConfig,
-    pub handler: Option<Handler>,
+    pub services: Services,
     pub datagrams: Option<mpsc::Sender<Datagram>>,
-    pub streams: Option<mpsc::Sender<IncomingStream>>,
 }
 
 impl Shared {
@@ -171,11 +177,11 @@ impl Shared {
         Ok(())
     }
 
-    async fn request(self: &Arc<Self>, addr: SocketAddr, body: Bytes) -> Result<Bytes, Error> {
+    async fn request(self: &Arc<Self>, addr: SocketAddr, service: Service, body: Bytes) -> Result<Bytes, Error> {
         let link = self.link(addr).await?;
         let (mut send, mut recv) = link.conn.open_bi().await.map_err(|e| connection_error(addr, &e, &self.ours))?;
         let sent = async {
-            wire::write_frame(&mut send, &[KIND_REQUEST], &body).await?;
+            wire::write_frame(&mut send, &[KIND_REQUEST, service.0], &body).await?;
             send.finish().map_err(|e| WireError::Stream(e.to_string()))
         }
         .await;
@@ -185,13 +191,20 @@ impl Shared {
             (Ok(Response::Ok(response)), _) => Ok(response),
             (Ok(Response::Failed(message)), _) => Err(Error::Remote { addr, message }),
             (Ok(Response::TooLarge { size, limit }), _) => Err(Error::FrameTooLarge { size, limit }),
+            (Ok(Response::UnknownService), _) => Err(Error::UnknownService { addr, service: service.0 }),
             (Err(_), Err(e)) | (Err(e), Ok(())) => Err(self.wire_error(addr)(e)),
         }
     }
 
-    /// Writes a stream's kind and header, which makes the stream known to the peer.
-    async fn send_header(&self, addr: SocketAddr, send: &mut SendStream, header: &Bytes) -> Result<(), Error> {
-        wire::write_frame(send, &[KIND_STREAM], header).await.map_err(self.wire_error(addr))
+    /// Writes a stream's kind, service and header, which makes the stream known to the peer.
+    async fn send_header(
+        &self,
+        addr: SocketAddr,
+        service: Service,
+        send: &mut SendStream,
+        header: &Bytes,
+    ) -> Result<(), Error> {
+        wire::write_frame(send, &[KIND_STREAM, service.0], header).await.map_err(self.wire_error(addr))
     }
 }
 
@@ -220,9 +233,9 @@ impl Transport {
             identity,
             listen,
             config: TransportConfig::default(),
-            handler: None,
+            services: Services::default(),
+            invalid: None,
             datagrams: None,
-            streams: None,
         }
     }
 
@@ -253,21 +266,22 @@ impl Transport {
         self.shared.link(addr).await.map(|link| link.peer)
     }
 
-    /// Sends `request` to the handler of the peer at `addr` and returns its response, within the configured
-    /// request timeout.
-    pub async fn request(&self, addr: SocketAddr, request: Bytes) -> Result<Bytes, Error> {
-        self.request_with_timeout(addr, request, self.shared.config.request_timeout).await
+    /// Sends `request` to the handler of `service` on the peer at `addr` and returns its response, within the
+    /// configured request timeout.
+    pub async fn request(&self, addr: SocketAddr, service: Service, request: Bytes) -> Result<Bytes, Error> {
+        self.request_with_timeout(addr, service, request, self.shared.config.request_timeout).await
     }
 
     /// [`request`](Self::request) with its own timeout, which covers dialling too.
     pub async fn request_with_timeout(
         &self,
         addr: SocketAddr,
+        service: Service,
         request: Bytes,
         timeout: Duration,
     ) -> Result<Bytes, Error> {
         self.shared.check_frame(request.len())?;
-        bounded(addr, timeout, self.shared.request(addr, request)).await
+        bounded(addr, timeout, self.shared.request(addr, service, request)).await
     }
 
     /// Sends one datagram to the peer at `addr` (dialling if needed). Delivery is not guaranteed; a datagram
@@ -284,29 +298,34 @@ impl Transport {
         })
     }
 
-    /// Opens a unidirectional stream to the peer at `addr` for bulk transfer; the peer receives `header`, then
-    /// what is written to the returned stream. Finish the stream to end the transfer.
-    pub async fn open_uni(&self, addr: SocketAddr, header: Bytes) -> Result<SendStream, Error> {
+    /// Opens a unidirectional stream to `service` on the peer at `addr` for bulk transfer; the peer receives
+    /// `header`, then what is written to the returned stream. Finish the stream to end the transfer.
+    pub async fn open_uni(&self, addr: SocketAddr, service: Service, header: Bytes) -> Result<SendStream, Error> {
         let shared = &self.shared;
         shared.check_frame(header.len())?;
         bounded(addr, shared.config.request_timeout, async {
             let link = shared.link(addr).await?;
             let mut send = link.conn.open_uni().await.map_err(|e| connection_error(addr, &e, &shared.ours))?;
-            shared.send_header(addr, &mut send, &header).await?;
+            shared.send_header(addr, service, &mut send, &header).await?;
             Ok(send)
         })
         .await
     }
 
-    /// Opens a bidirectional stream to the peer at `addr`; the peer receives `header`, then what is written to
-    /// the returned send half, and may answer on the receive half.
-    pub async fn open_bi(&self, addr: SocketAddr, header: Bytes) -> Result<(SendStream, RecvStream), Error> {
+    /// Opens a bidirectional stream to `service` on the peer at `addr`; the peer receives `header`, then what is
+    /// written to the returned send half, and may answer on the receive half.
+    pub async fn open_bi(
+        &self,
+        addr: SocketAddr,
+        service: Service,
+        header: Bytes,
+    ) -> Result<(SendStream, RecvStream), Error> {
         let shared = &self.shared;
         shared.check_frame(header.len())?;
         bounded(addr, shared.config.request_timeout, async {
             let link = shared.link(addr).await?;
             let (mut send, recv) = link.conn.open_bi().await.map_err(|e| connection_error(addr, &e, &shared.ours))?;
-            shared.send_header(addr, &mut send, &header).await?;
+            shared.send_header(addr, service, &mut send, &header).await?;
             Ok((send, recv))
         })
         .await

@@ -57,6 +57,14 @@ pub enum Error {
         /// The handler's error message.
         message: String,
     },
+    /// The peer serves no requests for this service (it runs a build without it, or the service tag is wrong).
+    #[error("peer {addr} does not serve service {service}")]
+    UnknownService {
+        /// The peer's address.
+        addr: SocketAddr,
+        /// The service's tag.
+        service: u8,
+    },
     /// An error raised by a request handler (see [`Error::handler`]); the caller receives it as [`Error::Remote`].
     #[error("{0}")]
     Handler(String),

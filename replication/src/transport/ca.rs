@@ -18,7 +18,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use time::{Duration, OffsetDateTime};
 
-use crate::tls;
+use super::tls;
 
 /// File name of the cluster CA's certificate.
 pub const CA_CERT_FILE: &str = "ca.pem";

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::error::Error;
-use crate::version::ProtocolVersion;
+use super::error::Error;
+use super::version::ProtocolVersion;
 
 /// Tunables of a [`Transport`](crate::Transport). The defaults suit a cluster spread over regions.
 #[derive(Clone, Debug)]

@@ -10,12 +10,13 @@ use std::fmt;
 pub struct ProtocolVersion(pub u16);
 
 impl ProtocolVersion {
-    /// Version 1: the first inter-node protocol.
-    pub const V1: Self = Self(1);
+    /// Version 2: every request and stream carries a service tag.
+    pub const V2: Self = Self(2);
 
     /// The versions this build speaks, highest first: the default of
-    /// [`TransportConfig::versions`](crate::TransportConfig::versions).
-    pub const SUPPORTED: &'static [Self] = &[Self::V1];
+    /// [`TransportConfig::versions`](crate::TransportConfig::versions). (Version 1 had no service tags; a node
+    /// of this build cannot talk to one of version 1.)
+    pub const SUPPORTED: &'static [Self] = &[Self::V2];
 
     /// The ALPN protocol name of this version (`tern/N`).
     pub fn alpn(self) -> Vec<u8> {
@@ -61,7 +62,7 @@ mod tests {
         for v in [ProtocolVersion(1), ProtocolVersion(2), ProtocolVersion(u16::MAX)] {
             assert_eq!(ProtocolVersion::from_alpn(&v.alpn()), Some(v));
         }
-        assert_eq!(ProtocolVersion::V1.alpn(), b"tern/1");
+        assert_eq!(ProtocolVersion(1).alpn(), b"tern/1");
         for bad in [&b"h3"[..], b"tern/", b"tern/x", b"tern/+1", b"tern/70000", b"TERN/1"] {
             assert_eq!(ProtocolVersion::from_alpn(bad), None, "{bad:?}");
         }
