@@ -12,6 +12,7 @@ use axum::serve::ListenerExt;
 
 use crate::cluster::{ClusterConfig, ClusterError, ClusterNode, Roster};
 use crate::gateway_tls::{GatewayTls, GatewayTlsError};
+use crate::metrics::Metrics;
 use crate::runtime::alarms::{Alarms, run_timer};
 use crate::runtime::directory::Directory;
 use crate::runtime::host::{HostCore, Stores};
@@ -94,11 +95,12 @@ pub enum ServeError {
 /// Opens the data directory and starts the host (no listener). Used by [`serve`] and by in-process tests.
 pub async fn open_host(registry: Registry, config: &NodeConfig) -> Result<Host, ServeError> {
     let data_dir = DataDir::open(&config.data_dir)?;
-    let node_db = NodeDb::open(&data_dir.node_db_path()).await?;
+    let metrics = Metrics::new(&config.region);
+    let node_db = NodeDb::open(&data_dir.node_db_path(), metrics.clone()).await?;
     let directory = Directory::from_records(node_db.load_all().await?);
     let pool = DbPool::new(config.max_open_databases);
     let alarms = Alarms::from_records(node_db.load_alarms().await?);
-    let stores = Stores { data_dir, pool, node_db, directory, alarms };
+    let stores = Stores { metrics, data_dir, pool, node_db, directory, alarms };
     let mut core = HostCore::new(registry, stores, config.region.clone(), config.durability);
     if let Some(endpoint) = &config.otlp_endpoint {
         core.span_export = Some(SpanExporter::spawn(endpoint, ExportSettings::default(), core.metrics.clone())?);

@@ -70,8 +70,10 @@ pub(crate) struct HostCore {
     pub span_export: Option<SpanExporter>,
 }
 
-/// What a host is built from: the opened data directory and what the node database held.
+/// What a host is built from: the opened data directory, what the node database held, and the node's metrics
+/// (which the node database already counts into).
 pub(crate) struct Stores {
+    pub metrics: Metrics,
     pub data_dir: DataDir,
     pub pool: DbPool,
     pub node_db: NodeDb,
@@ -82,10 +84,10 @@ pub(crate) struct Stores {
 impl HostCore {
     /// A host for `registry`'s actors over `stores`, serving `region`.
     pub fn new(registry: Registry, stores: Stores, region: String, durability: Durability) -> HostCore {
-        let Stores { data_dir, pool, node_db, directory, alarms } = stores;
+        let Stores { metrics, data_dir, pool, node_db, directory, alarms } = stores;
         HostCore {
             alarms,
-            metrics: Metrics::new(&region),
+            metrics,
             registry,
             data_dir,
             pool,

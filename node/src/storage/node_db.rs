@@ -11,6 +11,8 @@ use tokio::sync::Mutex;
 
 use tern_proto::ClientError;
 
+use crate::metrics::Metrics;
+
 /// One actor as recorded in the node database.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActorRecord {
@@ -26,6 +28,8 @@ pub struct ActorRecord {
 /// The node's metadata database. Writes are serialized through one connection.
 pub struct NodeDb {
     pub(super) conn: Mutex<Connection>,
+    /// Where refused writes are counted (a full disk, see [`super::report_full`]).
+    metrics: Metrics,
     _db: libsql::Database,
 }
 
@@ -46,15 +50,15 @@ CREATE TABLE IF NOT EXISTS pending_creates (actor_id TEXT PRIMARY KEY);
 ";
 
 impl NodeDb {
-    /// Opens (creating if needed) the node database at `path`.
-    pub async fn open(path: &Path) -> Result<NodeDb, libsql::Error> {
+    /// Opens (creating if needed) the node database at `path`; writes it cannot make are counted in `metrics`.
+    pub async fn open(path: &Path, metrics: Metrics) -> Result<NodeDb, libsql::Error> {
         let db = libsql::Builder::new_local(path).build().await?;
         let conn = db.connect()?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.query("PRAGMA journal_mode=WAL", ()).await?;
         conn.execute("PRAGMA synchronous=NORMAL", ()).await?;
         conn.execute_batch(SCHEMA).await?;
-        Ok(NodeDb { conn: Mutex::new(conn), _db: db })
+        Ok(NodeDb { conn: Mutex::new(conn), metrics, _db: db })
     }
 
     /// All actors ever recorded, destroyed ones included.
@@ -96,14 +100,16 @@ impl NodeDb {
             Err(libsql::Error::SqliteFailure(code, _)) if code & 0xff == 19 => {
                 Err(ClientError::duplicate_key(&record.name, &key))
             }
-            Err(e) => Err(internal(e)),
+            Err(e) => Err(self.failed(e)),
         }
     }
 
     /// Forgets the create input once the actor has consumed it.
     pub async fn clear_input(&self, actor_id: &str) -> Result<(), ClientError> {
         let conn = self.conn.lock().await;
-        conn.execute("UPDATE actors SET input = NULL WHERE actor_id = ?1", [actor_id]).await.map_err(internal)?;
+        conn.execute("UPDATE actors SET input = NULL WHERE actor_id = ?1", [actor_id])
+            .await
+            .map_err(|e| self.failed(e))?;
         Ok(())
     }
 
@@ -112,7 +118,7 @@ impl NodeDb {
         let conn = self.conn.lock().await;
         conn.execute("UPDATE actors SET destroy_ts = ?2, input = NULL WHERE actor_id = ?1", params![actor_id, ts])
             .await
-            .map_err(internal)?;
+            .map_err(|e| self.failed(e))?;
         Ok(())
     }
 }
@@ -139,11 +145,18 @@ impl NodeDb {
             }
             None => conn.execute("DELETE FROM alarms WHERE actor_id = ?1", [actor_id]).await,
         };
-        result.map(|_| ()).map_err(internal)
+        result.map(|_| ()).map_err(|e| self.failed(e))
     }
 }
 
-pub(super) fn internal(err: libsql::Error) -> ClientError {
-    tracing::error!(error = %err, "node database error");
-    ClientError::internal()
+impl NodeDb {
+    /// The error a caller sees when a node database operation fails with `err`: `storage.full` when the disk is
+    /// full (reported for operators, see [`super::report_full`]), `actor.internal_error` otherwise (logged).
+    pub(super) fn failed(&self, err: libsql::Error) -> ClientError {
+        let error = super::client_error(&err);
+        if !super::report_full(&self.metrics, "node database write", None, &error, &err) {
+            tracing::error!(error = %err, "node database error");
+        }
+        error
+    }
 }
