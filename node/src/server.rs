@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 use crate::runtime::alarms::{Alarms, run_timer};
 use crate::runtime::directory::Directory;
 use crate::runtime::host::{HostCore, Stores};
+use crate::runtime::resume::{PendingWork, resume};
 use crate::runtime::{Durability, Host};
 use crate::sdk::Registry;
 use crate::storage::{DataDir, DbPool, NodeDb};
@@ -92,7 +93,8 @@ pub enum ServeError {
     Serve(std::io::Error),
 }
 
-/// Opens the data directory and starts the host (no listener). Used by [`serve`] and by in-process tests.
+/// Opens the data directory and starts the host (no listener), which wakes the actors left with unfinished work
+/// (see [`crate::runtime::resume`]). Used by [`serve`] and by in-process tests.
 pub async fn open_host(registry: Registry, config: &NodeConfig) -> Result<Host, ServeError> {
     let data_dir = DataDir::open(&config.data_dir)?;
     let metrics = Metrics::new(&config.region);
@@ -100,7 +102,8 @@ pub async fn open_host(registry: Registry, config: &NodeConfig) -> Result<Host, 
     let directory = Directory::from_records(node_db.load_all().await?);
     let pool = DbPool::new(config.max_open_databases);
     let alarms = Alarms::from_records(node_db.load_alarms().await?);
-    let stores = Stores { metrics, data_dir, pool, node_db, directory, alarms };
+    let pending_work = PendingWork::from_records(node_db.load_pending_work().await?);
+    let stores = Stores { metrics, data_dir, pool, node_db, directory, alarms, pending_work };
     let mut core = HostCore::new(registry, stores, config.region.clone(), config.durability);
     if let Some(endpoint) = &config.otlp_endpoint {
         core.span_export = Some(SpanExporter::spawn(endpoint, ExportSettings::default(), core.metrics.clone())?);
@@ -108,6 +111,8 @@ pub async fn open_host(registry: Registry, config: &NodeConfig) -> Result<Host, 
     }
     let core = Arc::new(core);
     tokio::spawn(run_timer(Arc::downgrade(&core)));
+    // In the background: the node serves while the actors a crash or a stop interrupted finish their work.
+    tokio::spawn(resume(core.clone()));
     Ok(Host { core })
 }
 

@@ -1,8 +1,10 @@
 //! Starting and stopping an actor instance: the create/wake hook sequence, sleep, destroy and crash.
 //!
 //! Start (one transaction): migrate → (first start: create-state → create hook) → create-vars → wake hook →
-//! save state → commit. Sleep: finish what is queued → sleep hook → save → close connections → release the file.
-//! Destroy: mark destroyed (new requests get `actor.not_found`) → destroy hook → close connections → delete files.
+//! save state → commit; an actor with a run loop is first recorded as having unfinished work (see
+//! [`super::resume`]). Sleep: finish what is queued → sleep hook → save → forget the unfinished work if none is
+//! left → close connections → release the file. Destroy: mark destroyed (new requests get `actor.not_found`) →
+//! destroy hook → close connections → delete files → forget the unfinished work.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -56,6 +58,10 @@ where
     V: Default + Send + 'static,
 {
     let id = info.actor_id.as_str();
+    if def.run.is_some() {
+        // Before the run loop starts and before any turn acknowledges a message it is to process.
+        core.pending_work.record(&core, id).await?;
+    }
     core.data_dir.ensure_actor_dir(id).map_err(|e| start_failed(&core, id, "create directory", Failure::io(&e)))?;
     let timer = Instant::now();
     let db = Instance::<S, V>::open_db(&core, id).await.map_err(|f| start_failed(&core, id, "open database", f))?;
@@ -229,6 +235,8 @@ where
 {
     let core = instance.core.clone();
     let id = instance.shared.actor_id.clone();
+    // Asked before the run loop is stopped, which makes it look finished.
+    let unfinished = instance.has_unfinished_work();
     if let Some(run_loop) = instance.run_loop.take() {
         run_loop.stop();
     }
@@ -260,8 +268,10 @@ where
     }
     match end {
         TurnEnd::Sleep(dones) => {
-            if let Err(failure) = final_turn(&instance, "onSleep", instance.def.on_sleep.as_ref()).await {
-                failure.report(&core, &id, "sleep", "save the actor before sleeping");
+            match final_turn(&instance, "onSleep", instance.def.on_sleep.as_ref()).await {
+                Ok(()) if !unfinished => instance.forget_finished_work().await,
+                Ok(()) => {}
+                Err(failure) => drop(failure.report(&core, &id, "sleep", "save the actor before sleeping")),
             }
             instance.flush_connections();
             instance.close_all_connections(ClientError::stopping());
@@ -291,6 +301,7 @@ where
             if let Err(e) = core.alarms.set(&core, &id, None).await {
                 tracing::warn!(actor_id = %id, error = %e, "cannot clear the destroyed actor's alarm");
             }
+            core.pending_work.forget(&core, &id).await;
             core.finish_stop(&id, true);
             core.metrics.record_destroyed(&instance.shared.name);
             let result = destroyed.and(removed);

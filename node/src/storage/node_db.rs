@@ -1,4 +1,5 @@
-//! The node's own metadata database (`node.db`): which actors this node hosts.
+//! The node's own metadata database (`node.db`): which actors this node hosts, their alarms, and which of them
+//! have unfinished work to resume when the node starts.
 //!
 //! Every create and destroy is committed here before it is acknowledged. A (name, key) pair has at most one
 //! live actor, enforced by a partial unique index.
@@ -47,6 +48,7 @@ CREATE TABLE IF NOT EXISTS alarms (actor_id TEXT PRIMARY KEY, fire_at INTEGER NO
 CREATE TABLE IF NOT EXISTS registers (name TEXT PRIMARY KEY, state BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pending_creates (actor_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS pending_work (actor_id TEXT PRIMARY KEY);
 ";
 
 impl NodeDb {
@@ -144,6 +146,28 @@ impl NodeDb {
                     .await
             }
             None => conn.execute("DELETE FROM alarms WHERE actor_id = ?1", [actor_id]).await,
+        };
+        result.map(|_| ()).map_err(|e| self.failed(e))
+    }
+
+    /// Every actor recorded with unfinished work (see [`crate::runtime::resume`]).
+    pub async fn load_pending_work(&self) -> Result<Vec<String>, libsql::Error> {
+        let conn = self.conn.lock().await;
+        let mut rows = conn.query("SELECT actor_id FROM pending_work", ()).await?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().await? {
+            out.push(row.get(0)?);
+        }
+        Ok(out)
+    }
+
+    /// Records that `actor_id` has unfinished work (`true`), or that it has none left (`false`), committed before
+    /// this returns.
+    pub async fn set_pending_work(&self, actor_id: &str, pending: bool) -> Result<(), ClientError> {
+        let conn = self.conn.lock().await;
+        let result = match pending {
+            true => conn.execute("INSERT OR IGNORE INTO pending_work (actor_id) VALUES (?1)", [actor_id]).await,
+            false => conn.execute("DELETE FROM pending_work WHERE actor_id = ?1", [actor_id]).await,
         };
         result.map(|_| ()).map_err(|e| self.failed(e))
     }
