@@ -41,6 +41,8 @@ pub struct NodeConfig {
     pub shutdown_grace: Duration,
     /// The admin token; `None` leaves the admin and inspector routes open (development).
     pub admin_token: Option<String>,
+    /// The browser origins that may call the gateway (see [`tern_gateway::cors`]).
+    pub cors: tern_gateway::CorsOrigins,
     /// The node's part in a cluster (transport, membership); `None` for a node on its own (`tern dev`).
     pub cluster: Option<ClusterConfig>,
     /// The gateway's TLS certificate and key: with them the listener serves HTTPS and WSS only; `None` serves
@@ -53,7 +55,8 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    /// A development node on `listen` with data in `data_dir`.
+    /// A development node on `listen` with data in `data_dir`: no admin token, and pages of any origin may call
+    /// the public routes.
     pub fn dev(listen: SocketAddr, data_dir: PathBuf) -> NodeConfig {
         NodeConfig {
             listen,
@@ -63,6 +66,7 @@ impl NodeConfig {
             max_open_databases: NonZeroUsize::new(4096).expect("non-zero"),
             shutdown_grace: Duration::from_secs(15),
             admin_token: None,
+            cors: tern_gateway::CorsOrigins::from_values(&[], true),
             cluster: None,
             gateway_tls: None,
             otlp_endpoint: None,
@@ -135,6 +139,7 @@ pub async fn serve(
     let gateway = tern_gateway::GatewayConfig {
         region: config.region.clone(),
         admin_token: config.admin_token.clone(),
+        cors: config.cors.clone(),
         ..Default::default()
     };
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -128,6 +128,18 @@ impl ClientError {
     pub fn api_unauthorized() -> Self {
         Self::new("api", "unauthorized", 401, "This route requires the admin token")
     }
+    /// A web page from `origin` asked for an admin or inspector route; only origins the node lists may (403).
+    pub fn origin_not_allowed(origin: &str) -> Self {
+        Self::new(
+            "api",
+            "origin_not_allowed",
+            403,
+            format!(
+                "Web pages from {origin} may not use admin or inspector routes; the node must list the origin \
+                 (--cors-origin)"
+            ),
+        )
+    }
     /// The actor's home is lost and no copy is available (503).
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new("actor", "unavailable", 503, message)
@@ -218,6 +230,7 @@ fn catalogue_status(group: &str, code: &str) -> Option<u16> {
         ("actor", "internal_error") => 500,
         ("storage", "full") => 507,
         ("inspector" | "api", "unauthorized") => 401,
+        ("api", "origin_not_allowed") => 403,
         ("actor", "duplicate_key" | "not_registered" | "namespace_not_found" | "invalid_request")
         | ("message", "incoming_too_long" | "outgoing_too_long")
         | ("database", "sql_error")
@@ -270,6 +283,7 @@ mod tests {
             ClientError::table_not_found("t"),
             ClientError::inspector_unauthorized(),
             ClientError::api_unauthorized(),
+            ClientError::origin_not_allowed("https://evil.example"),
             ClientError::unavailable("gone"),
             ClientError::overloaded("busy"),
             ClientError::stopping(),
