@@ -271,7 +271,9 @@ where
             match final_turn(&instance, "onSleep", instance.def.on_sleep.as_ref()).await {
                 Ok(()) if !unfinished => instance.forget_finished_work().await,
                 Ok(()) => {}
-                Err(failure) => drop(failure.report(&core, &id, "sleep", "save the actor before sleeping")),
+                Err(failure) => {
+                    failure.report(&core, &id, "sleep", "save the actor before sleeping");
+                }
             }
             instance.flush_connections();
             instance.close_all_connections(ClientError::stopping());
