@@ -4,7 +4,8 @@
 //! own inspector token or the admin token.
 //!
 //! With no admin token configured (`tern dev`), everything is open. Tokens travel as `Authorization: Bearer
-//! <token>` and are compared in constant time.
+//! <token>` and are compared in constant time. Which web pages may call which routes is [`crate::cors`]'s
+//! business.
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;

@@ -70,6 +70,12 @@ impl ActorRoute {
     }
 }
 
+/// Whether `path` (a whole request path) is an inspector route: `/gateway/{target}/inspector[/...]`.
+pub(crate) fn is_inspector(path: &str) -> bool {
+    path.starts_with("/gateway/")
+        && matches!(ActorRoute::parse(split_path(path).1), Some((ActorRoute::Inspector(_), _)))
+}
+
 /// Splits `/gateway/{segment}{rest}` into the percent-decoded segment and the rest of the path.
 fn split_path(path: &str) -> (String, &str) {
     let after = path.strip_prefix("/gateway/").unwrap_or("");

@@ -14,6 +14,7 @@ mod auth;
 pub mod backend;
 mod cluster_routes;
 mod connection;
+pub mod cors;
 pub mod error_response;
 mod gateway_routes;
 mod inspector_routes;
@@ -26,10 +27,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{any, get, post};
-use tower_http::cors::CorsLayer;
 
 pub use auth::tokens_equal;
 pub use backend::Backend;
+pub use cors::CorsOrigins;
 
 /// How the gateway behaves.
 #[derive(Debug, Clone)]
@@ -43,6 +44,8 @@ pub struct GatewayConfig {
     /// The admin token. When set, admin routes need it and inspector routes need it or the actor's own
     /// inspector token; when unset (development), everything is open.
     pub admin_token: Option<String>,
+    /// The browser origins that may call the gateway (see [`cors`]); by default none.
+    pub cors: CorsOrigins,
 }
 
 impl Default for GatewayConfig {
@@ -52,6 +55,7 @@ impl Default for GatewayConfig {
             max_incoming_message_size: 64 * 1024,
             max_outgoing_message_size: 1024 * 1024,
             admin_token: None,
+            cors: CorsOrigins::default(),
         }
     }
 }
@@ -64,9 +68,10 @@ pub(crate) struct AppState {
 }
 
 /// The gateway's routes: `/metadata`, `/health`, the `/actors` REST API, `/cluster/members` and `/gateway/...`,
-/// with CORS that mirrors the request (as RivetKit's edge does). Unknown paths get `guard.no_route` (404) and known
-/// paths with the wrong method `actor.method_not_allowed` (405).
+/// with CORS for the origins [`GatewayConfig::cors`] allows, and admin routes closed to the others (see [`cors`]).
+/// Unknown paths get `guard.no_route` (404) and known paths with the wrong method `actor.method_not_allowed` (405).
 pub fn router(backend: Arc<dyn Backend>, config: GatewayConfig) -> Router {
+    let origins = Arc::new(config.cors.clone());
     let state = AppState { backend, config: Arc::new(config) };
     Router::new()
         .route("/metadata", get(rest::metadata))
@@ -81,6 +86,7 @@ pub fn router(backend: Arc<dyn Backend>, config: GatewayConfig) -> Router {
         .route("/gateway/{*rest}", any(gateway_routes::handle))
         .fallback(rest::no_route)
         .method_not_allowed_fallback(rest::method_not_allowed)
-        .layer(CorsLayer::very_permissive())
+        .layer(cors::layer(origins.clone()))
+        .layer(axum::middleware::from_fn_with_state(origins, cors::refuse_unlisted_admin))
         .with_state(state)
 }

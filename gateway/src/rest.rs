@@ -79,6 +79,20 @@ pub(crate) struct ListQuery {
     limit: Option<usize>,
 }
 
+impl ListQuery {
+    /// The ids asked for: `actor_ids` (comma-separated) and `actor_id`, empty ones left out.
+    fn ids(&self) -> Vec<String> {
+        let listed = self.actor_ids.iter().flat_map(|ids| ids.split(','));
+        listed.chain(self.actor_id.as_deref()).filter(|id| !id.is_empty()).map(str::to_string).collect()
+    }
+}
+
+/// Whether `GET /actors` with `uri`'s query lists actors (an admin request: it names neither ids nor a key)
+/// rather than looking one up. A query that does not parse counts as a listing.
+pub(crate) fn lists_actors(uri: &Uri) -> bool {
+    Query::<ListQuery>::try_from_uri(uri).map_or(true, |Query(q)| q.ids().is_empty() && q.key.is_none())
+}
+
 /// `GET /actors`: by `name` + `key`, by `actor_ids`/`actor_id` (public), or a listing, optionally of one name
 /// (admin).
 pub(crate) async fn list_actors(
@@ -88,14 +102,7 @@ pub(crate) async fn list_actors(
 ) -> ApiResult {
     let Query(q) = query.map_err(|e| ClientError::invalid_request(e.body_text()))?;
     check_namespace(q.namespace.as_deref())?;
-    let ids: Vec<String> = q
-        .actor_ids
-        .iter()
-        .flat_map(|ids| ids.split(','))
-        .chain(q.actor_id.as_deref())
-        .filter(|id| !id.is_empty())
-        .map(str::to_string)
-        .collect();
+    let ids = q.ids();
     let actors = if !ids.is_empty() {
         if q.name.is_some() || q.key.is_some() {
             return Err(ClientError::invalid_request("actor ids cannot be combined with name or key").into());

@@ -95,6 +95,7 @@ struct Inner {
     commit_duration: Histogram,
     spans_exported: Counter,
     spans_dropped: Counter,
+    storage_full: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -166,6 +167,7 @@ impl Metrics {
             commit_duration: duration_histogram(),
             spans_exported: Counter::default(),
             spans_dropped: Counter::default(),
+            storage_full: Counter::default(),
             registry: Registry::default(),
         };
         // Metrics are shared handles: the registry encodes the very metrics that `inner` records into.
@@ -199,6 +201,8 @@ impl Metrics {
         r.register("trace_spans_exported", help, inner.spans_exported.clone());
         let help = "Spans not exported to the OTLP collector: its queue was full, or it failed every try";
         r.register("trace_spans_dropped", help, inner.spans_dropped.clone());
+        let help = "Operations refused because the disk was full (storage.full): turns, wakes and node database writes";
+        r.register("storage_full", help, inner.storage_full.clone());
         let node = NodeLabels { region: region.to_owned(), version: env!("CARGO_PKG_VERSION") };
         r.register("node", "The node's region and version, always 1", Info::new(node));
         Self { inner: Arc::new(Inner { registry, ..inner }) }
@@ -268,6 +272,11 @@ impl Metrics {
     /// Records `count` spans given up on by the OTLP exporter (`tern_trace_spans_dropped_total`).
     pub fn record_spans_dropped(&self, count: u64) {
         self.inner.spans_dropped.inc_by(count);
+    }
+
+    /// Records an operation refused because the disk was full (`tern_storage_full_total`).
+    pub fn record_storage_full(&self) {
+        self.inner.storage_full.inc();
     }
 
     /// Records an HTTP request answered with `status` (`tern_http_requests_total`). `route` names the route
@@ -519,6 +528,17 @@ mod tests {
         let s = scrape(&metrics, &Snapshot::default());
         assert_eq!(value(&s, "tern_trace_spans_exported_total", &[]), Some(515.0));
         assert_eq!(value(&s, "tern_trace_spans_dropped_total", &[]), Some(7.0));
+    }
+
+    #[test]
+    fn storage_full_refusals_are_counted_from_zero() {
+        let metrics = Metrics::new("eu-west");
+        let s = scrape(&metrics, &Snapshot::default());
+        assert_eq!(value(&s, "tern_storage_full_total", &[]), Some(0.0), "exported before the first refusal");
+        metrics.record_storage_full();
+        metrics.record_storage_full();
+        let s = scrape(&metrics, &Snapshot::default());
+        assert_eq!(value(&s, "tern_storage_full_total", &[]), Some(2.0));
     }
 
     #[test]

@@ -12,9 +12,11 @@ use axum::serve::ListenerExt;
 
 use crate::cluster::{ClusterConfig, ClusterError, ClusterNode, Roster};
 use crate::gateway_tls::{GatewayTls, GatewayTlsError};
+use crate::metrics::Metrics;
 use crate::runtime::alarms::{Alarms, run_timer};
 use crate::runtime::directory::Directory;
 use crate::runtime::host::{HostCore, Stores};
+use crate::runtime::resume::{PendingWork, resume};
 use crate::runtime::{Durability, Host};
 use crate::sdk::Registry;
 use crate::storage::{DataDir, DbPool, NodeDb};
@@ -39,6 +41,8 @@ pub struct NodeConfig {
     pub shutdown_grace: Duration,
     /// The admin token; `None` leaves the admin and inspector routes open (development).
     pub admin_token: Option<String>,
+    /// The browser origins that may call the gateway (see [`tern_gateway::cors`]).
+    pub cors: tern_gateway::CorsOrigins,
     /// The node's part in a cluster (transport, membership); `None` for a node on its own (`tern dev`).
     pub cluster: Option<ClusterConfig>,
     /// The gateway's TLS certificate and key: with them the listener serves HTTPS and WSS only; `None` serves
@@ -51,7 +55,8 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    /// A development node on `listen` with data in `data_dir`.
+    /// A development node on `listen` with data in `data_dir`: no admin token, and pages of any origin may call
+    /// the public routes.
     pub fn dev(listen: SocketAddr, data_dir: PathBuf) -> NodeConfig {
         NodeConfig {
             listen,
@@ -61,6 +66,7 @@ impl NodeConfig {
             max_open_databases: NonZeroUsize::new(4096).expect("non-zero"),
             shutdown_grace: Duration::from_secs(15),
             admin_token: None,
+            cors: tern_gateway::CorsOrigins::from_values(&[], true),
             cluster: None,
             gateway_tls: None,
             otlp_endpoint: None,
@@ -91,14 +97,17 @@ pub enum ServeError {
     Serve(std::io::Error),
 }
 
-/// Opens the data directory and starts the host (no listener). Used by [`serve`] and by in-process tests.
+/// Opens the data directory and starts the host (no listener), which wakes the actors left with unfinished work
+/// (see [`crate::runtime::resume`]). Used by [`serve`] and by in-process tests.
 pub async fn open_host(registry: Registry, config: &NodeConfig) -> Result<Host, ServeError> {
     let data_dir = DataDir::open(&config.data_dir)?;
-    let node_db = NodeDb::open(&data_dir.node_db_path()).await?;
+    let metrics = Metrics::new(&config.region);
+    let node_db = NodeDb::open(&data_dir.node_db_path(), metrics.clone()).await?;
     let directory = Directory::from_records(node_db.load_all().await?);
     let pool = DbPool::new(config.max_open_databases);
     let alarms = Alarms::from_records(node_db.load_alarms().await?);
-    let stores = Stores { data_dir, pool, node_db, directory, alarms };
+    let pending_work = PendingWork::from_records(node_db.load_pending_work().await?);
+    let stores = Stores { metrics, data_dir, pool, node_db, directory, alarms, pending_work };
     let mut core = HostCore::new(registry, stores, config.region.clone(), config.durability);
     if let Some(endpoint) = &config.otlp_endpoint {
         core.span_export = Some(SpanExporter::spawn(endpoint, ExportSettings::default(), core.metrics.clone())?);
@@ -106,6 +115,8 @@ pub async fn open_host(registry: Registry, config: &NodeConfig) -> Result<Host, 
     }
     let core = Arc::new(core);
     tokio::spawn(run_timer(Arc::downgrade(&core)));
+    // In the background: the node serves while the actors a crash or a stop interrupted finish their work.
+    tokio::spawn(resume(core.clone()));
     Ok(Host { core })
 }
 
@@ -128,6 +139,7 @@ pub async fn serve(
     let gateway = tern_gateway::GatewayConfig {
         region: config.region.clone(),
         admin_token: config.admin_token.clone(),
+        cors: config.cors.clone(),
         ..Default::default()
     };
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -151,6 +151,18 @@ impl ClientError {
     pub fn api_unauthorized() -> Self {
         Self::new("api", "unauthorized", 401, "This route requires the admin token")
     }
+    /// A web page from `origin` asked for an admin or inspector route; only origins the node lists may (403).
+    pub fn origin_not_allowed(origin: &str) -> Self {
+        Self::new(
+            "api",
+            "origin_not_allowed",
+            403,
+            format!(
+                "Web pages from {origin} may not use admin or inspector routes; the node must list the origin \
+                 (--cors-origin)"
+            ),
+        )
+    }
     /// The actor's home is lost and no copy is available (503).
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new("actor", "unavailable", 503, message)
@@ -197,6 +209,20 @@ impl ClientError {
     pub fn no_route(path: &str) -> Self {
         Self::new("guard", "no_route", 404, format!("No route matches {path}"))
     }
+    /// The node's disk is full: the request's writes were refused and none of them were kept, so the same request
+    /// may be retried once space is freed (507 Insufficient Storage).
+    pub fn storage_full() -> Self {
+        Self::new(
+            "storage",
+            "full",
+            507,
+            "The node's storage is full: nothing of this request was written; retry once space is freed",
+        )
+    }
+    /// Whether this is [`ClientError::storage_full`].
+    pub fn is_storage_full(&self) -> bool {
+        self.group == "storage" && self.code == "full"
+    }
     /// Anything else. The real cause is logged; the client sees only this masked message (500).
     pub fn internal() -> Self {
         Self::new("actor", "internal_error", 500, "An internal error occurred")
@@ -226,7 +252,9 @@ fn catalogue_status(group: &str, code: &str) -> Option<u16> {
         ("actor", "method_not_allowed") => 405,
         ("actor", "unavailable" | "overloaded" | "stopping") => 503,
         ("actor", "internal_error") => 500,
+        ("storage", "full") => 507,
         ("inspector" | "api", "unauthorized") => 401,
+        ("api", "origin_not_allowed") => 403,
         ("actor", "duplicate_key" | "not_registered" | "namespace_not_found" | "invalid_request")
         | ("message", "incoming_too_long" | "outgoing_too_long")
         | ("database", "sql_error" | "result_too_large")
@@ -282,6 +310,7 @@ mod tests {
             ClientError::result_too_large(1),
             ClientError::inspector_unauthorized(),
             ClientError::api_unauthorized(),
+            ClientError::origin_not_allowed("https://evil.example"),
             ClientError::unavailable("gone"),
             ClientError::overloaded("busy"),
             ClientError::stopping(),
@@ -293,12 +322,22 @@ mod tests {
             ClientError::kv_value_too_large(2, 1),
             ClientError::kv_batch_too_large("many"),
             ClientError::kv_reserved_key(),
+            ClientError::storage_full(),
             ClientError::internal(),
         ];
         for e in all {
             assert_eq!(catalogue_status(&e.group, &e.code), Some(e.status), "{}", e.qualified_code());
             assert_eq!(ClientError::from(ErrorFrame::from(&e)), e);
         }
+    }
+
+    #[test]
+    fn storage_full_is_507_and_recognised_through_the_wire() {
+        let full = ClientError::storage_full();
+        assert_eq!((full.qualified_code().as_str(), full.status), ("storage.full", 507));
+        assert!(ClientError::from(ErrorFrame::from(&full)).is_storage_full());
+        assert!(!ClientError::internal().is_storage_full());
+        assert!(!ClientError::new("user", "full", 400, "a user error named full").is_storage_full());
     }
 
     #[test]

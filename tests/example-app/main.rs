@@ -4,6 +4,7 @@
 //! It runs exactly like the stock binary (`tern-example dev --listen ... --data-dir ...`), and is what the
 //! end-to-end tests start when they need actors with hooks, errors and timeouts.
 
+mod batch;
 mod clock;
 mod kv;
 mod relay;
@@ -141,6 +142,7 @@ fn main() -> ExitCode {
             .register(clock::clock())
             .register(worker::worker())
             .register(saga::saga())
+            .register(batch::batch())
             .register(kv::kv())
             .register(relay::relay())
             .register(web::web()),

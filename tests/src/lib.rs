@@ -8,6 +8,7 @@
 pub mod cluster;
 pub mod dns;
 pub mod netns;
+pub mod tmpfs;
 
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};

@@ -1,10 +1,12 @@
 //! Durable queues consumed by a run loop, with real processes: waiting sends get the completion's response,
-//! `kill -9` in the middle of a stream of sends loses no accepted message and keeps their order, an actor
-//! waiting on its queue sleeps and wakes for the next message, and bad sends get clear errors.
+//! `kill -9` in the middle of a stream of sends loses no accepted message and keeps their order, a backlog left
+//! by `kill -9` is processed after the restart without any request, an actor waiting on its queue sleeps and
+//! wakes for the next message, and bad sends get clear errors.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tern_tests::{Api, TernProcess, eventually};
 
@@ -114,6 +116,69 @@ async fn kill_9_during_a_stream_of_sends_loses_no_accepted_message_and_keeps_the
     // Each accepted message exactly once, in order; at most the one in flight at the crash beyond them.
     assert_eq!(processed[..accepted.len()], accepted[..]);
     assert!(processed.len() <= accepted.len() + 1, "{} processed, {} accepted", processed.len(), accepted.len());
+}
+
+/// How many messages the worker consumed since its node started, as `/metrics` says (reading it wakes nothing).
+async fn consumed(api: &Api) -> u64 {
+    let text = api.http.get(format!("{}/metrics", api.endpoint)).send().await.unwrap().text().await.unwrap();
+    let value = text.lines().find_map(|l| l.strip_prefix("tern_queue_messages_consumed_total{actor=\"worker\"} "));
+    value.map_or(0, |v| v.parse().expect("a count"))
+}
+
+/// When the actor last woke (`start_ts`) or fell asleep (`sleep_ts`) since its node started, as the listing by id
+/// says (reading it wakes nothing).
+async fn listed_ts(api: &Api, actor_id: &str, field: &str) -> Option<i64> {
+    let url = format!("{}/actors?actor_ids={actor_id}", api.endpoint);
+    let listed: Value = api.http.get(url).send().await.unwrap().json().await.unwrap();
+    listed["actors"][0][field].as_i64()
+}
+
+/// The scenario: 300 messages go to the worker's `slow` queue (10 ms each to handle) from 50 senders at once, so
+/// they are accepted far faster than they are processed; the node is killed with `kill -9` as soon as every send
+/// has its answer, hundreds of accepted messages still unprocessed. It restarts and nothing sends the worker
+/// anything. Seen from outside only (`/metrics` and the listing by id, neither of which wakes an actor), the
+/// worker wakes by itself, consumes the backlog and falls asleep, which it does only once its queue is empty.
+/// Only then is it asked what it processed: every accepted message, none twice. A second worker that had drained
+/// its queue and fallen asleep before the kill is not woken at all. Before the node recorded unfinished work,
+/// the backlog sat untouched until a request happened to wake the worker.
+#[tokio::test]
+async fn after_kill_9_a_backlog_of_accepted_messages_is_processed_without_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = TernProcess::start(&example_binary(), &dir.path().join("data"));
+    let idle = Worker::create(&node, "idle").await;
+    idle.send("jobs", json!(1), None).await.unwrap();
+    let api = Api::new(&node);
+    eventually("the idle worker fell asleep", CAP, || listed_ts(&api, &idle.id, "sleep_ts")).await;
+    let worker = Worker::create(&node, "backlog").await;
+    let sends = futures_util::stream::iter(1..=300i64)
+        .map(|n| {
+            let worker = &worker;
+            async move { worker.send("slow", json!(n), None).await.ok().map(|_| n) }
+        })
+        .buffer_unordered(50);
+    let accepted: Vec<i64> = sends.filter_map(std::future::ready).collect().await;
+    node.kill9();
+    assert_eq!(accepted.len(), 300, "every send was answered before the kill");
+
+    node.restart();
+    let api = Api::new(&node);
+    let after_restart = eventually("the worker woke by itself, drained its queue and fell asleep", CAP, || async {
+        let drained = listed_ts(&api, &worker.id, "sleep_ts").await.is_some();
+        let consumed = consumed(&api).await;
+        (drained && consumed > 0).then_some(consumed)
+    })
+    .await;
+    let processed = worker.at(&node).processed().await;
+    let mut once = processed.clone();
+    once.sort_unstable();
+    once.dedup();
+    assert_eq!(once.len(), processed.len(), "no message was processed twice");
+    assert_eq!(
+        once,
+        accepted.iter().copied().collect::<std::collections::BTreeSet<_>>().into_iter().collect::<Vec<_>>()
+    );
+    assert!(after_restart as usize <= processed.len());
+    assert_eq!(listed_ts(&api, &idle.id, "start_ts").await, None, "a worker with nothing left to do stays asleep");
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Workflows with real processes: steps run once (retried with backoff when they fail), durable sleeps wake
 //! the actor, messages come from the queue, loops keep their state; after `kill -9` between two steps the
-//! workflow resumes at the next step without re-running completed ones; the inspector shows the history and
-//! replays from an entry.
+//! workflow resumes at the next step without re-running completed ones, and after `kill -9` in the middle of a
+//! step it resumes by itself, without any request; the inspector shows the history and replays from an entry.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -93,6 +93,30 @@ async fn after_kill_9_between_two_steps_the_workflow_resumes_without_repeating_c
     let saga = saga.at(&node);
     saga.signal("go").await;
     saga.wait_for_log(&DONE).await;
+}
+
+/// The scenario: a `batch` workflow is killed with `kill -9` half a second into its two-second `work` step. It
+/// has no durable sleep, so no alarm is armed for it. The node restarts and nothing sends the batch anything:
+/// its last step increments the `counter` with the batch's key, and the test reads that counter (another actor,
+/// so the batch stays untouched) until the workflow has finished by itself. Only then is the batch asked for its
+/// log: `load` ran once, `work` ran again to completion, then `report`. Before the node recorded unfinished work,
+/// the batch slept until a request happened to wake it.
+#[tokio::test]
+async fn after_kill_9_in_the_middle_of_a_step_the_workflow_resumes_without_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = TernProcess::start(&example_binary(), &dir.path().join("data"));
+    let batch = Api::new(&node).actor("batch", "nightly").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    node.kill9();
+
+    node.restart();
+    let api = Api::new(&node);
+    let counter = api.actor("counter", "nightly").await;
+    eventually("the workflow finished by itself and reported to the counter", CAP, || async {
+        (api.call(&counter, "getCount", json!([])).await.ok()? == json!(1)).then_some(())
+    })
+    .await;
+    assert_eq!(api.call(&batch, "log", json!([])).await.unwrap(), json!(["load", "work", "report 1"]));
 }
 
 #[tokio::test]

@@ -194,6 +194,12 @@ fn node_args(args: &DevArgs, plans: &[NodePlan], index: usize, certs: &Certs) ->
     if let Some(endpoint) = &args.otlp.otlp_endpoint {
         flag("--otlp-endpoint", endpoint.into());
     }
+    // `tern node` allows no origin by default; the local cluster keeps `tern dev`'s default.
+    let origins = &args.cors.cors_origins;
+    let any = [tern_gateway::cors::ANY_ORIGIN.to_string()];
+    for origin in if origins.is_empty() { &any[..] } else { &origins[..] } {
+        flag("--cors-origin", origin.into());
+    }
     if args.storage.fsync {
         out.push("--fsync".into());
     }
@@ -223,7 +229,7 @@ pub(crate) fn run(args: DevArgs) -> ExitCode {
         Ok(certs) => certs,
         Err(e) => return fail(format!("cannot prepare the cluster's certificates in {}: {e}", cert_dir.display())),
     };
-    let given = args.admin_token.clone().filter(|token| !token.is_empty());
+    let given = args.admin_token.clone();
     let token =
         given.clone().unwrap_or_else(|| rand::random::<[u8; 16]>().iter().map(|b| format!("{b:02x}")).collect());
 
@@ -546,7 +552,10 @@ mod tests {
             "{first}"
         );
         assert!(first.contains(&format!("--data-dir /d/node-0 --profile lan --voters {voters} --tls-ca")), "{first}");
-        assert!(!first.contains("--join") && first.ends_with("--otlp-endpoint http://c:4318 --fsync"), "{first}");
+        assert!(
+            !first.contains("--join") && first.ends_with("--otlp-endpoint http://c:4318 --cors-origin * --fsync"),
+            "{first}"
+        );
         let third = line(2).join(" ");
         assert!(
             third.contains("--join 127.0.0.1:9000 --tls-ca /d/certs/ca.pem --tls-cert /d/certs/node-2.pem"),

@@ -113,10 +113,12 @@ struct DevArgs {
     gateway_tls: GatewayTlsArgs,
     #[command(flatten)]
     otlp: OtlpArgs,
+    #[command(flatten)]
+    cors: CorsArgs,
     /// Require this admin token (`Authorization: Bearer`) on admin routes, and it or the actor's own token on
-    /// inspector routes. Without it the node leaves them open, as a development node should (with --nodes, one is
-    /// generated and printed: cluster nodes need one).
-    #[arg(long, env = "TERN_ADMIN_TOKEN")]
+    /// inspector routes. Without it the node leaves them open, as a development node on loopback should (with
+    /// --nodes, one is generated and printed: cluster nodes need one). An empty token is refused.
+    #[arg(long, env = "TERN_ADMIN_TOKEN", value_parser = parse_admin_token)]
     admin_token: Option<String>,
     #[command(flatten)]
     cluster: dev_cluster::DevClusterArgs,
@@ -156,6 +158,39 @@ impl GatewayTlsArgs {
             _ => None,
         }
     }
+}
+
+/// Which browser origins may call the gateway, for `dev` and `node` (see [`tern_gateway::cors`]).
+#[derive(Debug, Args)]
+struct CorsArgs {
+    /// A web origin (`https://app.example.com`) whose pages may call the gateway from a browser, admin and
+    /// inspector routes included (those still need the admin token); repeatable or comma-separated. `*` lets pages
+    /// of any origin call the public routes (RivetKit's), never the admin ones. Pages of other origins get no CORS
+    /// headers and are refused on admin routes. [default: `*` for `tern dev`, none for `tern node`]
+    #[arg(long = "cors-origin", value_name = "ORIGIN", env = "TERN_CORS_ORIGINS", value_delimiter = ',')]
+    #[arg(value_parser = tern_gateway::cors::parse_origin)]
+    cors_origins: Vec<String>,
+}
+
+impl CorsArgs {
+    /// The origins given, or with none given any origin on the public routes if `any_by_default`.
+    fn config(&self, any_by_default: bool) -> tern_gateway::CorsOrigins {
+        tern_gateway::CorsOrigins::from_values(&self.cors_origins, any_by_default)
+    }
+}
+
+/// An `--admin-token` for `dev` or `node`: not empty, and without surrounding whitespace, which requests could
+/// never present (the bearer token is trimmed). Leaving the flag out is how `tern dev` runs without one.
+fn parse_admin_token(token: &str) -> Result<String, String> {
+    if token.trim().is_empty() {
+        return Err("the admin token is empty: give a real token, or leave --admin-token (and TERN_ADMIN_TOKEN) out \
+                    to run `tern dev` with open admin and inspector routes on loopback"
+            .to_string());
+    }
+    if token.trim() != token {
+        return Err("the admin token starts or ends with whitespace, which no request can present".to_string());
+    }
+    Ok(token.to_string())
 }
 
 /// Export of spans to an OpenTelemetry collector, for `dev` and `node`.
@@ -268,10 +303,19 @@ fn dev(registry: Registry, args: DevArgs) -> ExitCode {
     config.admin_token = args.admin_token;
     config.gateway_tls = args.gateway_tls.config();
     config.otlp_endpoint = args.otlp.otlp_endpoint;
+    config.cors = args.cors.config(true);
     let data_dir = config.data_dir.display().to_string();
     let scheme = gateway_scheme(&config);
+    let open = config.admin_token.is_none();
     run_server(registry, config, move |addr| {
         tracing::info!(%addr, data_dir, "tern dev listening on {scheme}://{addr}");
+        if open && !addr.ip().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "tern dev runs without an admin token on {addr}, which is not loopback: anyone who reaches it can list, \
+                 destroy and inspect every actor; pass --admin-token"
+            );
+        }
     })
 }
 
@@ -330,6 +374,37 @@ mod tests {
         assert!(no_key.to_string().contains("--gateway-tls-key"), "{no_key}");
         let no_cert = dev(&["--gateway-tls-key", "k.pem"]).unwrap_err().to_string();
         assert!(no_cert.contains("--gateway-tls-cert"), "{no_cert}");
+    }
+
+    #[test]
+    fn an_empty_admin_token_is_a_usage_error() {
+        let dev = |args: &[&str]| Cli::try_parse_from(["tern", "dev"].iter().chain(args)).map(|c| c.command);
+        for empty in ["", " ", "\t"] {
+            let error = dev(&["--admin-token", empty]).unwrap_err();
+            assert_eq!((error.kind(), error.exit_code()), (clap::error::ErrorKind::ValueValidation, 2), "{empty:?}");
+            assert!(error.to_string().contains("the admin token is empty"), "{error}");
+        }
+        assert!(dev(&["--admin-token", " s3cret"]).unwrap_err().to_string().contains("whitespace"));
+        let Command::Dev(given) = dev(&["--admin-token", "s3cret"]).unwrap() else { panic!("not dev") };
+        assert_eq!(given.admin_token.as_deref(), Some("s3cret"));
+        let Command::Dev(none) = dev(&[]).unwrap() else { panic!("not dev") };
+        assert_eq!(none.admin_token, None, "no token is still the development default");
+    }
+
+    #[test]
+    fn cors_origins_are_listed_or_any_and_default_to_any_for_dev() {
+        let dev = |args: &[&str]| match Cli::try_parse_from(["tern", "dev"].iter().chain(args)).map(|c| c.command) {
+            Ok(Command::Dev(dev)) => Ok(dev.cors.config(true)),
+            Ok(_) => panic!("not dev"),
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(dev(&[]), Ok(tern_gateway::CorsOrigins { any_on_public_routes: true, listed: vec![] }));
+        let listed = dev(&["--cors-origin", "https://App.example.com", "--cors-origin", "http://localhost:5173"]);
+        let expected = vec!["https://app.example.com".to_string(), "http://localhost:5173".to_string()];
+        assert_eq!(listed, Ok(tern_gateway::CorsOrigins { any_on_public_routes: false, listed: expected }));
+        let both = dev(&["--cors-origin", "*,https://app.example.com"]).unwrap();
+        assert!(both.any_on_public_routes && both.listed == ["https://app.example.com"]);
+        assert!(dev(&["--cors-origin", "app.example.com"]).unwrap_err().contains("is not an origin"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::{Args, ValueEnum};
 
-use super::{GatewayTlsArgs, OtlpArgs, StorageArgs, gateway_scheme, run_server};
+use super::{CorsArgs, GatewayTlsArgs, OtlpArgs, StorageArgs, gateway_scheme, parse_admin_token, run_server};
 use crate::cluster::directory::voters::VoterSpec;
 use crate::cluster::discovery::Seed;
 use crate::cluster::{ClusterConfig, Profile};
@@ -66,6 +66,8 @@ pub(crate) struct NodeArgs {
     gateway_tls: GatewayTlsArgs,
     #[command(flatten)]
     otlp: OtlpArgs,
+    #[command(flatten)]
+    cors: CorsArgs,
     /// The cluster CA's certificate (`ca.pem`, from `tern ca init`).
     #[arg(long, value_name = "PATH")]
     tls_ca: PathBuf,
@@ -76,8 +78,9 @@ pub(crate) struct NodeArgs {
     #[arg(long, value_name = "PATH")]
     tls_key: PathBuf,
     /// The admin token (required): admin routes need it (`Authorization: Bearer`), inspector routes need it or
-    /// the actor's own token.
-    #[arg(long, env = "TERN_ADMIN_TOKEN", hide_env_values = true)]
+    /// the actor's own token. It travels in clear text unless the gateway serves TLS (--gateway-tls-cert) or a
+    /// TLS-terminating proxy is in front.
+    #[arg(long, env = "TERN_ADMIN_TOKEN", hide_env_values = true, value_parser = parse_admin_token)]
     admin_token: Option<String>,
     /// Membership timing: `lan` for nodes within one region (a dead node is declared down in about 5 s), `wan`
     /// for nodes across regions (about 15 s).
@@ -101,7 +104,7 @@ fn parse_seed(seed: &str) -> Result<String, String> {
 
 /// Runs `tern node` until Ctrl-C or SIGTERM.
 pub(crate) fn run(registry: Registry, args: NodeArgs) -> ExitCode {
-    let Some(admin_token) = args.admin_token.clone().filter(|token| !token.is_empty()) else {
+    let Some(admin_token) = args.admin_token.clone() else {
         let message = "`tern node` needs an admin token (--admin-token TOKEN or TERN_ADMIN_TOKEN): a cluster node \
                        does not leave its inspector and admin routes open\n";
         clap::Error::raw(ErrorKind::MissingRequiredArgument, message).exit()
@@ -116,11 +119,20 @@ pub(crate) fn run(registry: Registry, args: NodeArgs) -> ExitCode {
     node.cluster = Some(config);
     node.gateway_tls = args.gateway_tls.config();
     node.otlp_endpoint = args.otlp.otlp_endpoint;
+    node.cors = args.cors.config(false);
     let (region, data_dir) = (node.region.clone(), node.data_dir.display().to_string());
     let config_file = args.config.map(|path| path.display().to_string());
     let scheme = gateway_scheme(&node);
     run_server(registry, node, move |addr| {
         tracing::info!(%addr, region, data_dir, ?config_file, "tern node listening on {scheme}://{addr}");
+        if scheme == "http" {
+            tracing::warn!(
+                %addr,
+                "the gateway serves plain HTTP: the admin token and inspector traffic cross the network in clear \
+                 text unless a TLS-terminating proxy is in front; serve TLS with --gateway-tls-cert and \
+                 --gateway-tls-key"
+            );
+        }
     })
 }
 

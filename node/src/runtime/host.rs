@@ -16,6 +16,7 @@ use super::alarms::Alarms;
 use super::command::Command;
 use super::directory::{Directory, Entry};
 use super::lifecycle::StartInfo;
+use super::resume::PendingWork;
 use crate::clock::now_ms;
 use crate::cluster::Roster;
 use crate::metrics::{Metrics, Snapshot};
@@ -61,6 +62,8 @@ pub(crate) struct HostCore {
     pub create_lock: tokio::sync::Mutex<()>,
     pub metrics: Metrics,
     pub alarms: Alarms,
+    /// The actors recorded in `node.db` with unfinished work (see [`super::resume`]).
+    pub pending_work: PendingWork,
     /// Open client connections per actor name.
     connections: Mutex<BTreeMap<String, u64>>,
     /// What `GET /cluster/members` reports; set by [`serve`](crate::server::serve) once the gateway listens.
@@ -70,22 +73,26 @@ pub(crate) struct HostCore {
     pub span_export: Option<SpanExporter>,
 }
 
-/// What a host is built from: the opened data directory and what the node database held.
+/// What a host is built from: the opened data directory, what the node database held, and the node's metrics
+/// (which the node database already counts into).
 pub(crate) struct Stores {
+    pub metrics: Metrics,
     pub data_dir: DataDir,
     pub pool: DbPool,
     pub node_db: NodeDb,
     pub directory: Directory,
     pub alarms: Alarms,
+    pub pending_work: PendingWork,
 }
 
 impl HostCore {
     /// A host for `registry`'s actors over `stores`, serving `region`.
     pub fn new(registry: Registry, stores: Stores, region: String, durability: Durability) -> HostCore {
-        let Stores { data_dir, pool, node_db, directory, alarms } = stores;
+        let Stores { metrics, data_dir, pool, node_db, directory, alarms, pending_work } = stores;
         HostCore {
             alarms,
-            metrics: Metrics::new(&region),
+            pending_work,
+            metrics,
             registry,
             data_dir,
             pool,

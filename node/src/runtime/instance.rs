@@ -6,7 +6,9 @@
 //! reports are committed (the output gate), and concurrent requests share one commit (group commit).
 //!
 //! If a commit fails, or actor code panics, the turn's replies become errors and the instance stops; the next
-//! request wakes a fresh instance from the last committed state.
+//! request wakes a fresh instance from the last committed state. The error is `storage.full` when the disk is
+//! full (the turn was rolled back whole, so the same requests may be retried once space is freed) and
+//! `actor.internal_error` otherwise.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
@@ -32,7 +34,7 @@ use crate::sdk::context::{Ctx, Shared};
 use crate::sdk::definition::{Actor, BoxFuture};
 use crate::sdk::error::ActorResult;
 use crate::sdk::sql::Sql;
-use crate::storage::ActorDb;
+use crate::storage::{self, ActorDb};
 use crate::trace::export::SpanSource;
 use crate::trace::{Span, SpanKind};
 
@@ -47,30 +49,84 @@ pub(crate) enum TurnEnd {
     Continue,
     Sleep(Vec<oneshot::Sender<()>>),
     Destroy(Vec<Reply<()>>),
-    /// The turn could not commit or actor code panicked: stop without touching the disk again.
-    Crashed,
+    /// The turn could not commit or actor code panicked: stop without touching the disk again, failing the
+    /// requests still waiting with this error.
+    Crashed(ClientError),
+}
+
+/// Why a turn (or a wake, or a sleep) could not be saved: the error its requests get and the cause, for the logs.
+pub(crate) struct Failure {
+    /// `storage.full` when the disk is full, `actor.internal_error` otherwise.
+    pub error: ClientError,
+    /// What went wrong, for the logs only (clients never see it).
+    pub cause: String,
+}
+
+impl Failure {
+    /// A storage operation failed with `err`.
+    pub fn storage(err: &libsql::Error) -> Failure {
+        Failure { error: storage::client_error(err), cause: err.to_string() }
+    }
+
+    /// A part of the turn failed with a catalogue error: a full disk stays `storage.full`, anything else is
+    /// masked as `actor.internal_error`.
+    pub fn from_client(err: &ClientError) -> Failure {
+        let error = if err.is_storage_full() { err.clone() } else { ClientError::internal() };
+        Failure { error, cause: err.to_string() }
+    }
+
+    /// A file system operation failed with `err` (`ENOSPC` is `storage.full`).
+    pub fn io(err: &std::io::Error) -> Failure {
+        let error = match err.kind() {
+            std::io::ErrorKind::StorageFull => ClientError::storage_full(),
+            _ => ClientError::internal(),
+        };
+        Failure { error, cause: err.to_string() }
+    }
+
+    /// Anything else: `actor.internal_error`.
+    pub fn internal(cause: impl Into<String>) -> Failure {
+        Failure { error: ClientError::internal(), cause: cause.into() }
+    }
+
+    /// Reports the failure of `stage` of an operation on `actor_id`: a full disk for operators (see
+    /// [`storage::report_full`]), anything else logged at error level as `what` failed. Returns the error the
+    /// operation's requests get.
+    pub fn report(self, core: &HostCore, actor_id: &str, what: &str, stage: &str) -> ClientError {
+        if !storage::report_full(&core.metrics, &format!("{what} ({stage})"), Some(actor_id), &self.error, &self.cause)
+        {
+            tracing::error!(actor_id, stage, cause = %self.cause, "{what} failed; its changes were not committed");
+        }
+        self.error
+    }
 }
 
 /// A reply held until its turn commits: released with its result, or failed with an error if the turn does
 /// not commit.
-pub(crate) struct Held(Box<dyn FnOnce(Option<ClientError>) + Send>);
+pub(crate) struct Held {
+    send: Box<dyn FnOnce(Option<ClientError>) + Send>,
+    /// Whether the result is `storage.full`: SQLite refused one of the unit's writes because the disk is full.
+    full: bool,
+}
 
 impl Held {
     pub(crate) fn new<T: Send + 'static>(reply: Reply<T>, result: Result<T, ClientError>) -> Held {
-        Held(Box::new(move |failure| {
+        let full = result.as_ref().is_err_and(ClientError::is_storage_full);
+        let send = Box::new(move |failure| {
             let _ = reply.send(match failure {
                 Some(err) => Err(err),
                 None => result,
             });
-        }))
+        });
+        Held { send, full }
     }
 
     fn release(self) {
-        (self.0)(None)
+        (self.send)(None)
     }
 
     fn fail(self, err: ClientError) {
-        (self.0)(Some(err))
+        (self.send)(Some(err))
     }
 }
 
@@ -109,13 +165,10 @@ where
         Ctx { shared: self.shared.clone(), conn: None }
     }
 
-    /// Opens (or reuses) the actor's database for a turn and exposes it to actor code.
-    pub async fn open_db(core: &HostCore, actor_id: &str) -> Result<ActorDb, ClientError> {
+    /// Opens (or reuses) the actor's database for a turn.
+    pub async fn open_db(core: &HostCore, actor_id: &str) -> Result<ActorDb, Failure> {
         let path = core.data_dir.actor_db_path(actor_id);
-        core.pool.connection(actor_id, &path, core.synchronous()).await.map_err(|e| {
-            tracing::error!(actor_id, error = %e, "cannot open actor database");
-            ClientError::internal()
-        })
+        core.pool.connection(actor_id, &path, core.synchronous()).await.map_err(|e| Failure::storage(&e))
     }
 
     /// Lends the actor's database to actor code (`c.sql()`) until the returned guard is dropped. Between turns
@@ -138,15 +191,17 @@ where
     pub async fn turn(&mut self, batch: Vec<Command>) -> TurnEnd {
         let db = match Self::open_db(&self.core, &self.shared.actor_id).await {
             Ok(db) => db,
-            Err(err) => {
+            Err(failure) => {
+                let err = failure.report(&self.core, &self.shared.actor_id, "turn", "open database");
                 batch.into_iter().for_each(|c| c.fail(err.clone()));
-                return TurnEnd::Crashed;
+                return TurnEnd::Crashed(err);
             }
         };
         let _loan = self.expose_db(&db);
         if let Err(e) = db.begin().await {
-            batch.into_iter().for_each(|c| c.fail(ClientError::internal()));
-            return self.abort_turn(&db, Vec::new(), "begin", e.to_string()).await;
+            let failure = Failure::storage(&e);
+            batch.into_iter().for_each(|c| c.fail(failure.error.clone()));
+            return self.abort_turn(&db, Vec::new(), "begin", failure).await;
         }
         let mut held = Vec::new();
         let mut sleeps = Vec::new();
@@ -207,7 +262,7 @@ where
                 }
                 Command::Alarm => {
                     if let Err(e) = self.fire_due(&db).await {
-                        return self.abort_turn(&db, held, "fire schedules", e.to_string()).await;
+                        return self.abort_turn(&db, held, "fire schedules", Failure::from_client(&e)).await;
                     }
                 }
                 Command::QueueSend { name, body, wait, reply } => {
@@ -227,13 +282,19 @@ where
                 }
             }
             if db.connection().is_autocommit() {
-                // SQLite rolled the whole transaction back (e.g. disk full): nothing of this turn is durable.
-                return self.abort_turn(&db, held, "action", "transaction rolled back by SQLite".into()).await;
+                // SQLite rolled the whole transaction back (e.g. disk full): nothing of this turn is durable. A
+                // unit that failed with `storage.full` says why.
+                let cause = "transaction rolled back by SQLite";
+                let failure = match held.iter().any(|h| h.full) {
+                    true => Failure { error: ClientError::storage_full(), cause: cause.into() },
+                    false => Failure::internal(cause),
+                };
+                return self.abort_turn(&db, held, "action", failure).await;
             }
         }
         match self.deliver_to_waiting(&db).await {
             Ok(delivered) => held.extend(delivered),
-            Err(e) => return self.abort_turn(&db, held, "deliver queue messages", e.to_string()).await,
+            Err(e) => return self.abort_turn(&db, held, "deliver queue messages", Failure::from_client(&e)).await,
         }
         let spans = match self.persist_turn(&db).await {
             Ok(spans) => spans,
@@ -241,13 +302,13 @@ where
         };
         let alarm = match self.arm_before_commit(&db).await {
             Ok(alarm) => alarm,
-            Err(e) => return self.abort_turn(&db, held, "arm alarm", e.to_string()).await,
+            Err(e) => return self.abort_turn(&db, held, "arm alarm", Failure::from_client(&e)).await,
         };
         let commit_started = Instant::now();
         let committed = db.commit().await;
         self.core.metrics.record_commit(commit_started.elapsed());
         if let Err(e) = committed {
-            return self.abort_turn(&db, held, "commit", e.to_string()).await;
+            return self.abort_turn(&db, held, "commit", Failure::storage(&e)).await;
         }
         self.export_spans(spans);
         self.arm_after_commit(alarm).await;
@@ -272,19 +333,20 @@ where
         TurnEnd::Continue
     }
 
-    async fn abort_turn(&self, db: &ActorDb, held: Vec<Held>, stage: &str, cause: String) -> TurnEnd {
-        tracing::error!(actor_id = %self.shared.actor_id, stage, %cause, "turn failed; its changes were not committed");
+    /// Rolls the turn back, reports why, and fails its held replies with the failure's error.
+    async fn abort_turn(&self, db: &ActorDb, held: Vec<Held>, stage: &str, failure: Failure) -> TurnEnd {
+        let err = failure.report(&self.core, &self.shared.actor_id, "turn", stage);
         let _ = db.rollback().await;
-        held.into_iter().for_each(|h| h.fail(ClientError::internal()));
-        TurnEnd::Crashed
+        held.into_iter().for_each(|h| h.fail(err.clone()));
+        TurnEnd::Crashed(err)
     }
 
     /// Writes what the turn produced besides its SQL: the state (when it changed, after telling the state-change
     /// hook) and the turn's spans. Runs inside the turn's transaction, just before the commit; returns the spans,
     /// for [`Instance::export_spans`] once the commit succeeded.
-    pub async fn persist_turn(&self, db: &ActorDb) -> Result<Vec<Span>, String> {
+    pub async fn persist_turn(&self, db: &ActorDb) -> Result<Vec<Span>, Failure> {
         let spans = self.shared.recorder.take();
-        db.write_spans(&spans).await.map_err(|e| format!("cannot store spans: {e}"))?;
+        db.write_spans(&spans).await.map_err(|e| Failure::storage(&e))?;
         if !self.shared.state_dirty.swap(false, Ordering::AcqRel) {
             return Ok(spans);
         }
@@ -294,10 +356,11 @@ where
                 hook(&state);
             }
             let mut bytes = Vec::new();
-            ciborium::into_writer(&*state, &mut bytes).map_err(|e| format!("state cannot be encoded: {e}"))?;
+            ciborium::into_writer(&*state, &mut bytes)
+                .map_err(|e| Failure::internal(format!("state cannot be encoded: {e}")))?;
             bytes
         };
-        db.save_state(&bytes).await.map_err(|e| e.to_string())?;
+        db.save_state(&bytes).await.map_err(|e| Failure::storage(&e))?;
         Ok(spans)
     }
 
@@ -354,7 +417,7 @@ where
     ) -> Result<T, ClientError> {
         if let Err(e) = db.savepoint().await {
             tracing::error!(actor_id = %self.shared.actor_id, error = %e, "savepoint failed");
-            return Err(ClientError::internal());
+            return Err(storage::client_error(&e));
         }
         let unit = self.shared.begin_unit();
         let result = match work.await {

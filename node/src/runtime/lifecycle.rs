@@ -1,8 +1,10 @@
 //! Starting and stopping an actor instance: the create/wake hook sequence, sleep, destroy and crash.
 //!
 //! Start (one transaction): migrate → (first start: create-state → create hook) → create-vars → wake hook →
-//! save state → commit. Sleep: finish what is queued → sleep hook → save → close connections → release the file.
-//! Destroy: mark destroyed (new requests get `actor.not_found`) → destroy hook → close connections → delete files.
+//! save state → commit; an actor with a run loop is first recorded as having unfinished work (see
+//! [`super::resume`]). Sleep: finish what is queued → sleep hook → save → forget the unfinished work if none is
+//! left → close connections → release the file. Destroy: mark destroyed (new requests get `actor.not_found`) →
+//! destroy hook → close connections → delete files → forget the unfinished work.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -17,7 +19,7 @@ use tokio::sync::mpsc;
 
 use super::command::Command;
 use super::host::HostCore;
-use super::instance::{Instance, TurnEnd};
+use super::instance::{Failure, Instance, TurnEnd};
 use crate::sdk::conn::{Conn, lock};
 use crate::sdk::context::Shared;
 use crate::sdk::definition::{Actor, HookFn};
@@ -40,6 +42,11 @@ fn internal(actor_id: &str, stage: &str, err: impl std::fmt::Display) -> ClientE
     ClientError::internal()
 }
 
+/// A start that failed at `stage`, reported (see [`Failure::report`]): the error its requests get.
+fn start_failed(core: &HostCore, actor_id: &str, stage: &str, failure: Failure) -> ClientError {
+    failure.report(core, actor_id, "actor start", stage)
+}
+
 /// Starts an actor: runs the start hooks in one transaction and returns the running instance.
 pub(crate) async fn start<S, V>(
     def: Arc<Actor<S, V>>,
@@ -51,14 +58,18 @@ where
     V: Default + Send + 'static,
 {
     let id = info.actor_id.as_str();
-    core.data_dir.ensure_actor_dir(id).map_err(|e| internal(id, "create directory", e))?;
+    if def.run.is_some() {
+        // Before the run loop starts and before any turn acknowledges a message it is to process.
+        core.pending_work.record(&core, id).await?;
+    }
+    core.data_dir.ensure_actor_dir(id).map_err(|e| start_failed(&core, id, "create directory", Failure::io(&e)))?;
     let timer = Instant::now();
-    let db = Instance::<S, V>::open_db(&core, id).await?;
-    db.begin().await.map_err(|e| internal(id, "begin", e))?;
+    let db = Instance::<S, V>::open_db(&core, id).await.map_err(|f| start_failed(&core, id, "open database", f))?;
+    db.begin().await.map_err(|e| start_failed(&core, id, "begin", Failure::storage(&e)))?;
     let started = start_in_transaction(def, core.clone(), &info, &db).await;
     match started {
         Ok((instance, is_new, spans)) => {
-            db.commit().await.map_err(|e| internal(id, "commit", e))?;
+            db.commit().await.map_err(|e| start_failed(&core, id, "commit", Failure::storage(&e)))?;
             instance.export_spans(spans);
             if !is_new {
                 core.metrics.record_wake(&info.name, timer.elapsed());
@@ -87,11 +98,14 @@ where
     V: Default + Send + 'static,
 {
     let id = info.actor_id.as_str();
-    let loaded = db.open_actor(id, &info.name, &serialize_key(&info.key)).await.map_err(|e| internal(id, "open", e))?;
+    let loaded = db
+        .open_actor(id, &info.name, &serialize_key(&info.key))
+        .await
+        .map_err(|e| start_failed(&core, id, "open", Failure::storage(&e)))?;
     let is_new = !loaded.initialized;
     let recorder = Arc::new(crate::trace::Recorder::default());
     if let Some(migrate) = &def.on_migrate {
-        db.savepoint().await.map_err(|e| internal(id, "savepoint", e))?;
+        db.savepoint().await.map_err(|e| start_failed(&core, id, "savepoint", Failure::storage(&e)))?;
         let budget = std::time::Duration::from_secs(30);
         let migration = async {
             migrate(Sql::new(db, recorder.clone(), def.options.statement_timeout), is_new).await?;
@@ -99,7 +113,9 @@ where
         };
         let migrated = tokio::time::timeout(budget, migration).await;
         match migrated {
-            Ok(Ok(())) => db.release_savepoint().await.map_err(|e| internal(id, "release", e))?,
+            Ok(Ok(())) => {
+                db.release_savepoint().await.map_err(|e| start_failed(&core, id, "release", Failure::storage(&e)))?
+            }
             Ok(Err(e)) => {
                 let _ = db.rollback_savepoint().await;
                 return Err(e.into_client(id, "onMigrate"));
@@ -165,7 +181,9 @@ where
         if let Some(hook) = &def.on_create {
             instance.run_hook("onCreate", grace, hook(instance.ctx(), input)).await?;
         }
-        db.mark_initialized().await.map_err(|e| internal(id, "mark initialized", e))?;
+        db.mark_initialized()
+            .await
+            .map_err(|e| start_failed(&instance.core, id, "mark initialized", Failure::storage(&e)))?;
     }
     if let Some(create_vars) = &def.create_vars {
         let vars = instance.run_hook("createVars", grace, create_vars(instance.ctx())).await?;
@@ -174,7 +192,7 @@ where
     if let Some(hook) = &def.on_wake {
         instance.run_hook("onWake", grace, hook(instance.ctx())).await?;
     }
-    let spans = instance.persist_turn(db).await.map_err(|e| internal(id, "save state", e))?;
+    let spans = instance.persist_turn(db).await.map_err(|f| start_failed(&instance.core, id, "save state", f))?;
     Ok((instance, is_new, spans))
 }
 
@@ -192,14 +210,14 @@ pub(crate) async fn record_conn(db: &ActorDb, conn: &Conn) -> Result<(), ClientE
 }
 
 /// Runs a final hook (sleep or destroy) in its own transaction and saves the state.
-async fn final_turn<S, V>(instance: &Instance<S, V>, name: &str, hook: Option<&HookFn<S, V>>) -> Result<(), String>
+async fn final_turn<S, V>(instance: &Instance<S, V>, name: &str, hook: Option<&HookFn<S, V>>) -> Result<(), Failure>
 where
     S: Serialize + DeserializeOwned + Send + 'static,
     V: Default + Send + 'static,
 {
-    let db = Instance::<S, V>::open_db(&instance.core, &instance.shared.actor_id).await.map_err(|e| e.to_string())?;
+    let db = Instance::<S, V>::open_db(&instance.core, &instance.shared.actor_id).await?;
     let _loan = instance.expose_db(&db);
-    db.begin().await.map_err(|e| e.to_string())?;
+    db.begin().await.map_err(|e| Failure::storage(&e))?;
     if let Some(hook) = hook {
         let grace = instance.def.options.sleep_grace_period;
         if let Err(e) = instance.run_hook(name, grace, hook(instance.ctx())).await {
@@ -207,7 +225,7 @@ where
         }
     }
     let spans = instance.persist_turn(&db).await?;
-    db.commit().await.map_err(|e| e.to_string())?;
+    db.commit().await.map_err(|e| Failure::storage(&e))?;
     instance.export_spans(spans);
     Ok(())
 }
@@ -220,6 +238,8 @@ where
 {
     let core = instance.core.clone();
     let id = instance.shared.actor_id.clone();
+    // Asked before the run loop is stopped, which makes it look finished.
+    let unfinished = instance.has_unfinished_work();
     if let Some(run_loop) = instance.run_loop.take() {
         run_loop.stop();
     }
@@ -251,8 +271,12 @@ where
     }
     match end {
         TurnEnd::Sleep(dones) => {
-            if let Err(e) = final_turn(&instance, "onSleep", instance.def.on_sleep.as_ref()).await {
-                tracing::error!(actor_id = %id, error = %e, "could not save the actor before sleeping");
+            match final_turn(&instance, "onSleep", instance.def.on_sleep.as_ref()).await {
+                Ok(()) if !unfinished => instance.forget_finished_work().await,
+                Ok(()) => {}
+                Err(failure) => {
+                    failure.report(&core, &id, "sleep", "save the actor before sleeping");
+                }
             }
             instance.flush_connections();
             instance.close_all_connections(ClientError::stopping());
@@ -272,8 +296,8 @@ where
             while let Some(command) = rx.recv().await {
                 command.fail(ClientError::actor_not_found(&id));
             }
-            if let Err(e) = final_turn(&instance, "onDestroy", instance.def.on_destroy.as_ref()).await {
-                tracing::warn!(actor_id = %id, error = %e, "destroy hook turn failed");
+            if let Err(failure) = final_turn(&instance, "onDestroy", instance.def.on_destroy.as_ref()).await {
+                failure.report(&core, &id, "destroy", "run the destroy hook");
             }
             instance.flush_connections();
             instance.close_all_connections(ClientError::actor_not_found(&id));
@@ -282,17 +306,22 @@ where
             if let Err(e) = core.alarms.set(&core, &id, None).await {
                 tracing::warn!(actor_id = %id, error = %e, "cannot clear the destroyed actor's alarm");
             }
+            core.pending_work.forget(&core, &id).await;
             core.finish_stop(&id, true);
             core.metrics.record_destroyed(&instance.shared.name);
             let result = destroyed.and(removed);
             replies.into_iter().for_each(|r| drop(r.send(result.clone())));
             tracing::info!(actor_id = %id, "actor destroyed");
         }
-        TurnEnd::Crashed | TurnEnd::Continue => {
+        crashed @ (TurnEnd::Crashed(_) | TurnEnd::Continue) => {
+            let err = match crashed {
+                TurnEnd::Crashed(err) => err,
+                _ => ClientError::internal(),
+            };
             core.begin_stop(&id);
             rx.close();
             while let Some(command) = rx.recv().await {
-                command.fail(ClientError::internal());
+                command.fail(err.clone());
             }
             instance.close_all_connections(ClientError::stopping());
             core.pool.close(&id);

@@ -65,6 +65,29 @@ where
         self.run_loop.as_ref().is_none_or(RunLoop::is_finished) || waits_on_queue || waits_on_time
     }
 
+    /// Whether the run loop has work it must do without waiting for a request: the actor has a run loop that is
+    /// busy (neither returned nor waiting on its queue or on time), or a completable message it received and did
+    /// not complete yet (delivered again on the next wake).
+    pub(crate) fn has_unfinished_work(&self) -> bool {
+        self.def.run.is_some() && !(lock(&self.queue).is_idle() && self.run_loop_is_idle())
+    }
+
+    /// After a sleep whose run loop was idle: forgets the actor's unfinished work, unless its queue still holds
+    /// messages (accepted in the sleep's last turn, after the run loop stopped, or for queues it was not waiting
+    /// on), which the next start wakes it for. A failure to look keeps the record.
+    pub(crate) async fn forget_finished_work(&self) {
+        if self.def.run.is_none() {
+            return;
+        }
+        let left = match Self::open_db(&self.core, &self.shared.actor_id).await {
+            Ok(db) => crate::storage::queue::len(db.connection()).await.ok(),
+            Err(_) => None,
+        };
+        if left == Some(0) {
+            self.core.pending_work.forget(&self.core, &self.shared.actor_id).await;
+        }
+    }
+
     /// Runs one step as an atomic unit, within the action timeout.
     pub(crate) async fn run_step(
         &self,

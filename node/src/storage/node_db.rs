@@ -1,4 +1,5 @@
-//! The node's own metadata database (`node.db`): which actors this node hosts.
+//! The node's own metadata database (`node.db`): which actors this node hosts, their alarms, and which of them
+//! have unfinished work to resume when the node starts.
 //!
 //! Every create and destroy is committed here before it is acknowledged. A (name, key) pair has at most one
 //! live actor, enforced by a partial unique index.
@@ -10,6 +11,8 @@ use tern_proto::key::{deserialize_key, serialize_key};
 use tokio::sync::Mutex;
 
 use tern_proto::ClientError;
+
+use crate::metrics::Metrics;
 
 /// One actor as recorded in the node database.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +29,8 @@ pub struct ActorRecord {
 /// The node's metadata database. Writes are serialized through one connection.
 pub struct NodeDb {
     pub(super) conn: Mutex<Connection>,
+    /// Where refused writes are counted (a full disk, see [`super::report_full`]).
+    metrics: Metrics,
     _db: libsql::Database,
 }
 
@@ -43,18 +48,19 @@ CREATE TABLE IF NOT EXISTS alarms (actor_id TEXT PRIMARY KEY, fire_at INTEGER NO
 CREATE TABLE IF NOT EXISTS registers (name TEXT PRIMARY KEY, state BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pending_creates (actor_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS pending_work (actor_id TEXT PRIMARY KEY);
 ";
 
 impl NodeDb {
-    /// Opens (creating if needed) the node database at `path`.
-    pub async fn open(path: &Path) -> Result<NodeDb, libsql::Error> {
+    /// Opens (creating if needed) the node database at `path`; writes it cannot make are counted in `metrics`.
+    pub async fn open(path: &Path, metrics: Metrics) -> Result<NodeDb, libsql::Error> {
         let db = libsql::Builder::new_local(path).build().await?;
         let conn = db.connect()?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.query("PRAGMA journal_mode=WAL", ()).await?;
         conn.execute("PRAGMA synchronous=NORMAL", ()).await?;
         conn.execute_batch(SCHEMA).await?;
-        Ok(NodeDb { conn: Mutex::new(conn), _db: db })
+        Ok(NodeDb { conn: Mutex::new(conn), metrics, _db: db })
     }
 
     /// All actors ever recorded, destroyed ones included.
@@ -96,14 +102,16 @@ impl NodeDb {
             Err(libsql::Error::SqliteFailure(code, _)) if code & 0xff == 19 => {
                 Err(ClientError::duplicate_key(&record.name, &key))
             }
-            Err(e) => Err(internal(e)),
+            Err(e) => Err(self.failed(e)),
         }
     }
 
     /// Forgets the create input once the actor has consumed it.
     pub async fn clear_input(&self, actor_id: &str) -> Result<(), ClientError> {
         let conn = self.conn.lock().await;
-        conn.execute("UPDATE actors SET input = NULL WHERE actor_id = ?1", [actor_id]).await.map_err(internal)?;
+        conn.execute("UPDATE actors SET input = NULL WHERE actor_id = ?1", [actor_id])
+            .await
+            .map_err(|e| self.failed(e))?;
         Ok(())
     }
 
@@ -112,7 +120,7 @@ impl NodeDb {
         let conn = self.conn.lock().await;
         conn.execute("UPDATE actors SET destroy_ts = ?2, input = NULL WHERE actor_id = ?1", params![actor_id, ts])
             .await
-            .map_err(internal)?;
+            .map_err(|e| self.failed(e))?;
         Ok(())
     }
 }
@@ -139,11 +147,40 @@ impl NodeDb {
             }
             None => conn.execute("DELETE FROM alarms WHERE actor_id = ?1", [actor_id]).await,
         };
-        result.map(|_| ()).map_err(internal)
+        result.map(|_| ()).map_err(|e| self.failed(e))
+    }
+
+    /// Every actor recorded with unfinished work (see [`crate::runtime::resume`]).
+    pub async fn load_pending_work(&self) -> Result<Vec<String>, libsql::Error> {
+        let conn = self.conn.lock().await;
+        let mut rows = conn.query("SELECT actor_id FROM pending_work", ()).await?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().await? {
+            out.push(row.get(0)?);
+        }
+        Ok(out)
+    }
+
+    /// Records that `actor_id` has unfinished work (`true`), or that it has none left (`false`), committed before
+    /// this returns.
+    pub async fn set_pending_work(&self, actor_id: &str, pending: bool) -> Result<(), ClientError> {
+        let conn = self.conn.lock().await;
+        let result = match pending {
+            true => conn.execute("INSERT OR IGNORE INTO pending_work (actor_id) VALUES (?1)", [actor_id]).await,
+            false => conn.execute("DELETE FROM pending_work WHERE actor_id = ?1", [actor_id]).await,
+        };
+        result.map(|_| ()).map_err(|e| self.failed(e))
     }
 }
 
-pub(super) fn internal(err: libsql::Error) -> ClientError {
-    tracing::error!(error = %err, "node database error");
-    ClientError::internal()
+impl NodeDb {
+    /// The error a caller sees when a node database operation fails with `err`: `storage.full` when the disk is
+    /// full (reported for operators, see [`super::report_full`]), `actor.internal_error` otherwise (logged).
+    pub(super) fn failed(&self, err: libsql::Error) -> ClientError {
+        let error = super::client_error(&err);
+        if !super::report_full(&self.metrics, "node database write", None, &error, &err) {
+            tracing::error!(error = %err, "node database error");
+        }
+        error
+    }
 }

@@ -5,15 +5,15 @@ use libsql::params;
 use tern_proto::ClientError;
 
 use super::NodeDb;
-use super::node_db::internal;
 
 impl NodeDb {
     /// The stored acceptor state of register `name`, if any.
     pub async fn register(&self, name: &str) -> Result<Option<Vec<u8>>, ClientError> {
         let conn = self.conn.lock().await;
-        let mut rows = conn.query("SELECT state FROM registers WHERE name = ?1", [name]).await.map_err(internal)?;
-        match rows.next().await.map_err(internal)? {
-            Some(row) => Ok(Some(row.get(0).map_err(internal)?)),
+        let mut rows =
+            conn.query("SELECT state FROM registers WHERE name = ?1", [name]).await.map_err(|e| self.failed(e))?;
+        match rows.next().await.map_err(|e| self.failed(e))? {
+            Some(row) => Ok(Some(row.get(0).map_err(|e| self.failed(e))?)),
             None => Ok(None),
         }
     }
@@ -22,11 +22,11 @@ impl NodeDb {
     /// power loss could let two values be chosen) before it returns.
     pub async fn set_register(&self, name: &str, state: Vec<u8>) -> Result<(), ClientError> {
         let conn = self.conn.lock().await;
-        conn.execute("PRAGMA synchronous=FULL", ()).await.map_err(internal)?;
+        conn.execute("PRAGMA synchronous=FULL", ()).await.map_err(|e| self.failed(e))?;
         let stored =
             conn.execute("INSERT OR REPLACE INTO registers (name, state) VALUES (?1, ?2)", params![name, state]).await;
-        conn.execute("PRAGMA synchronous=NORMAL", ()).await.map_err(internal)?;
-        stored.map_err(internal)?;
+        conn.execute("PRAGMA synchronous=NORMAL", ()).await.map_err(|e| self.failed(e))?;
+        stored.map_err(|e| self.failed(e))?;
         Ok(())
     }
 
@@ -55,24 +55,26 @@ impl NodeDb {
         let conn = self.conn.lock().await;
         conn.execute("INSERT OR IGNORE INTO pending_creates (actor_id) VALUES (?1)", [actor_id])
             .await
-            .map_err(internal)?;
+            .map_err(|e| self.failed(e))?;
         Ok(())
     }
 
     /// Notes that the create of `actor_id` is settled (its key bound to it, or the actor abandoned).
     pub async fn clear_pending(&self, actor_id: &str) -> Result<(), ClientError> {
         let conn = self.conn.lock().await;
-        conn.execute("DELETE FROM pending_creates WHERE actor_id = ?1", [actor_id]).await.map_err(internal)?;
+        conn.execute("DELETE FROM pending_creates WHERE actor_id = ?1", [actor_id])
+            .await
+            .map_err(|e| self.failed(e))?;
         Ok(())
     }
 
     /// The creates that were never settled (the node stopped in the middle of them).
     pub async fn pending(&self) -> Result<Vec<String>, ClientError> {
         let conn = self.conn.lock().await;
-        let mut rows = conn.query("SELECT actor_id FROM pending_creates", ()).await.map_err(internal)?;
+        let mut rows = conn.query("SELECT actor_id FROM pending_creates", ()).await.map_err(|e| self.failed(e))?;
         let mut ids = Vec::new();
-        while let Some(row) = rows.next().await.map_err(internal)? {
-            ids.push(row.get(0).map_err(internal)?);
+        while let Some(row) = rows.next().await.map_err(|e| self.failed(e))? {
+            ids.push(row.get(0).map_err(|e| self.failed(e))?);
         }
         Ok(ids)
     }

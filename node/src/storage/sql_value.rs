@@ -87,13 +87,17 @@ pub fn from_sql_value(value: libsql::Value) -> Value {
     }
 }
 
-/// Maps a libSQL error to the client-visible `database.sql_error`, keeping SQLite's message.
+/// Maps a libSQL error to the client-visible `database.sql_error`, keeping SQLite's message; a full disk is
+/// `storage.full` instead (see [`super::is_full`]).
 pub fn sql_error(err: libsql::Error) -> ClientError {
     sql_error_ref(&err)
 }
 
 /// Like [`sql_error`], for a borrowed error.
 pub fn sql_error_ref(err: &libsql::Error) -> ClientError {
+    if super::is_full(err) {
+        return ClientError::storage_full();
+    }
     let message = match err {
         libsql::Error::SqliteFailure(_, msg) => msg.clone(),
         other => other.to_string(),
