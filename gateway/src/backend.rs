@@ -8,6 +8,8 @@ use async_trait::async_trait;
 use tern_proto::{ClientError, Value};
 use tokio::sync::mpsc;
 
+use crate::outbound::OutboundReceiver;
+
 /// What the REST API reports about an actor. Timestamps are milliseconds since the Unix epoch.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ActorInfo {
@@ -36,13 +38,13 @@ pub struct CreateRequest {
 /// A connection the backend opened for a client (`/connect`).
 ///
 /// The gateway forwards decoded client messages into `inbound` and encodes everything from `outbound` to the
-/// client. Dropping `inbound` tells the backend the client went away; `outbound` closing (or a
-/// [`ConnOutput::Close`]) tells the gateway to close the socket.
+/// client. Dropping `inbound` tells the backend the client went away; `outbound` ending (normally with a
+/// [`ConnOutput::Close`], which cannot be lost to a full queue) tells the gateway to close the socket.
 pub struct ConnectionHandle {
     pub actor_id: String,
     pub connection_id: String,
     pub inbound: mpsc::Sender<ConnInput>,
-    pub outbound: mpsc::Receiver<ConnOutput>,
+    pub outbound: OutboundReceiver<ConnOutput>,
 }
 
 /// A client message on an open connection.
@@ -123,7 +125,7 @@ impl SocketOutput {
 /// A raw WebSocket the backend opened for a client (`/websocket/...`).
 ///
 /// As with [`ConnectionHandle`], the gateway forwards client messages into `inbound` and relays `outbound` to the
-/// client; dropping `inbound` tells the backend the client went away, and `outbound` closing (or a
+/// client; dropping `inbound` tells the backend the client went away, and `outbound` ending (normally with a
 /// [`SocketOutput::Close`]) tells the gateway to close the socket.
 pub struct RawSocketHandle {
     /// The actor serving the socket.
@@ -133,7 +135,7 @@ pub struct RawSocketHandle {
     /// Client messages for the actor.
     pub inbound: mpsc::Sender<SocketMessage>,
     /// What the actor sends to the client.
-    pub outbound: mpsc::Receiver<SocketOutput>,
+    pub outbound: OutboundReceiver<SocketOutput>,
 }
 
 /// One inspector operation on one actor (`/gateway/{actor}/inspector/...`).

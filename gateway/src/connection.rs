@@ -1,12 +1,13 @@
 //! `/connect`: one client connection speaking RivetKit's connection protocol over a WebSocket.
 //!
-//! The upgrade is always accepted (echoing the `rivet` subprotocol); failures before the connection is open
-//! (an unknown actor, a rejected connect hook) are sent as an `Error` frame without an action id, and the socket
-//! is closed with code 1011 and reason `group.code`. Once open, per-action errors are `Error` frames with the
-//! action's id and keep the socket open. An oversize incoming message closes it with
-//! `message.incoming_too_long`, a malformed one with `actor.invalid_request`, an oversize outgoing one with
-//! `message.outgoing_too_long`. When the actor ends the connection (sleep, destroy) the close reason says why,
-//! and a RivetKit client that was connected reconnects on its own.
+//! The upgrade is always accepted (echoing the `rivet` subprotocol). Once open, per-action errors are `Error`
+//! frames with the action's id and keep the socket open. Every connection-level error is an `Error` frame without
+//! an action id followed by a close with code 1011 and reason `group.code`: failures before the connection is
+//! open (an unknown actor, a rejected connect hook), an oversize incoming message (`message.incoming_too_long`), a
+//! malformed one (`actor.invalid_request`), an oversize outgoing one (`message.outgoing_too_long`), and the actor
+//! ending the connection (sleep, destroy; a RivetKit client that was connected reconnects on its own). A client
+//! that falls behind the actor's messages is dropped with `actor.overloaded` at once, even while the gateway waits
+//! to write to it (see [`crate::outbound`]).
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
@@ -75,24 +76,20 @@ impl Session {
             Err(err) => return self.fail(err).await,
         };
         let init = ToClient::Init { actor_id: handle.actor_id.clone(), connection_id: handle.connection_id.clone() };
-        if let Err(end) = self.send(&init).await {
-            return self.finish(end).await;
+        let end = match self.send(&init).await {
+            Ok(()) => self.serve(handle).await,
+            Err(end) => end,
+        };
+        match end {
+            End::ClientGone => {}
+            End::Error(err) => self.fail(err).await,
         }
-        let end = self.serve(handle).await;
-        self.finish(end).await;
     }
 
     /// Sends a connection-level error frame and closes.
     async fn fail(&mut self, err: ClientError) {
         let _ = self.send(&ToClient::Error(ErrorFrame::from(&err))).await;
         close(&mut self.socket, CLOSE_ERROR, &err).await;
-    }
-
-    async fn finish(&mut self, end: End) {
-        match end {
-            End::ClientGone => {}
-            End::Error(err) => close(&mut self.socket, CLOSE_ERROR, &err).await,
-        }
     }
 
     /// Relays messages both ways until either side ends. Dropping the handle's inbound sender tells the actor
@@ -128,7 +125,9 @@ impl Session {
                             ToClient::Error(frame)
                         }
                     };
-                    if let Err(end) = self.send(&message).await {
+                    // `None`: the actor dropped a client that is not taking its messages, which the next `recv`
+                    // reports.
+                    if let Some(Err(end)) = outbound.unless_closed_now(self.send(&message)).await {
                         return end;
                     }
                 }

@@ -17,6 +17,7 @@ mod connection;
 pub mod error_response;
 mod gateway_routes;
 mod inspector_routes;
+pub mod outbound;
 mod raw;
 mod request;
 mod rest;

@@ -10,7 +10,9 @@
 //!
 //! The WebSocket upgrade is always accepted (echoing the `rivet` subprotocol, as `/connect` does); a failure to
 //! open (unknown actor, no handler, a rejected connect hook) closes it with code 1011 and reason `group.code`, as
-//! RivetKit does. So do the size limits and the actor stopping (`actor.stopping`, retryable).
+//! RivetKit does. So do the size limits, the actor stopping (`actor.stopping`, retryable), and a client falling
+//! behind the actor's messages (`actor.overloaded`, at once, even while the gateway waits to write to it; see
+//! [`crate::outbound`]).
 
 use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -145,7 +147,8 @@ async fn relay(app: &AppState, socket: &mut WebSocket, handle: RawSocketHandle) 
                     SocketMessage::Text(text) => Message::Text(text.into()),
                     SocketMessage::Binary(bytes) => Message::Binary(bytes),
                 };
-                if socket.send(frame).await.is_err() {
+                // `None`: the actor dropped a client that is not taking its messages, which the next `recv` reports.
+                if let Some(Err(_)) = outbound.unless_closed_now(socket.send(frame)).await {
                     return None;
                 }
             }

@@ -5,6 +5,7 @@
 //! end-to-end tests start when they need actors with hooks, errors and timeouts.
 
 mod clock;
+mod firehose;
 mod kv;
 mod relay;
 mod saga;
@@ -143,6 +144,7 @@ fn main() -> ExitCode {
             .register(saga::saga())
             .register(kv::kv())
             .register(relay::relay())
-            .register(web::web()),
+            .register(web::web())
+            .register(firehose::firehose()),
     )
 }

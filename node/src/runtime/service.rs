@@ -7,6 +7,7 @@ use tern_gateway::backend::{
     ActorInfo, Backend, ConnInput, ConnOutput, ConnectionHandle, CreateRequest, InspectRequest, InspectorAuth,
     MemberInfo, RawRequest, RawResponse, RawSocketHandle, SocketOutput,
 };
+use tern_gateway::outbound;
 use tern_proto::messages::HttpQueueSendResponse;
 use tern_proto::{ClientError, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -283,7 +284,7 @@ impl Backend for Host {
     }
 
     async fn connect(&self, actor_id: &str, params: Option<Value>) -> Result<ConnectionHandle, ClientError> {
-        let (out_tx, out_rx) = mpsc::channel::<ConnOutput>(CONN_QUEUE);
+        let (out_tx, out_rx) = outbound::channel::<ConnOutput>(CONN_QUEUE);
         let conn_id = self.request(actor_id, |reply| Command::Connect { params, outbound: out_tx, reply }).await?;
         let conn = conn_id.clone();
         let to_command = move |input| match input {
@@ -314,7 +315,7 @@ impl Backend for Host {
         request: axum::http::Request<()>,
         params: Option<Value>,
     ) -> Result<RawSocketHandle, ClientError> {
-        let (out_tx, out_rx) = mpsc::channel::<SocketOutput>(CONN_QUEUE);
+        let (out_tx, out_rx) = outbound::channel::<SocketOutput>(CONN_QUEUE);
         let open = |reply| Command::SocketOpen { request: Box::new(request), params, outbound: out_tx, reply };
         let socket_id = self.request(actor_id, open).await?;
         let id = socket_id.clone();
