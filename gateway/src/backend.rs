@@ -5,6 +5,7 @@
 //! the catalogue ([`ClientError`]), which the gateway forwards to clients unchanged.
 
 use async_trait::async_trait;
+use tern_proto::key::ActorKey;
 use tern_proto::{ClientError, Value};
 use tokio::sync::mpsc;
 
@@ -28,7 +29,8 @@ pub struct ActorInfo {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CreateRequest {
     pub name: String,
-    pub key: Vec<String>,
+    /// Checked against the key limits when built, and when received from another node.
+    pub key: ActorKey,
     /// The actor's input, passed to its create hooks once.
     pub input: Option<Value>,
     /// Preferred region (`datacenter` / `rvt-region`).
@@ -242,7 +244,7 @@ pub trait Backend: Send + Sync + 'static {
     /// Names of the registered actor definitions.
     fn actor_names(&self) -> Vec<String>;
     /// The live actor with this name and key, if any.
-    async fn get_actor_by_key(&self, name: &str, key: &[String]) -> Result<Option<ActorInfo>, ClientError>;
+    async fn get_actor_by_key(&self, name: &str, key: &ActorKey) -> Result<Option<ActorInfo>, ClientError>;
     /// The actors with these ids (destroyed ones included, so clients can see `destroy_ts`); unknown ids are skipped.
     async fn get_actors_by_ids(&self, ids: &[String]) -> Result<Vec<ActorInfo>, ClientError>;
     /// Live actors, optionally of one name, newest first, at most `limit`.

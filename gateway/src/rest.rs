@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Value as JsonValue, json};
 use tern_proto::ClientError;
-use tern_proto::key::{deserialize_key, serialize_key};
+use tern_proto::key::{ActorKey, serialize_key};
 
 use crate::AppState;
 use crate::auth::require_admin;
@@ -103,7 +103,7 @@ pub(crate) async fn list_actors(
         app.backend.get_actors_by_ids(&ids).await?
     } else if let Some(key) = &q.key {
         let name = q.name.as_deref().ok_or_else(|| ClientError::invalid_request("`key` needs `name`"))?;
-        app.backend.get_actor_by_key(name, &deserialize_key(key)).await?.into_iter().collect()
+        app.backend.get_actor_by_key(name, &ActorKey::parse(key)?).await?.into_iter().collect()
     } else {
         require_admin(&app.config, &headers)?;
         let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT).clamp(1, MAX_LIST_LIMIT);
@@ -127,7 +127,7 @@ impl CreateBody {
     fn into_request(self) -> Result<CreateRequest, ClientError> {
         Ok(CreateRequest {
             name: self.name,
-            key: self.key.as_deref().map(deserialize_key).unwrap_or_default(),
+            key: self.key.as_deref().map(ActorKey::parse).transpose()?.unwrap_or_default(),
             input: self.input.as_deref().map(decode_input).transpose()?,
             region: self.datacenter,
         })

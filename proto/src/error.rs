@@ -49,6 +49,16 @@ impl ClientError {
     pub fn actor_not_found(what: impl std::fmt::Display) -> Self {
         Self::new("actor", "not_found", 404, format!("The actor does not exist or was destroyed: {what}"))
     }
+    /// An actor key over a size limit (400): `what` is the part (`part 2`) or `serialized form` that is `size`
+    /// bytes, over `limit`. RivetKit's code for it.
+    pub fn key_too_large(what: &str, size: usize, limit: usize) -> Self {
+        Self::new(
+            "actor",
+            "key_too_large",
+            400,
+            format!("The actor key's {what} is {size} bytes, over the limit of {limit} bytes"),
+        )
+    }
     /// A create named a key that already has an actor (400).
     pub fn duplicate_key(name: &str, key: &str) -> Self {
         Self::new("actor", "duplicate_key", 400, format!("An actor named '{name}' with key '{key}' already exists"))
@@ -203,7 +213,7 @@ fn catalogue_status(group: &str, code: &str) -> Option<u16> {
         ("actor", "unavailable" | "overloaded" | "stopping") => 503,
         ("actor", "internal_error") => 500,
         ("inspector" | "api", "unauthorized") => 401,
-        ("actor", "duplicate_key" | "not_registered" | "namespace_not_found" | "invalid_request")
+        ("actor", "duplicate_key" | "key_too_large" | "not_registered" | "namespace_not_found" | "invalid_request")
         | ("message", "incoming_too_long" | "outgoing_too_long")
         | ("database", "sql_error")
         | ("kv", "key_too_large" | "value_too_large" | "batch_too_large" | "reserved_key") => 400,
@@ -243,6 +253,7 @@ mod tests {
         let all = [
             ClientError::actor_not_found("a"),
             ClientError::duplicate_key("n", "k"),
+            ClientError::key_too_large("part 1", 129, 128),
             ClientError::not_registered("n"),
             ClientError::namespace_not_found("ns"),
             ClientError::action_not_found("f"),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tern_tests::TernProcess;
+use tern_tests::{Api, TernProcess};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
@@ -45,6 +45,25 @@ impl Fixture {
         format!("{}{path}", self.node.endpoint())
     }
 
+    /// The URL of `path` with the query `pairs`, form-encoded.
+    fn url_with(&self, path: &str, pairs: &[(&str, &str)]) -> reqwest::Url {
+        reqwest::Url::parse_with_params(&self.url(path), pairs).unwrap()
+    }
+
+    /// The bytes of the node's own database (`node.db` and its write-ahead log).
+    fn node_db_bytes(&self) -> u64 {
+        let files = std::fs::read_dir(self._dir.path().join("data")).unwrap().map(Result::unwrap);
+        let node_db = files.filter(|f| f.file_name().to_string_lossy().starts_with("node.db"));
+        node_db.map(|f| f.metadata().unwrap().len()).sum()
+    }
+
+    /// The live actors named `name` (admin listing; `tern dev` leaves it open).
+    async fn actors_named(&self, name: &str) -> Vec<Value> {
+        let url = self.url_with("/actors", &[("name", name)]);
+        let listed: Value = self.http.get(url).send().await.unwrap().json().await.unwrap();
+        listed["actors"].as_array().unwrap().clone()
+    }
+
     async fn increment(&self, n: i64) -> Value {
         let url = self.url(&format!("/gateway/{}/action/increment", self.counter_id));
         self.http.post(url).json(&json!({"args": [n]})).send().await.unwrap().json().await.unwrap()
@@ -55,7 +74,7 @@ impl Fixture {
         let response = request.send().await.unwrap();
         let status = response.status();
         let body: Value = response.json().await.unwrap();
-        (status, format!("{}.{}", body["group"].as_str().unwrap(), body["code"].as_str().unwrap()))
+        (status, format!("{}.{}", body["group"].as_str().unwrap_or("?"), body["code"].as_str().unwrap_or("?")))
     }
 
     async fn assert_count_kept(&self) {
@@ -236,5 +255,118 @@ async fn connections_to_missing_actors_or_with_unknown_encodings_are_refused_wit
         close_reason(&mut socket).await,
         (CloseCode::Unsupported, "actor.unsupported_websocket_encoding".to_string())
     );
+    f.assert_count_kept().await;
+}
+
+/// The attack (security review, issue 9): `PUT /actors` with keys of megabytes. Every such key became an actor whose
+/// key the node kept in memory and in `node.db` (200 of them took a node from 14 MB to 1.6 GB of RSS and 764 MB of
+/// `node.db`), and one too long for a URL could never be looked up again. Keys are held to RivetKit's limits (a
+/// part of at most 128 bytes, at most 1 KiB serialized) on every route that takes one: `PUT`/`POST /actors`,
+/// `GET /actors?key=`, the gateway's `rvt-key` query routes over HTTP and WebSocket, and actor-to-actor calls. An
+/// oversize key is `actor.key_too_large` (400) naming its size and the limit, and nothing of it is stored.
+#[tokio::test]
+async fn oversize_actor_keys_are_refused_on_every_route() {
+    let f = Fixture::start().await;
+    let node_db_before = f.node_db_bytes();
+    // Just under the 2 MB a JSON body may have.
+    let huge = "k".repeat(2_000_000 - 100);
+    for _ in 0..10 {
+        let request = f.http.put(f.url("/actors")).json(&json!({"name": "counter", "key": huge}));
+        assert_eq!(f.error_of(request).await, (StatusCode::BAD_REQUEST, "actor.key_too_large".to_string()));
+    }
+    assert_eq!(f.actors_named("counter").await.len(), 1, "only the fixture's counter exists");
+    let grown = f.node_db_bytes().saturating_sub(node_db_before);
+    assert!(grown < 256 * 1024, "node.db grew by {grown} bytes");
+
+    let part = "p".repeat(129);
+    let nine_parts = vec!["q".repeat(120); 9].join("/");
+    let relay = Api::new(&f.node).actor("relay", "keys").await;
+    let cases = [
+        (f.http.put(f.url("/actors")).json(&json!({"name": "counter", "key": part})), "part 1 is 129 bytes"),
+        (f.http.post(f.url("/actors")).json(&json!({"name": "counter", "key": format!("ok/{part}")})), "part 2 is 129"),
+        (f.http.put(f.url("/actors")).json(&json!({"name": "counter", "key": nine_parts})), "form is 1088 bytes"),
+        (f.http.get(f.url_with("/actors", &[("name", "counter"), ("key", &part)])), "part 1 is 129 bytes"),
+        (
+            f.http.post(f.url_with("/gateway/counter/action/getCount", &[("rvt-method", "get"), ("rvt-key", &part)])),
+            "part 1 is 129 bytes",
+        ),
+        (
+            f.http
+                .post(f.url_with(
+                    "/gateway/counter/action/increment",
+                    &[("rvt-method", "getOrCreate"), ("rvt-key", &format!("a,{part}"))],
+                ))
+                .json(&json!({"args": [1]})),
+            "part 2 is 129 bytes",
+        ),
+        // Actor-to-actor: the relay's `bump(key, n)` calls `get_or_create("counter", key)`.
+        (
+            f.http.post(f.url(&format!("/gateway/{relay}/action/bump"))).json(&json!({"args": [part, 1]})),
+            "part 1 is 129 bytes",
+        ),
+    ];
+    for (request, size) in cases {
+        let described = format!("{request:?}");
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            (status, &body["group"], &body["code"]),
+            (StatusCode::BAD_REQUEST, &json!("actor"), &json!("key_too_large")),
+            "{described}"
+        );
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(size) && message.contains("over the limit of"), "{described}: {message}");
+    }
+
+    let port = f.node.endpoint().rsplit(':').next().unwrap().to_string();
+    let url = format!("ws://127.0.0.1:{port}/gateway/counter/connect?rvt-method=getOrCreate&rvt-key={part}");
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let error: Value = serde_json::from_str(socket.next().await.unwrap().unwrap().to_text().unwrap()).unwrap();
+    assert_eq!(error["body"]["val"]["code"], "key_too_large", "{error}");
+    assert_eq!(close_reason(&mut socket).await, (CloseCode::Error, "actor.key_too_large".to_string()));
+    assert_eq!(f.actors_named("counter").await.len(), 1, "no oversize key made an actor");
+
+    // Keys at the limits work on every route: 128 + 7 × 127 bytes and 7 separators are 1024 bytes serialized.
+    let mut parts = vec!["p".repeat(128)];
+    parts.extend(vec!["q".repeat(127); 7]);
+    let serialized = parts.join("/");
+    let created: Value = f
+        .http
+        .put(f.url("/actors"))
+        .json(&json!({"name": "counter", "key": serialized}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["actor"]["actor_id"].as_str().expect("an actor at the limits").to_string();
+    let found: Value = f
+        .http
+        .get(f.url_with("/actors", &[("name", "counter"), ("key", &serialized)]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["actors"][0]["actor_id"], json!(id), "{found}");
+    let incremented: Value = f
+        .http
+        .post(f.url_with(
+            "/gateway/counter/action/increment",
+            &[("rvt-method", "getOrCreate"), ("rvt-key", &parts.join(","))],
+        ))
+        .json(&json!({"args": [3]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(incremented, json!({"output": 3}));
+    let bumped = Api::new(&f.node).call(&relay, "bump", json!([parts[0], 2])).await.unwrap();
+    assert_eq!(bumped, json!(2));
     f.assert_count_kept().await;
 }
