@@ -8,12 +8,17 @@
 //! ending the connection (sleep, destroy; a RivetKit client that was connected reconnects on its own). A client
 //! that falls behind the actor's messages is dropped with `actor.overloaded` at once, even while the gateway waits
 //! to write to it (see [`crate::outbound`]).
+//!
+//! A client that breaks the WebSocket protocol itself gets the close RFC 6455 prescribes, without an `Error`
+//! frame (see [`violation_close`]); raw WebSockets share that rule.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use tern_proto::error::close_reason;
 use tern_proto::{ClientError, Encoding, ErrorFrame, ToClient, ToServer};
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 
 use crate::AppState;
 use crate::backend::{ConnInput, ConnOutput, ConnectionHandle};
@@ -24,6 +29,12 @@ use crate::target::{self, Target};
 const CLOSE_ERROR: u16 = 1011;
 /// Close code for an encoding the server does not speak ("unsupported data").
 const CLOSE_UNSUPPORTED: u16 = 1003;
+/// Close code for a frame that breaks the WebSocket protocol (RFC 6455 "protocol error").
+const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// Close code for a text message that is not UTF-8 (RFC 6455 "invalid frame payload data").
+const CLOSE_INVALID_PAYLOAD: u16 = 1007;
+/// Close code for a frame or message over [`FRAME_HARD_CAP`] (RFC 6455 "message too big").
+const CLOSE_TOO_BIG: u16 = 1009;
 /// A hard cap on frames the WebSocket layer buffers before Tern's own (smaller) size check answers.
 pub(crate) const FRAME_HARD_CAP: usize = 32 * 1024 * 1024;
 
@@ -45,6 +56,26 @@ pub(crate) fn upgrade(
     })
 }
 
+/// The close a failed read from a client calls for: a malformed frame is 1002 and an invalid UTF-8 text message
+/// 1007, both `actor.invalid_request`; a frame or message over [`FRAME_HARD_CAP`] is 1009,
+/// `message.incoming_too_long`. `None` when the client just went away, leaving nothing to close.
+pub(crate) fn violation_close(error: axum::Error) -> Option<(u16, ClientError)> {
+    let error = *error.into_inner().downcast::<WsError>().ok()?;
+    match error {
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(violation) => {
+            Some((CLOSE_PROTOCOL_ERROR, ClientError::invalid_request(format!("WebSocket protocol error: {violation}"))))
+        }
+        WsError::Utf8(_) => {
+            Some((CLOSE_INVALID_PAYLOAD, ClientError::invalid_request("A text message is not valid UTF-8")))
+        }
+        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            Some((CLOSE_TOO_BIG, ClientError::incoming_too_long(size, max_size)))
+        }
+        _ => None,
+    }
+}
+
 async fn close(socket: &mut WebSocket, code: u16, err: &ClientError) {
     let frame = CloseFrame { code, reason: close_reason(err).into() };
     let _ = socket.send(Message::Close(Some(frame))).await;
@@ -62,6 +93,8 @@ enum End {
     ClientGone,
     /// Close the socket with this error.
     Error(ClientError),
+    /// The client broke the WebSocket protocol: close with this code and error, and nothing more.
+    Violation(u16, ClientError),
 }
 
 impl Session {
@@ -83,6 +116,7 @@ impl Session {
         match end {
             End::ClientGone => {}
             End::Error(err) => self.fail(err).await,
+            End::Violation(code, err) => close(&mut self.socket, code, &err).await,
         }
     }
 
@@ -100,7 +134,11 @@ impl Session {
             tokio::select! {
                 incoming = self.socket.recv() => {
                     let payload = match incoming {
-                        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return End::ClientGone,
+                        None | Some(Ok(Message::Close(_))) => return End::ClientGone,
+                        Some(Err(error)) => {
+                            return violation_close(error)
+                                .map_or(End::ClientGone, |(code, err)| End::Violation(code, err));
+                        }
                         Some(Ok(Message::Text(text))) => text.as_bytes().to_vec(),
                         Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,

@@ -17,6 +17,7 @@ mod connection;
 pub mod error_response;
 mod gateway_routes;
 mod inspector_routes;
+mod limits;
 pub mod outbound;
 mod raw;
 mod request;
@@ -65,8 +66,9 @@ pub(crate) struct AppState {
 }
 
 /// The gateway's routes: `/metadata`, `/health`, the `/actors` REST API, `/cluster/members` and `/gateway/...`,
-/// with CORS that mirrors the request (as RivetKit's edge does). Unknown paths get `guard.no_route` (404) and known
-/// paths with the wrong method `actor.method_not_allowed` (405).
+/// with CORS that mirrors the request (as RivetKit's edge does). Unknown paths get `guard.no_route` (404), known
+/// paths with the wrong method `actor.method_not_allowed` (405), and a URI or headers over the limits
+/// `guard.uri_too_long` (414) or `guard.headers_too_large` (431).
 pub fn router(backend: Arc<dyn Backend>, config: GatewayConfig) -> Router {
     let state = AppState { backend, config: Arc::new(config) };
     Router::new()
@@ -82,6 +84,7 @@ pub fn router(backend: Arc<dyn Backend>, config: GatewayConfig) -> Router {
         .route("/gateway/{*rest}", any(gateway_routes::handle))
         .fallback(rest::no_route)
         .method_not_allowed_fallback(rest::method_not_allowed)
+        .layer(axum::middleware::from_fn(limits::check))
         .layer(CorsLayer::very_permissive())
         .with_state(state)
 }

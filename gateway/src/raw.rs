@@ -12,7 +12,8 @@
 //! open (unknown actor, no handler, a rejected connect hook) closes it with code 1011 and reason `group.code`, as
 //! RivetKit does. So do the size limits, the actor stopping (`actor.stopping`, retryable), and a client falling
 //! behind the actor's messages (`actor.overloaded`, at once, even while the gateway waits to write to it; see
-//! [`crate::outbound`]).
+//! [`crate::outbound`]). A client that breaks the WebSocket protocol gets the close RFC 6455 prescribes
+//! (1002, 1007 or 1009; see [`crate::connection::violation_close`]).
 
 use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -24,7 +25,7 @@ use tern_proto::ClientError;
 
 use crate::AppState;
 use crate::backend::{RawSocketHandle, SocketMessage, SocketOutput};
-use crate::connection::FRAME_HARD_CAP;
+use crate::connection::{FRAME_HARD_CAP, violation_close};
 use crate::request::{http_conn_params, read_body, socket_conn_params};
 use crate::target::{self, Target};
 
@@ -122,7 +123,13 @@ async fn relay(app: &AppState, socket: &mut WebSocket, handle: RawSocketHandle) 
         tokio::select! {
             incoming = socket.recv() => {
                 let message = match incoming {
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+                    None | Some(Ok(Message::Close(_))) => return None,
+                    Some(Err(error)) => {
+                        return violation_close(error).map(|(code, err)| SocketOutput::Close {
+                            code,
+                            reason: tern_proto::error::close_reason(&err),
+                        });
+                    }
                     Some(Ok(Message::Text(text))) => SocketMessage::Text(text.as_str().to_string()),
                     Some(Ok(Message::Binary(bytes))) => SocketMessage::Binary(bytes),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,

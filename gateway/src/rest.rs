@@ -20,7 +20,7 @@ use crate::AppState;
 use crate::auth::require_admin;
 use crate::backend::{ActorInfo, CreateRequest};
 use crate::error_response::ErrorResponse;
-use crate::request::decode_input;
+use crate::request::{Checked, decode_input};
 use crate::target::check_namespace;
 
 type ApiResult = Result<Json<JsonValue>, ErrorResponse>;
@@ -84,9 +84,8 @@ pub(crate) struct ListQuery {
 pub(crate) async fn list_actors(
     State(app): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    Checked(Query(q)): Checked<Query<ListQuery>>,
 ) -> ApiResult {
-    let Query(q) = query.map_err(|e| ClientError::invalid_request(e.body_text()))?;
     check_namespace(q.namespace.as_deref())?;
     let ids: Vec<String> = q
         .actor_ids
@@ -143,7 +142,7 @@ fn json_body<T: serde::de::DeserializeOwned>(
 /// `PUT /actors`: get or create by key → `{actor, created}`.
 pub(crate) async fn get_or_create_actor(
     State(app): State<AppState>,
-    Query(q): Query<NamespaceQuery>,
+    Checked(Query(q)): Checked<Query<NamespaceQuery>>,
     body: Result<Json<CreateBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     check_namespace(q.namespace.as_deref())?;
@@ -155,7 +154,7 @@ pub(crate) async fn get_or_create_actor(
 /// `POST /actors`: create → `{actor}`; `actor.duplicate_key` if the key is taken.
 pub(crate) async fn create_actor(
     State(app): State<AppState>,
-    Query(q): Query<NamespaceQuery>,
+    Checked(Query(q)): Checked<Query<NamespaceQuery>>,
     body: Result<Json<CreateBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     check_namespace(q.namespace.as_deref())?;
@@ -165,7 +164,10 @@ pub(crate) async fn create_actor(
 }
 
 /// `GET /actors/names` → `{names: {name: {metadata: {}}}}`.
-pub(crate) async fn actor_names(State(app): State<AppState>, Query(q): Query<NamespaceQuery>) -> ApiResult {
+pub(crate) async fn actor_names(
+    State(app): State<AppState>,
+    Checked(Query(q)): Checked<Query<NamespaceQuery>>,
+) -> ApiResult {
     check_namespace(q.namespace.as_deref())?;
     let names: serde_json::Map<String, JsonValue> =
         app.backend.actor_names().into_iter().map(|n| (n, json!({ "metadata": {} }))).collect();
@@ -180,13 +182,9 @@ impl FromRequestParts<AppState> for AdminActor {
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
         require_admin(&app.config, &parts.headers)?;
-        let Query(q) = Query::<NamespaceQuery>::from_request_parts(parts, app)
-            .await
-            .map_err(|e| ClientError::invalid_request(e.body_text()))?;
+        let Checked(Query(q)) = Checked::<Query<NamespaceQuery>>::from_request_parts(parts, app).await?;
         check_namespace(q.namespace.as_deref())?;
-        let Path(actor_id) = Path::<String>::from_request_parts(parts, app)
-            .await
-            .map_err(|e| ClientError::invalid_request(e.body_text()))?;
+        let Checked(Path(actor_id)) = Checked::<Path<String>>::from_request_parts(parts, app).await?;
         Ok(AdminActor(actor_id))
     }
 }
@@ -209,8 +207,8 @@ pub(crate) async fn sleep_actor(State(app): State<AppState>, AdminActor(actor_id
 pub(crate) async fn kv_get(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path((actor_id, key)): Path<(String, String)>,
-    Query(q): Query<NamespaceQuery>,
+    Checked(Path((actor_id, key))): Checked<Path<(String, String)>>,
+    Checked(Query(q)): Checked<Query<NamespaceQuery>>,
 ) -> ApiResult {
     require_admin(&app.config, &headers)?;
     check_namespace(q.namespace.as_deref())?;

@@ -180,6 +180,19 @@ impl ClientError {
     pub fn handler_not_defined(kind: &str) -> Self {
         Self::new("handler", &format!("{kind}_not_defined"), 404, format!("The actor has no {kind} handler"))
     }
+    /// The request's URI (path and query) is over the limit (414).
+    pub fn uri_too_long(size: usize, limit: usize) -> Self {
+        Self::new("guard", "uri_too_long", 414, format!("URI of {size} bytes exceeds the limit of {limit} bytes"))
+    }
+    /// The request's headers are over the limit (431).
+    pub fn headers_too_large(size: usize, limit: usize) -> Self {
+        Self::new(
+            "guard",
+            "headers_too_large",
+            431,
+            format!("Request headers of {size} bytes exceed the limit of {limit} bytes"),
+        )
+    }
     /// No route matches the request's path (404).
     pub fn no_route(path: &str) -> Self {
         Self::new("guard", "no_route", 404, format!("No route matches {path}"))
@@ -210,6 +223,8 @@ fn catalogue_status(group: &str, code: &str) -> Option<u16> {
         | ("kv", "not_found") => 404,
         ("actor", "action_timed_out") => 408,
         ("actor", "method_not_allowed") => 405,
+        ("guard", "uri_too_long") => 414,
+        ("guard", "headers_too_large") => 431,
         ("actor", "unavailable" | "overloaded" | "stopping") => 503,
         ("actor", "internal_error") => 500,
         ("inspector" | "api", "unauthorized") => 401,
@@ -270,6 +285,8 @@ mod tests {
             ClientError::overloaded("busy"),
             ClientError::stopping(),
             ClientError::no_route("/x"),
+            ClientError::uri_too_long(2, 1),
+            ClientError::headers_too_large(2, 1),
             ClientError::handler_not_defined("request"),
             ClientError::handler_not_defined("websocket"),
             ClientError::kv_not_found(),
