@@ -5,8 +5,11 @@
 //! the catalogue ([`ClientError`]), which the gateway forwards to clients unchanged.
 
 use async_trait::async_trait;
+use tern_proto::key::ActorKey;
 use tern_proto::{ClientError, Value};
 use tokio::sync::mpsc;
+
+use crate::outbound::OutboundReceiver;
 
 /// What the REST API reports about an actor. Timestamps are milliseconds since the Unix epoch.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -26,7 +29,8 @@ pub struct ActorInfo {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CreateRequest {
     pub name: String,
-    pub key: Vec<String>,
+    /// Checked against the key limits when built, and when received from another node.
+    pub key: ActorKey,
     /// The actor's input, passed to its create hooks once.
     pub input: Option<Value>,
     /// Preferred region (`datacenter` / `rvt-region`).
@@ -36,13 +40,13 @@ pub struct CreateRequest {
 /// A connection the backend opened for a client (`/connect`).
 ///
 /// The gateway forwards decoded client messages into `inbound` and encodes everything from `outbound` to the
-/// client. Dropping `inbound` tells the backend the client went away; `outbound` closing (or a
-/// [`ConnOutput::Close`]) tells the gateway to close the socket.
+/// client. Dropping `inbound` tells the backend the client went away; `outbound` ending (normally with a
+/// [`ConnOutput::Close`], which cannot be lost to a full queue) tells the gateway to close the socket.
 pub struct ConnectionHandle {
     pub actor_id: String,
     pub connection_id: String,
     pub inbound: mpsc::Sender<ConnInput>,
-    pub outbound: mpsc::Receiver<ConnOutput>,
+    pub outbound: OutboundReceiver<ConnOutput>,
 }
 
 /// A client message on an open connection.
@@ -123,7 +127,7 @@ impl SocketOutput {
 /// A raw WebSocket the backend opened for a client (`/websocket/...`).
 ///
 /// As with [`ConnectionHandle`], the gateway forwards client messages into `inbound` and relays `outbound` to the
-/// client; dropping `inbound` tells the backend the client went away, and `outbound` closing (or a
+/// client; dropping `inbound` tells the backend the client went away, and `outbound` ending (normally with a
 /// [`SocketOutput::Close`]) tells the gateway to close the socket.
 pub struct RawSocketHandle {
     /// The actor serving the socket.
@@ -133,7 +137,7 @@ pub struct RawSocketHandle {
     /// Client messages for the actor.
     pub inbound: mpsc::Sender<SocketMessage>,
     /// What the actor sends to the client.
-    pub outbound: mpsc::Receiver<SocketOutput>,
+    pub outbound: OutboundReceiver<SocketOutput>,
 }
 
 /// One inspector operation on one actor (`/gateway/{actor}/inspector/...`).
@@ -240,7 +244,7 @@ pub trait Backend: Send + Sync + 'static {
     /// Names of the registered actor definitions.
     fn actor_names(&self) -> Vec<String>;
     /// The live actor with this name and key, if any.
-    async fn get_actor_by_key(&self, name: &str, key: &[String]) -> Result<Option<ActorInfo>, ClientError>;
+    async fn get_actor_by_key(&self, name: &str, key: &ActorKey) -> Result<Option<ActorInfo>, ClientError>;
     /// The actors with these ids (destroyed ones included, so clients can see `destroy_ts`); unknown ids are skipped.
     async fn get_actors_by_ids(&self, ids: &[String]) -> Result<Vec<ActorInfo>, ClientError>;
     /// Live actors, optionally of one name, newest first, at most `limit`.

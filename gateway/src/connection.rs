@@ -1,18 +1,24 @@
 //! `/connect`: one client connection speaking RivetKit's connection protocol over a WebSocket.
 //!
-//! The upgrade is always accepted (echoing the `rivet` subprotocol); failures before the connection is open
-//! (an unknown actor, a rejected connect hook) are sent as an `Error` frame without an action id, and the socket
-//! is closed with code 1011 and reason `group.code`. Once open, per-action errors are `Error` frames with the
-//! action's id and keep the socket open. An oversize incoming message closes it with
-//! `message.incoming_too_long`, a malformed one with `actor.invalid_request`, an oversize outgoing one with
-//! `message.outgoing_too_long`. When the actor ends the connection (sleep, destroy) the close reason says why,
-//! and a RivetKit client that was connected reconnects on its own.
+//! The upgrade is always accepted (echoing the `rivet` subprotocol). Once open, per-action errors are `Error`
+//! frames with the action's id and keep the socket open. Every connection-level error is an `Error` frame without
+//! an action id followed by a close with code 1011 and reason `group.code`: failures before the connection is
+//! open (an unknown actor, a rejected connect hook), an oversize incoming message (`message.incoming_too_long`), a
+//! malformed one (`actor.invalid_request`), an oversize outgoing one (`message.outgoing_too_long`), and the actor
+//! ending the connection (sleep, destroy; a RivetKit client that was connected reconnects on its own). A client
+//! that falls behind the actor's messages is dropped with `actor.overloaded` at once, even while the gateway waits
+//! to write to it (see [`crate::outbound`]).
+//!
+//! A client that breaks the WebSocket protocol itself gets the close RFC 6455 prescribes, without an `Error`
+//! frame (see [`violation_close`]); raw WebSockets share that rule.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use tern_proto::error::close_reason;
 use tern_proto::{ClientError, Encoding, ErrorFrame, ToClient, ToServer};
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 
 use crate::AppState;
 use crate::backend::{ConnInput, ConnOutput, ConnectionHandle};
@@ -23,6 +29,12 @@ use crate::target::{self, Target};
 const CLOSE_ERROR: u16 = 1011;
 /// Close code for an encoding the server does not speak ("unsupported data").
 const CLOSE_UNSUPPORTED: u16 = 1003;
+/// Close code for a frame that breaks the WebSocket protocol (RFC 6455 "protocol error").
+const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// Close code for a text message that is not UTF-8 (RFC 6455 "invalid frame payload data").
+const CLOSE_INVALID_PAYLOAD: u16 = 1007;
+/// Close code for a frame or message over [`FRAME_HARD_CAP`] (RFC 6455 "message too big").
+const CLOSE_TOO_BIG: u16 = 1009;
 /// A hard cap on frames the WebSocket layer buffers before Tern's own (smaller) size check answers.
 pub(crate) const FRAME_HARD_CAP: usize = 32 * 1024 * 1024;
 
@@ -44,6 +56,26 @@ pub(crate) fn upgrade(
     })
 }
 
+/// The close a failed read from a client calls for: a malformed frame is 1002 and an invalid UTF-8 text message
+/// 1007, both `actor.invalid_request`; a frame or message over [`FRAME_HARD_CAP`] is 1009,
+/// `message.incoming_too_long`. `None` when the client just went away, leaving nothing to close.
+pub(crate) fn violation_close(error: axum::Error) -> Option<(u16, ClientError)> {
+    let error = *error.into_inner().downcast::<WsError>().ok()?;
+    match error {
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(violation) => {
+            Some((CLOSE_PROTOCOL_ERROR, ClientError::invalid_request(format!("WebSocket protocol error: {violation}"))))
+        }
+        WsError::Utf8(_) => {
+            Some((CLOSE_INVALID_PAYLOAD, ClientError::invalid_request("A text message is not valid UTF-8")))
+        }
+        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            Some((CLOSE_TOO_BIG, ClientError::incoming_too_long(size, max_size)))
+        }
+        _ => None,
+    }
+}
+
 async fn close(socket: &mut WebSocket, code: u16, err: &ClientError) {
     let frame = CloseFrame { code, reason: close_reason(err).into() };
     let _ = socket.send(Message::Close(Some(frame))).await;
@@ -61,6 +93,8 @@ enum End {
     ClientGone,
     /// Close the socket with this error.
     Error(ClientError),
+    /// The client broke the WebSocket protocol: close with this code and error, and nothing more.
+    Violation(u16, ClientError),
 }
 
 impl Session {
@@ -75,24 +109,21 @@ impl Session {
             Err(err) => return self.fail(err).await,
         };
         let init = ToClient::Init { actor_id: handle.actor_id.clone(), connection_id: handle.connection_id.clone() };
-        if let Err(end) = self.send(&init).await {
-            return self.finish(end).await;
+        let end = match self.send(&init).await {
+            Ok(()) => self.serve(handle).await,
+            Err(end) => end,
+        };
+        match end {
+            End::ClientGone => {}
+            End::Error(err) => self.fail(err).await,
+            End::Violation(code, err) => close(&mut self.socket, code, &err).await,
         }
-        let end = self.serve(handle).await;
-        self.finish(end).await;
     }
 
     /// Sends a connection-level error frame and closes.
     async fn fail(&mut self, err: ClientError) {
         let _ = self.send(&ToClient::Error(ErrorFrame::from(&err))).await;
         close(&mut self.socket, CLOSE_ERROR, &err).await;
-    }
-
-    async fn finish(&mut self, end: End) {
-        match end {
-            End::ClientGone => {}
-            End::Error(err) => close(&mut self.socket, CLOSE_ERROR, &err).await,
-        }
     }
 
     /// Relays messages both ways until either side ends. Dropping the handle's inbound sender tells the actor
@@ -103,7 +134,11 @@ impl Session {
             tokio::select! {
                 incoming = self.socket.recv() => {
                     let payload = match incoming {
-                        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return End::ClientGone,
+                        None | Some(Ok(Message::Close(_))) => return End::ClientGone,
+                        Some(Err(error)) => {
+                            return violation_close(error)
+                                .map_or(End::ClientGone, |(code, err)| End::Violation(code, err));
+                        }
                         Some(Ok(Message::Text(text))) => text.as_bytes().to_vec(),
                         Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
@@ -128,7 +163,9 @@ impl Session {
                             ToClient::Error(frame)
                         }
                     };
-                    if let Err(end) = self.send(&message).await {
+                    // `None`: the actor dropped a client that is not taking its messages, which the next `recv`
+                    // reports.
+                    if let Some(Err(end)) = outbound.unless_closed_now(self.send(&message)).await {
                         return end;
                     }
                 }

@@ -18,6 +18,8 @@ pub mod cors;
 pub mod error_response;
 mod gateway_routes;
 mod inspector_routes;
+mod limits;
+pub mod outbound;
 mod raw;
 mod request;
 mod rest;
@@ -69,7 +71,8 @@ pub(crate) struct AppState {
 
 /// The gateway's routes: `/metadata`, `/health`, the `/actors` REST API, `/cluster/members` and `/gateway/...`,
 /// with CORS for the origins [`GatewayConfig::cors`] allows, and admin routes closed to the others (see [`cors`]).
-/// Unknown paths get `guard.no_route` (404) and known paths with the wrong method `actor.method_not_allowed` (405).
+/// Unknown paths get `guard.no_route` (404), known paths with the wrong method `actor.method_not_allowed` (405),
+/// and a URI or headers over the limits `guard.uri_too_long` (414) or `guard.headers_too_large` (431).
 pub fn router(backend: Arc<dyn Backend>, config: GatewayConfig) -> Router {
     let origins = Arc::new(config.cors.clone());
     let state = AppState { backend, config: Arc::new(config) };
@@ -86,6 +89,7 @@ pub fn router(backend: Arc<dyn Backend>, config: GatewayConfig) -> Router {
         .route("/gateway/{*rest}", any(gateway_routes::handle))
         .fallback(rest::no_route)
         .method_not_allowed_fallback(rest::method_not_allowed)
+        .layer(axum::middleware::from_fn(limits::check))
         .layer(cors::layer(origins.clone()))
         .layer(axum::middleware::from_fn_with_state(origins, cors::refuse_unlisted_admin))
         .with_state(state)

@@ -10,7 +10,10 @@
 //!
 //! The WebSocket upgrade is always accepted (echoing the `rivet` subprotocol, as `/connect` does); a failure to
 //! open (unknown actor, no handler, a rejected connect hook) closes it with code 1011 and reason `group.code`, as
-//! RivetKit does. So do the size limits and the actor stopping (`actor.stopping`, retryable).
+//! RivetKit does. So do the size limits, the actor stopping (`actor.stopping`, retryable), and a client falling
+//! behind the actor's messages (`actor.overloaded`, at once, even while the gateway waits to write to it; see
+//! [`crate::outbound`]). A client that breaks the WebSocket protocol gets the close RFC 6455 prescribes
+//! (1002, 1007 or 1009; see [`crate::connection::violation_close`]).
 
 use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -22,7 +25,7 @@ use tern_proto::ClientError;
 
 use crate::AppState;
 use crate::backend::{RawSocketHandle, SocketMessage, SocketOutput};
-use crate::connection::FRAME_HARD_CAP;
+use crate::connection::{FRAME_HARD_CAP, violation_close};
 use crate::request::{http_conn_params, read_body, socket_conn_params};
 use crate::target::{self, Target};
 
@@ -120,7 +123,13 @@ async fn relay(app: &AppState, socket: &mut WebSocket, handle: RawSocketHandle) 
         tokio::select! {
             incoming = socket.recv() => {
                 let message = match incoming {
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+                    None | Some(Ok(Message::Close(_))) => return None,
+                    Some(Err(error)) => {
+                        return violation_close(error).map(|(code, err)| SocketOutput::Close {
+                            code,
+                            reason: tern_proto::error::close_reason(&err),
+                        });
+                    }
                     Some(Ok(Message::Text(text))) => SocketMessage::Text(text.as_str().to_string()),
                     Some(Ok(Message::Binary(bytes))) => SocketMessage::Binary(bytes),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
@@ -145,7 +154,8 @@ async fn relay(app: &AppState, socket: &mut WebSocket, handle: RawSocketHandle) 
                     SocketMessage::Text(text) => Message::Text(text.into()),
                     SocketMessage::Binary(bytes) => Message::Binary(bytes),
                 };
-                if socket.send(frame).await.is_err() {
+                // `None`: the actor dropped a client that is not taking its messages, which the next `recv` reports.
+                if let Some(Err(_)) = outbound.unless_closed_now(socket.send(frame)).await {
                     return None;
                 }
             }

@@ -1,11 +1,36 @@
-//! Reading what a client sends: the encoding it speaks, its connection parameters, and size-limited bodies.
+//! Reading what a client sends: the encoding it speaks, its connection parameters, size-limited bodies, and
+//! axum's extractors with catalogue errors.
 
 use axum::body::Body;
+use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use base64::Engine;
 use http_body_util::BodyExt;
 use percent_encoding::percent_decode_str;
 use tern_proto::{ClientError, Encoding, Value, value};
+
+use crate::error_response::ErrorResponse;
+
+/// An axum extractor (`Query`, `Path`) whose rejection is `actor.invalid_request` with the JSON error body, instead
+/// of axum's plain-text answer.
+pub(crate) struct Checked<E>(pub E);
+
+impl<E, S> FromRequestParts<S> for Checked<E>
+where
+    E: FromRequestParts<S>,
+    E::Rejection: std::fmt::Display,
+    S: Send + Sync,
+{
+    type Rejection = ErrorResponse;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        E::from_request_parts(parts, state)
+            .await
+            .map(Checked)
+            .map_err(|rejection| ErrorResponse(ClientError::invalid_request(rejection.to_string())))
+    }
+}
 
 /// The request's encoding from `x-rivet-encoding` (json when absent, as RivetKit's server defaults).
 pub(crate) fn http_encoding(headers: &HeaderMap) -> Result<Encoding, ClientError> {

@@ -14,13 +14,13 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Value as JsonValue, json};
 use tern_proto::ClientError;
-use tern_proto::key::{deserialize_key, serialize_key};
+use tern_proto::key::{ActorKey, serialize_key};
 
 use crate::AppState;
 use crate::auth::require_admin;
 use crate::backend::{ActorInfo, CreateRequest};
 use crate::error_response::ErrorResponse;
-use crate::request::decode_input;
+use crate::request::{Checked, decode_input};
 use crate::target::check_namespace;
 
 type ApiResult = Result<Json<JsonValue>, ErrorResponse>;
@@ -98,9 +98,8 @@ pub(crate) fn lists_actors(uri: &Uri) -> bool {
 pub(crate) async fn list_actors(
     State(app): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    Checked(Query(q)): Checked<Query<ListQuery>>,
 ) -> ApiResult {
-    let Query(q) = query.map_err(|e| ClientError::invalid_request(e.body_text()))?;
     check_namespace(q.namespace.as_deref())?;
     let ids = q.ids();
     let actors = if !ids.is_empty() {
@@ -110,7 +109,7 @@ pub(crate) async fn list_actors(
         app.backend.get_actors_by_ids(&ids).await?
     } else if let Some(key) = &q.key {
         let name = q.name.as_deref().ok_or_else(|| ClientError::invalid_request("`key` needs `name`"))?;
-        app.backend.get_actor_by_key(name, &deserialize_key(key)).await?.into_iter().collect()
+        app.backend.get_actor_by_key(name, &ActorKey::parse(key)?).await?.into_iter().collect()
     } else {
         require_admin(&app.config, &headers)?;
         let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT).clamp(1, MAX_LIST_LIMIT);
@@ -134,7 +133,7 @@ impl CreateBody {
     fn into_request(self) -> Result<CreateRequest, ClientError> {
         Ok(CreateRequest {
             name: self.name,
-            key: self.key.as_deref().map(deserialize_key).unwrap_or_default(),
+            key: self.key.as_deref().map(ActorKey::parse).transpose()?.unwrap_or_default(),
             input: self.input.as_deref().map(decode_input).transpose()?,
             region: self.datacenter,
         })
@@ -150,7 +149,7 @@ fn json_body<T: serde::de::DeserializeOwned>(
 /// `PUT /actors`: get or create by key → `{actor, created}`.
 pub(crate) async fn get_or_create_actor(
     State(app): State<AppState>,
-    Query(q): Query<NamespaceQuery>,
+    Checked(Query(q)): Checked<Query<NamespaceQuery>>,
     body: Result<Json<CreateBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     check_namespace(q.namespace.as_deref())?;
@@ -162,7 +161,7 @@ pub(crate) async fn get_or_create_actor(
 /// `POST /actors`: create → `{actor}`; `actor.duplicate_key` if the key is taken.
 pub(crate) async fn create_actor(
     State(app): State<AppState>,
-    Query(q): Query<NamespaceQuery>,
+    Checked(Query(q)): Checked<Query<NamespaceQuery>>,
     body: Result<Json<CreateBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     check_namespace(q.namespace.as_deref())?;
@@ -172,7 +171,10 @@ pub(crate) async fn create_actor(
 }
 
 /// `GET /actors/names` → `{names: {name: {metadata: {}}}}`.
-pub(crate) async fn actor_names(State(app): State<AppState>, Query(q): Query<NamespaceQuery>) -> ApiResult {
+pub(crate) async fn actor_names(
+    State(app): State<AppState>,
+    Checked(Query(q)): Checked<Query<NamespaceQuery>>,
+) -> ApiResult {
     check_namespace(q.namespace.as_deref())?;
     let names: serde_json::Map<String, JsonValue> =
         app.backend.actor_names().into_iter().map(|n| (n, json!({ "metadata": {} }))).collect();
@@ -187,13 +189,9 @@ impl FromRequestParts<AppState> for AdminActor {
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
         require_admin(&app.config, &parts.headers)?;
-        let Query(q) = Query::<NamespaceQuery>::from_request_parts(parts, app)
-            .await
-            .map_err(|e| ClientError::invalid_request(e.body_text()))?;
+        let Checked(Query(q)) = Checked::<Query<NamespaceQuery>>::from_request_parts(parts, app).await?;
         check_namespace(q.namespace.as_deref())?;
-        let Path(actor_id) = Path::<String>::from_request_parts(parts, app)
-            .await
-            .map_err(|e| ClientError::invalid_request(e.body_text()))?;
+        let Checked(Path(actor_id)) = Checked::<Path<String>>::from_request_parts(parts, app).await?;
         Ok(AdminActor(actor_id))
     }
 }
@@ -216,8 +214,8 @@ pub(crate) async fn sleep_actor(State(app): State<AppState>, AdminActor(actor_id
 pub(crate) async fn kv_get(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path((actor_id, key)): Path<(String, String)>,
-    Query(q): Query<NamespaceQuery>,
+    Checked(Path((actor_id, key))): Checked<Path<(String, String)>>,
+    Checked(Query(q)): Checked<Query<NamespaceQuery>>,
 ) -> ApiResult {
     require_admin(&app.config, &headers)?;
     check_namespace(q.namespace.as_deref())?;

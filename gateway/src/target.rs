@@ -2,11 +2,12 @@
 //!
 //! Query rules (as RivetKit's edge enforces them): every `rvt-*` parameter must be known and appear once;
 //! `rvt-method` is `get` or `getOrCreate`; `get` takes no input, region, runner or crash policy; `rvt-key` parts
-//! are split on `,`; `rvt-input` is base64url (no padding) CBOR. All `rvt-*` parameters are removed before the
-//! request reaches the actor; other query parameters pass through unchanged.
+//! are split on `,` (and held to the key limits, `actor.key_too_large`); `rvt-input` is base64url (no padding)
+//! CBOR. All `rvt-*` parameters are removed before the request reaches the actor; other query parameters pass
+//! through unchanged.
 
 use base64::Engine;
-use tern_proto::key::parse_query_key;
+use tern_proto::key::ActorKey;
 use tern_proto::{ClientError, value};
 
 use crate::backend::{Backend, CreateRequest};
@@ -20,7 +21,7 @@ pub enum Target {
     /// A known actor id (an optional token is accepted and ignored in development).
     Id(String),
     /// A name plus a key lookup, creating the actor on demand for `getOrCreate`.
-    Query { name: String, key: Vec<String>, create: Option<CreateOptions> },
+    Query { name: String, key: ActorKey, create: Option<CreateOptions> },
 }
 
 /// Options of a `getOrCreate` query.
@@ -87,7 +88,7 @@ pub fn parse(segment: &str, raw_query: Option<&str>) -> Result<(Target, Option<S
         return Ok((Target::Id(id.to_string()), passthrough));
     };
     check_namespace(get("rvt-namespace"))?;
-    let key = get("rvt-key").map(parse_query_key).unwrap_or_default();
+    let key = get("rvt-key").map(ActorKey::from_query).transpose()?.unwrap_or_default();
     let create = match method {
         "get" => {
             if let Some(bad) = CREATE_ONLY.iter().find(|p| get(p).is_some()) {
@@ -135,7 +136,7 @@ pub async fn resolve(backend: &dyn Backend, target: Target) -> Result<String, Cl
             }
             match backend.get_actor_by_key(&name, &key).await? {
                 Some(actor) => Ok(actor.actor_id),
-                None => Err(ClientError::actor_not_found(format!("{name} with key {key:?}"))),
+                None => Err(ClientError::actor_not_found(format!("{name} with key {:?}", key.parts()))),
             }
         }
         Target::Query { name, key, create: Some(options) } => {
@@ -167,7 +168,7 @@ mod tests {
             target,
             Target::Query {
                 name: "counter".into(),
-                key: vec!["a".into(), "b".into()],
+                key: ActorKey::from_query("a,b").unwrap(),
                 create: Some(CreateOptions::default())
             }
         );
@@ -183,5 +184,7 @@ mod tests {
         assert_eq!(code("rvt-method=get&rvt-input=AA"), "guard.query_invalid_param");
         assert_eq!(code("rvt-key=a"), "guard.query_missing_method");
         assert_eq!(code("rvt-method=get&rvt-namespace=other"), "actor.namespace_not_found");
+        let long_key = format!("rvt-method=getOrCreate&rvt-key=a,{}", "k".repeat(129));
+        assert_eq!(code(&long_key), "actor.key_too_large");
     }
 }

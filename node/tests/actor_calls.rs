@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tern_gateway::backend::{Backend, CreateRequest};
 use tern_node::server::{NodeConfig, open_host};
 use tern_node::{Actor, ActorError, ActorOptions, Host, Registry, UserError, Value};
+use tern_proto::key::ActorKey;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Ledger {
@@ -78,7 +79,8 @@ async fn open(dir: &Path) -> Host {
 }
 
 async fn create(host: &Host, name: &str, key: &str) -> String {
-    let request = CreateRequest { name: name.into(), key: vec![key.into()], input: None, region: None };
+    let request =
+        CreateRequest { name: name.into(), key: ActorKey::new(vec![key.into()]).unwrap(), input: None, region: None };
     host.get_or_create_actor(request).await.unwrap().0.actor_id
 }
 
@@ -87,7 +89,7 @@ async fn call(host: &Host, id: &str, action: &str, args: Vec<Value>) -> Result<V
 }
 
 async fn total(host: &Host, key: &str) -> Option<i64> {
-    let info = host.get_actor_by_key("ledger", &[key.to_string()]).await.unwrap()?;
+    let info = host.get_actor_by_key("ledger", &ActorKey::new(vec![key.into()]).unwrap()).await.unwrap()?;
     let total = call(host, &info.actor_id, "total", vec![]).await.unwrap();
     Some(total.deserialized().unwrap())
 }

@@ -6,6 +6,7 @@ use std::num::NonZeroUsize;
 use tern_gateway::backend::{Backend, CreateRequest};
 use tern_node::Value;
 use tern_node::server::{NodeConfig, open_host};
+use tern_proto::key::ActorKey;
 
 fn open_descriptors() -> usize {
     std::fs::read_dir("/proc/self/fd").expect("list /proc/self/fd").count()
@@ -19,7 +20,12 @@ async fn open_files_are_bounded_by_the_pool_not_by_awake_actors() {
     let host = open_host(tern_node::ready::registry(), &config).await.unwrap();
     let before = open_descriptors();
     for i in 0..60 {
-        let request = CreateRequest { name: "counter".into(), key: vec![format!("k{i}")], input: None, region: None };
+        let request = CreateRequest {
+            name: "counter".into(),
+            key: ActorKey::new(vec![format!("k{i}")]).unwrap(),
+            input: None,
+            region: None,
+        };
         let id = host.create_actor(request).await.unwrap().actor_id;
         host.call_action(&id, "increment", Value::Array(vec![Value::Integer(1.into())]), None).await.unwrap();
     }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tern_gateway::backend::{Backend, ConnInput, ConnOutput, ConnectionHandle, CreateRequest};
 use tern_node::server::{NodeConfig, open_host};
 use tern_node::{Actor, ActorError, ActorOptions, Host, Registry, UserError, Value};
+use tern_proto::key::ActorKey;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Tally {
@@ -148,7 +149,7 @@ impl Node {
     async fn create(&self, key: &str, seed: Option<&str>) -> String {
         let request = CreateRequest {
             name: "tally".into(),
-            key: vec![key.into()],
+            key: ActorKey::new(vec![key.into()]).unwrap(),
             input: seed.map(|s| Value::Text(s.into())),
             region: None,
         };
@@ -183,7 +184,7 @@ async fn state_survives_restart_and_sleep() {
     let node = open(dir.path(), calls).await;
     let got = node.call(&id, "get", vec![]).await.unwrap();
     assert_eq!(got, Value::Array(vec![int(5), Value::Text("seeded".into())]));
-    let info = node.host.get_actor_by_key("tally", &["a".to_string()]).await.unwrap().unwrap();
+    let info = node.host.get_actor_by_key("tally", &ActorKey::new(vec!["a".into()]).unwrap()).await.unwrap().unwrap();
     assert_eq!(info.actor_id, id);
     node.stop().await;
 }
@@ -292,13 +293,13 @@ async fn destroyed_actors_are_not_found_and_their_key_is_free() {
     node.call(&id, "add", vec![int(1)]).await.unwrap();
     node.call(&id, "selfDestruct", vec![]).await.unwrap();
     for _ in 0..200 {
-        if node.host.get_actor_by_key("tally", &["d".to_string()]).await.unwrap().is_none() {
+        if node.host.get_actor_by_key("tally", &ActorKey::new(vec!["d".into()]).unwrap()).await.unwrap().is_none() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(node.call(&id, "get", vec![]).await.unwrap_err(), "actor.not_found");
-    assert!(node.host.get_actor_by_key("tally", &["d".to_string()]).await.unwrap().is_none());
+    assert!(node.host.get_actor_by_key("tally", &ActorKey::new(vec!["d".into()]).unwrap()).await.unwrap().is_none());
     let again = node.create("d", None).await;
     assert_ne!(again, id, "a new actor gets a new id");
     assert_eq!(node.call(&again, "get", vec![]).await.unwrap(), Value::Array(vec![int(0), Value::Text(String::new())]));
@@ -315,14 +316,19 @@ async fn create_of_an_existing_key_is_refused_and_get_or_create_is_idempotent() 
     let dir = tempfile::tempdir().unwrap();
     let node = open(dir.path(), Calls::default()).await;
     let id = node.create("k", None).await;
-    let request = || CreateRequest { name: "tally".into(), key: vec!["k".into()], input: None, region: None };
+    let request = || CreateRequest {
+        name: "tally".into(),
+        key: ActorKey::new(vec!["k".into()]).unwrap(),
+        input: None,
+        region: None,
+    };
     assert_eq!(node.host.create_actor(request()).await.unwrap_err().qualified_code(), "actor.duplicate_key");
     let results = futures_util::future::join_all((0..20).map(|_| node.host.get_or_create_actor(request()))).await;
     for result in results {
         let (info, created) = result.unwrap();
         assert_eq!((info.actor_id.as_str(), created), (id.as_str(), false));
     }
-    let unknown = CreateRequest { name: "nobody".into(), key: vec![], input: None, region: None };
+    let unknown = CreateRequest { name: "nobody".into(), key: ActorKey::default(), input: None, region: None };
     assert_eq!(node.host.create_actor(unknown).await.unwrap_err().qualified_code(), "actor.not_registered");
     node.stop().await;
 }

@@ -49,6 +49,16 @@ impl ClientError {
     pub fn actor_not_found(what: impl std::fmt::Display) -> Self {
         Self::new("actor", "not_found", 404, format!("The actor does not exist or was destroyed: {what}"))
     }
+    /// An actor key over a size limit (400): `what` is the part (`part 2`) or `serialized form` that is `size`
+    /// bytes, over `limit`. RivetKit's code for it.
+    pub fn key_too_large(what: &str, size: usize, limit: usize) -> Self {
+        Self::new(
+            "actor",
+            "key_too_large",
+            400,
+            format!("The actor key's {what} is {size} bytes, over the limit of {limit} bytes"),
+        )
+    }
     /// A create named a key that already has an actor (400).
     pub fn duplicate_key(name: &str, key: &str) -> Self {
         Self::new("actor", "duplicate_key", 400, format!("An actor named '{name}' with key '{key}' already exists"))
@@ -205,6 +215,19 @@ impl ClientError {
     pub fn handler_not_defined(kind: &str) -> Self {
         Self::new("handler", &format!("{kind}_not_defined"), 404, format!("The actor has no {kind} handler"))
     }
+    /// The request's URI (path and query) is over the limit (414).
+    pub fn uri_too_long(size: usize, limit: usize) -> Self {
+        Self::new("guard", "uri_too_long", 414, format!("URI of {size} bytes exceeds the limit of {limit} bytes"))
+    }
+    /// The request's headers are over the limit (431).
+    pub fn headers_too_large(size: usize, limit: usize) -> Self {
+        Self::new(
+            "guard",
+            "headers_too_large",
+            431,
+            format!("Request headers of {size} bytes exceed the limit of {limit} bytes"),
+        )
+    }
     /// No route matches the request's path (404).
     pub fn no_route(path: &str) -> Self {
         Self::new("guard", "no_route", 404, format!("No route matches {path}"))
@@ -250,12 +273,14 @@ fn catalogue_status(group: &str, code: &str) -> Option<u16> {
         ("actor", "action_timed_out") | ("database", "statement_timed_out") => 408,
         ("database", "statement_not_allowed") => 403,
         ("actor", "method_not_allowed") => 405,
+        ("guard", "uri_too_long") => 414,
+        ("guard", "headers_too_large") => 431,
         ("actor", "unavailable" | "overloaded" | "stopping") => 503,
         ("actor", "internal_error") => 500,
         ("storage", "full") => 507,
         ("inspector" | "api", "unauthorized") => 401,
         ("api", "origin_not_allowed") => 403,
-        ("actor", "duplicate_key" | "not_registered" | "namespace_not_found" | "invalid_request")
+        ("actor", "duplicate_key" | "key_too_large" | "not_registered" | "namespace_not_found" | "invalid_request")
         | ("message", "incoming_too_long" | "outgoing_too_long")
         | ("database", "sql_error" | "result_too_large")
         | ("kv", "key_too_large" | "value_too_large" | "batch_too_large" | "reserved_key") => 400,
@@ -295,6 +320,7 @@ mod tests {
         let all = [
             ClientError::actor_not_found("a"),
             ClientError::duplicate_key("n", "k"),
+            ClientError::key_too_large("part 1", 129, 128),
             ClientError::not_registered("n"),
             ClientError::namespace_not_found("ns"),
             ClientError::action_not_found("f"),
@@ -315,6 +341,8 @@ mod tests {
             ClientError::overloaded("busy"),
             ClientError::stopping(),
             ClientError::no_route("/x"),
+            ClientError::uri_too_long(2, 1),
+            ClientError::headers_too_large(2, 1),
             ClientError::handler_not_defined("request"),
             ClientError::handler_not_defined("websocket"),
             ClientError::kv_not_found(),

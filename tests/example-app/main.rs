@@ -6,6 +6,7 @@
 
 mod batch;
 mod clock;
+mod firehose;
 mod kv;
 mod relay;
 mod saga;
@@ -145,6 +146,7 @@ fn main() -> ExitCode {
             .register(batch::batch())
             .register(kv::kv())
             .register(relay::relay())
-            .register(web::web()),
+            .register(web::web())
+            .register(firehose::firehose()),
     )
 }

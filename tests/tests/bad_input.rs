@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tern_tests::TernProcess;
+use tern_tests::{Api, TernProcess};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
@@ -45,6 +45,25 @@ impl Fixture {
         format!("{}{path}", self.node.endpoint())
     }
 
+    /// The URL of `path` with the query `pairs`, form-encoded.
+    fn url_with(&self, path: &str, pairs: &[(&str, &str)]) -> reqwest::Url {
+        reqwest::Url::parse_with_params(&self.url(path), pairs).unwrap()
+    }
+
+    /// The bytes of the node's own database (`node.db` and its write-ahead log).
+    fn node_db_bytes(&self) -> u64 {
+        let files = std::fs::read_dir(self._dir.path().join("data")).unwrap().map(Result::unwrap);
+        let node_db = files.filter(|f| f.file_name().to_string_lossy().starts_with("node.db"));
+        node_db.map(|f| f.metadata().unwrap().len()).sum()
+    }
+
+    /// The live actors named `name` (admin listing; `tern dev` leaves it open).
+    async fn actors_named(&self, name: &str) -> Vec<Value> {
+        let url = self.url_with("/actors", &[("name", name)]);
+        let listed: Value = self.http.get(url).send().await.unwrap().json().await.unwrap();
+        listed["actors"].as_array().unwrap().clone()
+    }
+
     async fn increment(&self, n: i64) -> Value {
         let url = self.url(&format!("/gateway/{}/action/increment", self.counter_id));
         self.http.post(url).json(&json!({"args": [n]})).send().await.unwrap().json().await.unwrap()
@@ -55,7 +74,7 @@ impl Fixture {
         let response = request.send().await.unwrap();
         let status = response.status();
         let body: Value = response.json().await.unwrap();
-        (status, format!("{}.{}", body["group"].as_str().unwrap(), body["code"].as_str().unwrap()))
+        (status, format!("{}.{}", body["group"].as_str().unwrap_or("?"), body["code"].as_str().unwrap_or("?")))
     }
 
     async fn assert_count_kept(&self) {
@@ -236,5 +255,280 @@ async fn connections_to_missing_actors_or_with_unknown_encodings_are_refused_wit
         close_reason(&mut socket).await,
         (CloseCode::Unsupported, "actor.unsupported_websocket_encoding".to_string())
     );
+    f.assert_count_kept().await;
+}
+
+/// The attack (security review, issue 9): `PUT /actors` with keys of megabytes. Every such key became an actor whose
+/// key the node kept in memory and in `node.db` (200 of them took a node from 14 MB to 1.6 GB of RSS and 764 MB of
+/// `node.db`), and one too long for a URL could never be looked up again. Keys are held to RivetKit's limits (a
+/// part of at most 128 bytes, at most 1 KiB serialized) on every route that takes one: `PUT`/`POST /actors`,
+/// `GET /actors?key=`, the gateway's `rvt-key` query routes over HTTP and WebSocket, and actor-to-actor calls. An
+/// oversize key is `actor.key_too_large` (400) naming its size and the limit, and nothing of it is stored.
+#[tokio::test]
+async fn oversize_actor_keys_are_refused_on_every_route() {
+    let f = Fixture::start().await;
+    let node_db_before = f.node_db_bytes();
+    // Just under the 2 MB a JSON body may have.
+    let huge = "k".repeat(2_000_000 - 100);
+    for _ in 0..10 {
+        let request = f.http.put(f.url("/actors")).json(&json!({"name": "counter", "key": huge}));
+        assert_eq!(f.error_of(request).await, (StatusCode::BAD_REQUEST, "actor.key_too_large".to_string()));
+    }
+    assert_eq!(f.actors_named("counter").await.len(), 1, "only the fixture's counter exists");
+    let grown = f.node_db_bytes().saturating_sub(node_db_before);
+    assert!(grown < 256 * 1024, "node.db grew by {grown} bytes");
+
+    let part = "p".repeat(129);
+    let nine_parts = vec!["q".repeat(120); 9].join("/");
+    let relay = Api::new(&f.node).actor("relay", "keys").await;
+    let cases = [
+        (f.http.put(f.url("/actors")).json(&json!({"name": "counter", "key": part})), "part 1 is 129 bytes"),
+        (f.http.post(f.url("/actors")).json(&json!({"name": "counter", "key": format!("ok/{part}")})), "part 2 is 129"),
+        (f.http.put(f.url("/actors")).json(&json!({"name": "counter", "key": nine_parts})), "form is 1088 bytes"),
+        (f.http.get(f.url_with("/actors", &[("name", "counter"), ("key", &part)])), "part 1 is 129 bytes"),
+        (
+            f.http.post(f.url_with("/gateway/counter/action/getCount", &[("rvt-method", "get"), ("rvt-key", &part)])),
+            "part 1 is 129 bytes",
+        ),
+        (
+            f.http
+                .post(f.url_with(
+                    "/gateway/counter/action/increment",
+                    &[("rvt-method", "getOrCreate"), ("rvt-key", &format!("a,{part}"))],
+                ))
+                .json(&json!({"args": [1]})),
+            "part 2 is 129 bytes",
+        ),
+        // Actor-to-actor: the relay's `bump(key, n)` calls `get_or_create("counter", key)`.
+        (
+            f.http.post(f.url(&format!("/gateway/{relay}/action/bump"))).json(&json!({"args": [part, 1]})),
+            "part 1 is 129 bytes",
+        ),
+    ];
+    for (request, size) in cases {
+        let described = format!("{request:?}");
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            (status, &body["group"], &body["code"]),
+            (StatusCode::BAD_REQUEST, &json!("actor"), &json!("key_too_large")),
+            "{described}"
+        );
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(size) && message.contains("over the limit of"), "{described}: {message}");
+    }
+
+    let port = f.node.endpoint().rsplit(':').next().unwrap().to_string();
+    let url = format!("ws://127.0.0.1:{port}/gateway/counter/connect?rvt-method=getOrCreate&rvt-key={part}");
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let error: Value = serde_json::from_str(socket.next().await.unwrap().unwrap().to_text().unwrap()).unwrap();
+    assert_eq!(error["body"]["val"]["code"], "key_too_large", "{error}");
+    assert_eq!(close_reason(&mut socket).await, (CloseCode::Error, "actor.key_too_large".to_string()));
+    assert_eq!(f.actors_named("counter").await.len(), 1, "no oversize key made an actor");
+
+    // Keys at the limits work on every route: 128 + 7 × 127 bytes and 7 separators are 1024 bytes serialized.
+    let mut parts = vec!["p".repeat(128)];
+    parts.extend(vec!["q".repeat(127); 7]);
+    let serialized = parts.join("/");
+    let created: Value = f
+        .http
+        .put(f.url("/actors"))
+        .json(&json!({"name": "counter", "key": serialized}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["actor"]["actor_id"].as_str().expect("an actor at the limits").to_string();
+    let found: Value = f
+        .http
+        .get(f.url_with("/actors", &[("name", "counter"), ("key", &serialized)]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["actors"][0]["actor_id"], json!(id), "{found}");
+    let incremented: Value = f
+        .http
+        .post(f.url_with(
+            "/gateway/counter/action/increment",
+            &[("rvt-method", "getOrCreate"), ("rvt-key", &parts.join(","))],
+        ))
+        .json(&json!({"args": [3]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(incremented, json!({"output": 3}));
+    let bumped = Api::new(&f.node).call(&relay, "bump", json!([parts[0], 2])).await.unwrap();
+    assert_eq!(bumped, json!(2));
+    f.assert_count_kept().await;
+}
+
+/// A WebSocket upgrade of `path` over a plain TCP stream, so the test can write frames no WebSocket library would.
+async fn raw_upgrade(f: &Fixture, path: &str, protocols: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = f.node.endpoint().trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: {protocols}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(stream.read_u8().await.unwrap());
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    stream
+}
+
+/// A client frame: `first` is FIN, RSV and opcode; the payload is masked unless `unmasked`; `declared` overrides
+/// the length in the header (to announce more than is sent).
+fn client_frame(first: u8, payload: &[u8], unmasked: bool, declared: Option<u64>) -> Vec<u8> {
+    let len = declared.unwrap_or(payload.len() as u64);
+    let mask_bit = if unmasked { 0 } else { 0x80 };
+    let mut frame = vec![first];
+    match len {
+        0..=125 => frame.push(mask_bit | len as u8),
+        126..=0xffff => {
+            frame.push(mask_bit | 126);
+            frame.extend((len as u16).to_be_bytes());
+        }
+        _ => {
+            frame.push(mask_bit | 127);
+            frame.extend(len.to_be_bytes());
+        }
+    }
+    if unmasked {
+        frame.extend(payload);
+    } else {
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        frame.extend(mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    }
+    frame
+}
+
+/// Reads the server's frames up to its close frame: its code and reason, or `None` if the connection ended
+/// without one.
+async fn raw_close_of(stream: &mut tokio::net::TcpStream) -> Option<(u16, String)> {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        loop {
+            let mut header = [0u8; 2];
+            stream.read_exact(&mut header).await.ok()?;
+            let len = match header[1] & 0x7f {
+                126 => u64::from(stream.read_u16().await.ok()?),
+                127 => stream.read_u64().await.ok()?,
+                short => u64::from(short),
+            };
+            let mut payload = vec![0u8; len as usize];
+            stream.read_exact(&mut payload).await.ok()?;
+            if header[0] & 0x0f == 0x8 {
+                let code = u16::from_be_bytes([payload[0], payload[1]]);
+                return Some((code, String::from_utf8_lossy(&payload[2..]).into_owned()));
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), read).await.expect("the server answers within 30 s")
+}
+
+/// The defect: a client that broke the WebSocket protocol (a malformed frame, a text message that is not UTF-8, a
+/// frame announcing more than the 32 MiB the server buffers) had its TCP connection dropped without a close frame,
+/// so it could not tell a protocol error from a network failure. RFC 6455 wants a close with 1002 (protocol error),
+/// 1007 (invalid payload data) or 1009 (message too big): each case gets that close, with a catalogue reason, on
+/// `/connect` and on a raw WebSocket alike, and the node keeps serving.
+#[tokio::test]
+async fn websocket_protocol_violations_get_the_rfc_6455_close() {
+    let f = Fixture::start().await;
+    let web = Api::new(&f.node).actor("web", "violations").await;
+    let routes = [
+        (format!("/gateway/{}/connect", f.counter_id), "rivet, rivet_encoding.json"),
+        (format!("/gateway/{web}/websocket/"), "rivet"),
+    ];
+    let cases: [(&str, Vec<u8>, (u16, &str)); 5] = [
+        ("reserved bit set", client_frame(0xc1, b"{}", false, None), (1002, "actor.invalid_request")),
+        ("unknown opcode", client_frame(0x83, b"{}", false, None), (1002, "actor.invalid_request")),
+        ("unmasked client frame", client_frame(0x81, b"{}", true, None), (1002, "actor.invalid_request")),
+        (
+            "text that is not UTF-8",
+            client_frame(0x81, &[0x7b, 0xff, 0xfe, 0x7d], false, None),
+            (1007, "actor.invalid_request"),
+        ),
+        (
+            "a 40 MiB frame announced",
+            client_frame(0x82, &[], false, Some(40 << 20)),
+            (1009, "message.incoming_too_long"),
+        ),
+    ];
+    for (path, protocols) in &routes {
+        for (what, frame, (code, reason)) in &cases {
+            let mut stream = raw_upgrade(&f, path, protocols).await;
+            tokio::io::AsyncWriteExt::write_all(&mut stream, frame).await.unwrap();
+            let close = raw_close_of(&mut stream).await;
+            assert_eq!(close, Some((*code, reason.to_string())), "{what} on {path}");
+        }
+    }
+    f.assert_count_kept().await;
+}
+
+/// The defect: errors the HTTP stack produced by itself had no `{group, code, message, metadata}` body, unlike
+/// every other error: a long URI got a bare 414, oversize headers a bare 431, and a malformed query on a REST route
+/// axum's plain-text 400. Each is now a catalogue error with the JSON body: `guard.uri_too_long` (414) for a URI
+/// over 16 KiB, `guard.headers_too_large` (431) for headers over 32 KiB, `actor.invalid_request` (400) for a query
+/// or path that does not parse.
+#[tokio::test]
+async fn oversize_heads_and_unparsable_queries_get_catalogue_errors() {
+    let f = Fixture::start().await;
+    let long = "x".repeat(20 * 1024);
+    let cases = [
+        (f.http.get(f.url_with("/actors", &[("name", &long)])), StatusCode::URI_TOO_LONG, "guard.uri_too_long"),
+        (
+            f.http
+                .post(f.url(&format!("/gateway/{}/action/increment?pad={long}", f.counter_id)))
+                .json(&json!({"args": [1]})),
+            StatusCode::URI_TOO_LONG,
+            "guard.uri_too_long",
+        ),
+        (f.http.get(f.url(&format!("/{long}"))), StatusCode::URI_TOO_LONG, "guard.uri_too_long"),
+        (
+            f.http.get(f.url("/actors/names")).header("x-padding", "y".repeat(40 * 1024)),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "guard.headers_too_large",
+        ),
+        (
+            f.http.put(f.url("/actors?namespace=a&namespace=b")).json(&json!({"name": "counter", "key": "q"})),
+            StatusCode::BAD_REQUEST,
+            "actor.invalid_request",
+        ),
+        (f.http.get(f.url("/actors/names?namespace=a&namespace=b")), StatusCode::BAD_REQUEST, "actor.invalid_request"),
+        (f.http.get(f.url("/actors?limit=many")), StatusCode::BAD_REQUEST, "actor.invalid_request"),
+        (
+            f.http.get(f.url(&format!("/actors/{}/kv/keys/%FF", f.counter_id))),
+            StatusCode::BAD_REQUEST,
+            "actor.invalid_request",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let described = format!("{request:?}").chars().take(200).collect::<String>();
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "{described}");
+        assert_eq!(response.headers()["content-type"], "application/json", "{described}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            format!("{}.{}", body["group"].as_str().unwrap(), body["code"].as_str().unwrap()),
+            code,
+            "{described}"
+        );
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{described}: {body}");
+    }
     f.assert_count_kept().await;
 }

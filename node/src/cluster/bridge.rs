@@ -6,12 +6,15 @@
 //! messages toward the home, actor output toward the gateway, each a length-prefixed CBOR message. Ending the
 //! stream from the gateway side means the client left; from the home side, that the actor closed the socket. A
 //! lost stream closes the client's socket with a retryable error, so clients reconnect (and are routed again).
+//! Frames keep their order on the stream: a close the home makes at once for a client that fell behind
+//! (`actor.overloaded`) follows the frames already sent, and reaches the gateway as soon as the client takes them.
 
 use std::net::SocketAddr;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tern_gateway::backend::{ConnInput, ConnOutput, SocketMessage, SocketOutput};
+use tern_gateway::outbound::{self, OutboundReceiver};
 use tern_proto::{ClientError, Value};
 use tern_replication::{RecvStream, SendStream, Transport};
 use tokio::sync::mpsc;
@@ -36,7 +39,7 @@ pub enum StreamOpen {
 pub struct Bridged<I, O> {
     pub id: String,
     pub inbound: mpsc::Sender<I>,
-    pub outbound: mpsc::Receiver<O>,
+    pub outbound: OutboundReceiver<O>,
 }
 
 /// Opens `open` on the home at `addr` and returns the socket's channels; `lost` is the last message the client
@@ -59,7 +62,7 @@ where
     let first = read_frame(&mut recv).await.map_err(unreachable)?.ok_or_else(|| unreachable("stream ended".into()))?;
     let id = rpc::decode::<Result<String, ClientError>>(&first).map_err(unreachable)??;
     let (in_tx, mut in_rx) = mpsc::channel::<I>(CONN_QUEUE);
-    let (out_tx, out_rx) = mpsc::channel::<O>(CONN_QUEUE);
+    let (out_tx, out_rx) = outbound::channel::<O>(CONN_QUEUE);
     tokio::spawn(async move {
         while let Some(input) = in_rx.recv().await {
             if write_frame(&mut send, &rpc::encode(&input)).await.is_err() {
@@ -89,7 +92,7 @@ where
                 }
             }
         }
-        let _ = out_tx.send(lost).await;
+        out_tx.close(lost);
     });
     Ok(Bridged { id, inbound: in_tx, outbound: out_rx })
 }

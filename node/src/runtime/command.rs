@@ -4,9 +4,10 @@ use std::any::Any;
 use tern_gateway::backend::{
     ConnOutput, InspectRequest, InspectorAuth, RawRequest, RawResponse, SocketMessage, SocketOutput,
 };
+use tern_gateway::outbound::OutboundSender;
 use tern_proto::{ClientError, Value};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::sdk::queue::QueueMessage;
 use crate::sdk::run::ErasedStep;
@@ -19,7 +20,7 @@ pub(crate) enum Command {
     /// A stateless action (one HTTP request) with its connection parameters.
     Action { name: String, args: Value, params: Option<Value>, reply: Reply<Value> },
     /// Open a connection whose messages go to `outbound`; replies with the connection id.
-    Connect { params: Option<Value>, outbound: mpsc::Sender<ConnOutput>, reply: Reply<String> },
+    Connect { params: Option<Value>, outbound: OutboundSender<ConnOutput>, reply: Reply<String> },
     /// An action on an open connection; answered on the connection.
     ConnAction { conn_id: String, id: u64, name: String, args: Value },
     /// A connection (un)subscribes from an event.
@@ -32,7 +33,7 @@ pub(crate) enum Command {
     SocketOpen {
         request: Box<axum::http::Request<()>>,
         params: Option<Value>,
-        outbound: mpsc::Sender<SocketOutput>,
+        outbound: OutboundSender<SocketOutput>,
         reply: Reply<String>,
     },
     /// A client message on a raw WebSocket, or (`None`) the client closed it.

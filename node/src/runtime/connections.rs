@@ -5,8 +5,8 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tern_gateway::backend::ConnOutput;
+use tern_gateway::outbound::OutboundSender;
 use tern_proto::{ClientError, Value};
-use tokio::sync::mpsc;
 
 use super::instance::Instance;
 use super::lifecycle;
@@ -21,30 +21,24 @@ where
     S: Serialize + DeserializeOwned + Send + 'static,
     V: Default + Send + 'static,
 {
-    /// Sends every connection's held messages, and closes connections that asked for it or fell behind.
+    /// Sends every connection's held messages, and closes connections that asked for it or fell behind. A
+    /// connection whose queue is full is closed with `actor.overloaded` at once (its client is not taking what it
+    /// was sent); its messages still queued are dropped.
     pub fn flush_connections(&self) {
         let conns: Vec<Conn> = lock(&self.shared.conns).values().cloned().collect();
         for conn in conns {
             let pending = conn.take_pending();
             let disconnect = lock(&conn.inner.disconnect).take();
             let mut outbound = lock(&conn.inner.outbound);
-            let Some(sender) = outbound.as_ref() else { continue };
-            let mut overflow = false;
-            for message in pending {
-                if sender.try_send(message).is_err() {
-                    overflow = true;
-                    break;
-                }
-            }
-            if overflow {
+            let Some(sender) = outbound.take() else { continue };
+            if pending.into_iter().any(|message| sender.try_send(message).is_err()) {
                 tracing::warn!(actor_id = %self.shared.actor_id, conn_id = %conn.id(), "connection fell behind; closing it");
-                let _ = sender.try_send(ConnOutput::Close(ClientError::overloaded(
-                    "The connection fell behind the actor's events",
-                )));
-                *outbound = None;
+                let overloaded = ClientError::overloaded("The connection fell behind the actor's events");
+                sender.close_now(ConnOutput::Close(overloaded));
             } else if let Some(reason) = disconnect {
-                let _ = sender.try_send(ConnOutput::Close(reason));
-                *outbound = None;
+                sender.close(ConnOutput::Close(reason));
+            } else {
+                *outbound = Some(sender);
             }
         }
         let closed = self.raw.flush();
@@ -60,7 +54,7 @@ where
                 for message in conn.take_pending() {
                     let _ = sender.try_send(message);
                 }
-                let _ = sender.try_send(ConnOutput::Close(reason.clone()));
+                sender.close(ConnOutput::Close(reason.clone()));
             }
         }
         let closed = self.raw.close_all(&reason);
@@ -76,7 +70,7 @@ where
     pub(crate) async fn admit(
         &self,
         params: Option<Value>,
-        outbound: Option<mpsc::Sender<ConnOutput>>,
+        outbound: Option<OutboundSender<ConnOutput>>,
     ) -> Result<Conn, ClientError> {
         let params = params.unwrap_or(Value::Null);
         if let Some(hook) = &self.def.on_before_connect {
@@ -93,7 +87,7 @@ where
         &self,
         db: &ActorDb,
         params: Option<Value>,
-        outbound: mpsc::Sender<ConnOutput>,
+        outbound: OutboundSender<ConnOutput>,
     ) -> Result<String, ClientError> {
         let span = self.shared.recorder.start("connect", SpanKind::Server, vec![], true);
         let result = self

@@ -10,8 +10,8 @@ use std::task::{Context, Poll};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tern_gateway::backend::{RawRequest, RawResponse, SocketMessage, SocketOutput};
+use tern_gateway::outbound::OutboundSender;
 use tern_proto::{ClientError, Value};
-use tokio::sync::mpsc;
 
 use super::instance::Instance;
 use crate::sdk::conn::lock;
@@ -133,7 +133,7 @@ where
         db: &ActorDb,
         request: axum::http::Request<()>,
         params: Option<Value>,
-        outbound: mpsc::Sender<SocketOutput>,
+        outbound: OutboundSender<SocketOutput>,
     ) -> Result<String, ClientError> {
         let handler = self.def.on_websocket.clone().ok_or_else(|| ClientError::handler_not_defined("websocket"))?;
         let id = uuid::Uuid::new_v4().simple().to_string();

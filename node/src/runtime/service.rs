@@ -7,6 +7,8 @@ use tern_gateway::backend::{
     ActorInfo, Backend, ConnInput, ConnOutput, ConnectionHandle, CreateRequest, InspectRequest, InspectorAuth,
     MemberInfo, RawRequest, RawResponse, RawSocketHandle, SocketOutput,
 };
+use tern_gateway::outbound;
+use tern_proto::key::ActorKey;
 use tern_proto::messages::HttpQueueSendResponse;
 use tern_proto::{ClientError, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -74,7 +76,7 @@ impl Host {
         Ok(ActorRecord {
             actor_id,
             name: req.name.clone(),
-            key: req.key.clone(),
+            key: req.key.parts().to_vec(),
             input,
             create_ts: now_ms(),
             destroy_ts: None,
@@ -93,11 +95,11 @@ impl Host {
     async fn reserve(&self, req: &CreateRequest, reuse: bool) -> Result<(String, bool), ClientError> {
         let record = self.new_record(req, new_actor_id())?;
         let _reservation = self.core.create_lock.lock().await;
-        if let Some(existing) = self.existing(&req.name, &req.key) {
+        if let Some(existing) = self.existing(&req.name, req.key.parts()) {
             if reuse {
                 return Ok((existing.actor_id, false));
             }
-            return Err(ClientError::duplicate_key(&req.name, &tern_proto::key::serialize_key(&req.key)));
+            return Err(ClientError::duplicate_key(&req.name, &req.key.serialize()));
         }
         Ok((self.insert(record).await?, true))
     }
@@ -230,8 +232,8 @@ impl Backend for Host {
         self.core.registry.names()
     }
 
-    async fn get_actor_by_key(&self, name: &str, key: &[String]) -> Result<Option<ActorInfo>, ClientError> {
-        Ok(self.existing(name, key))
+    async fn get_actor_by_key(&self, name: &str, key: &ActorKey) -> Result<Option<ActorInfo>, ClientError> {
+        Ok(self.existing(name, key.parts()))
     }
 
     async fn get_actors_by_ids(&self, ids: &[String]) -> Result<Vec<ActorInfo>, ClientError> {
@@ -283,7 +285,7 @@ impl Backend for Host {
     }
 
     async fn connect(&self, actor_id: &str, params: Option<Value>) -> Result<ConnectionHandle, ClientError> {
-        let (out_tx, out_rx) = mpsc::channel::<ConnOutput>(CONN_QUEUE);
+        let (out_tx, out_rx) = outbound::channel::<ConnOutput>(CONN_QUEUE);
         let conn_id = self.request(actor_id, |reply| Command::Connect { params, outbound: out_tx, reply }).await?;
         let conn = conn_id.clone();
         let to_command = move |input| match input {
@@ -314,7 +316,7 @@ impl Backend for Host {
         request: axum::http::Request<()>,
         params: Option<Value>,
     ) -> Result<RawSocketHandle, ClientError> {
-        let (out_tx, out_rx) = mpsc::channel::<SocketOutput>(CONN_QUEUE);
+        let (out_tx, out_rx) = outbound::channel::<SocketOutput>(CONN_QUEUE);
         let open = |reply| Command::SocketOpen { request: Box::new(request), params, outbound: out_tx, reply };
         let socket_id = self.request(actor_id, open).await?;
         let id = socket_id.clone();

@@ -28,6 +28,8 @@
 //!   caller's action fails afterwards, its own changes are rolled back but the callee's stay.
 //! - Key-based handles resolve the key on every call, like the JavaScript client's handles: after a destroy, a
 //!   `get_or_create` handle reaches the new actor and a `get` handle gets `actor.not_found`.
+//! - Keys obey the same limits as clients' (a part of at most 128 bytes, at most 1 KiB serialized): every call
+//!   of a handle with a larger key, and a `create` with one, fails with `actor.key_too_large`.
 
 use std::future::Future;
 use std::sync::{Arc, Weak};
@@ -36,7 +38,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tern_gateway::backend::{Backend, CreateRequest};
-use tern_proto::key::serialize_key;
+use tern_proto::key::ActorKey;
 use tern_proto::{ClientError, Value};
 use tokio::time::Instant;
 
@@ -63,7 +65,8 @@ fn remaining() -> Option<Duration> {
     DEADLINE.try_with(|deadline| deadline.saturating_duration_since(Instant::now())).ok()
 }
 
-/// An actor key: its parts. A single string is a one-part key, `()` the empty key.
+/// An actor key: its parts. A single string is a one-part key, `()` the empty key. (The parts are held to the key
+/// limits when a handle uses them.)
 pub trait IntoKey {
     /// The key's parts.
     fn into_key(self) -> Vec<String>;
@@ -151,13 +154,13 @@ impl ActorClient {
 
     /// The existing actor `name` with `key`; calls fail with `actor.not_found` while there is none.
     pub fn get(&self, name: &str, key: impl IntoKey) -> ActorHandle {
-        self.handle(name, Target::Key { key: key.into_key(), create: false, input: None })
+        self.handle(name, Target::Key { key: ActorKey::new(key.into_key()), create: false, input: None })
     }
 
     /// The actor `name` with `key`, created (without input) by the first call that finds none; see
     /// [`ActorHandle::with_input`] to create it with input.
     pub fn get_or_create(&self, name: &str, key: impl IntoKey) -> ActorHandle {
-        self.handle(name, Target::Key { key: key.into_key(), create: true, input: None })
+        self.handle(name, Target::Key { key: ActorKey::new(key.into_key()), create: true, input: None })
     }
 
     /// The actor `name` with id `actor_id`; calls fail with `actor.not_found` if it does not exist, was
@@ -167,12 +170,13 @@ impl ActorClient {
     }
 
     /// Creates the actor `name` with `key` and `input` (`()` for none), waiting until its create hooks ran, and
-    /// returns a handle on it (by id). Fails with `actor.duplicate_key` if the key is taken, and
-    /// `actor.not_registered` for an unknown name.
+    /// returns a handle on it (by id). Fails with `actor.duplicate_key` if the key is taken,
+    /// `actor.key_too_large` if it is over the key limits, and `actor.not_registered` for an unknown name.
     pub async fn create(&self, name: &str, key: impl IntoKey, input: impl Serialize) -> ActorResult<ActorHandle> {
         let input = Some(to_value(input, "create input")?).filter(|v| !v.is_null());
-        let request = CreateRequest { name: name.to_string(), key: key.into_key(), input, region: None };
-        let creating = self.handle(name, Target::Key { key: request.key.clone(), create: true, input: None });
+        let key = ActorKey::new(key.into_key())?;
+        let request = CreateRequest { name: name.to_string(), key: key.clone(), input, region: None };
+        let creating = self.handle(name, Target::Key { key: Ok(key), create: true, input: None });
         let created = creating.bounded("create", |host| async move { host.create_actor(request).await }).await?;
         Ok(self.handle(name, Target::Id(created.actor_id)))
     }
@@ -181,8 +185,9 @@ impl ActorClient {
 /// Which actor a handle reaches.
 #[derive(Clone)]
 enum Target {
-    /// By key, resolved on every call; `create` makes a missing actor (with `input`) instead of failing.
-    Key { key: Vec<String>, create: bool, input: Option<Value> },
+    /// By key, resolved on every call; `create` makes a missing actor (with `input`) instead of failing. A key
+    /// over the limits fails every call with its error.
+    Key { key: Result<ActorKey, ClientError>, create: bool, input: Option<Value> },
     /// By id.
     Id(String),
 }
@@ -279,14 +284,16 @@ impl ActorHandle {
                 .filter(|e| e.record.destroy_ts.is_none() && e.record.name == self.name)
                 .map(|e| e.record.actor_id)
                 .ok_or_else(|| ClientError::actor_not_found(id))?,
-            Target::Key { key, create: false, .. } => host
-                .get_actor_by_key(&self.name, key)
-                .await?
-                .map(|info| info.actor_id)
-                .ok_or_else(|| ClientError::actor_not_found(format!("{}/{}", self.name, serialize_key(key))))?,
+            Target::Key { key, create: false, .. } => {
+                let key = key.as_ref().map_err(Clone::clone)?;
+                host.get_actor_by_key(&self.name, key)
+                    .await?
+                    .map(|info| info.actor_id)
+                    .ok_or_else(|| ClientError::actor_not_found(format!("{}/{}", self.name, key.serialize())))?
+            }
             Target::Key { key, create: true, input } => {
-                let request =
-                    CreateRequest { name: self.name.clone(), key: key.clone(), input: input.clone(), region: None };
+                let key = key.clone()?;
+                let request = CreateRequest { name: self.name.clone(), key, input: input.clone(), region: None };
                 host.get_or_create_actor(request).await?.0.actor_id
             }
         };

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tern_gateway::backend::ConnOutput;
+use tern_gateway::outbound::OutboundSender;
 use tern_proto::{ClientError, Value};
-use tokio::sync::mpsc;
 
 use super::error::{ActorError, ActorResult};
 
@@ -26,7 +26,7 @@ pub(crate) struct ConnInner {
     pub state: Mutex<Value>,
     pub subscriptions: Mutex<HashSet<String>>,
     /// `None` for the ephemeral connection of a stateless action: messages to it are dropped.
-    pub outbound: Mutex<Option<mpsc::Sender<ConnOutput>>>,
+    pub outbound: Mutex<Option<OutboundSender<ConnOutput>>>,
     /// Set when actor code asked to disconnect; the runtime closes the connection after the turn.
     pub disconnect: Mutex<Option<ClientError>>,
     /// Messages produced during the current turn, each with the atomic unit that produced it; released after
@@ -41,7 +41,7 @@ impl Conn {
         id: String,
         params: Value,
         state: Value,
-        outbound: Option<mpsc::Sender<ConnOutput>>,
+        outbound: Option<OutboundSender<ConnOutput>>,
         unit: Arc<AtomicU64>,
     ) -> Conn {
         Conn {

@@ -58,8 +58,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 pub use tern_gateway::backend::SocketMessage;
 use tern_gateway::backend::SocketOutput;
+use tern_gateway::outbound::OutboundSender;
 use tern_proto::ClientError;
-use tokio::sync::mpsc;
 
 use super::conn::lock;
 use super::context::Ctx;
@@ -88,7 +88,7 @@ struct SocketInner {
     /// Set when `recv()` found nothing to receive: the handler's unit is over.
     parked: AtomicBool,
     /// `None` once the socket is closed.
-    outbound: Mutex<Option<mpsc::Sender<SocketOutput>>>,
+    outbound: Mutex<Option<OutboundSender<SocketOutput>>>,
     /// Messages sent during the current turn, each with its atomic unit; released after the commit.
     pending: Mutex<Vec<(u64, SocketMessage)>>,
     /// The close to send after the turn (asked for by the actor, or the handler's end).
@@ -101,7 +101,7 @@ impl WebSocket {
     pub(crate) fn new(
         id: String,
         request: axum::http::Request<()>,
-        outbound: mpsc::Sender<SocketOutput>,
+        outbound: OutboundSender<SocketOutput>,
         unit: Arc<AtomicU64>,
     ) -> WebSocket {
         let (parts, ()) = request.into_parts();
@@ -217,26 +217,27 @@ impl WebSocket {
     }
 
     /// After a commit: sends the held messages and, if the socket is done, its close. Returns whether it is done
-    /// (closed by the actor or the client), so the runtime forgets it.
+    /// (closed by the actor or the client), so the runtime forgets it. A socket whose queue is full is closed with
+    /// `actor.overloaded` at once (its client is not taking what it was sent); its messages still queued are
+    /// dropped.
     pub(crate) fn flush(&self) -> bool {
         let pending = std::mem::take(&mut *lock(&self.inner.pending));
         let mut outbound = lock(&self.inner.outbound);
-        if let Some(sender) = outbound.as_ref() {
-            for (_, message) in pending {
-                if sender.try_send(SocketOutput::Message(message)).is_err() {
-                    tracing::warn!(socket_id = %self.inner.id, "raw WebSocket fell behind; closing it");
-                    let overloaded = ClientError::overloaded("The WebSocket fell behind the actor's messages");
-                    if let SocketOutput::Close { code, reason } = SocketOutput::error(&overloaded) {
-                        *lock(&self.inner.close) = Some((code, reason));
-                    }
-                    break;
-                }
+        if let Some(sender) = outbound.as_ref()
+            && pending.into_iter().any(|(_, message)| sender.try_send(SocketOutput::Message(message)).is_err())
+        {
+            tracing::warn!(socket_id = %self.inner.id, "raw WebSocket fell behind; closing it");
+            let overloaded = ClientError::overloaded("The WebSocket fell behind the actor's messages");
+            *lock(&self.inner.close) = Some((SocketOutput::ERROR, tern_proto::error::close_reason(&overloaded)));
+            if let Some(sender) = outbound.take() {
+                sender.close_now(SocketOutput::error(&overloaded));
             }
+            return true;
         }
         let close = lock(&self.inner.close).clone();
         if let Some((code, reason)) = close {
             if let Some(sender) = outbound.take() {
-                let _ = sender.try_send(SocketOutput::Close { code, reason });
+                sender.close(SocketOutput::Close { code, reason });
             }
             return true;
         }
@@ -247,7 +248,7 @@ impl WebSocket {
     pub(crate) fn shut(&self, reason: &ClientError) {
         lock(&self.inner.pending).clear();
         if let Some(sender) = lock(&self.inner.outbound).take() {
-            let _ = sender.try_send(SocketOutput::error(reason));
+            sender.close(SocketOutput::error(reason));
         }
     }
 }
@@ -271,46 +272,73 @@ where
 
 #[cfg(test)]
 mod tests {
+    use tern_gateway::outbound::{self, OutboundReceiver};
+
     use super::*;
 
-    fn socket() -> (WebSocket, mpsc::Receiver<SocketOutput>, Arc<AtomicU64>) {
-        let (tx, rx) = mpsc::channel(8);
+    fn socket(queue: usize) -> (WebSocket, OutboundReceiver<SocketOutput>, Arc<AtomicU64>) {
+        let (tx, rx) = outbound::channel(queue);
         let unit = Arc::new(AtomicU64::new(1));
         let request = axum::http::Request::builder().uri("/room?x=1").body(()).unwrap();
         (WebSocket::new("s1".into(), request, tx, unit.clone()), rx, unit)
     }
 
-    #[tokio::test]
-    async fn messages_are_held_until_flushed_and_dropped_with_their_unit() {
-        let (socket, mut rx, unit) = socket();
+    /// What the gateway would receive now, without waiting.
+    fn next_now(rx: &mut OutboundReceiver<SocketOutput>) -> Poll<Option<SocketOutput>> {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        std::pin::pin!(rx.recv()).poll(&mut cx)
+    }
+
+    fn text(text: &str) -> Poll<Option<SocketOutput>> {
+        Poll::Ready(Some(SocketOutput::Message(SocketMessage::Text(text.into()))))
+    }
+
+    #[test]
+    fn messages_are_held_until_flushed_and_dropped_with_their_unit() {
+        let (socket, mut rx, unit) = socket(8);
         assert_eq!((socket.path(), socket.query()), ("/room", Some("x=1")));
         socket.send_text("kept");
         unit.store(2, Ordering::Release);
         socket.send_text("dropped");
         socket.drop_pending_of(2);
-        assert!(rx.try_recv().is_err(), "nothing leaves before the flush");
+        assert!(next_now(&mut rx).is_pending(), "nothing leaves before the flush");
         assert!(!socket.flush());
-        assert_eq!(rx.try_recv().unwrap(), SocketOutput::Message(SocketMessage::Text("kept".into())));
-        assert!(rx.try_recv().is_err());
+        assert_eq!(next_now(&mut rx), text("kept"));
+        assert!(next_now(&mut rx).is_pending());
         socket.close(4000, "bye");
         socket.close(4001, "later closes do not win");
         socket.finish(SocketOutput::Close { code: 1000, reason: String::new() });
         assert!(socket.flush());
-        assert_eq!(rx.try_recv().unwrap(), SocketOutput::Close { code: 4000, reason: "bye".into() });
+        assert_eq!(next_now(&mut rx), Poll::Ready(Some(SocketOutput::Close { code: 4000, reason: "bye".into() })));
     }
 
     #[test]
     fn long_close_reasons_are_cut_on_a_character_boundary() {
-        let (socket, mut rx, _unit) = socket();
+        let (socket, mut rx, _unit) = socket(8);
         socket.close(4000, &"é".repeat(100));
         assert!(socket.flush());
-        let Ok(SocketOutput::Close { reason, .. }) = rx.try_recv() else { panic!("expected a close") };
+        let Poll::Ready(Some(SocketOutput::Close { reason, .. })) = next_now(&mut rx) else {
+            panic!("expected a close")
+        };
         assert_eq!(reason, "é".repeat(61));
+    }
+
+    #[test]
+    fn a_socket_that_falls_behind_is_closed_as_overloaded() {
+        let (socket, mut rx, _unit) = socket(1);
+        socket.send_text("taken");
+        socket.send_text("no room");
+        assert!(socket.flush(), "the socket is done");
+        assert!(!socket.is_open());
+        assert_eq!(next_now(&mut rx), text("taken"));
+        let overloaded = SocketOutput::Close { code: 1011, reason: "actor.overloaded".into() };
+        assert_eq!(next_now(&mut rx), Poll::Ready(Some(overloaded)));
+        assert_eq!(next_now(&mut rx), Poll::Ready(None));
     }
 
     #[tokio::test]
     async fn recv_parks_when_empty_and_ends_when_the_client_closes() {
-        let (socket, _rx, _unit) = socket();
+        let (socket, _rx, _unit) = socket(8);
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         let mut recv = Box::pin(socket.recv());
         assert!(recv.as_mut().poll(&mut cx).is_pending());

@@ -47,11 +47,11 @@ impl ClusterBackend {
     ) -> Result<(ActorInfo, bool), ClientError> {
         let directory = self.directory()?;
         let host = &self.inner.host;
-        let lock_key = format!("{}/{}", request.name, tern_proto::key::serialize_key(&request.key));
+        let lock_key = format!("{}/{}", request.name, request.key.serialize());
         let _creating = self.inner.creating.lock(lock_key).await;
         // A local record of this key that the directory does not know is left from a create that failed midway.
-        let orphan = match host.local_by_key(&request.name, &request.key) {
-            Some(local) => match directory.binding(&request.name, &request.key, true).await? {
+        let orphan = match host.local_by_key(&request.name, request.key.parts()) {
+            Some(local) => match directory.binding(&request.name, request.key.parts(), true).await? {
                 Some(bound) if bound == local => return self.existing(&bound, reuse, &request).await,
                 _ => Some(local),
             },
@@ -61,7 +61,7 @@ impl ClusterBackend {
         let placement = Placement {
             actor_id: actor_id.clone(),
             name: request.name.clone(),
-            key: request.key.clone(),
+            key: request.key.parts().to_vec(),
             home: self.inner.local_id.clone(),
             region: self.inner.region.clone(),
             epoch: 1,
@@ -69,7 +69,7 @@ impl ClusterBackend {
             destroy_ts: None,
         };
         let bound = match directory.record_placement(&placement).await {
-            Ok(()) => directory.bind_key(&request.name, &request.key, &actor_id).await,
+            Ok(()) => directory.bind_key(&request.name, request.key.parts(), &actor_id).await,
             Err(e) => Err(e),
         };
         let bound = match bound {
@@ -95,7 +95,7 @@ impl ClusterBackend {
         request: &CreateRequest,
     ) -> Result<(ActorInfo, bool), ClientError> {
         if !reuse {
-            return Err(ClientError::duplicate_key(&request.name, &tern_proto::key::serialize_key(&request.key)));
+            return Err(ClientError::duplicate_key(&request.name, &request.key.serialize()));
         }
         Ok((self.info(actor_id).await?, false))
     }
@@ -141,7 +141,7 @@ impl ClusterBackend {
             return Err(ClientError::not_registered(&request.name));
         }
         let directory = self.directory()?;
-        if let Some(bound) = directory.binding(&request.name, &request.key, false).await? {
+        if let Some(bound) = directory.binding(&request.name, request.key.parts(), false).await? {
             return self.existing(&bound, reuse, &request).await;
         }
         let region = request.region.clone().unwrap_or_else(|| self.inner.region.clone());

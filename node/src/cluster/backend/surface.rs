@@ -7,6 +7,7 @@ use tern_gateway::backend::{
     ActorInfo, Backend, ConnOutput, ConnectionHandle, CreateRequest, InspectRequest, InspectorAuth, MemberInfo,
     RawRequest, RawResponse, RawSocketHandle, SocketOutput,
 };
+use tern_proto::key::ActorKey;
 use tern_proto::messages::HttpQueueSendResponse;
 use tern_proto::{ClientError, Value};
 
@@ -22,8 +23,8 @@ impl Backend for ClusterBackend {
         self.inner.host.actor_names()
     }
 
-    async fn get_actor_by_key(&self, name: &str, key: &[String]) -> Result<Option<ActorInfo>, ClientError> {
-        match self.directory()?.binding(name, key, false).await? {
+    async fn get_actor_by_key(&self, name: &str, key: &ActorKey) -> Result<Option<ActorInfo>, ClientError> {
+        match self.directory()?.binding(name, key.parts(), false).await? {
             Some(actor_id) => match self.info(&actor_id).await {
                 Ok(info) if info.destroy_ts.is_none() => Ok(Some(info)),
                 Ok(_) => Ok(None),
