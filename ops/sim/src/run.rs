@@ -140,9 +140,19 @@ pub fn detached() -> Result<Vec<String>, String> {
     Ok(all_runs()?.into_iter().filter(|id| is_alive(id) && runs_dir().join(id).join("detached").exists()).collect())
 }
 
-/// Removes everything run `id` made: stops the processes in its namespaces (SIGTERM, then SIGKILL after a
-/// while), deletes the namespaces (and with them their links and routes), its root link and its directory.
+/// Removes everything run `id` made: [`stop`]s it and removes its directory.
 pub fn tear_down(id: &str) -> Result<(), String> {
+    stop(id)?;
+    let dir = runs_dir().join(id);
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("cannot remove {}: {e}", dir.display())),
+        _ => Ok(()),
+    }
+}
+
+/// Stops the processes in run `id`'s namespaces (SIGTERM, then SIGKILL after a while) and deletes the namespaces
+/// (and with them their links and routes) and its root link; its directory stays, and makes it a leftover.
+pub fn stop(id: &str) -> Result<(), String> {
     let prefix = format!("{PREFIX}{id}-");
     let namespaces: Vec<String> = netns::namespaces()?.into_iter().filter(|n| n.starts_with(&prefix)).collect();
     let running = || -> Vec<u32> {
@@ -171,9 +181,5 @@ pub fn tear_down(id: &str) -> Result<(), String> {
     }
     // The root link goes with its peer in the run's namespace; delete it in case the namespace never got it.
     let _ = netns::ip(&["link", "del", &format!("{PREFIX}{id}")]);
-    let dir = runs_dir().join(id);
-    match std::fs::remove_dir_all(&dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("cannot remove {}: {e}", dir.display())),
-        _ => Ok(()),
-    }
+    Ok(())
 }

@@ -54,7 +54,8 @@ struct Region {
 }
 
 /// A running simulation: namespaces, bridges, the relay. Dropping it removes all of it, and stops whatever
-/// still runs in its namespaces.
+/// still runs in its namespaces; when dropped by a panic (a failing test) it keeps its directory (logs, data),
+/// which the next run or `tern-sim down` removes.
 pub struct Sim {
     run: Run,
     matrix: Matrix,
@@ -162,8 +163,14 @@ impl Drop for Sim {
         if self.detached {
             return;
         }
-        if let Err(e) = run::tear_down(self.run.id()) {
+        // After a failure, the logs and data stay for diagnosis, until the next run or `tern-sim down`.
+        let failed = std::thread::panicking();
+        let outcome = if failed { run::stop(self.run.id()) } else { run::tear_down(self.run.id()) };
+        if let Err(e) = outcome {
             eprintln!("tern-sim: run {}: {e}", self.run.id());
+        }
+        if failed {
+            eprintln!("tern-sim: kept {} (logs, data) after the failure", self.run.dir().display());
         }
         let _ = self.relay.wait();
     }
