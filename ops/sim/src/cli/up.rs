@@ -1,6 +1,7 @@
 //! `tern-sim up`: a simulated cluster left running: one `tern node` per host, each in its own process group so it
 //! outlives this command, logging next to its data in the run's directory.
 
+use std::io::Write as _;
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -58,8 +59,11 @@ pub fn run(args: UpArgs) -> Result<(), String> {
         children.push((child, log_path));
     }
     wait_ready(&specs, &mut children)?;
-    print_summary(&sim, &specs, &token);
-    sim.detach()
+    let text = summary(&sim, &specs, &token);
+    sim.detach()?;
+    // The cluster runs on whether or not anyone reads this.
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    Ok(())
 }
 
 /// Waits until every node's gateway accepts connections; fails if a node exits first or [`READY_CAP`] passes.
@@ -80,30 +84,32 @@ fn wait_ready(specs: &[NodeSpec], children: &mut [(Child, PathBuf)]) -> Result<(
     Ok(())
 }
 
-fn print_summary(sim: &Sim, specs: &[NodeSpec], token: &str) {
+/// What `up` prints: the nodes, the admin token, the client namespaces, where the files are, how to tear down.
+fn summary(sim: &Sim, specs: &[NodeSpec], token: &str) -> String {
     let rtts: Vec<String> =
         sim.matrix().pairs().map(|(a, b, link)| format!("{a}-{b} {} ms", link.rtt.as_millis())).collect();
-    println!("simulated cluster, run {} (round trips: {})", sim.id(), rtts.join(", "));
-    println!();
-    println!("  {:<10} {:<8} {:<28} voter", "node", "region", "gateway");
+    let mut lines =
+        vec![format!("simulated cluster, run {} (round trips: {})", sim.id(), rtts.join(", ")), String::new()];
+    lines.push(format!("  {:<10} {:<8} {:<28} voter", "node", "region", "gateway"));
     for spec in specs {
         let voter = if spec.voter { "yes" } else { "" };
-        println!("  {:<10} {:<8} {:<28} {voter}", spec.name, spec.region, spec.gateway_url());
+        lines.push(format!("  {:<10} {:<8} {:<28} {voter}", spec.name, spec.region, spec.gateway_url()));
     }
-    println!();
-    println!("admin token: {token}");
-    println!("run a command from a region on its client host: ip netns exec NAMESPACE COMMAND");
+    lines.push(String::new());
+    lines.push(format!("admin token: {token}"));
+    lines.push("run a command from a region on its client host: ip netns exec NAMESPACE COMMAND".into());
     for region in sim.matrix().regions() {
         let client = sim.client(region);
-        println!("  {region:<8} {:<28} ({})", client.namespace, client.ip);
+        lines.push(format!("  {region:<8} {:<28} ({})", client.namespace, client.ip));
     }
     let (first, client) = (&specs[0], sim.client(&specs[0].region));
-    println!(
+    lines.push(format!(
         "e.g. ip netns exec {} curl -s -H 'authorization: Bearer {token}' {}/cluster/members",
         client.namespace,
         first.gateway_url()
-    );
-    println!("this shell reaches every gateway directly, without the simulated delay");
-    println!("data and logs: {}", sim.dir().display());
-    println!("tear down: ops/sim/down (or tern-sim down --run {})", sim.id());
+    ));
+    lines.push("this shell reaches every gateway directly, without the simulated delay".into());
+    lines.push(format!("data and logs: {}", sim.dir().display()));
+    lines.push(format!("tear down: ops/sim/down (or tern-sim down --run {})", sim.id()));
+    lines.join("\n") + "\n"
 }
