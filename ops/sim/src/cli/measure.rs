@@ -16,6 +16,8 @@ use super::this_executable;
 
 /// The echo's UDP port.
 const ECHO_PORT: u16 = 9000;
+/// A datagram's size: its send time (nanoseconds since the measurement began), padded.
+const DATAGRAM: usize = 16;
 /// How long to wait for the last echoes after the last datagram left.
 const DRAIN: Duration = Duration::from_secs(2);
 
@@ -106,8 +108,8 @@ fn round_trips(
             let mut buf = [0u8; 64];
             let mut last_sent: Option<Instant> = None;
             while rtts.len() < samples && last_sent.is_none_or(|at| at.elapsed() < DRAIN) {
-                if let Ok(16) = receiver.recv(&mut buf) {
-                    let sent = Duration::from_nanos(u64::from_le_bytes(buf[8..16].try_into().expect("8 bytes")));
+                if let Ok(DATAGRAM) = receiver.recv(&mut buf) {
+                    let sent = Duration::from_nanos(u64::from_le_bytes(buf[..8].try_into().expect("8 bytes")));
                     rtts.push(base.elapsed() - sent);
                 }
                 if sent.load(Ordering::Relaxed) {
@@ -117,16 +119,16 @@ fn round_trips(
             done.store(true, Ordering::Relaxed);
             rtts
         });
-        for seq in 0..samples {
-            let due = base + interval * seq as u32;
+        let sending = (0..samples).try_for_each(|n| {
+            let due = base + interval * n as u32;
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
-            let mut datagram = [0u8; 16];
-            datagram[..8].copy_from_slice(&(seq as u64).to_le_bytes());
-            datagram[8..].copy_from_slice(&(base.elapsed().as_nanos() as u64).to_le_bytes());
-            socket.send_to(&datagram, echo_address).map_err(|e| format!("send: {e}"))?;
-        }
+            let mut datagram = [0u8; DATAGRAM];
+            datagram[..8].copy_from_slice(&(base.elapsed().as_nanos() as u64).to_le_bytes());
+            socket.send_to(&datagram, echo_address).map(drop).map_err(|e| format!("send: {e}"))
+        });
         sent.store(true, Ordering::Relaxed);
         let mut rtts = collector.join().map_err(|_| "the collector panicked".to_string())?;
+        sending?;
         rtts.sort_unstable();
         let lost = samples - rtts.len();
         Ok((rtts, lost))
@@ -140,7 +142,7 @@ fn ms(d: Duration) -> String {
 fn print(results: &[PathResult], args: &MeasureArgs) {
     let build = if cfg!(debug_assertions) { "debug" } else { "release" };
     println!(
-        "UDP round trips, {} per path, one every {} ms, 16-byte datagrams; {build} build of the relay",
+        "UDP round trips, {} per path, one every {} ms, {DATAGRAM}-byte datagrams; {build} build of the relay",
         args.samples, args.interval_ms
     );
     println!();
