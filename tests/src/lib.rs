@@ -8,6 +8,7 @@
 pub mod cluster;
 pub mod dns;
 pub mod netns;
+pub mod regions;
 pub mod tmpfs;
 
 use std::net::{TcpListener, UdpSocket};
@@ -49,16 +50,21 @@ pub fn free_udp_port() -> u16 {
 /// The workspace's `target/debug/tern`, honouring `CARGO_TARGET_DIR` (another package's binary, so
 /// `CARGO_BIN_EXE_tern` is not available; `ops/test.sh` builds every binary before it runs the tests).
 pub fn tern_binary() -> PathBuf {
+    workspace_binary("tern", "tern-node")
+}
+
+/// The workspace's `target/debug/NAME`, a binary of package `package`; panics, saying how to build it, if missing.
+pub fn workspace_binary(name: &str, package: &str) -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let target = match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
         Some(dir) if dir.is_absolute() => dir,
         Some(dir) => workspace.join(dir),
         None => workspace.join("target"),
     };
-    let binary = target.join("debug").join("tern");
+    let binary = target.join("debug").join(name);
     assert!(
         binary.exists(),
-        "{} is missing: build it first (`cargo build -p tern-node --bin tern`, or ops/test.sh)",
+        "{} is missing: build it first (`cargo build -p {package} --bin {name}`, or ops/test.sh)",
         binary.display()
     );
     binary

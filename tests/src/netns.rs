@@ -1,10 +1,13 @@
 //! A small lab network for partition tests: one Linux network namespace per host, each joined to one bridge by a
 //! veth pair, on `10.231.0.0/24` (hosts `.1`, `.2`, ...; the test itself, in the root namespace, is `.254`). A
 //! partition is made of blackhole routes inside the namespaces, so packets between the two sides vanish as on a
-//! real split while the test still reaches every host. Needs root and iproute2; everything made is removed on
-//! drop (and leftovers of an aborted run are removed first).
+//! real split while the test still reaches every host. Built from the simulator's namespace primitives
+//! (`tern_sim::netns`). Needs root and iproute2; everything made is removed on drop (and leftovers of an aborted
+//! run are removed first).
 
-use std::process::Command;
+use std::net::Ipv4Addr;
+
+use tern_sim::netns::{BridgePort, Host, ip};
 
 /// The lab's subnet prefix (a /24).
 const SUBNET: &str = "10.231.0";
@@ -15,24 +18,13 @@ const VETH_PREFIX: &str = "ternlabv";
 
 /// The lab: hosts in namespaces on one bridge.
 pub struct Lab {
-    hosts: usize,
+    hosts: Vec<Host>,
     /// Blackhole routes in force: (host index, address blackholed).
     blackholes: Vec<(usize, String)>,
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
-    let output = Command::new("ip").args(args).output().map_err(|e| format!("cannot run ip: {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim()))
-    }
-}
-
-fn must(args: &[&str]) {
-    if let Err(e) = ip(args) {
-        panic!("{e} (partition tests need root and iproute2)");
-    }
+fn must<T>(result: Result<T, String>) -> T {
+    result.unwrap_or_else(|e| panic!("{e} (partition tests need root and iproute2)"))
 }
 
 impl Lab {
@@ -40,21 +32,18 @@ impl Lab {
     pub fn new(hosts: usize) -> Lab {
         assert!(hosts < 250, "the lab's subnet holds fewer hosts");
         Lab::clean_up(hosts.max(16));
-        must(&["link", "add", BRIDGE, "type", "bridge"]);
-        must(&["addr", "add", &format!("{SUBNET}.254/24"), "dev", BRIDGE]);
-        must(&["link", "set", BRIDGE, "up"]);
-        let lab = Lab { hosts, blackholes: Vec::new() };
-        for i in 0..hosts {
-            let (ns, veth) = (Lab::namespace(i), format!("{VETH_PREFIX}{i}"));
-            must(&["netns", "add", &ns]);
-            must(&["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
-            must(&["link", "set", &veth, "master", BRIDGE]);
-            must(&["link", "set", &veth, "up"]);
-            must(&["-n", &ns, "addr", "add", &format!("{}/24", lab.ip(i)), "dev", "eth0"]);
-            must(&["-n", &ns, "link", "set", "eth0", "up"]);
-            must(&["-n", &ns, "link", "set", "lo", "up"]);
-        }
-        lab
+        must(ip(&["link", "add", BRIDGE, "type", "bridge"]));
+        must(ip(&["addr", "add", &format!("{SUBNET}.254/24"), "dev", BRIDGE]));
+        must(ip(&["link", "set", BRIDGE, "up"]));
+        let hosts = (0..hosts)
+            .map(|i| {
+                let (veth, address) = (format!("{VETH_PREFIX}{i}"), format!("{SUBNET}.{}", i + 1));
+                let port = BridgePort { namespace: None, bridge: BRIDGE, veth: &veth };
+                let address: Ipv4Addr = address.parse().expect("an IPv4 address");
+                must(Host::create(&Lab::namespace(i), address, port, None))
+            })
+            .collect();
+        Lab { hosts, blackholes: Vec::new() }
     }
 
     fn namespace(i: usize) -> String {
@@ -63,12 +52,12 @@ impl Lab {
 
     /// Host `i`'s address.
     pub fn ip(&self, i: usize) -> String {
-        format!("{SUBNET}.{}", i + 1)
+        self.hosts[i].ip.to_string()
     }
 
     /// The command prefix that runs a program in host `i`'s namespace.
     pub fn wrapper(&self, i: usize) -> Vec<String> {
-        ["ip", "netns", "exec"].into_iter().map(str::to_string).chain([Lab::namespace(i)]).collect()
+        self.hosts[i].wrapper()
     }
 
     /// Splits the hosts: no packet crosses between `a` and `b` (either way) until [`heal`](Self::heal).
@@ -77,7 +66,7 @@ impl Lab {
             for &host in from {
                 for &peer in to {
                     let target = format!("{}/32", self.ip(peer));
-                    must(&["-n", &Lab::namespace(host), "route", "add", "blackhole", &target]);
+                    must(self.hosts[host].blackhole(&target));
                     self.blackholes.push((host, target));
                 }
             }
@@ -87,7 +76,7 @@ impl Lab {
     /// Removes every blackhole route.
     pub fn heal(&mut self) {
         for (host, target) in std::mem::take(&mut self.blackholes) {
-            must(&["-n", &Lab::namespace(host), "route", "del", "blackhole", &target]);
+            must(self.hosts[host].unblackhole(&target));
         }
     }
 
@@ -103,6 +92,6 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        Lab::clean_up(self.hosts);
+        Lab::clean_up(self.hosts.len());
     }
 }
