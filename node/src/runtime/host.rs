@@ -60,6 +60,8 @@ pub(crate) struct HostCore {
     slots: Mutex<HashMap<String, Slot>>,
     /// Serializes key reservations so concurrent creates of one key yield one actor.
     pub create_lock: tokio::sync::Mutex<()>,
+    /// The cluster creates this run recorded as pending and has not settled yet: in flight, not interrupted.
+    pub creates_in_flight: Mutex<std::collections::HashSet<String>>,
     pub metrics: Metrics,
     pub alarms: Alarms,
     /// The actors recorded in `node.db` with unfinished work (see [`super::resume`]).
@@ -102,6 +104,7 @@ impl HostCore {
             directory: Mutex::new(directory),
             slots: Mutex::new(HashMap::new()),
             create_lock: tokio::sync::Mutex::new(()),
+            creates_in_flight: Mutex::default(),
             connections: Mutex::new(BTreeMap::new()),
             roster: Mutex::new(Roster::Alone { gateway_url: String::new(), started_ms: now_ms() }),
             span_export: None,

@@ -114,20 +114,26 @@ impl Host {
             self.abandon(orphan).await?;
         }
         // Pending until [`settled`](Self::settled): a node that stops in between finds it on its next start.
+        lock(&self.core.creates_in_flight).insert(record.actor_id.clone());
         self.core.node_db.add_pending(&record.actor_id).await?;
         self.insert(record).await
     }
 
     /// The cluster create of `actor_id` is settled: its key is bound to it, or it was abandoned.
     pub(crate) async fn settled(&self, actor_id: &str) -> Result<(), ClientError> {
-        self.core.node_db.clear_pending(actor_id).await
+        let cleared = self.core.node_db.clear_pending(actor_id).await;
+        lock(&self.core.creates_in_flight).remove(actor_id);
+        cleared
     }
 
-    /// Cluster creates left unsettled by an earlier run, with the name and key of those that got a local record.
+    /// Cluster creates left unsettled by an earlier run (never one this run has in flight), with the name and key
+    /// of those that got a local record.
     pub(crate) async fn unsettled(&self) -> Result<Vec<(String, Option<(String, Vec<String>)>)>, ClientError> {
         let ids = self.core.node_db.pending().await?;
+        let in_flight = lock(&self.core.creates_in_flight).clone();
         Ok(ids
             .into_iter()
+            .filter(|id| !in_flight.contains(id))
             .map(|id| {
                 let live = self.core.entry(&id).filter(|e| e.record.destroy_ts.is_none());
                 let named = live.map(|e| (e.record.name, e.record.key));
