@@ -158,7 +158,7 @@ fn a_node_needs_an_admin_token_and_host_port_seeds() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("needs an admin token"), "{stderr}");
     let (code, stderr) = tern(&["--admin-token", "", "--advertise", "127.0.0.1:7420"]);
-    assert!(code == Some(2) && stderr.contains("needs an admin token"), "{stderr}");
+    assert!(code == Some(2) && stderr.contains("the admin token is empty"), "{stderr}");
     let (code, stderr) = tern(&["--admin-token", TOKEN, "--join", "dns:tern.internal:x"]);
     assert!(code == Some(2) && stderr.contains("dns:NAME:PORT"), "{stderr}");
     let (code, stderr) = tern(&["--admin-token", TOKEN]);
