@@ -37,6 +37,6 @@ echo "== rivetkit conformance (tests/js)"
 (cd tests/js && npm install --no-audit --no-fund --loglevel=error)
 (cd tests/js && TERN_BIN="$PWD/../../target/debug/tern" TERN_EXAMPLE_BIN="$PWD/../../target/debug/tern-example" npm test)
 
-echo "== readme tour (README.md)"
+echo "== readme tour (README.md, docs/writing-actors.md)"
 # Runs the documents' examples as pasted against real nodes and compares their output; prints PASS or FAIL.
 (cd tests/js && node readme-tour.js)

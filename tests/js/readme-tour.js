@@ -1,8 +1,8 @@
-// Runs the tours of the README (and of other documents) exactly as a reader pastes them, against real
+// Runs the tours of the README and of docs/writing-actors.md exactly as a reader pastes them, against real
 // servers, and compares what they print with what the documents show. It fails when an example rots: a renamed
 // action, a changed output, an error.
 //
-//   node readme-tour.js [FILE.md ...]      (from tests/js; default: ../../README.md)
+//   node readme-tour.js [FILE.md ...]      (from tests/js; default: ../../README.md ../../docs/writing-actors.md)
 //
 // Each document is one tour, run in its own empty temporary directory with a free port. A fenced block takes part
 // when the line just before its opening fence is a marker (an HTML comment, which renderers do not show):
@@ -27,8 +27,8 @@
 // - `cargo run [-q] [--release] [--bin NAME] -- ARGS` runs, with ARGS, the binary that `cargo build --workspace
 //   --bins` built in ../../target/debug (or $CARGO_TARGET_DIR/debug) instead of building it again (a release build
 //   takes minutes). In a directory without a Cargo.toml, the binary is NAME (default `tern`), as in a checkout. In
-//   an application the tour made, it is the workspace's binary named like the
-//   application's package, and only after checking that the application's src/main.rs is
+//   an application the tour made (docs/writing-actors.md), it is the workspace's binary named like the
+//   application's package (tests/todo-app/main.rs), and only after checking that the application's src/main.rs is
 //   byte for byte that binary's source, that its Cargo.toml resolves (`cargo metadata --offline` for this
 //   platform, with this checkout as ../tern, as the guide says) and that it lists every crate the source names.
 // - `npm install NAME@VERSION ...` links tests/js/node_modules into the current directory after checking that it
@@ -324,7 +324,7 @@ async function runTour(file, npmShim) {
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tern-tour-"));
 	const work = path.join(dir, "session");
 	fs.mkdirSync(work);
-	// An application made by a tour sits next to a checkout of Tern in ../tern.
+	// docs/writing-actors.md makes its application next to a checkout of Tern in ../tern.
 	fs.symlinkSync(ROOT, path.join(work, "tern"));
 	const port = await freePort();
 	const env = {
@@ -435,7 +435,7 @@ async function main() {
 	}
 	const files = args.length
 		? args.map((f) => path.resolve(f))
-		: ["README.md"].map((f) => path.resolve(ROOT, f));
+		: ["README.md", "docs/writing-actors.md"].map((f) => path.resolve(ROOT, f));
 	const self = fileURLToPath(import.meta.url);
 	const install = `'${process.execPath}' '${self}' --npm-install "$@"`;
 	const npmShim = `npm() { if [ "$1" = install ]; then shift; ${install}; else command npm "$@"; fi; }`;
