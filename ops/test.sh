@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of Tern: lints, the Rust unit and end-to-end tests, and the conformance suite that drives the
-# official RivetKit JS client against a real `tern dev` process. Installs what it needs (idempotent).
+# Runs every test of Tern: lints, the Rust unit and end-to-end tests, the conformance suite that drives the
+# official RivetKit JS client against a real `tern dev` process, and the README's tour run as pasted. Installs what
+# it needs (idempotent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ command -v cc >/dev/null || need_apt+=(build-essential)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
 command -v ip >/dev/null || need_apt+=(iproute2)
+command -v curl >/dev/null || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
   apt-get update -qq
@@ -34,3 +36,7 @@ echo "== rivetkit conformance (tests/js)"
 # `npm install` honours the lockfile's pinned versions.
 (cd tests/js && npm install --no-audit --no-fund --loglevel=error)
 (cd tests/js && TERN_BIN="$PWD/../../target/debug/tern" TERN_EXAMPLE_BIN="$PWD/../../target/debug/tern-example" npm test)
+
+echo "== readme tour (README.md, docs/writing-actors.md)"
+# Runs the documents' examples as pasted against real nodes and compares their output; prints PASS or FAIL.
+(cd tests/js && node readme-tour.js)

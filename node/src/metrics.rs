@@ -429,14 +429,14 @@ mod tests {
         metrics.record_action("room", "join", ms(1), Err("room.name_required"));
         metrics.record_action("room", "join", ms(3), Err("room.name_required"));
         metrics.record_action("room", "join", ms(1), Ok(()));
-        metrics.record_action("room", "send", ms(1), Err("user.too_long"));
+        metrics.record_action("room", "post", ms(1), Err("user.too_long"));
         let s = scrape(&metrics, &Snapshot::default());
 
         let actions = "tern_actions_total";
         assert_eq!(value(&s, actions, &[("actor", "counter"), ("action", "increment"), ("outcome", "ok")]), Some(3.0));
         assert_eq!(value(&s, actions, &[("actor", "room"), ("action", "join"), ("outcome", "error")]), Some(2.0));
         assert_eq!(value(&s, actions, &[("actor", "room"), ("action", "join"), ("outcome", "ok")]), Some(1.0));
-        assert_eq!(value(&s, actions, &[("actor", "room"), ("action", "send"), ("outcome", "error")]), Some(1.0));
+        assert_eq!(value(&s, actions, &[("actor", "room"), ("action", "post"), ("outcome", "error")]), Some(1.0));
         assert_eq!(count(&s, actions), 4, "no series for outcomes that never happened");
 
         let errors = "tern_action_errors_total";

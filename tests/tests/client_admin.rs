@@ -76,7 +76,7 @@ async fn inspector_calls() {
     assert_eq!(connections[0].details.params, json!({"name": "ada"}));
     let summary = room_inspector.summary().await.unwrap();
     assert_eq!(summary.connections.len(), 1);
-    assert!(summary.rpcs.contains(&"send".to_string()));
+    assert!(summary.rpcs.contains(&"post".to_string()));
     conn.close().await;
 
     let summary = inspector.summary().await.unwrap();

@@ -1,5 +1,5 @@
 //! `room`, a realtime chat room. Connections must pass `{name}` (else `room.name_required`).
-//! `send(text)` → the stored message; `history()` → the last 100 messages, oldest first; event `message` to
+//! `post(text)` → the stored message; `history()` → the last 100 messages, oldest first; event `message` to
 //! every member; `destroy()`. Messages live in the actor's SQL table `messages`.
 
 use serde::{Deserialize, Serialize};
@@ -28,7 +28,7 @@ fn name_required() -> UserError {
     UserError::new("room.name_required", "Join the room with connection parameters {\"name\": \"...\"}")
 }
 
-async fn send(c: Ctx<()>, text: String) -> ActorResult<Message> {
+async fn post(c: Ctx<()>, text: String) -> ActorResult<Message> {
     let from = c.conn().and_then(|conn| member_name(conn.params_value())).ok_or_else(name_required)?;
     let message = Message { from, text, at: now_ms() };
     c.sql()
@@ -70,7 +70,7 @@ pub fn room() -> Actor<()> {
         .on_before_connect(|_c, params: Value| async move {
             member_name(&params).map(|_| ()).ok_or_else(|| name_required().into())
         })
-        .action("send", send)
+        .action("post", post)
         .action("history", |c, ()| history(c))
         .action("destroy", |c, ()| async move {
             c.destroy();

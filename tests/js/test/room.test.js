@@ -19,11 +19,6 @@ const T = { timeout: 180_000 };
 // group `room`, code `name_required` (node/src/sdk/error.rs `UserError::to_client`).
 const NAME_REQUIRED = ["room", "name_required"];
 
-// The room's action is called `send`, but on RivetKit handles and connections `send(name, body)` is the built-in
-// queue send (ActorHandleRaw/ActorConnRaw own a `send` method, which the action proxy does not override), so the
-// action has to be called explicitly.
-const say = (handleOrConn, text) => handleOrConn.action({ name: "send", args: [text] });
-
 let server;
 before(async () => {
 	server = await startServer();
@@ -34,20 +29,20 @@ after(async () => {
 
 for (const encoding of ENCODINGS) {
 	describe(`room [${encoding}]`, () => {
-		test("stateless send without params → user error room.name_required", T, async (t) => {
+		test("stateless post without params → user error room.name_required", T, async (t) => {
 			const client = server.client(encoding);
 			const key = uniqueKey("room-noparams");
 			let observed;
-			await assert.rejects(say(client.room.getOrCreate(key), "hi"), (err) => {
+			await assert.rejects(client.room.getOrCreate(key).post("hi"), (err) => {
 				observed = err;
 				return isActorError(...NAME_REQUIRED)(err);
 			});
-			t.diagnostic(`stateless send without params: ${describeError(observed)}`);
+			t.diagnostic(`stateless post without params: ${describeError(observed)}`);
 			assert.match(observed.message, /name/);
 			// Params that are present but unusable are refused the same way.
 			for (const params of [{ name: "" }, { name: "   " }, { name: 5 }, { other: "x" }]) {
 				await assert.rejects(
-					say(client.room.getOrCreate(key, { params }), "hi"),
+					client.room.getOrCreate(key, { params }).post("hi"),
 					isActorError(...NAME_REQUIRED),
 					`params ${JSON.stringify(params)}`,
 				);
@@ -61,7 +56,7 @@ for (const encoding of ENCODINGS) {
 					(e) => `rejected ${describeError(e)}`,
 				);
 			t.diagnostic(`stateless history without params: ${history}`);
-			// Nothing was stored by the refused sends.
+			// Nothing was stored by the refused posts.
 			const ok = await client.room.getOrCreate(key, { params: { name: "zoe" } }).history();
 			assert.deepEqual(ok, []);
 		});
@@ -73,11 +68,11 @@ for (const encoding of ENCODINGS) {
 			conn.onError((e) => errors.push(e));
 			try {
 				let observed;
-				await assert.rejects(within(say(conn, "hello"), 30_000, "send on refused connection"), (err) => {
+				await assert.rejects(within(conn.post("hello"), 30_000, "post on refused connection"), (err) => {
 					observed = err;
 					return isActorError(...NAME_REQUIRED)(err);
 				});
-				t.diagnostic(`conn.send without params rejected with ${describeError(observed)}`);
+				t.diagnostic(`conn.post without params rejected with ${describeError(observed)}`);
 				await eventually(() => assert.ok(errors.length >= 1), { what: "onError called" });
 				t.diagnostic(`onError saw: ${errors.map(describeError).join(" | ")}`);
 				assert.ok(
@@ -91,7 +86,7 @@ for (const encoding of ENCODINGS) {
 			}
 		});
 
-		test("members receive every message; send returns {from,text,at}", T, async () => {
+		test("members receive every message; post returns {from,text,at}", T, async () => {
 			const client = server.client(encoding);
 			const key = uniqueKey("room");
 			const alice = client.room.getOrCreate(key, { params: { name: "alice" } }).connect();
@@ -108,7 +103,7 @@ for (const encoding of ENCODINGS) {
 				assert.deepEqual(await bob.history(), []);
 
 				const before = Date.now();
-				const sent = await say(alice, "hello");
+				const sent = await alice.post("hello");
 				const afterTs = Date.now();
 				assert.deepEqual(Object.keys(sent).sort(), ["at", "from", "text"]);
 				assert.equal(sent.from, "alice");
@@ -119,13 +114,13 @@ for (const encoding of ENCODINGS) {
 				await eventually(() => assert.deepEqual(gotA, [sent]), { what: "alice got her message" });
 				await eventually(() => assert.deepEqual(gotB, [sent]), { what: "bob got alice's message" });
 
-				const reply = await say(bob, "hi alice");
+				const reply = await bob.post("hi alice");
 				assert.equal(reply.from, "bob");
 				await eventually(() => assert.deepEqual(gotA, [sent, reply]), { what: "alice got bob's reply" });
 				await eventually(() => assert.deepEqual(gotB, [sent, reply]), { what: "bob got his reply" });
 
 				// A stateless sender (params via header) is a member for its one call and reaches everyone.
-				const carol = await say(client.room.getOrCreate(key, { params: { name: "carol" } }), "hey");
+				const carol = await client.room.getOrCreate(key, { params: { name: "carol" } }).post("hey");
 				assert.equal(carol.from, "carol");
 				await eventually(() => assert.deepEqual(gotA, [sent, reply, carol]), { what: "alice got carol's" });
 				await eventually(() => assert.deepEqual(gotB, [sent, reply, carol]), { what: "bob got carol's" });
@@ -133,7 +128,7 @@ for (const encoding of ENCODINGS) {
 				assert.deepEqual(await alice.history(), [sent, reply, carol]);
 
 				// Unicode text survives every encoding.
-				const fancy = await say(alice, "héllo 🌍 \u0000 end");
+				const fancy = await alice.post("héllo 🌍 \u0000 end");
 				assert.equal(fancy.text, "héllo 🌍 \u0000 end");
 				await eventually(() => assert.deepEqual(gotB.at(-1), fancy), { what: "bob got unicode" });
 			} finally {
@@ -147,7 +142,7 @@ for (const encoding of ENCODINGS) {
 			const key = uniqueKey("room-history");
 			const member = client.room.getOrCreate(key, { params: { name: "dora" } });
 			for (let i = 0; i < 105; i++) {
-				const m = await say(member, `m${i}`);
+				const m = await member.post(`m${i}`);
 				assert.equal(m.text, `m${i}`);
 			}
 			const history = await member.history();
@@ -160,24 +155,27 @@ for (const encoding of ENCODINGS) {
 			for (let i = 1; i < history.length; i++) assert.ok(history[i].at >= history[i - 1].at);
 		});
 
-		test("handle.send(text) is the client's queue send, not the room's `send` action", T, async (t) => {
+		test("send(name, body) is the client's queue send: the room has no queue (queue.unknown_queue)", T, async () => {
+			// On RivetKit handles and connections `send(name, body)` is built in (it posts to the actor's queue
+			// `name`), which is why the room's action is called `post`.
 			const client = server.client(encoding);
-			const key = uniqueKey("room-queue");
-			const handle = client.room.getOrCreate(key, { params: { name: "finn" } });
-			const outcome = await handle.send("hi").then(
-				(v) => `resolved ${JSON.stringify(v)}`,
-				(e) => `rejected ${describeError(e)}`,
-			);
-			t.diagnostic(`room handle.send("hi") (POST /queue/hi) → ${outcome}`);
-			// Whatever the queue route answered, no chat message was stored.
-			assert.deepEqual(await handle.history(), []);
+			const handle = client.room.getOrCreate(uniqueKey("room-queue"), { params: { name: "finn" } });
+			await assert.rejects(handle.send("hello"), isActorError("queue", "unknown_queue"));
+			const conn = handle.connect();
+			try {
+				await connected(conn, "finn");
+				await assert.rejects(within(conn.send("hello"), 30_000, "conn.send"), isActorError("queue", "unknown_queue"));
+				assert.deepEqual(await conn.history(), []);
+			} finally {
+				await conn.dispose();
+			}
 		});
 
 		test("room state survives being put to sleep", T, async () => {
 			const client = server.client(encoding);
 			const key = uniqueKey("room-sleep");
 			const member = client.room.getOrCreate(key, { params: { name: "eve" } });
-			const m = await say(member, "before sleep");
+			const m = await member.post("before sleep");
 			const id = await member.resolve();
 			const res = await server.sleepActor(id);
 			assert.ok(res.status >= 200 && res.status < 300, `sleep: ${res.status} ${res.text}`);
