@@ -244,7 +244,7 @@ async fn serve_directory(
 async fn serve_calls(backend: Option<&ClusterBackend>, request: &[u8]) -> Result<Bytes, tern_replication::Error> {
     let backend = started(backend)?;
     Ok(match rpc::decode::<CallsMessage>(request).map_err(failed)? {
-        CallsMessage::Forward(ForwardCall(call)) => answer::<ForwardCall>(&backend.serve_call(call).await),
+        CallsMessage::Forward(ForwardCall(call)) => answer::<ForwardCall>(&backend.serve_forwarded(call).await),
     })
 }
 

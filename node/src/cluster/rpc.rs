@@ -148,7 +148,17 @@ pub enum CallsMessage {
 /// A client call forwarded to the actor's home.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ForwardCall(pub Call);
-peer_call!(ForwardCall => CallsMessage::Forward, service::CALLS, Result<CallReply, ClientError>);
+peer_call!(ForwardCall => CallsMessage::Forward, service::CALLS, Result<CallReply, CallRefusal>);
+
+/// Why a node did not serve a forwarded call.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum CallRefusal {
+    /// It ran the call, which failed for the client (the actor's error, or the node's).
+    Failed(ClientError),
+    /// It does not host the actor, so the caller's route is stale; `home` and `epoch` are the node's own
+    /// directory cache's view of the actor's placement, if it has one. The caller looks the placement up afresh.
+    WrongHome { home: Option<String>, epoch: Option<u64> },
+}
 
 /// A client call forwarded to the node that hosts (or is to host) the actor.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -204,6 +214,23 @@ pub enum Call {
         body: Value,
         wait_ms: Option<u64>,
     },
+}
+
+impl Call {
+    /// The actor the call is for, if it is for one (not a create or a listing).
+    pub fn actor_id(&self) -> Option<&str> {
+        match self {
+            Call::Create { .. } | Call::Infos { .. } | Call::List { .. } => None,
+            Call::Destroy { actor_id }
+            | Call::Sleep { actor_id }
+            | Call::Action { actor_id, .. }
+            | Call::RawRequest { actor_id, .. }
+            | Call::Inspect { actor_id, .. }
+            | Call::Export { actor_id, .. }
+            | Call::KvGet { actor_id, .. }
+            | Call::QueueSend { actor_id, .. } => Some(actor_id),
+        }
+    }
 }
 
 /// The answer to a [`Call`].

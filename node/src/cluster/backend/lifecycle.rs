@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tern_gateway::backend::{ActorInfo, Backend, CreateRequest};
 use tern_proto::ClientError;
 
-use super::{ClusterBackend, FORGET_TIMEOUT, unexpected};
+use super::{ClusterBackend, FORGET_TIMEOUT, ForwardError, unexpected};
 use crate::clock::now_ms;
 use crate::cluster::MemberState;
 use crate::cluster::directory::Placement;
@@ -152,7 +152,7 @@ impl ClusterBackend {
                 .ok_or_else(|| ClientError::unavailable("no live node can host a new actor"))?;
             let call = Call::Create { request: request.clone(), reuse };
             let reply = if home.id == self.inner.local_id {
-                self.serve_call(call).await
+                self.serve_call(call).await.map_err(ForwardError::Failed)
             } else {
                 self.forward(&home, &call).await
             };
@@ -160,8 +160,8 @@ impl ClusterBackend {
                 Ok(CallReply::Created { info, created }) => return Ok((info, created)),
                 Ok(other) => return Err(unexpected(&other)),
                 // The chosen node did not answer: try another, at most twice.
-                Err(e) if e.group == "actor" && e.code == "unavailable" && avoid.len() < 2 => avoid.push(home.id),
-                Err(e) => return Err(e),
+                Err(ForwardError::Unreachable(_)) if avoid.len() < 2 => avoid.push(home.id),
+                Err(e) => return Err(e.into_node_call_error()),
             }
         }
     }

@@ -14,7 +14,7 @@ use tern_replication::Transport;
 
 use super::directory::{ClusterDirectory, Placement};
 use super::placement::Home;
-use super::rpc::{self, Call, CallReply, ForwardCall, WireResponse};
+use super::rpc::{self, Call, CallRefusal, CallReply, ForwardCall, WireResponse};
 use super::{MemberState, Members};
 use crate::runtime::Host;
 use lifecycle::KeyedLocks;
@@ -43,9 +43,52 @@ struct Inner {
 }
 
 /// Where a request for an actor goes.
+#[derive(Debug, PartialEq)]
 enum Route {
     Local,
     Remote(Home),
+}
+
+/// Why a forwarded call did not succeed.
+#[derive(Debug)]
+pub(super) enum ForwardError {
+    /// The home ran it and it failed: the client's error.
+    Failed(ClientError),
+    /// The home does not host the actor: the route was stale.
+    WrongHome,
+    /// The home could not be reached (`actor.unavailable` for the client).
+    Unreachable(ClientError),
+}
+
+impl ForwardError {
+    /// The error the client sees for a call on `actor_id`.
+    fn into_client(self, actor_id: &str) -> ClientError {
+        match self {
+            ForwardError::Failed(e) | ForwardError::Unreachable(e) => e,
+            ForwardError::WrongHome => ClientError::actor_not_found(actor_id),
+        }
+    }
+
+    /// The error the client sees for a call on a node rather than an actor (a create, a listing), which no node
+    /// refuses as a wrong home.
+    pub(super) fn into_node_call_error(self) -> ClientError {
+        match self {
+            ForwardError::Failed(e) | ForwardError::Unreachable(e) => e,
+            ForwardError::WrongHome => {
+                tracing::error!("a peer refused a call for no actor as a call for an actor elsewhere");
+                ClientError::internal()
+            }
+        }
+    }
+}
+
+/// Where to send a call after its home answered that it does not host the actor, given the route looked up
+/// afresh: once more to a different home, or here; the same home again would answer the same.
+fn after_wrong_home(stale: &Home, fresh: Route) -> Option<Route> {
+    match fresh {
+        Route::Remote(home) if home == *stale => None,
+        other => Some(other),
+    }
 }
 
 impl ClusterBackend {
@@ -102,34 +145,52 @@ impl ClusterBackend {
         Ok(Route::Remote(self.home(&placement)?))
     }
 
-    /// Runs `call` for actor `actor_id` where it lives. A home that no longer has the actor (a stale cache) makes
-    /// the route be looked up again, once.
+    /// Runs `call` for actor `actor_id` where it lives. A home that answers that it does not host the actor (a
+    /// stale cache) makes the route be looked up afresh, and the call sent there, once.
     async fn on_actor(&self, actor_id: &str, call: Call) -> Result<CallReply, ClientError> {
-        match self.route(actor_id, false).await? {
-            Route::Local => self.serve_call(call).await,
+        let stale = match self.route(actor_id, false).await? {
+            Route::Local => return self.serve_call(call).await,
             Route::Remote(home) => match self.forward(&home, &call).await {
-                Err(e) if e.group == "actor" && e.code == "not_found" => match self.route(actor_id, true).await? {
-                    Route::Remote(again) if again != home => self.forward(&again, &call).await,
-                    Route::Local => self.serve_call(call).await,
-                    Route::Remote(_) => Err(e),
-                },
-                other => other,
+                Err(ForwardError::WrongHome) => home,
+                other => return other.map_err(|e| e.into_client(actor_id)),
             },
+        };
+        match after_wrong_home(&stale, self.route(actor_id, true).await?) {
+            Some(Route::Local) => self.serve_call(call).await,
+            Some(Route::Remote(home)) => self.forward(&home, &call).await.map_err(|e| e.into_client(actor_id)),
+            None => Err(ClientError::actor_not_found(actor_id)),
         }
     }
 
-    /// Sends `call` to `home` and returns its answer; an unreachable home is `actor.unavailable`.
-    async fn forward(&self, home: &Home, call: &Call) -> Result<CallReply, ClientError> {
+    /// Sends `call` to `home` and returns its answer.
+    pub(super) async fn forward(&self, home: &Home, call: &Call) -> Result<CallReply, ForwardError> {
         let reply = rpc::ask(&self.inner.transport, home.quic_addr, ForwardCall(call.clone()), CALL_TIMEOUT).await;
-        reply.map_err(|e| match e {
-            rpc::PeerError::Transport(e) => {
-                ClientError::unavailable(format!("the actor's home, node {}, cannot be reached: {e}", home.id))
-            }
-            rpc::PeerError::Malformed(e) => {
+        match reply {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(CallRefusal::Failed(e))) => Err(ForwardError::Failed(e)),
+            Ok(Err(CallRefusal::WrongHome { .. })) => Err(ForwardError::WrongHome),
+            Err(rpc::PeerError::Transport(e)) => Err(ForwardError::Unreachable(ClientError::unavailable(format!(
+                "the actor's home, node {}, cannot be reached: {e}",
+                home.id
+            )))),
+            Err(rpc::PeerError::Malformed(e)) => {
                 tracing::error!(home = %home.id, "{e}");
-                ClientError::internal()
+                Err(ForwardError::Failed(ClientError::internal()))
             }
-        })?
+        }
+    }
+
+    /// Serves a call another node forwarded here: a call for an actor this node does not host is refused as
+    /// [`CallRefusal::WrongHome`], with what this node's cache says of the actor's placement.
+    pub async fn serve_forwarded(&self, call: Call) -> Result<CallReply, CallRefusal> {
+        if let Some(actor_id) = call.actor_id()
+            && !self.inner.host.hosts(actor_id)
+        {
+            let cached = self.inner.directory.as_ref().and_then(|directory| directory.cached_placement(actor_id));
+            let (home, epoch) = cached.map(|p| (p.home, p.epoch)).unzip();
+            return Err(CallRefusal::WrongHome { home, epoch });
+        }
+        self.serve_call(call).await.map_err(CallRefusal::Failed)
     }
 
     /// Serves a call on this node (it hosts the actor, or is the chosen home of a new one).
@@ -186,4 +247,28 @@ impl ClusterBackend {
 pub(super) fn unexpected(reply: &CallReply) -> ClientError {
     tracing::error!(?reply, "a peer answered with an unexpected reply");
     ClientError::internal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn home(id: &str) -> Home {
+        Home { id: id.into(), region: "iad".into(), quic_addr: "127.0.0.1:7420".parse().unwrap() }
+    }
+
+    #[test]
+    fn a_wrong_home_is_retried_once_elsewhere() {
+        let stale = home("a");
+        assert_eq!(after_wrong_home(&stale, Route::Remote(home("b"))), Some(Route::Remote(home("b"))));
+        assert_eq!(after_wrong_home(&stale, Route::Local), Some(Route::Local));
+        assert_eq!(after_wrong_home(&stale, Route::Remote(home("a"))), None, "never the same home twice");
+        assert_eq!(
+            ForwardError::WrongHome.into_client("x").qualified_code(),
+            "actor.not_found",
+            "a home that still says no: the actor is gone"
+        );
+        let failed = ForwardError::Failed(ClientError::action_not_found("f"));
+        assert_eq!(failed.into_client("x").qualified_code(), "actor.action_not_found");
+    }
 }

@@ -11,7 +11,7 @@ use tern_proto::key::ActorKey;
 use tern_proto::messages::HttpQueueSendResponse;
 use tern_proto::{ClientError, Value};
 
-use super::{ClusterBackend, Route, unexpected};
+use super::{ClusterBackend, ForwardError, Route, unexpected};
 use crate::cluster::MemberState;
 use crate::cluster::bridge::{self, StreamOpen};
 use crate::cluster::placement::Home;
@@ -54,7 +54,7 @@ impl Backend for ClusterBackend {
             if member.local || member.state == MemberState::Down {
                 continue;
             }
-            match self.forward(&Home::from(&member), &call).await? {
+            match self.forward(&Home::from(&member), &call).await.map_err(ForwardError::into_node_call_error)? {
                 CallReply::Infos(infos) => all.extend(infos),
                 other => return Err(unexpected(&other)),
             }

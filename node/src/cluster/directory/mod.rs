@@ -111,6 +111,11 @@ impl ClusterDirectory {
         }
     }
 
+    /// The actor's placement as this node's cache has it, if it has it (never asks the voters).
+    pub fn cached_placement(&self, actor_id: &str) -> Option<Placement> {
+        lock(&self.placements).peek(actor_id).cloned()
+    }
+
     /// The actor's placement: from the cache unless `fresh`, else read from the voters (and cached).
     pub async fn placement(&self, actor_id: &str, fresh: bool) -> Result<Option<Placement>, ClientError> {
         if !fresh && let Some(found) = lock(&self.placements).get(actor_id) {
