@@ -154,7 +154,12 @@ pub async fn serve(
         None => None,
     };
     let app = match &cluster {
-        Some(cluster) => tern_gateway::router(Arc::new(cluster.backend()), gateway),
+        Some(cluster) => {
+            // Actor code's calls to other actors take the gateway's path: the directory, then one hop at most.
+            let backend: Arc<dyn tern_gateway::backend::Backend> = Arc::new(cluster.backend());
+            host.route_actor_calls_through(&backend);
+            tern_gateway::router(backend, gateway)
+        }
         None => tern_gateway::router(Arc::new(host.clone()), gateway),
     };
     host.set_roster(match &cluster {

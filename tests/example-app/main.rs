@@ -6,6 +6,7 @@
 
 mod batch;
 mod clock;
+mod coordinator;
 mod firehose;
 mod kv;
 mod relay;
@@ -146,6 +147,7 @@ fn main() -> ExitCode {
             .register(batch::batch())
             .register(kv::kv())
             .register(relay::relay())
+            .register(coordinator::coordinator())
             .register(web::web())
             .register(firehose::firehose()),
     )

@@ -142,6 +142,12 @@ impl Host {
             .collect())
     }
 
+    /// Routes the calls actor code makes to other actors through `backend` (a cluster node's), which must outlive
+    /// the host's use of it: the host keeps only a weak reference. Set once.
+    pub fn route_actor_calls_through(&self, backend: &Arc<dyn Backend>) {
+        let _ = self.core.actor_router.set(Arc::downgrade(backend));
+    }
+
     /// The live local actor holding this name and key, if any.
     pub(crate) fn local_by_key(&self, name: &str, key: &[String]) -> Option<String> {
         self.existing(name, key).map(|info| info.actor_id)

@@ -7,8 +7,10 @@
 //! let raw = counter.action("getCount", vec![]).await?;               // or a `Value` in, a `Value` out
 //! ```
 //!
-//! Calls go straight to the node's host, in process: no HTTP loopback, no encoding to bytes. A call is exactly
-//! a stateless action from a client (the callee's before-connect hook sees `null` parameters), so the callee
+//! Calls go through the same backend as the gateway's requests: on one node (`tern dev`) straight to the host, in
+//! process, with no HTTP loopback and no encoding to bytes; on a cluster node through the cluster's backend, so
+//! keys obey the directory (one actor per key cluster-wide) and a callee homed on another node is one QUIC hop
+//! away. A call is exactly a stateless action from a client (the callee's before-connect hook sees `null` parameters), so the callee
 //! commits its changes before the call returns, and its errors reach the caller as [`ActorError`]s carrying the
 //! same [`ClientError`] (`user.*` with its metadata, `actor.not_found`, `actor.action_not_found`, ...): `?`
 //! passes them on to the caller's own client unchanged.
@@ -43,9 +45,16 @@ use tern_proto::{ClientError, Value};
 use tokio::time::Instant;
 
 use super::error::{ActorError, ActorResult};
-use super::options::ActorOptions;
 use crate::runtime::Host;
 use crate::runtime::host::HostCore;
+
+/// Where a call from actor code goes: the cluster's backend on a cluster node, else the host itself.
+fn router(core: Arc<HostCore>) -> Result<Arc<dyn Backend>, ClientError> {
+    match core.actor_router.get() {
+        Some(cluster) => cluster.upgrade().ok_or_else(ClientError::stopping),
+        None => Ok(Arc::new(Host { core })),
+    }
+}
 
 tokio::task_local! {
     /// When the actor code running on this task (an action, hook or step) runs out of time.
@@ -134,7 +143,7 @@ fn to_value(value: impl Serialize, what: &str) -> ActorResult<Value> {
     Value::serialized(&value).map_err(|e| ActorError::internal(format!("{what}: {e}")))
 }
 
-/// A client to the actors of this node, given to actor code by [`Ctx::actors`](super::Ctx::actors). Cheap to
+/// A client to the other actors (of the whole cluster, on a cluster node), given to actor code by [`Ctx::actors`](super::Ctx::actors). Cheap to
 /// clone. See the [module documentation](self) for the semantics of calls.
 #[derive(Clone)]
 pub struct ActorClient {
@@ -177,7 +186,7 @@ impl ActorClient {
         let key = ActorKey::new(key.into_key())?;
         let request = CreateRequest { name: name.to_string(), key: key.clone(), input, region: None };
         let creating = self.handle(name, Target::Key { key: Ok(key), create: true, input: None });
-        let created = creating.bounded("create", |host| async move { host.create_actor(request).await }).await?;
+        let created = creating.bounded("create", |route| async move { route.create_actor(request).await }).await?;
         Ok(self.handle(name, Target::Id(created.actor_id)))
     }
 }
@@ -223,9 +232,9 @@ impl ActorHandle {
     /// Calls action `action` with the argument list `args` and returns its output as is.
     pub async fn action(&self, action: &str, args: Vec<Value>) -> ActorResult<Value> {
         let name = action.to_string();
-        self.bounded(action, |host| async move {
-            let actor_id = self.resolve_with(&host).await?;
-            host.call_action(&actor_id, &name, Value::Array(args), None).await
+        self.bounded(action, |route| async move {
+            let actor_id = self.resolve_with(&*route).await?;
+            route.call_action(&actor_id, &name, Value::Array(args), None).await
         })
         .await
     }
@@ -234,59 +243,71 @@ impl ActorHandle {
     /// handles it later).
     pub async fn send(&self, queue: &str, body: impl Serialize) -> ActorResult<()> {
         let (queue, body) = (queue.to_string(), Value::serialized(&body).map_err(ActorError::internal)?);
-        self.bounded("queue send", |host| async move {
-            let actor_id = self.resolve_with(&host).await?;
-            host.queue_send(&actor_id, &queue, body, None).await.map(drop)
+        self.bounded("queue send", |route| async move {
+            let actor_id = self.resolve_with(&*route).await?;
+            route.queue_send(&actor_id, &queue, body, None).await.map(drop)
+        })
+        .await
+    }
+
+    /// Sends `body` to the actor's queue `queue` and waits, at most `wait`, until the actor's run loop has
+    /// completed the message: its response (`None` when the handler gave none, or the wait ran out first; the
+    /// message stays queued either way). The wait counts against the call's budget.
+    pub async fn send_and_wait(&self, queue: &str, body: impl Serialize, wait: Duration) -> ActorResult<Option<Value>> {
+        let (queue, body) = (queue.to_string(), Value::serialized(&body).map_err(ActorError::internal)?);
+        self.bounded("queue send", |route| async move {
+            let actor_id = self.resolve_with(&*route).await?;
+            Ok(route.queue_send(&actor_id, &queue, body, Some(wait)).await?.response)
         })
         .await
     }
 
     /// Destroys the actor (its destroy hook runs and its data is deleted); `actor.not_found` if there is none.
     pub async fn destroy(&self) -> ActorResult<()> {
-        self.bounded("destroy", |host| async move {
-            let actor_id = self.resolve_with(&host).await?;
-            host.destroy_actor(&actor_id).await
+        self.bounded("destroy", |route| async move {
+            let actor_id = self.resolve_with(&*route).await?;
+            route.destroy_actor(&actor_id).await
         })
         .await
     }
 
     /// The actor's id (creating the actor first for a [`ActorClient::get_or_create`] handle).
     pub async fn resolve(&self) -> ActorResult<String> {
-        self.bounded("resolve", |host| async move { self.resolve_with(&host).await }).await
+        self.bounded("resolve", |route| async move { self.resolve_with(&*route).await }).await
     }
 
-    /// Runs `work` against the host within the call's budget: the calling unit's remaining time and the callee's
-    /// action timeout, whichever is shorter.
+    /// Runs `work` against the node's backend within the call's budget: the calling unit's remaining time and the
+    /// callee's action timeout, whichever is shorter. An unknown actor name is `actor.not_registered`.
     async fn bounded<T, F, Fut>(&self, what: &str, work: F) -> ActorResult<T>
     where
-        F: FnOnce(Host) -> Fut,
+        F: FnOnce(Arc<dyn Backend>) -> Fut,
         Fut: Future<Output = Result<T, ClientError>>,
     {
         let core = self.client.host.upgrade().ok_or_else(|| ActorError::from(ClientError::stopping()))?;
-        let callee =
-            core.registry.get(&self.name).map_or(ActorOptions::default().action_timeout, |f| f.action_timeout());
+        let Some(callee) = core.registry.get(&self.name).map(|f| f.action_timeout()) else {
+            return Err(ClientError::not_registered(&self.name).into());
+        };
         let budget = remaining().map_or(callee, |left| left.min(callee));
-        match tokio::time::timeout(budget, work(Host { core })).await {
+        match tokio::time::timeout(budget, work(router(core)?)).await {
             Ok(result) => result.map_err(ActorError::from),
             Err(_) => Err(ClientError::action_timed_out(what, budget.as_millis() as u64).into()),
         }
     }
 
     /// The callee's id; refuses the calling actor itself.
-    async fn resolve_with(&self, host: &Host) -> Result<String, ClientError> {
-        if host.core.registry.get(&self.name).is_none() {
-            return Err(ClientError::not_registered(&self.name));
-        }
+    async fn resolve_with(&self, route: &dyn Backend) -> Result<String, ClientError> {
         let actor_id = match &self.target {
-            Target::Id(id) => host
-                .core
-                .entry(id)
-                .filter(|e| e.record.destroy_ts.is_none() && e.record.name == self.name)
-                .map(|e| e.record.actor_id)
+            Target::Id(id) => route
+                .get_actors_by_ids(std::slice::from_ref(id))
+                .await?
+                .into_iter()
+                .find(|info| info.destroy_ts.is_none() && info.name == self.name)
+                .map(|info| info.actor_id)
                 .ok_or_else(|| ClientError::actor_not_found(id))?,
             Target::Key { key, create: false, .. } => {
                 let key = key.as_ref().map_err(Clone::clone)?;
-                host.get_actor_by_key(&self.name, key)
+                route
+                    .get_actor_by_key(&self.name, key)
                     .await?
                     .map(|info| info.actor_id)
                     .ok_or_else(|| ClientError::actor_not_found(format!("{}/{}", self.name, key.serialize())))?
@@ -294,7 +315,7 @@ impl ActorHandle {
             Target::Key { key, create: true, input } => {
                 let key = key.clone()?;
                 let request = CreateRequest { name: self.name.clone(), key, input: input.clone(), region: None };
-                host.get_or_create_actor(request).await?.0.actor_id
+                route.get_or_create_actor(request).await?.0.actor_id
             }
         };
         if actor_id == *self.client.caller {
