@@ -31,7 +31,7 @@ fn tally(calls: Calls) -> Actor<Tally> {
     Actor::new("tally")
         .options(ActorOptions { action_timeout: Duration::from_millis(300), ..ActorOptions::default() })
         .create_state(|seed: Option<String>| Ok(Tally { total: 0, seed: seed.unwrap_or_default() }))
-        .on_migrate(move |_sql, _new| {
+        .on_schema(move |_sql, _new| {
             migrate();
             async { Ok(()) }
         })

@@ -56,7 +56,7 @@ fn journal() -> Actor<Journal> {
         .create_state(|input: Option<Input>| {
             Ok(Journal { title: input.map(|i| i.title).unwrap_or_default(), entries: vec![] })
         })
-        .on_migrate(|sql, _is_new| async move {
+        .on_schema(|sql, _is_new| async move {
             sql.execute(
                 "CREATE TABLE IF NOT EXISTS hooks (seq INTEGER PRIMARY KEY AUTOINCREMENT, hook TEXT NOT NULL)",
                 (),

@@ -110,7 +110,7 @@ pub fn web() -> Actor<Web> {
     };
     Actor::new("web")
         .options(options)
-        .on_migrate(|sql, _is_new| async move {
+        .on_schema(|sql, _is_new| async move {
             let table =
                 "CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT, body BLOB)";
             sql.execute(table, ()).await?;

@@ -40,7 +40,7 @@ async fn find(c: Ctx<()>, text: String) -> ActorResult<Vec<String>> {
 
 fn todo() -> Actor<()> {
     Actor::new("todo")
-        .on_migrate(|sql, _is_new| async move {
+        .on_schema(|sql, _is_new| async move {
             let schema = "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, title TEXT NOT NULL, done BOOLEAN)";
             sql.execute(schema, ()).await?;
             Ok(())

@@ -59,7 +59,7 @@ async fn history(c: Ctx<()>) -> ActorResult<Vec<Message>> {
 /// The `room` actor definition.
 pub fn room() -> Actor<()> {
     Actor::new("room")
-        .on_migrate(|sql, _is_new| async move {
+        .on_schema(|sql, _is_new| async move {
             sql.execute(
                 "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, sender TEXT NOT NULL, text TEXT NOT NULL, at INTEGER NOT NULL)",
                 (),

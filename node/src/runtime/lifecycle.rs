@@ -104,28 +104,28 @@ where
         .map_err(|e| start_failed(&core, id, "open", Failure::storage(&e)))?;
     let is_new = !loaded.initialized;
     let recorder = Arc::new(crate::trace::Recorder::default());
-    if let Some(migrate) = &def.on_migrate {
+    if let Some(schema) = &def.on_schema {
         db.savepoint().await.map_err(|e| start_failed(&core, id, "savepoint", Failure::storage(&e)))?;
         let budget = std::time::Duration::from_secs(30);
-        let migration = async {
-            migrate(Sql::new(db, recorder.clone(), def.options.statement_timeout), is_new).await?;
+        let setup = async {
+            schema(Sql::new(db, recorder.clone(), def.options.statement_timeout), is_new).await?;
             Ok::<(), crate::sdk::ActorError>(db.sandbox().check_reserved_names(db.connection()).await?)
         };
-        let migrated = tokio::time::timeout(budget, migration).await;
-        match migrated {
+        let finished = tokio::time::timeout(budget, setup).await;
+        match finished {
             Ok(Ok(())) => {
                 db.release_savepoint().await.map_err(|e| start_failed(&core, id, "release", Failure::storage(&e)))?
             }
             Ok(Err(e)) => {
                 let _ = db.rollback_savepoint().await;
-                return Err(e.into_client(id, "onMigrate"));
+                return Err(e.into_client(id, "onSchema"));
             }
             Err(_) => {
                 return Err(ClientError::new(
                     "actor",
                     "hook_timed_out",
                     408,
-                    "onMigrate did not finish within 30000 ms",
+                    "onSchema did not finish within 30000 ms",
                 ));
             }
         }

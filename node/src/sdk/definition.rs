@@ -37,7 +37,7 @@ pub(crate) type ActionFn<S, V> = Arc<dyn Fn(Ctx<S, V>, Value) -> BoxFuture<Actor
 pub(crate) type HookFn<S, V> = Arc<dyn Fn(Ctx<S, V>) -> BoxFuture<ActorResult<()>> + Send + Sync>;
 pub(crate) type ValueHookFn<S, V, R> = Arc<dyn Fn(Ctx<S, V>, Value) -> BoxFuture<ActorResult<R>> + Send + Sync>;
 pub(crate) type ConnHookFn<S, V> = Arc<dyn Fn(Ctx<S, V>, Conn) -> BoxFuture<ActorResult<()>> + Send + Sync>;
-pub(crate) type MigrateFn = Arc<dyn Fn(Sql, bool) -> BoxFuture<ActorResult<()>> + Send + Sync>;
+pub(crate) type SchemaFn = Arc<dyn Fn(Sql, bool) -> BoxFuture<ActorResult<()>> + Send + Sync>;
 pub(crate) type CreateStateFn<S> = Arc<dyn Fn(Value) -> ActorResult<S> + Send + Sync>;
 pub(crate) type CreateVarsFn<S, V> = Arc<dyn Fn(Ctx<S, V>) -> BoxFuture<ActorResult<V>> + Send + Sync>;
 pub(crate) type RunFn<S, V> = Arc<dyn Fn(RunCtx<S, V>) -> BoxFuture<ActorResult<()>> + Send + Sync>;
@@ -49,7 +49,7 @@ pub struct Actor<S, V = ()> {
     pub(crate) options: ActorOptions,
     pub(crate) actions: HashMap<String, ActionFn<S, V>>,
     pub(crate) create_state: CreateStateFn<S>,
-    pub(crate) on_migrate: Option<MigrateFn>,
+    pub(crate) on_schema: Option<SchemaFn>,
     pub(crate) on_create: Option<ValueHookFn<S, V, ()>>,
     pub(crate) create_vars: Option<CreateVarsFn<S, V>>,
     pub(crate) on_wake: Option<HookFn<S, V>>,
@@ -120,7 +120,7 @@ where
             options: ActorOptions::default(),
             actions: HashMap::new(),
             create_state: Arc::new(|_| Ok(S::default())),
-            on_migrate: None,
+            on_schema: None,
             on_create: None,
             create_vars: None,
             on_wake: None,
@@ -231,13 +231,14 @@ where
     }
 
     /// Runs on every start, first of all, inside a savepoint that is rolled back if it fails. `is_new` is true
-    /// on the very first start. Use it to create or migrate the actor's tables.
-    pub fn on_migrate<F, Fut>(mut self, f: F) -> Self
+    /// on the very first start. Use it to create or upgrade the actor's tables (the schema hook: "migrate" in
+    /// Tern means moving an actor between regions).
+    pub fn on_schema<F, Fut>(mut self, f: F) -> Self
     where
         F: Fn(Sql, bool) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ActorResult<()>> + Send + 'static,
     {
-        self.on_migrate = Some(Arc::new(move |sql, is_new| Box::pin(f(sql, is_new))));
+        self.on_schema = Some(Arc::new(move |sql, is_new| Box::pin(f(sql, is_new))));
         self
     }
 

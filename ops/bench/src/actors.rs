@@ -71,7 +71,7 @@ pub fn kv() -> Actor<()> {
 /// All rows of an action are in its turn's transaction.
 pub fn sql() -> Actor<()> {
     Actor::<()>::new("bench-sql")
-        .on_migrate(|sql, _is_new| async move {
+        .on_schema(|sql, _is_new| async move {
             sql.execute(
                 "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, body TEXT NOT NULL)",
                 (),
