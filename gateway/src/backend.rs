@@ -309,6 +309,8 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<tern_proto::messages::HttpQueueSendResponse, ClientError>;
     /// The node's metrics in Prometheus text format.
     async fn metrics(&self) -> String;
+    /// Counts an HTTP request the gateway answered: `route` is the matched route's template, `status` the answer's.
+    fn record_http(&self, route: &str, status: u16);
     /// Every node of the cluster this node knows, itself included, sorted by id; a node outside any cluster
     /// reports itself alone.
     async fn cluster_members(&self) -> Result<Vec<MemberInfo>, ClientError>;

@@ -69,6 +69,18 @@ pub(crate) struct AppState {
     pub config: Arc<GatewayConfig>,
 }
 
+/// Counts each request a route answered, by the route's template and the answer's status.
+async fn count_request(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    route: axum::extract::MatchedPath,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(request).await;
+    state.backend.record_http(route.as_str(), response.status().as_u16());
+    response
+}
+
 /// The gateway's routes: `/metadata`, `/health`, the `/actors` REST API, `/cluster/members` and `/gateway/...`,
 /// with CORS for the origins [`GatewayConfig::cors`] allows, and admin routes closed to the others (see [`cors`]).
 /// Unknown paths get `guard.no_route` (404), known paths with the wrong method `actor.method_not_allowed` (405),
@@ -87,6 +99,7 @@ pub fn router(backend: Arc<dyn Backend>, config: GatewayConfig) -> Router {
         .route("/metrics", get(rest::metrics))
         .route("/cluster/members", get(cluster_routes::members))
         .route("/gateway/{*rest}", any(gateway_routes::handle))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), count_request))
         .fallback(rest::no_route)
         .method_not_allowed_fallback(rest::method_not_allowed)
         .layer(axum::middleware::from_fn(limits::check))

@@ -90,6 +90,10 @@ struct Inner {
     queue_sent: Family<ActorLabels, Counter>,
     queue_consumed: Family<ActorLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
+    forwarded_calls: Family<OutcomeLabels, Counter>,
+    forward_duration: Histogram,
+    directory_operations: Family<DirectoryLabels, Counter>,
+    quic_connections: U64Gauge,
     action_duration: Family<ActorLabels, Histogram>,
     wake_duration: Family<ActorLabels, Histogram>,
     commit_duration: Histogram,
@@ -118,8 +122,19 @@ struct ErrorLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
-    route: &'static str,
+    route: String,
     status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectoryLabels {
+    operation: &'static str,
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -162,6 +177,10 @@ impl Metrics {
             queue_sent: Family::default(),
             queue_consumed: Family::default(),
             http_requests: Family::default(),
+            forwarded_calls: Family::default(),
+            forward_duration: duration_histogram(),
+            directory_operations: Family::default(),
+            quic_connections: U64Gauge::default(),
             action_duration: Family::new_with_constructor(duration_histogram),
             wake_duration: Family::new_with_constructor(duration_histogram),
             commit_duration: duration_histogram(),
@@ -191,6 +210,16 @@ impl Metrics {
             "HTTP requests answered, by route name and status code",
             inner.http_requests.clone(),
         );
+        let help = "Calls forwarded to another node (one QUIC hop), by outcome: ok, failed (the call's own error), \
+                    wrong_home (the node did not host the actor), unreachable";
+        r.register("forwarded_calls", help, inner.forwarded_calls.clone());
+        let help = "Time of a call forwarded to another node, round trip included";
+        r.register_with_unit("forwarded_call_duration", help, Unit::Seconds, inner.forward_duration.clone());
+        let help = "Directory operations (CASPaxos reads and writes on the voters), by operation (read, write) and \
+                    outcome (ok, conflict: a concurrent write won, refused, no_quorum)";
+        r.register("directory_operations", help, inner.directory_operations.clone());
+        let help = "QUIC connections to other nodes open now (dialled and accepted)";
+        r.register("quic_connections", help, inner.quic_connections.clone());
         let help = "Time to run an action, failed or not, by actor name";
         r.register_with_unit("action_duration", help, Unit::Seconds, inner.action_duration.clone());
         let help = "Time to wake an actor, by actor name";
@@ -279,10 +308,28 @@ impl Metrics {
         self.inner.storage_full.inc();
     }
 
-    /// Records an HTTP request answered with `status` (`tern_http_requests_total`). `route` names the route
-    /// (`"gateway_action"`), never a raw path: the `'static` bound keeps request data out of label values.
-    pub fn record_http(&self, route: &'static str, status: u16) {
-        self.inner.http_requests.get_or_create(&HttpLabels { route, status }).inc();
+    /// Records an HTTP request answered with `status` (`tern_http_requests_total`). `route` is the route's
+    /// template (`/actors/{actor_id}`), never a raw path, so request data stays out of label values.
+    pub fn record_http(&self, route: &str, status: u16) {
+        self.inner.http_requests.get_or_create(&HttpLabels { route: route.to_owned(), status }).inc();
+    }
+
+    /// Records a call forwarded to another node: `outcome` is `ok`, `failed`, `wrong_home` or `unreachable`
+    /// (`tern_forwarded_calls_total`, `tern_forwarded_call_duration_seconds`).
+    pub fn record_forward(&self, outcome: &'static str, duration: Duration) {
+        self.inner.forwarded_calls.get_or_create(&OutcomeLabels { outcome }).inc();
+        self.inner.forward_duration.observe(duration.as_secs_f64());
+    }
+
+    /// Records a directory `operation` (`read`, `write`) and its `outcome` (`ok`, `conflict`, `refused`,
+    /// `no_quorum`) (`tern_directory_operations_total`).
+    pub fn record_directory(&self, operation: &'static str, outcome: &'static str) {
+        self.inner.directory_operations.get_or_create(&DirectoryLabels { operation, outcome }).inc();
+    }
+
+    /// Sets how many QUIC connections to other nodes are open (`tern_quic_connections`).
+    pub fn set_quic_connections(&self, count: u64) {
+        self.inner.quic_connections.set(count);
     }
 
     /// Renders every metric, plus the gauges of `snapshot`, in the Prometheus text format ([`CONTENT_TYPE`]).

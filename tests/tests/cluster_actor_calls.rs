@@ -96,6 +96,28 @@ async fn a_coordinator_calls_data_actors_across_the_cluster() {
     assert_eq!(apis[0].call(&coordinator, "sendAndWait", json!(["far-worker", 5])).await.unwrap(), json!(5));
     assert_eq!(apis[0].call(&coordinator, "sendAndWait", json!(["far-worker", 6])).await.unwrap(), json!(11));
     assert_eq!(apis[1].call(&worker, "total", json!([])).await.unwrap(), json!(11));
+
+    // What crossed the cluster shows in iad's metrics: forwarded calls, directory operations, HTTP requests by
+    // route, and its QUIC connections (published every second).
+    let metrics = || async {
+        let text = apis[0].http.get(format!("{}/metrics", apis[0].endpoint)).send().await.ok()?.text().await.ok()?;
+        let value = |series: &str| {
+            text.lines()
+                .find(|line| line.starts_with(series))
+                .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        };
+        let seen = [
+            value("tern_forwarded_calls_total{outcome=\"ok\"}"),
+            value("tern_forwarded_call_duration_seconds_count"),
+            value("tern_directory_operations_total{operation=\"read\",outcome=\"ok\"}"),
+            value("tern_directory_operations_total{operation=\"write\",outcome=\"ok\"}"),
+            value("tern_http_requests_total{route=\"/gateway/{*rest}\",status=\"200\"}"),
+            value("tern_http_requests_total{route=\"/actors\",status=\"200\"}"),
+            value("tern_quic_connections"),
+        ];
+        seen.iter().all(|v| v.is_some_and(|v| v > 0.0)).then_some(())
+    };
+    eventually("iad's metrics show the cluster's traffic", CONVERGE_CAP, metrics).await;
 }
 
 #[tokio::test]

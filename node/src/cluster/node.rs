@@ -157,7 +157,7 @@ impl ClusterNode {
                 transport.clone(),
                 members.clone(),
             );
-            ClusterDirectory::new(&local.id, voters)
+            ClusterDirectory::new(&local.id, voters, host.core.metrics.clone())
         });
         let backend = ClusterBackend::new(
             host.clone(),
@@ -278,7 +278,8 @@ async fn serve_streams(host: Host, mut streams: mpsc::Receiver<IncomingStream>) 
 
 /// Joins and publishes load until told to stop (or until its handle is gone), then leaves and closes.
 async fn run(membership: Membership, transport: Transport, seeds: Seeds, host: Host, stopped: oneshot::Receiver<()>) {
-    let work = async { tokio::join!(join(&membership, &transport, &seeds), publish_load(&membership, &host)) };
+    let work =
+        async { tokio::join!(join(&membership, &transport, &seeds), publish_load(&membership, &host, &transport)) };
     tokio::select! {
         _ = stopped => {}
         _ = work => {}
@@ -345,14 +346,16 @@ fn has_company(members: &Members) -> bool {
     members.all().iter().any(|member| !member.local && member.state.is_live())
 }
 
-/// Hands the host's load to membership every [`LOAD_INTERVAL`], until membership stops.
-async fn publish_load(membership: &Membership, host: &Host) {
+/// Hands the host's load to membership every [`LOAD_INTERVAL`] (and the count of QUIC connections to the
+/// metrics), until membership stops.
+async fn publish_load(membership: &Membership, host: &Host, transport: &Transport) {
     let mut tick = tokio::time::interval(LOAD_INTERVAL);
     loop {
         tick.tick().await;
         if membership.set_load(host.load()).await.is_err() {
             return;
         }
+        host.core.metrics.set_quic_connections(transport.open_connections() as u64);
     }
 }
 

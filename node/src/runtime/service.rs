@@ -393,6 +393,10 @@ impl Backend for Host {
         }
     }
 
+    fn record_http(&self, route: &str, status: u16) {
+        self.core.metrics.record_http(route, status);
+    }
+
     async fn cluster_members(&self) -> Result<Vec<MemberInfo>, ClientError> {
         let load = self.load();
         Ok(lock(&self.core.roster).report(&self.core.region, load))

@@ -164,7 +164,15 @@ impl ClusterBackend {
 
     /// Sends `call` to `home` and returns its answer.
     pub(super) async fn forward(&self, home: &Home, call: &Call) -> Result<CallReply, ForwardError> {
+        let started = std::time::Instant::now();
         let reply = rpc::ask(&self.inner.transport, home.quic_addr, ForwardCall(call.clone()), CALL_TIMEOUT).await;
+        let outcome = match &reply {
+            Ok(Ok(_)) => "ok",
+            Ok(Err(CallRefusal::WrongHome { .. })) => "wrong_home",
+            Ok(Err(CallRefusal::Failed(_))) | Err(rpc::PeerError::Malformed(_)) => "failed",
+            Err(rpc::PeerError::Transport(_)) => "unreachable",
+        };
+        self.inner.host.core.metrics.record_forward(outcome, started.elapsed());
         match reply {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(CallRefusal::Failed(e))) => Err(ForwardError::Failed(e)),

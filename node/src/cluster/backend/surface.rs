@@ -208,6 +208,10 @@ impl Backend for ClusterBackend {
         self.inner.host.metrics().await
     }
 
+    fn record_http(&self, route: &str, status: u16) {
+        self.inner.host.record_http(route, status);
+    }
+
     async fn cluster_members(&self) -> Result<Vec<MemberInfo>, ClientError> {
         self.inner.host.cluster_members().await
     }

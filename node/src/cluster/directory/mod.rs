@@ -25,7 +25,7 @@ use tern_gateway::backend::ActorInfo;
 use tern_proto::ClientError;
 use tern_proto::key::serialize_key;
 
-use paxos::{Proposer, RegisterValue};
+use paxos::{ProposeError, Proposer, RegisterValue};
 use voters::TransportVoters;
 
 /// How many placements and key bindings each cache keeps.
@@ -72,8 +72,18 @@ impl Placement {
 /// The directory as one node uses it: a proposer over the voters, and caches.
 pub struct ClusterDirectory {
     proposer: Proposer<TransportVoters>,
+    metrics: crate::metrics::Metrics,
     placements: Mutex<LruCache<String, Placement>>,
     keys: Mutex<LruCache<(String, String), String>>,
+}
+
+/// A directory operation's outcome as the metrics name it.
+fn outcome<T>(result: &Result<T, ProposeError<ClientError>>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(ProposeError::Refused(_)) => "refused",
+        Err(ProposeError::NoQuorum(_)) => "no_quorum",
+    }
 }
 
 fn key_register(name: &str, key: &[String]) -> String {
@@ -102,10 +112,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl ClusterDirectory {
     /// The directory of node `local_id` over `voters`.
-    pub fn new(local_id: &str, voters: TransportVoters) -> Self {
+    pub fn new(local_id: &str, voters: TransportVoters, metrics: crate::metrics::Metrics) -> Self {
         let size = NonZeroUsize::new(CACHE_ENTRIES).expect("non-zero");
         Self {
             proposer: Proposer::new(local_id, Arc::new(voters)),
+            metrics,
             placements: Mutex::new(LruCache::new(size)),
             keys: Mutex::new(LruCache::new(size)),
         }
@@ -121,7 +132,7 @@ impl ClusterDirectory {
         if !fresh && let Some(found) = lock(&self.placements).get(actor_id) {
             return Ok(Some(found.clone()));
         }
-        let value = self.proposer.read(&actor_register(actor_id)).await?;
+        let value = self.read(&actor_register(actor_id)).await?;
         let placement: Option<Placement> = from_value(&value)?;
         if let Some(placement) = &placement {
             lock(&self.placements).put(actor_id.to_string(), placement.clone());
@@ -135,7 +146,7 @@ impl ClusterDirectory {
         if !fresh && let Some(found) = lock(&self.keys).get(&cache_key) {
             return Ok(Some(found.clone()));
         }
-        let value = self.proposer.read(&key_register(name, key)).await?;
+        let value = self.read(&key_register(name, key)).await?;
         let binding: Option<KeyBinding> = from_value(&value)?;
         if let Some(binding) = &binding {
             lock(&self.keys).put(cache_key, binding.actor_id.clone());
@@ -146,13 +157,12 @@ impl ClusterDirectory {
     /// Records a new actor's placement (its id is fresh, so the register is empty).
     pub async fn record_placement(&self, placement: &Placement) -> Result<(), ClientError> {
         let record = to_value(placement);
-        self.proposer
-            .change(&actor_register(&placement.actor_id), |current| match current {
-                None => Ok(record.clone()),
-                Some(_) if current == &record => Ok(record.clone()),
-                Some(_) => Err(ClientError::internal()),
-            })
-            .await?;
+        self.change(&actor_register(&placement.actor_id), |current| match current {
+            None => Ok(record.clone()),
+            Some(_) if current == &record => Ok(record.clone()),
+            Some(_) => Err(ClientError::internal()),
+        })
+        .await?;
         lock(&self.placements).put(placement.actor_id.clone(), placement.clone());
         Ok(())
     }
@@ -164,11 +174,12 @@ impl ClusterDirectory {
             return Ok(bound);
         }
         let ours = to_value(&KeyBinding { actor_id: actor_id.to_string() });
-        let value = self
-            .proposer
-            .change(&key_register(name, key), |current| Ok::<_, ClientError>(current.clone().or_else(|| ours.clone())))
-            .await?;
+        let value =
+            self.change(&key_register(name, key), |current| Ok(current.clone().or_else(|| ours.clone()))).await?;
         let bound: KeyBinding = from_value(&value)?.ok_or_else(ClientError::internal)?;
+        if bound.actor_id != actor_id {
+            self.metrics.record_directory("write", "conflict");
+        }
         lock(&self.keys).put((name.to_string(), serialize_key(key)), bound.actor_id.clone());
         Ok(bound.actor_id)
     }
@@ -177,15 +188,32 @@ impl ClusterDirectory {
     pub async fn record_destroyed(&self, placement: &Placement, ts: i64) -> Result<(), ClientError> {
         let destroyed = Placement { destroy_ts: Some(ts), ..placement.clone() };
         let record = to_value(&destroyed);
-        self.proposer.change(&actor_register(&placement.actor_id), |_| Ok::<_, ClientError>(record.clone())).await?;
+        self.change(&actor_register(&placement.actor_id), |_| Ok(record.clone())).await?;
         let ours = to_value(&KeyBinding { actor_id: placement.actor_id.clone() });
-        self.proposer
-            .change(&key_register(&placement.name, &placement.key), |current| {
-                Ok::<_, ClientError>(if current == &ours { None } else { current.clone() })
-            })
-            .await?;
+        self.change(&key_register(&placement.name, &placement.key), |current| {
+            Ok(if current == &ours { None } else { current.clone() })
+        })
+        .await?;
         self.forget(&placement.actor_id, &placement.name, &placement.key);
         Ok(())
+    }
+
+    /// Reads a register from a majority of the voters, counted in the metrics.
+    async fn read(&self, register: &str) -> Result<RegisterValue, ClientError> {
+        let read = self.proposer.read(register).await;
+        self.metrics.record_directory("read", outcome(&read));
+        Ok(read?)
+    }
+
+    /// Changes a register through the voters with `change`, counted in the metrics.
+    async fn change(
+        &self,
+        register: &str,
+        change: impl Fn(&RegisterValue) -> Result<RegisterValue, ClientError>,
+    ) -> Result<RegisterValue, ClientError> {
+        let written = self.proposer.change(register, change).await;
+        self.metrics.record_directory("write", outcome(&written));
+        Ok(written?)
     }
 
     /// Drops what the caches say about an actor and its key.
