@@ -34,7 +34,7 @@ const DEFAULT_QUEUE: usize = 100;
 const MAX_QUEUE: usize = 1000;
 
 /// What an inspector path asks for.
-enum Route {
+enum InspectorCall {
     Inspect(InspectRequest),
     Action(String),
     Export,
@@ -54,18 +54,18 @@ pub(crate) async fn handle(
     let body = read_body(body, app.config.max_incoming_message_size).await?;
     let route = route(method, path, query, &body)?;
     match route {
-        Route::Inspect(request) => {
+        InspectorCall::Inspect(request) => {
             let answer = app.backend.inspect(actor_id, auth, request).await?;
             Ok(axum::Json(answer).into_response())
         }
-        Route::Action(name) => {
+        InspectorCall::Action(name) => {
             // Authorize first: an action through the inspector is still an inspector call.
             app.backend.inspect(actor_id, auth, InspectRequest::Rpcs).await?;
             let args = action_args(&body)?;
             let output = app.backend.call_action(actor_id, &name, args, None).await?;
             Ok(axum::Json(json!({ "output": value::to_json(&output) })).into_response())
         }
-        Route::Export => {
+        InspectorCall::Export => {
             let bytes = app.backend.export(actor_id, auth).await?;
             let disposition = format!("attachment; filename=\"{actor_id}.db\"");
             Ok((
@@ -85,7 +85,7 @@ fn not_found(path: &str) -> ClientError {
     ClientError::actor_not_found(format!("Inspector route was not found: {path}"))
 }
 
-fn route(method: &Method, path: &str, query: Option<&str>, body: &[u8]) -> Result<Route, ClientError> {
+fn route(method: &Method, path: &str, query: Option<&str>, body: &[u8]) -> Result<InspectorCall, ClientError> {
     let query = Query::parse(query);
     let path = path.trim_end_matches('/');
     let allowed = |expected: &[Method]| -> Result<(), ClientError> {
@@ -161,18 +161,18 @@ fn route(method: &Method, path: &str, query: Option<&str>, body: &[u8]) -> Resul
         }
         "/database/export" => {
             allowed(&[Method::GET])?;
-            return Ok(Route::Export);
+            return Ok(InspectorCall::Export);
         }
         other => match other.strip_prefix("/action/") {
             Some(name) if !name.is_empty() && !name.contains('/') => {
                 allowed(&[Method::POST])?;
                 let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy().into_owned();
-                return Ok(Route::Action(name));
+                return Ok(InspectorCall::Action(name));
             }
             _ => return Err(not_found(other)),
         },
     };
-    Ok(Route::Inspect(request))
+    Ok(InspectorCall::Inspect(request))
 }
 
 fn json_object(body: &[u8]) -> Result<serde_json::Map<String, JsonValue>, ClientError> {
@@ -230,7 +230,7 @@ mod tests {
 
     fn inspect(method: Method, path: &str, query: Option<&str>, body: &str) -> Result<InspectRequest, String> {
         match route(&method, path, query, body.as_bytes()) {
-            Ok(Route::Inspect(request)) => Ok(request),
+            Ok(InspectorCall::Inspect(request)) => Ok(request),
             Ok(_) => Err("not an inspect request".into()),
             Err(e) => Err(e.qualified_code()),
         }

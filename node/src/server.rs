@@ -14,7 +14,7 @@ use crate::cluster::{ClusterConfig, ClusterError, ClusterNode, Roster};
 use crate::gateway_tls::{GatewayTls, GatewayTlsError};
 use crate::metrics::Metrics;
 use crate::runtime::alarms::{Alarms, run_timer};
-use crate::runtime::directory::Directory;
+use crate::runtime::actor_table::ActorTable;
 use crate::runtime::host::{HostCore, Stores};
 use crate::runtime::resume::{PendingWork, resume};
 use crate::runtime::{Durability, Host};
@@ -103,11 +103,11 @@ pub async fn open_host(registry: Registry, config: &NodeConfig) -> Result<Host, 
     let data_dir = DataDir::open(&config.data_dir)?;
     let metrics = Metrics::new(&config.region);
     let node_db = NodeDb::open(&data_dir.node_db_path(), metrics.clone()).await?;
-    let directory = Directory::from_records(node_db.load_all().await?);
+    let actor_table = ActorTable::from_records(node_db.load_all().await?);
     let pool = DbPool::new(config.max_open_databases);
     let alarms = Alarms::from_records(node_db.load_alarms().await?);
     let pending_work = PendingWork::from_records(node_db.load_pending_work().await?);
-    let stores = Stores { metrics, data_dir, pool, node_db, directory, alarms, pending_work };
+    let stores = Stores { metrics, data_dir, pool, node_db, actor_table, alarms, pending_work };
     let mut core = HostCore::new(registry, stores, config.region.clone(), config.durability);
     if let Some(endpoint) = &config.otlp_endpoint {
         core.span_export = Some(SpanExporter::spawn(endpoint, ExportSettings::default(), core.metrics.clone())?);

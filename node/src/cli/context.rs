@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::Args;
 use tern_client::{Actor, Client, ClientError, Error};
 
-use super::Command;
+use super::CliCommand;
 use super::target::ActorRef;
 
 /// The endpoint used when neither `--endpoint` nor `TERN_ENDPOINT` says otherwise.
@@ -128,7 +128,7 @@ impl Ctx {
 }
 
 /// Runs a client command and turns its outcome into an exit code, printing `error: ...` on failure.
-pub(crate) fn run(settings: Settings, command: Command) -> ExitCode {
+pub(crate) fn run(settings: Settings, command: CliCommand) -> ExitCode {
     init_client_logging();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -145,17 +145,17 @@ pub(crate) fn run(settings: Settings, command: Command) -> ExitCode {
         }
         let ctx = Ctx { client: builder.build()?, json: settings.json };
         match command {
-            Command::Dev(_) | Command::Node(_) | Command::Ca(_) => {
+            CliCommand::Dev(_) | CliCommand::Node(_) | CliCommand::Ca(_) => {
                 unreachable!("`tern dev`, `tern node` and `tern ca` are not client commands")
             }
-            Command::Actors(args) => super::actors::run(&ctx, args.command).await,
-            Command::Call(args) => super::call::run(&ctx, args).await,
-            Command::Sql(args) => super::sql::run(&ctx, args).await,
-            Command::State(args) => super::inspect::state(&ctx, args).await,
-            Command::Inspect(args) => super::inspect::inspect(&ctx, args).await,
-            Command::Traces(args) => super::inspect::traces(&ctx, args).await,
-            Command::Export(args) => super::export::run(&ctx, args).await,
-            Command::Members(_) => super::members::run(&ctx).await,
+            CliCommand::Actors(args) => super::actors::run(&ctx, args.command).await,
+            CliCommand::Call(args) => super::call::run(&ctx, args).await,
+            CliCommand::Sql(args) => super::sql::run(&ctx, args).await,
+            CliCommand::State(args) => super::inspect::state(&ctx, args).await,
+            CliCommand::Inspect(args) => super::inspect::inspect(&ctx, args).await,
+            CliCommand::Traces(args) => super::inspect::traces(&ctx, args).await,
+            CliCommand::Export(args) => super::export::run(&ctx, args).await,
+            CliCommand::Members(_) => super::members::run(&ctx).await,
         }
     });
     match result {

@@ -447,12 +447,12 @@ async fn relay(prefix: String, from: impl AsyncRead + Unpin, to_stderr: bool) {
 mod tests {
     use clap::Parser;
 
-    use super::super::{Cli, Command};
+    use super::super::{Cli, CliCommand};
     use super::*;
 
     fn dev(args: &[&str]) -> Result<DevArgs, clap::Error> {
         let cli = Cli::try_parse_from(["tern", "dev"].iter().chain(args))?;
-        let Command::Dev(dev) = cli.command else { panic!("not dev") };
+        let CliCommand::Dev(dev) = cli.command else { panic!("not dev") };
         Ok(dev)
     }
 
@@ -564,7 +564,7 @@ mod tests {
         // What the child gets parses as `tern node`.
         for i in 0..3 {
             let parsed = Cli::try_parse_from(std::iter::once("tern".to_string()).chain(line(i))).unwrap();
-            assert!(matches!(parsed.command, Command::Node(_)), "node {i}");
+            assert!(matches!(parsed.command, CliCommand::Node(_)), "node {i}");
         }
     }
 

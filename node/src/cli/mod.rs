@@ -54,11 +54,11 @@ struct Cli {
     #[command(flatten)]
     client: TopClientArgs,
     #[command(subcommand)]
-    command: Command,
+    command: CliCommand,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+enum CliCommand {
     /// Run a single development node: actors, gateway and storage in one process (with --nodes N: a local
     /// cluster of N node processes).
     Dev(DevArgs),
@@ -85,19 +85,19 @@ enum Command {
     Members(members::MembersArgs),
 }
 
-impl Command {
+impl CliCommand {
     /// The client options given after the command, for client commands.
     fn client_args(&self) -> Option<&ClientArgs> {
         match self {
-            Command::Dev(_) | Command::Node(_) | Command::Ca(_) => None,
-            Command::Actors(a) => Some(&a.client),
-            Command::Call(a) => Some(&a.client),
-            Command::Sql(a) => Some(&a.client),
-            Command::State(a) => Some(&a.client),
-            Command::Inspect(a) => Some(&a.client),
-            Command::Traces(a) => Some(&a.client),
-            Command::Export(a) => Some(&a.client),
-            Command::Members(a) => Some(&a.client),
+            CliCommand::Dev(_) | CliCommand::Node(_) | CliCommand::Ca(_) => None,
+            CliCommand::Actors(a) => Some(&a.client),
+            CliCommand::Call(a) => Some(&a.client),
+            CliCommand::Sql(a) => Some(&a.client),
+            CliCommand::State(a) => Some(&a.client),
+            CliCommand::Inspect(a) => Some(&a.client),
+            CliCommand::Traces(a) => Some(&a.client),
+            CliCommand::Export(a) => Some(&a.client),
+            CliCommand::Members(a) => Some(&a.client),
         }
     }
 }
@@ -284,9 +284,9 @@ pub fn main(registry: Registry) -> ExitCode {
                 .exit();
         }
         return match cli.command {
-            Command::Ca(args) => ca::run(args),
-            Command::Dev(args) => dev(registry, args),
-            Command::Node(args) => node::run(registry, *args),
+            CliCommand::Ca(args) => ca::run(args),
+            CliCommand::Dev(args) => dev(registry, args),
+            CliCommand::Node(args) => node::run(registry, *args),
             _ => unreachable!("only `dev`, `node` and `ca` have no client options"),
         };
     };
@@ -364,10 +364,10 @@ mod tests {
     #[test]
     fn gateway_tls_needs_both_the_certificate_and_the_key() {
         let dev = |args: &[&str]| Cli::try_parse_from(["tern", "dev"].iter().chain(args));
-        let Command::Dev(plain) = dev(&[]).unwrap().command else { panic!("not dev") };
+        let CliCommand::Dev(plain) = dev(&[]).unwrap().command else { panic!("not dev") };
         assert_eq!(plain.gateway_tls.config(), None);
         let both = dev(&["--gateway-tls-cert", "c.pem", "--gateway-tls-key", "k.pem"]).unwrap();
-        let Command::Dev(both) = both.command else { panic!("not dev") };
+        let CliCommand::Dev(both) = both.command else { panic!("not dev") };
         assert_eq!(both.gateway_tls.config(), Some(GatewayTls::new("c.pem", "k.pem")));
         let no_key = dev(&["--gateway-tls-cert", "c.pem"]).unwrap_err();
         assert_eq!(no_key.kind(), clap::error::ErrorKind::MissingRequiredArgument);
@@ -385,16 +385,16 @@ mod tests {
             assert!(error.to_string().contains("the admin token is empty"), "{error}");
         }
         assert!(dev(&["--admin-token", " s3cret"]).unwrap_err().to_string().contains("whitespace"));
-        let Command::Dev(given) = dev(&["--admin-token", "s3cret"]).unwrap() else { panic!("not dev") };
+        let CliCommand::Dev(given) = dev(&["--admin-token", "s3cret"]).unwrap() else { panic!("not dev") };
         assert_eq!(given.admin_token.as_deref(), Some("s3cret"));
-        let Command::Dev(none) = dev(&[]).unwrap() else { panic!("not dev") };
+        let CliCommand::Dev(none) = dev(&[]).unwrap() else { panic!("not dev") };
         assert_eq!(none.admin_token, None, "no token is still the development default");
     }
 
     #[test]
     fn cors_origins_are_listed_or_any_and_default_to_any_for_dev() {
         let dev = |args: &[&str]| match Cli::try_parse_from(["tern", "dev"].iter().chain(args)).map(|c| c.command) {
-            Ok(Command::Dev(dev)) => Ok(dev.cors.config(true)),
+            Ok(CliCommand::Dev(dev)) => Ok(dev.cors.config(true)),
             Ok(_) => panic!("not dev"),
             Err(e) => Err(e.to_string()),
         };
@@ -410,7 +410,7 @@ mod tests {
     #[test]
     fn the_otlp_endpoint_is_a_plain_http_url() {
         let otlp = |args: &[&str]| match Cli::try_parse_from(["tern", "dev"].iter().chain(args)).map(|c| c.command) {
-            Ok(Command::Dev(dev)) => Ok(dev.otlp.otlp_endpoint),
+            Ok(CliCommand::Dev(dev)) => Ok(dev.otlp.otlp_endpoint),
             Ok(_) => panic!("not dev"),
             Err(e) => Err(e.to_string()),
         };
@@ -424,7 +424,7 @@ mod tests {
     #[test]
     fn call_arguments_are_json_and_may_be_negative() {
         let cli = Cli::try_parse_from(["tern", "call", "counter/k1", "increment", "-5", "{\"a\":[1]}"]).unwrap();
-        let Command::Call(call) = cli.command else { panic!("not a call") };
+        let CliCommand::Call(call) = cli.command else { panic!("not a call") };
         assert_eq!(call.args, [serde_json::json!(-5), serde_json::json!({"a": [1]})]);
         assert!(Cli::try_parse_from(["tern", "call", "counter/k1", "increment", "not json"]).is_err());
         assert!(Cli::try_parse_from(["tern", "call", "nope", "increment"]).is_ok());

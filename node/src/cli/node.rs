@@ -210,7 +210,7 @@ mod tests {
         let path = file.path().to_str().unwrap();
         let all = ["tern", "node", "--config", path].iter().chain(args).map(std::ffi::OsString::from).collect();
         match super::super::config_file::parse::<super::super::Cli>(all).map_err(|e| e.to_string())?.command {
-            super::super::Command::Node(node) => Ok(*node),
+            super::super::CliCommand::Node(node) => Ok(*node),
             other => panic!("not `tern node`: {other:?}"),
         }
     }

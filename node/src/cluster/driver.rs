@@ -22,7 +22,7 @@ use super::timers::Timers;
 type Swim = Foca<NodeInfo, CborCodec, StdRng, LoadHandler>;
 
 /// What the [`Membership`](super::Membership) handle asks of the task.
-pub(super) enum Command {
+pub(super) enum MembershipCommand {
     /// Announce this node to a seed.
     Announce(NodeInfo),
     /// This node's load changed.
@@ -81,16 +81,16 @@ impl Driver {
 
     /// Runs until the node leaves, or until every handle is dropped (then it stops without a word, as a crash
     /// would, and the cluster finds out by probing).
-    pub(super) async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut datagrams: mpsc::Receiver<Datagram>) {
+    pub(super) async fn run(mut self, mut commands: mpsc::Receiver<MembershipCommand>, mut datagrams: mpsc::Receiver<Datagram>) {
         let mut refresh = tokio::time::interval(self.timing.load_refresh);
         refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             let due = self.timers.next_due();
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(Command::Announce(seed)) => self.announce(seed),
-                    Some(Command::SetLoad(load)) => self.set_load(load),
-                    Some(Command::Leave(done)) => {
+                    Some(MembershipCommand::Announce(seed)) => self.announce(seed),
+                    Some(MembershipCommand::SetLoad(load)) => self.set_load(load),
+                    Some(MembershipCommand::Leave(done)) => {
                         self.leave().await;
                         let _ = done.send(());
                         return;

@@ -42,7 +42,7 @@ use std::num::NonZeroUsize;
 use tern_replication::{Datagram, Transport};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use driver::{Command, Driver};
+use driver::{Driver, MembershipCommand};
 pub use identity::NodeInfo;
 pub use load::Load;
 pub use members::{Member, MemberState, Members};
@@ -107,7 +107,7 @@ pub enum MembershipError {
 /// A running membership: the handle on the task that owns foca. Dropping it stops the task without a word (the
 /// cluster notices by probing, as after a crash); [`leave`](Self::leave) stops it gracefully.
 pub struct Membership {
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::Sender<MembershipCommand>,
     members: Members,
     transport: Transport,
 }
@@ -158,7 +158,7 @@ impl Membership {
             match result {
                 Ok(peer) if peer.name == local.id => {}
                 Ok(peer) => {
-                    self.command(Command::Announce(NodeInfo::seed(peer.name, seed))).await?;
+                    self.command(MembershipCommand::Announce(NodeInfo::seed(peer.name, seed))).await?;
                     reached += 1;
                 }
                 Err(e) => failures.push(format!("{seed}: {e}")),
@@ -173,18 +173,18 @@ impl Membership {
     /// Sets this node's load; a change is broadcast at once, and the load is re-broadcast every
     /// [`Timing::load_refresh`] anyway. Cheap when nothing changed, so it may be called on a timer.
     pub async fn set_load(&self, load: Load) -> Result<(), MembershipError> {
-        self.command(Command::SetLoad(load)).await
+        self.command(MembershipCommand::SetLoad(load)).await
     }
 
     /// Leaves the cluster gracefully: peers see this node down within moments instead of after the suspicion
     /// timeout. Returns once the farewell had time to arrive (about one `probe_rtt`); close the transport after.
     pub async fn leave(self) -> Result<(), MembershipError> {
         let (done, left) = oneshot::channel();
-        self.command(Command::Leave(done)).await?;
+        self.command(MembershipCommand::Leave(done)).await?;
         left.await.map_err(|_| MembershipError::Stopped)
     }
 
-    async fn command(&self, command: Command) -> Result<(), MembershipError> {
+    async fn command(&self, command: MembershipCommand) -> Result<(), MembershipError> {
         self.commands.send(command).await.map_err(|_| MembershipError::Stopped)
     }
 }

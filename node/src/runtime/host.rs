@@ -14,7 +14,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::alarms::Alarms;
 use super::command::Command;
-use super::directory::{Directory, Entry};
+use super::actor_table::{ActorTable, Entry};
 use super::lifecycle::StartInfo;
 use super::resume::PendingWork;
 use crate::clock::now_ms;
@@ -29,7 +29,7 @@ use crate::trace::export::SpanExporter;
 const MAILBOX: usize = 256;
 
 /// Where a command for an actor goes: its running instance, or (while it stops) nowhere until it has stopped.
-enum Route {
+enum Delivery {
     Send(mpsc::Sender<Command>),
     Wait(Pin<Box<tokio::sync::futures::OwnedNotified>>),
 }
@@ -56,7 +56,7 @@ pub(crate) struct HostCore {
     pub node_db: NodeDb,
     pub region: String,
     pub durability: Durability,
-    pub directory: Mutex<Directory>,
+    pub actor_table: Mutex<ActorTable>,
     slots: Mutex<HashMap<String, Slot>>,
     /// Serializes key reservations so concurrent creates of one key yield one actor.
     pub create_lock: tokio::sync::Mutex<()>,
@@ -85,7 +85,7 @@ pub(crate) struct Stores {
     pub data_dir: DataDir,
     pub pool: DbPool,
     pub node_db: NodeDb,
-    pub directory: Directory,
+    pub actor_table: ActorTable,
     pub alarms: Alarms,
     pub pending_work: PendingWork,
 }
@@ -93,7 +93,7 @@ pub(crate) struct Stores {
 impl HostCore {
     /// A host for `registry`'s actors over `stores`, serving `region`.
     pub fn new(registry: Registry, stores: Stores, region: String, durability: Durability) -> HostCore {
-        let Stores { metrics, data_dir, pool, node_db, directory, alarms, pending_work } = stores;
+        let Stores { metrics, data_dir, pool, node_db, actor_table, alarms, pending_work } = stores;
         HostCore {
             alarms,
             pending_work,
@@ -104,7 +104,7 @@ impl HostCore {
             node_db,
             region,
             durability,
-            directory: Mutex::new(directory),
+            actor_table: Mutex::new(actor_table),
             slots: Mutex::new(HashMap::new()),
             create_lock: tokio::sync::Mutex::new(()),
             actor_router: std::sync::OnceLock::new(),
@@ -125,7 +125,7 @@ impl HostCore {
 
     /// A copy of the directory entry of an actor.
     pub fn entry(&self, actor_id: &str) -> Option<Entry> {
-        lock(&self.directory).get(actor_id).cloned()
+        lock(&self.actor_table).get(actor_id).cloned()
     }
 
     /// Delivers `command` to the actor, waking it if it sleeps. Fails with `actor.not_found` for unknown or
@@ -135,12 +135,12 @@ impl HostCore {
             let route = {
                 let mut slots = lock(&self.slots);
                 match slots.get(actor_id) {
-                    Some(Slot::Running(tx)) => Route::Send(tx.clone()),
+                    Some(Slot::Running(tx)) => Delivery::Send(tx.clone()),
                     Some(Slot::Stopping(stopped)) => {
                         // Registered before the lock is released, so the stop's notification cannot be missed.
                         let mut waiting = Box::pin(stopped.clone().notified_owned());
                         waiting.as_mut().enable();
-                        Route::Wait(waiting)
+                        Delivery::Wait(waiting)
                     }
                     None => {
                         let start = self.start_info(actor_id)?;
@@ -151,18 +151,18 @@ impl HostCore {
                             .clone();
                         let (tx, rx) = mpsc::channel(MAILBOX);
                         slots.insert(actor_id.to_string(), Slot::Running(tx.clone()));
-                        if let Some(entry) = lock(&self.directory).get_mut(actor_id) {
+                        if let Some(entry) = lock(&self.actor_table).get_mut(actor_id) {
                             entry.start_ts = Some(now_ms());
                             entry.sleep_ts = None;
                         }
                         factory.spawn(self.clone(), start, rx, tx.downgrade());
-                        Route::Send(tx)
+                        Delivery::Send(tx)
                     }
                 }
             };
             let sender = match route {
-                Route::Send(sender) => sender,
-                Route::Wait(waiting) => {
+                Delivery::Send(sender) => sender,
+                Delivery::Wait(waiting) => {
                     waiting.await;
                     continue;
                 }
@@ -188,7 +188,7 @@ impl HostCore {
     }
 
     fn start_info(&self, actor_id: &str) -> Result<StartInfo, ClientError> {
-        let dir = lock(&self.directory);
+        let dir = lock(&self.actor_table);
         match dir.get(actor_id) {
             Some(entry) if entry.record.destroy_ts.is_none() => Ok(StartInfo {
                 actor_id: entry.record.actor_id.clone(),
@@ -213,7 +213,7 @@ impl HostCore {
         if let Some(Slot::Stopping(stopped)) = lock(&self.slots).remove(actor_id) {
             stopped.notify_waiters();
         }
-        if !destroyed && let Some(entry) = lock(&self.directory).get_mut(actor_id) {
+        if !destroyed && let Some(entry) = lock(&self.actor_table).get_mut(actor_id) {
             entry.sleep_ts = Some(now_ms());
         }
     }
@@ -222,13 +222,13 @@ impl HostCore {
     pub async fn mark_destroyed(&self, actor_id: &str) -> Result<(), ClientError> {
         let ts = now_ms();
         self.node_db.mark_destroyed(actor_id, ts).await?;
-        lock(&self.directory).mark_destroyed(actor_id, ts);
+        lock(&self.actor_table).mark_destroyed(actor_id, ts);
         Ok(())
     }
 
     /// The actor consumed its create input; forget it.
     pub async fn input_consumed(&self, actor_id: &str) {
-        if let Some(entry) = lock(&self.directory).get_mut(actor_id) {
+        if let Some(entry) = lock(&self.actor_table).get_mut(actor_id) {
             entry.record.input = None;
         }
         if let Err(e) = self.node_db.clear_input(actor_id).await {
@@ -247,7 +247,7 @@ impl HostCore {
     pub fn metrics_snapshot(&self) -> Snapshot {
         let mut snapshot = Snapshot { connections: lock(&self.connections).clone(), ..Snapshot::default() };
         let slots = lock(&self.slots);
-        for entry in lock(&self.directory).live(None, usize::MAX) {
+        for entry in lock(&self.actor_table).live(None, usize::MAX) {
             let name = entry.record.name.clone();
             let bucket =
                 if slots.contains_key(&entry.record.actor_id) { &mut snapshot.awake } else { &mut snapshot.asleep };

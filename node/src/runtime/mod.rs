@@ -3,7 +3,7 @@
 pub(crate) mod alarms;
 pub(crate) mod command;
 mod connections;
-pub(crate) mod directory;
+pub(crate) mod actor_table;
 mod firing;
 pub(crate) mod host;
 mod inspect;

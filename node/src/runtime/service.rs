@@ -56,7 +56,7 @@ impl Host {
     }
 
     fn existing(&self, name: &str, key: &[String]) -> Option<ActorInfo> {
-        lock(&self.core.directory).live_by_key(name, key).map(|e| e.info(&self.core.region))
+        lock(&self.core.actor_table).live_by_key(name, key).map(|e| e.info(&self.core.region))
     }
 
     /// Checks the request and encodes its input for the actor's record.
@@ -87,7 +87,7 @@ impl Host {
         self.core.node_db.insert(&record).await?;
         let id = record.actor_id.clone();
         self.core.metrics.record_created(&record.name);
-        lock(&self.core.directory).insert(record);
+        lock(&self.core.actor_table).insert(record);
         Ok(id)
     }
 
@@ -166,7 +166,7 @@ impl Host {
     /// Whether this node recorded the actor (`Some`), and when it was destroyed; looked up without copying the
     /// entry, since every request of a cluster node asks.
     fn destroy_ts(&self, actor_id: &str) -> Option<Option<i64>> {
-        lock(&self.core.directory).get(actor_id).map(|e| e.record.destroy_ts)
+        lock(&self.core.actor_table).get(actor_id).map(|e| e.record.destroy_ts)
     }
 
     /// Whether actors named `name` are registered on this node.
@@ -253,7 +253,7 @@ impl Backend for Host {
     }
 
     async fn list_actors(&self, name: Option<&str>, limit: usize) -> Result<Vec<ActorInfo>, ClientError> {
-        let dir = lock(&self.core.directory);
+        let dir = lock(&self.core.actor_table);
         Ok(dir.live(name, limit).into_iter().map(|e| e.info(&self.core.region)).collect())
     }
 

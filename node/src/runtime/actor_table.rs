@@ -1,4 +1,4 @@
-//! The node's in-memory directory of its actors: by id and by (name, key), mirroring `node.db`.
+//! The node's in-memory table of its actors: by id and by (name, key), mirroring `node.db`.
 
 use std::collections::HashMap;
 
@@ -7,7 +7,7 @@ use tern_proto::key::serialize_key;
 
 use crate::storage::ActorRecord;
 
-/// One actor as the directory knows it.
+/// One actor as the table knows it.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub record: ActorRecord,
@@ -17,15 +17,15 @@ pub(crate) struct Entry {
 
 /// Actors by id, and live actors by (name, serialized key).
 #[derive(Default)]
-pub(crate) struct Directory {
+pub(crate) struct ActorTable {
     by_id: HashMap<String, Entry>,
     by_key: HashMap<(String, String), String>,
 }
 
-impl Directory {
+impl ActorTable {
     /// Builds the directory from the node database's records.
-    pub fn from_records(records: Vec<ActorRecord>) -> Directory {
-        let mut dir = Directory::default();
+    pub fn from_records(records: Vec<ActorRecord>) -> ActorTable {
+        let mut dir = ActorTable::default();
         for record in records {
             dir.insert(record);
         }
