@@ -18,11 +18,12 @@ use super::directory::ClusterDirectory;
 use super::directory::acceptor::Acceptor;
 use super::directory::voters::{TransportVoters, VoterSpec};
 use super::discovery::resolve;
+use super::routing::bridge;
 use super::rpc::{
     self, AcceptValue, CallsMessage, DirectoryMessage, ForgetActor, ForwardCall, MembershipMessage, PrepareBallot,
     PullMembers, ReadRegister, answer, service,
 };
-use super::{Members, Membership, MembershipConfig, MembershipError, Profile, bridge};
+use super::{Members, Membership, MembershipConfig, MembershipError, Profile};
 use crate::runtime::Host;
 
 /// Streams peers opened (bridged sockets) not yet picked up.

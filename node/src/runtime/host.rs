@@ -12,9 +12,9 @@ use std::time::Duration;
 use tern_proto::ClientError;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use super::actor_table::{ActorTable, Entry};
 use super::alarms::Alarms;
 use super::command::Command;
-use super::actor_table::{ActorTable, Entry};
 use super::lifecycle::StartInfo;
 use super::resume::PendingWork;
 use crate::clock::now_ms;

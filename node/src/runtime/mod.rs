@@ -1,9 +1,9 @@
 //! The actor runtime: awake instances, their turns and lifecycle, and the host that wakes and stops them.
 
+pub(crate) mod actor_table;
 pub(crate) mod alarms;
 pub(crate) mod command;
 mod connections;
-pub(crate) mod actor_table;
 mod firing;
 pub(crate) mod host;
 mod inspect;

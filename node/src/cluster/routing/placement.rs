@@ -8,7 +8,7 @@ use std::time::Duration;
 use rand::seq::IndexedRandom;
 use tern_replication::Transport;
 
-use super::{Member, Members};
+use crate::cluster::{Member, MemberState, Members};
 
 /// A chosen home.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,11 +33,8 @@ pub fn choose(
     avoid: &[String],
     local_load: u64,
 ) -> Option<Home> {
-    let live: Vec<Member> = members
-        .all()
-        .into_iter()
-        .filter(|m| m.state == super::MemberState::Alive && !avoid.contains(&m.node.id))
-        .collect();
+    let live: Vec<Member> =
+        members.all().into_iter().filter(|m| m.state == MemberState::Alive && !avoid.contains(&m.node.id)).collect();
     let in_region: Vec<&Member> = live.iter().filter(|m| m.node.region == region).collect();
     let candidates = if in_region.is_empty() {
         let nearest = nearest_region(&live, transport)?;

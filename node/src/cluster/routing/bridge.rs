@@ -19,7 +19,7 @@ use tern_proto::{ClientError, Value};
 use tern_replication::{RecvStream, SendStream, Transport};
 use tokio::sync::mpsc;
 
-use super::rpc::{self, WireRequest};
+use crate::cluster::rpc::{self, WireRequest};
 use crate::runtime::Host;
 use crate::runtime::instance::CONN_QUEUE;
 

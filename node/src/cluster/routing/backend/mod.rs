@@ -12,10 +12,10 @@ use tern_gateway::backend::Backend;
 use tern_proto::ClientError;
 use tern_replication::Transport;
 
-use super::directory::{ClusterDirectory, Placement};
 use super::placement::Home;
-use super::rpc::{self, Call, CallRefusal, CallReply, ForwardCall, WireResponse};
-use super::{MemberState, Members};
+use crate::cluster::directory::{ClusterDirectory, Placement};
+use crate::cluster::rpc::{self, Call, CallRefusal, CallReply, ForwardCall, WireResponse};
+use crate::cluster::{MemberState, Members};
 use crate::runtime::Host;
 use lifecycle::KeyedLocks;
 

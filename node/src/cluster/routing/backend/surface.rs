@@ -13,8 +13,8 @@ use tern_proto::{ClientError, Value};
 
 use super::{ClusterBackend, ForwardError, Route, unexpected};
 use crate::cluster::MemberState;
-use crate::cluster::bridge::{self, StreamOpen};
-use crate::cluster::placement::Home;
+use crate::cluster::routing::bridge::{self, StreamOpen};
+use crate::cluster::routing::placement::Home;
 use crate::cluster::rpc::{Call, CallReply, WireRequest};
 
 #[async_trait]

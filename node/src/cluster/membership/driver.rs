@@ -81,7 +81,11 @@ impl Driver {
 
     /// Runs until the node leaves, or until every handle is dropped (then it stops without a word, as a crash
     /// would, and the cluster finds out by probing).
-    pub(super) async fn run(mut self, mut commands: mpsc::Receiver<MembershipCommand>, mut datagrams: mpsc::Receiver<Datagram>) {
+    pub(super) async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<MembershipCommand>,
+        mut datagrams: mpsc::Receiver<Datagram>,
+    ) {
         let mut refresh = tokio::time::interval(self.timing.load_refresh);
         refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {

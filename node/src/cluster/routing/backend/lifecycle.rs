@@ -10,7 +10,7 @@ use super::{ClusterBackend, FORGET_TIMEOUT, ForwardError, unexpected};
 use crate::clock::now_ms;
 use crate::cluster::MemberState;
 use crate::cluster::directory::Placement;
-use crate::cluster::placement;
+use crate::cluster::routing::placement;
 use crate::cluster::rpc::{self, Call, CallReply, ForgetActor};
 
 /// Async locks by key, dropped when no one holds or waits for them.
