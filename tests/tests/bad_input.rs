@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tern_tests::{Api, TernProcess};
+use tern_tests::{Api, TernProcess, fetch_json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
@@ -331,40 +331,13 @@ async fn oversize_actor_keys_are_refused_on_every_route() {
     let mut parts = vec!["p".repeat(128)];
     parts.extend(vec!["q".repeat(127); 7]);
     let serialized = parts.join("/");
-    let created: Value = f
-        .http
-        .put(f.url("/actors"))
-        .json(&json!({"name": "counter", "key": serialized}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = fetch_json(f.http.put(f.url("/actors")).json(&json!({"name": "counter", "key": serialized}))).await;
     let id = created["actor"]["actor_id"].as_str().expect("an actor at the limits").to_string();
-    let found: Value = f
-        .http
-        .get(f.url_with("/actors", &[("name", "counter"), ("key", &serialized)]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let found = fetch_json(f.http.get(f.url_with("/actors", &[("name", "counter"), ("key", &serialized)]))).await;
     assert_eq!(found["actors"][0]["actor_id"], json!(id), "{found}");
-    let incremented: Value = f
-        .http
-        .post(f.url_with(
-            "/gateway/counter/action/increment",
-            &[("rvt-method", "getOrCreate"), ("rvt-key", &parts.join(","))],
-        ))
-        .json(&json!({"args": [3]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let query = [("rvt-method", "getOrCreate"), ("rvt-key", &parts.join(","))];
+    let increment = f.http.post(f.url_with("/gateway/counter/action/increment", &query)).json(&json!({"args": [3]}));
+    let incremented = fetch_json(increment).await;
     assert_eq!(incremented, json!({"output": 3}));
     let bumped = Api::new(&f.node).call(&relay, "bump", json!([parts[0], 2])).await.unwrap();
     assert_eq!(bumped, json!(2));
