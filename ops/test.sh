@@ -24,19 +24,29 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== build"
 cargo build --workspace --bins --quiet
 
+# Every suite runs even when an earlier one fails, and the end says which failed.
+failed=()
+
 echo "== rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast
+  cargo nextest run --workspace --no-fail-fast || failed+=("rust tests")
 else
-  cargo test --workspace --no-fail-fast
+  cargo test --workspace --no-fail-fast || failed+=("rust tests")
 fi
 
 echo "== rivetkit conformance (tests/js)"
 # `npm ci` may refuse a lockfile written on another platform (its optional packages are not all served);
 # `npm install` honours the lockfile's pinned versions.
 (cd tests/js && npm install --no-audit --no-fund --loglevel=error)
-(cd tests/js && TERN_BIN="$PWD/../../target/debug/tern" TERN_EXAMPLE_BIN="$PWD/../../target/debug/tern-example" npm test)
+(cd tests/js && TERN_BIN="$PWD/../../target/debug/tern" TERN_EXAMPLE_BIN="$PWD/../../target/debug/tern-example" npm test) \
+  || failed+=("rivetkit conformance")
 
 echo "== readme tour (README.md, docs/writing-actors.md)"
 # Runs the documents' examples as pasted against real nodes and compares their output; prints PASS or FAIL.
-(cd tests/js && node readme-tour.js)
+(cd tests/js && node readme-tour.js) || failed+=("readme tour")
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "== FAILED: ${failed[*]}"
+  exit 1
+fi
+echo "== every suite passed: rust tests, rivetkit conformance, readme tour"
