@@ -97,17 +97,18 @@ impl ClusterBackend {
         if !reuse {
             return Err(ClientError::duplicate_key(&request.name, &request.key.serialize()));
         }
-        Ok((self.info(actor_id).await?, false))
+        let info = self.info(actor_id).await?;
+        Ok((info.ok_or_else(|| ClientError::actor_not_found(actor_id))?, false))
     }
 
-    /// What the REST API reports for one actor.
-    pub(super) async fn info(&self, actor_id: &str) -> Result<ActorInfo, ClientError> {
+    /// What the REST API reports for one actor; `None` when no node hosts it and the directory does not know it.
+    pub(super) async fn info(&self, actor_id: &str) -> Result<Option<ActorInfo>, ClientError> {
         if self.inner.host.hosts(actor_id) {
             let infos = self.inner.host.get_actors_by_ids(&[actor_id.to_string()]).await?;
-            return infos.into_iter().next().ok_or_else(|| ClientError::actor_not_found(actor_id));
+            return Ok(infos.into_iter().next());
         }
         let placement = self.directory()?.placement(actor_id, false).await?;
-        placement.map(|p| p.info()).ok_or_else(|| ClientError::actor_not_found(actor_id))
+        Ok(placement.map(|p| p.info()))
     }
 
     /// Destroys an actor this node hosts, then records it in the directory and tells every node to forget it. A

@@ -25,12 +25,7 @@ impl Backend for ClusterBackend {
 
     async fn get_actor_by_key(&self, name: &str, key: &ActorKey) -> Result<Option<ActorInfo>, ClientError> {
         match self.directory()?.binding(name, key.parts(), false).await? {
-            Some(actor_id) => match self.info(&actor_id).await {
-                Ok(info) if info.destroy_ts.is_none() => Ok(Some(info)),
-                Ok(_) => Ok(None),
-                Err(e) if e.code == "not_found" => Ok(None),
-                Err(e) => Err(e),
-            },
+            Some(actor_id) => Ok(self.info(&actor_id).await?.filter(|info| info.destroy_ts.is_none())),
             None => Ok(None),
         }
     }
@@ -38,11 +33,7 @@ impl Backend for ClusterBackend {
     async fn get_actors_by_ids(&self, ids: &[String]) -> Result<Vec<ActorInfo>, ClientError> {
         let mut out = Vec::new();
         for id in ids {
-            match self.info(id).await {
-                Ok(info) => out.push(info),
-                Err(e) if e.code == "not_found" => {}
-                Err(e) => return Err(e),
-            }
+            out.extend(self.info(id).await?);
         }
         Ok(out)
     }
