@@ -52,6 +52,7 @@
 //!   once and re-dial later.
 
 mod transport;
+pub mod wal;
 
 pub use quinn::{RecvStream, SendStream};
 pub use transport::ca::{CA_CERT_FILE, CA_KEY_FILE, CaError, CertFiles, NodeIdentity, init_ca, issue_node};

@@ -1,0 +1,105 @@
+//! A replica's side: applying the home's transactions to its copy of the database.
+
+use std::path::{Path, PathBuf};
+
+use super::batch::Batch;
+use super::error::WalError;
+use super::position::Position;
+use super::raw::RawConnection;
+use super::state::WalState;
+
+/// The one writer of a replica's file: it applies batches with libSQL's WAL insert API, one write session per
+/// transaction, and nothing else ever writes the file. Readers of a replica open it read-only.
+pub struct Replica {
+    conn: RawConnection,
+    path: PathBuf,
+    state: WalState,
+}
+
+impl Replica {
+    /// Opens the replica at `path` (a file received as a [`super::Snapshot`], or an earlier replica) with the
+    /// state its node recorded. Its WAL is the truth about the frames it holds: when the WAL has frames, the
+    /// position is its last frame; when it is empty, the recorded position stands (the WAL was checkpointed after
+    /// the position was recorded).
+    pub fn open(path: &Path, recorded: WalState) -> Result<Replica, WalError> {
+        if !path.exists() {
+            return Err(WalError::Io {
+                what: format!("opening the replica {}", path.display()),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        }
+        let conn = RawConnection::open(path, false)?;
+        conn.exec("PRAGMA journal_mode=WAL")?;
+        // A frame is acknowledged only once it is durable here (sync mode counts on it).
+        conn.exec("PRAGMA synchronous=FULL")?;
+        conn.disable_checkpoints()?;
+        let frames = conn.frame_count()?;
+        let mut state = recorded;
+        if frames > 0 {
+            state.frame = frames;
+        }
+        Ok(Replica { conn, path: path.to_path_buf(), state })
+    }
+
+    /// The replica's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the replica holds.
+    pub fn state(&self) -> WalState {
+        self.state
+    }
+
+    /// The last transaction the replica holds.
+    pub fn position(&self) -> Position {
+        self.state.position()
+    }
+
+    /// Applies `batch` and returns the new state, after `save` recorded it durably (acknowledge only then).
+    ///
+    /// Frames the replica already holds are compared, not written again, so a re-sent batch is harmless. A batch
+    /// that does not continue the replica's position fails with [`WalError::Gap`] (resend from the replica's
+    /// position); one whose frames differ from frames already applied fails with [`WalError::Conflict`] (the copy
+    /// diverged: it needs a snapshot). The first batch of a new generation first checkpoints the replica's WAL,
+    /// which fails with [`WalError::Busy`] while a reader is open.
+    pub fn apply(
+        &mut self,
+        batch: &Batch,
+        mut save: impl FnMut(&WalState) -> Result<(), WalError>,
+    ) -> Result<WalState, WalError> {
+        batch.validate()?;
+        let at = self.position();
+        if batch.generation == at.generation + 1 && batch.after == at {
+            self.conn.checkpoint_truncate()?;
+            self.state = WalState { generation: batch.generation, frame: 0, previous_end: at };
+            save(&self.state)?;
+        } else if batch.generation != at.generation || batch.first_frame() > at.frame + 1 {
+            return Err(WalError::Gap { batch: batch.after, replica: at });
+        }
+        let mut in_session = false;
+        for (frame_no, frame) in (batch.first_frame()..).zip(&batch.frames) {
+            if !in_session {
+                self.conn.insert_begin()?;
+                in_session = true;
+            }
+            if let Err(err) = self.conn.insert_frame(frame_no, frame.bytes()) {
+                // Uncommitted frames are dropped with the session.
+                let _ = self.conn.insert_end();
+                return Err(err);
+            }
+            if frame.is_commit() {
+                self.conn.insert_end()?;
+                in_session = false;
+            }
+        }
+        self.state.frame = self.state.frame.max(batch.end().frame);
+        save(&self.state)?;
+        Ok(self.state)
+    }
+
+    /// Moves the replica's WAL into its file (before it becomes the home, or to read the file directly).
+    pub fn checkpoint(&self) -> Result<(), WalError> {
+        self.conn.checkpoint_truncate()
+    }
+}
