@@ -7,7 +7,9 @@ use std::sync::Once;
 
 use bytes::Bytes;
 use libsql::ffi;
-use tern_replication::wal::{Batch, Replica, Snapshot, SnapshotReceiver, Source, WalError, WalState};
+use tern_replication::wal::{
+    Batch, Position, Replica, Snapshot, SnapshotReceiver, Source, WalError, WalFile, WalState,
+};
 
 /// libSQL configures SQLite on its first open; raw connections may only come after (the crate's documented rule).
 fn init_libsql() {
@@ -131,6 +133,18 @@ fn crc32(bytes: &[u8]) -> u32 {
     h
 }
 
+/// The committed transactions after `after` in the home's WAL file, as the home's shipper reads them.
+fn read(source: &Source, db_path: &Path, after: Position, max_bytes: usize) -> Option<Batch> {
+    WalFile::of(db_path).read_after(after, source.position().unwrap(), source.state().previous_end, max_bytes).unwrap()
+}
+
+/// Ends the home's generation as the node does: the next state first, then the checkpoint.
+fn end_generation(source: &mut Source) -> Option<WalState> {
+    let next = source.next_generation().unwrap()?;
+    source.checkpoint(next).unwrap();
+    Some(next)
+}
+
 /// A home database and one replica of it, with the replica's recorded state kept like a node keeps it.
 struct Pair {
     dir: tempfile::TempDir,
@@ -147,11 +161,15 @@ impl Pair {
         home.exec("CREATE TABLE seed(x)");
         let mut source = unsafe { Source::new(home.0, WalState::default()) }.unwrap();
         // Start the stream as the node does for a new replica: a generation boundary, then a snapshot.
-        source.checkpoint(|_| Ok(())).unwrap();
+        end_generation(&mut source).unwrap();
         let replica_path = dir.path().join("replica.db");
         let recorded = copy_snapshot(&dir.path().join("home.db"), &replica_path, source.state(), 1 << 20);
         let replica = Replica::open(&replica_path, recorded).unwrap();
         Pair { dir, home, source, replica, recorded }
+    }
+
+    fn home_path(&self) -> PathBuf {
+        self.dir.path().join("home.db")
     }
 
     fn replica_path(&self) -> PathBuf {
@@ -161,15 +179,9 @@ impl Pair {
     /// Ships everything the replica lacks, in batches of about `max_bytes`; returns how many batches.
     fn ship(&mut self, max_bytes: usize) -> usize {
         let mut batches = 0;
-        while let Some(batch) = self.source.read_after(self.replica.position(), max_bytes).unwrap() {
+        while let Some(batch) = read(&self.source, &self.home_path(), self.replica.position(), max_bytes) {
             let wire = Batch::decode(batch.encode()).unwrap();
-            let recorded = &mut self.recorded;
-            self.replica
-                .apply(&wire, |state| {
-                    *recorded = *state;
-                    Ok(())
-                })
-                .unwrap();
+            self.recorded = self.replica.apply(&wire).unwrap();
             batches += 1;
         }
         batches
@@ -237,7 +249,7 @@ fn every_kind_of_change_replicates_identically() {
     // A generation change mid-stream: the home checkpoints once the replica has everything, then goes on.
     let before = pair.replica.position();
     assert_eq!(before, pair.source.position().unwrap());
-    let next = pair.source.checkpoint(|_| Ok(())).unwrap().expect("the WAL had frames");
+    let next = end_generation(&mut pair.source).expect("the WAL had frames");
     assert_eq!(next.previous_end, before);
     pair.home.exec("INSERT INTO users(name) VALUES ('after-checkpoint'); DROP INDEX users_karma;");
     pair.ship(1 << 20);
@@ -251,21 +263,21 @@ fn resent_batches_are_harmless_and_gaps_refused() {
     let mut pair = Pair::new();
     pair.home.exec("CREATE TABLE t(x); INSERT INTO t VALUES (1);");
     let start = pair.replica.position();
-    let first = pair.source.read_after(start, 1 << 20).unwrap().unwrap();
+    let first = read(&pair.source, &pair.home_path(), start, 1 << 20).unwrap();
     pair.home.exec("INSERT INTO t VALUES (2);");
-    let both = pair.source.read_after(start, 1 << 20).unwrap().unwrap();
-    let second = pair.source.read_after(first.end(), 1 << 20).unwrap().unwrap();
+    let both = read(&pair.source, &pair.home_path(), start, 1 << 20).unwrap();
+    let second = read(&pair.source, &pair.home_path(), first.end(), 1 << 20).unwrap();
 
     // The second transaction alone does not follow the replica: a gap, nothing applied.
-    match pair.replica.apply(&second, |_| Ok(())) {
+    match pair.replica.apply(&second) {
         Err(WalError::Gap { batch, replica }) => assert_eq!((batch, replica), (first.end(), start)),
         other => panic!("expected a gap, got {other:?}"),
     }
-    pair.replica.apply(&first, |_| Ok(())).unwrap();
-    pair.replica.apply(&first, |_| Ok(())).unwrap();
+    pair.replica.apply(&first).unwrap();
+    pair.replica.apply(&first).unwrap();
     // Overlapping: the first transaction is compared, the second appended.
-    pair.replica.apply(&both, |_| Ok(())).unwrap();
-    pair.replica.apply(&second, |_| Ok(())).unwrap();
+    pair.replica.apply(&both).unwrap();
+    pair.replica.apply(&second).unwrap();
     assert_eq!(pair.replica.position(), both.end());
     pair.assert_equal();
 }
@@ -274,7 +286,7 @@ fn resent_batches_are_harmless_and_gaps_refused() {
 fn corrupt_and_truncated_batches_are_refused_whole() {
     let mut pair = Pair::new();
     pair.home.exec("CREATE TABLE t(x); INSERT INTO t VALUES (randomblob(20000));");
-    let batch = pair.source.read_after(pair.replica.position(), 1 << 20).unwrap().unwrap();
+    let batch = read(&pair.source, &pair.home_path(), pair.replica.position(), 1 << 20).unwrap();
     let wire = batch.encode();
     let mut flipped = wire.to_vec();
     flipped[wire.len() / 2] ^= 0x40;
@@ -296,10 +308,10 @@ fn corrupt_and_truncated_batches_are_refused_whole() {
     let mut torn = batch.clone();
     torn.frames.pop();
     if !torn.frames.is_empty() {
-        assert!(matches!(pair.replica.apply(&torn, |_| Ok(())), Err(WalError::Corrupt(_))));
+        assert!(matches!(pair.replica.apply(&torn), Err(WalError::Corrupt(_))));
     }
     assert_eq!(pair.replica.position(), batch.after, "nothing was applied");
-    pair.replica.apply(&Batch::decode(wire).unwrap(), |_| Ok(())).unwrap();
+    pair.replica.apply(&Batch::decode(wire).unwrap()).unwrap();
     pair.assert_equal();
 }
 
@@ -319,7 +331,7 @@ fn a_restarted_replica_resumes_from_its_recorded_position() {
     pair.assert_equal();
 
     // Restarted across a generation change: the WAL is empty, the recorded position stands.
-    pair.source.checkpoint(|_| Ok(())).unwrap();
+    end_generation(&mut pair.source).unwrap();
     pair.home.exec("INSERT INTO t VALUES (4);");
     pair.ship(1 << 20);
     let recorded = pair.recorded;
@@ -358,8 +370,8 @@ fn frames_from_another_history_conflict() {
     let other = Db::home(&other_path);
     other.exec("CREATE TABLE t(x); INSERT INTO t VALUES ('other');");
     let other_source = unsafe { Source::new(other.0, pair.source.state()) }.unwrap();
-    let theirs = other_source.read_after(pair.source.state().position(), 1 << 20).unwrap().unwrap();
-    match pair.replica.apply(&theirs, |_| Ok(())) {
+    let theirs = read(&other_source, &other_path, pair.source.state().position(), 1 << 20).unwrap();
+    match pair.replica.apply(&theirs) {
         Err(WalError::Conflict { frame }) => assert!(frame >= 1 && frame <= at.frame),
         other => panic!("expected a conflict, got {other:?}"),
     }
@@ -372,15 +384,15 @@ fn a_generation_change_waits_for_replica_readers() {
     let mut pair = Pair::new();
     pair.home.exec("CREATE TABLE t(x); INSERT INTO t VALUES (1);");
     pair.ship(1 << 20);
-    pair.source.checkpoint(|_| Ok(())).unwrap();
+    end_generation(&mut pair.source).unwrap();
     pair.home.exec("INSERT INTO t VALUES (2);");
-    let batch = pair.source.read_after(pair.replica.position(), 1 << 20).unwrap().unwrap();
+    let batch = read(&pair.source, &pair.home_path(), pair.replica.position(), 1 << 20).unwrap();
     let reader = Db::reader(&pair.replica_path());
     reader.exec("BEGIN; SELECT count(*) FROM t;");
-    assert!(matches!(pair.replica.apply(&batch, |_| Ok(())), Err(WalError::Busy)));
+    assert!(matches!(pair.replica.apply(&batch), Err(WalError::Busy)));
     reader.exec("COMMIT");
     drop(reader);
-    pair.replica.apply(&batch, |_| Ok(())).unwrap();
+    pair.replica.apply(&batch).unwrap();
     pair.assert_equal();
 }
 
@@ -395,7 +407,7 @@ fn a_snapshot_of_100_mb_resumes_and_is_checked() {
     }
     home.exec("COMMIT");
     let mut source = unsafe { Source::new(home.0, WalState::default()) }.unwrap();
-    let state = source.checkpoint(|_| Ok(())).unwrap().unwrap();
+    let state = end_generation(&mut source).unwrap();
     home.exec("INSERT INTO t(v) VALUES (x'01')");
 
     let target = dir.path().join("replica.db");
@@ -426,8 +438,8 @@ fn a_snapshot_of_100_mb_resumes_and_is_checked() {
         snapshot.size as f64 / (1 << 20) as f64 / elapsed.as_secs_f64()
     );
     let mut replica = Replica::open(&target, recorded).unwrap();
-    while let Some(batch) = source.read_after(replica.position(), 1 << 20).unwrap() {
-        replica.apply(&batch, |_| Ok(())).unwrap();
+    while let Some(batch) = read(&source, &home_path, replica.position(), 1 << 20) {
+        replica.apply(&batch).unwrap();
     }
     let reader = Db::reader(&target);
     assert_eq!(reader.count("SELECT count(*) FROM t"), 101);

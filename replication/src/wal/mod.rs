@@ -5,8 +5,9 @@
 //! # The stream
 //!
 //! A database's changes are a stream of frames, positioned by [`Position`] `(generation, frame)`. The home's
-//! [`Source`] reads committed transactions after any position from its own connection; a [`Replica`] applies them
-//! as frames of the same numbers in its own WAL. When every replica has a generation's last frame, the home
+//! [`Source`] (its own connection) knows the last committed frame and ends generations; [`WalFile`] reads the
+//! committed transactions after any position from the home's `-wal` file; a [`Replica`] applies them as frames of
+//! the same numbers in its own WAL. When every replica has a generation's last frame, the home
 //! [`Source::checkpoint`]s: the WAL moves into the file and the next generation starts at frame 1. A replica moves
 //! to a new generation only from exactly the previous generation's end; anything else is a [`WalError::Gap`]
 //! (resend) or, when the home no longer has the frames, [`WalError::SnapshotNeeded`]: a [`Snapshot`] of the home's
@@ -20,7 +21,8 @@
 //! * The replica's WAL is emptied (checkpoint `TRUNCATE`, which must complete) before frame 1 of a new generation.
 //! * Only the [`Source`] checkpoints the home (automatic checkpoints and the checkpoint on close are off), and only
 //!   [`Replica::apply`] writes a replica file (its readers are read-only).
-//! * Positions are recorded outside the database file, by the node ([`WalState`]), before a batch is acknowledged.
+//! * Positions are recorded outside the database file, by the node ([`WalState`]): a replica's before it
+//!   acknowledges a batch, the home's next generation before its checkpoint.
 //! * Everything on the wire carries CRC-32s and lengths; a corrupt or truncated batch or snapshot is refused whole.
 
 mod batch;
@@ -31,6 +33,7 @@ mod replica;
 mod snapshot;
 mod source;
 mod state;
+mod wal_file;
 
 pub use batch::{Batch, FRAME_HEADER, Frame, MAX_BATCH_BYTES};
 pub use error::WalError;
@@ -39,3 +42,4 @@ pub use replica::Replica;
 pub use snapshot::{Snapshot, SnapshotReceiver};
 pub use source::Source;
 pub use state::WalState;
+pub use wal_file::WalFile;

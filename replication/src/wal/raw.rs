@@ -112,11 +112,6 @@ impl RawConnection {
         }
     }
 
-    /// The database's page size.
-    pub(crate) fn page_size(&self) -> Result<u32, WalError> {
-        Ok(self.row("PRAGMA page_size")?.first().copied().unwrap_or(4096) as u32)
-    }
-
     /// The last committed frame of the WAL as this connection sees it; waits while another writer holds the lock.
     pub(crate) fn frame_count(&self) -> Result<u32, WalError> {
         let mut frames: c_uint = 0;
@@ -130,18 +125,6 @@ impl RawConnection {
             }
         }
         Err(self.error("wal_frame_count", BUSY))
-    }
-
-    /// Copies frame `frame_no` (its 24-byte header and its page) into `buf`, which must be exactly that long.
-    pub(crate) fn get_frame(&self, frame_no: u32, buf: &mut [u8]) -> Result<(), WalError> {
-        // SAFETY: an open handle; SQLite writes at most `buf.len()` bytes.
-        let rc = unsafe {
-            ffi::libsql_wal_get_frame(self.db, frame_no, buf.as_mut_ptr() as *mut c_void, buf.len() as c_uint)
-        };
-        if rc != ffi::SQLITE_OK {
-            return Err(self.error("wal_get_frame", rc));
-        }
-        Ok(())
     }
 
     /// Starts a WAL write session (a read snapshot and the write lock).

@@ -56,24 +56,23 @@ impl Replica {
         self.state.position()
     }
 
-    /// Applies `batch` and returns the new state, after `save` recorded it durably (acknowledge only then).
+    /// Applies `batch` and returns the new state, for the node to record before it acknowledges the batch.
     ///
     /// Frames the replica already holds are compared, not written again, so a re-sent batch is harmless. A batch
     /// that does not continue the replica's position fails with [`WalError::Gap`] (resend from the replica's
     /// position); one whose frames differ from frames already applied fails with [`WalError::Conflict`] (the copy
     /// diverged: it needs a snapshot). The first batch of a new generation first checkpoints the replica's WAL,
     /// which fails with [`WalError::Busy`] while a reader is open.
-    pub fn apply(
-        &mut self,
-        batch: &Batch,
-        mut save: impl FnMut(&WalState) -> Result<(), WalError>,
-    ) -> Result<WalState, WalError> {
+    ///
+    /// A crash at any point is safe without recording anything in between: reopened, the replica's position is
+    /// its WAL's last frame under the recorded generation, and a position that no longer matches the home's
+    /// stream is refused as a gap (a snapshot follows) or re-applies the very same frames.
+    pub fn apply(&mut self, batch: &Batch) -> Result<WalState, WalError> {
         batch.validate()?;
         let at = self.position();
         if batch.generation == at.generation + 1 && batch.after == at {
             self.conn.checkpoint_truncate()?;
             self.state = WalState { generation: batch.generation, frame: 0, previous_end: at };
-            save(&self.state)?;
         } else if batch.generation != at.generation || batch.first_frame() > at.frame + 1 {
             return Err(WalError::Gap { batch: batch.after, replica: at });
         }
@@ -94,7 +93,6 @@ impl Replica {
             }
         }
         self.state.frame = self.state.frame.max(batch.end().frame);
-        save(&self.state)?;
         Ok(self.state)
     }
 
