@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod gateway_tls;
 pub mod metrics;
 pub mod ready;
+pub mod replica;
 pub mod runtime;
 pub mod sdk;
 pub mod server;

@@ -98,6 +98,11 @@ struct Inner {
     wake_duration: Family<ActorLabels, Histogram>,
     commit_duration: Histogram,
     spans_exported: Counter,
+    wal_frames_shipped: Counter,
+    wal_bytes_shipped: Counter,
+    wal_snapshots: Counter,
+    wal_snapshot_bytes: Counter,
+    wal_checkpoints: Counter,
     spans_dropped: Counter,
     storage_full: Counter,
 }
@@ -185,6 +190,11 @@ impl Metrics {
             wake_duration: Family::new_with_constructor(duration_histogram),
             commit_duration: duration_histogram(),
             spans_exported: Counter::default(),
+            wal_frames_shipped: Counter::default(),
+            wal_bytes_shipped: Counter::default(),
+            wal_snapshots: Counter::default(),
+            wal_snapshot_bytes: Counter::default(),
+            wal_checkpoints: Counter::default(),
             spans_dropped: Counter::default(),
             storage_full: Counter::default(),
             registry: Registry::default(),
@@ -228,6 +238,19 @@ impl Metrics {
         r.register_with_unit("turn_commit_duration", help, Unit::Seconds, inner.commit_duration.clone());
         let help = "Spans accepted by the OTLP collector (--otlp-endpoint)";
         r.register("trace_spans_exported", help, inner.spans_exported.clone());
+        r.register("wal_frames_shipped", "WAL frames a home shipped to its replicas", inner.wal_frames_shipped.clone());
+        r.register(
+            "wal_bytes_shipped",
+            "Bytes of WAL frames a home shipped to its replicas",
+            inner.wal_bytes_shipped.clone(),
+        );
+        r.register("wal_snapshots", "Snapshots a home sent to bootstrap replicas", inner.wal_snapshots.clone());
+        r.register("wal_snapshot_bytes", "Bytes of snapshots a home sent", inner.wal_snapshot_bytes.clone());
+        r.register(
+            "wal_checkpoints",
+            "Generations a home ended by checkpointing a replicated WAL",
+            inner.wal_checkpoints.clone(),
+        );
         let help = "Spans not exported to the OTLP collector: its queue was full, or it failed every try";
         r.register("trace_spans_dropped", help, inner.spans_dropped.clone());
         let help = "Operations refused because the disk was full (storage.full): turns, wakes and node database writes";
@@ -291,6 +314,24 @@ impl Metrics {
     /// Records a turn committed to storage in `duration` (`tern_turn_commit_duration_seconds`).
     pub fn record_commit(&self, duration: Duration) {
         self.inner.commit_duration.observe(duration.as_secs_f64());
+    }
+
+    /// Records a batch of `frames` WAL frames (`bytes` long) a replica acknowledged
+    /// (`tern_wal_frames_shipped_total`, `tern_wal_bytes_shipped_total`).
+    pub fn record_wal_shipped(&self, frames: usize, bytes: usize) {
+        self.inner.wal_frames_shipped.inc_by(frames as u64);
+        self.inner.wal_bytes_shipped.inc_by(bytes as u64);
+    }
+
+    /// Records a snapshot of `bytes` installed on a replica (`tern_wal_snapshots_total`, `tern_wal_snapshot_bytes_total`).
+    pub fn record_wal_snapshot(&self, bytes: u64) {
+        self.inner.wal_snapshots.inc();
+        self.inner.wal_snapshot_bytes.inc_by(bytes);
+    }
+
+    /// Records a replicated WAL checkpointed into a new generation (`tern_wal_checkpoints_total`).
+    pub fn record_wal_checkpoint(&self) {
+        self.inner.wal_checkpoints.inc();
     }
 
     /// Records `count` spans accepted by the OTLP collector (`tern_trace_spans_exported_total`).

@@ -15,6 +15,7 @@ use super::{CorsArgs, GatewayTlsArgs, OtlpArgs, StorageArgs, gateway_scheme, par
 use crate::cluster::directory::voters::VoterSpec;
 use crate::cluster::discovery::Seed;
 use crate::cluster::{ClusterConfig, Profile};
+use crate::replica::{ReplicationMode, ReplicationSettings};
 use crate::sdk::Registry;
 
 /// The QUIC port used when `--quic-listen` is not given.
@@ -86,6 +87,14 @@ pub(crate) struct NodeArgs {
     /// for nodes across regions (about 15 s).
     #[arg(long, value_enum, default_value_t = ProfileArg::Wan)]
     profile: ProfileArg,
+    /// How many replicas each actor homed here keeps on other nodes (other regions first, then other zones); 0
+    /// replicates nothing. A cluster of one node has none to keep.
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+    /// When an actor's replies leave: `async` after the local commit (replicas follow), `sync` once a replica also
+    /// holds the commit.
+    #[arg(long, value_enum, default_value_t = ReplicationMode::Async)]
+    replication_mode: ReplicationMode,
 }
 
 /// `--profile`.
@@ -160,6 +169,11 @@ fn cluster_config(args: &NodeArgs) -> Result<ClusterConfig, String> {
         profile: match args.profile {
             ProfileArg::Lan => Profile::Lan,
             ProfileArg::Wan => Profile::Wan,
+        },
+        replication: ReplicationSettings {
+            replicas: args.replicas,
+            mode: args.replication_mode,
+            ..ReplicationSettings::default()
         },
     })
 }

@@ -24,6 +24,7 @@ use super::rpc::{
     PullMembers, ReadRegister, answer, service,
 };
 use super::{Members, Membership, MembershipConfig, MembershipError, Profile};
+use crate::replica::{Replication, ReplicationSettings};
 use crate::runtime::Host;
 
 /// Streams peers opened (bridged sockets) not yet picked up.
@@ -72,6 +73,8 @@ pub struct ClusterConfig {
     /// The directory's static voter set (the same on every node); empty for a node that cannot create or find
     /// actors (membership only).
     pub voters: Vec<VoterSpec>,
+    /// How the actors homed here are replicated.
+    pub replication: ReplicationSettings,
 }
 
 /// Why a node could not take its part in the cluster.
@@ -129,6 +132,19 @@ impl ClusterNode {
                 async move { serve_calls(backend.get(), &request).await }
             }
         };
+        let replication_slot: Arc<OnceLock<Replication>> = Arc::default();
+        let replication_service = {
+            let replication = replication_slot.clone();
+            move |peer: PeerInfo, request: Bytes| {
+                let replication = replication.clone();
+                async move {
+                    match replication.get() {
+                        Some(replication) => replication.serve(peer, request).await,
+                        None => Err(failed("the node is starting")),
+                    }
+                }
+            }
+        };
         let membership_service = {
             let backend = backend_slot.clone();
             move |_peer: PeerInfo, request: Bytes| {
@@ -141,6 +157,7 @@ impl ClusterNode {
             .serve(service::DIRECTORY, directory_service)
             .serve(service::CALLS, calls_service)
             .serve(service::MEMBERSHIP, membership_service)
+            .serve(service::REPLICATION, replication_service)
             .accept_streams(service::BRIDGE, streams_tx)
             .bind()
             .map_err(|source| ClusterError::Transport { addr: config.quic_listen, source })?;
@@ -169,6 +186,15 @@ impl ClusterNode {
             directory,
         );
         let _ = backend_slot.set(backend.clone());
+        let replication = Replication::new(
+            host.core.clone(),
+            transport.clone(),
+            members.clone(),
+            local.id.clone(),
+            config.replication,
+        );
+        let _ = replication_slot.set(replication.clone());
+        let _ = host.core.replicator.set(Arc::new(replication));
         tokio::spawn(settle_creates(backend.clone()));
         tokio::spawn(serve_streams(host.clone(), streams));
         info!(
@@ -392,6 +418,7 @@ mod tests {
             dns_server: None,
             profile: Profile::Lan,
             voters: Vec::new(),
+            replication: ReplicationSettings::default(),
         }
     }
 

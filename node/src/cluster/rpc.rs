@@ -29,6 +29,8 @@ pub mod service {
     pub const MEMBERSHIP: Service = Service(3);
     /// Socket bridges: a client's WebSocket as one stream to the actor's home.
     pub const BRIDGE: Service = Service(4);
+    /// Replication: WAL frames and snapshots from a home to its replicas (see [`crate::replica`]).
+    pub const REPLICATION: Service = Service(5);
 }
 
 /// A request to a peer's service, and the reply it gets.
@@ -84,6 +86,7 @@ macro_rules! peer_call {
         }
     };
 }
+pub(crate) use peer_call;
 
 /// The directory service's calls.
 #[derive(Debug, Serialize, Deserialize)]

@@ -63,6 +63,9 @@ pub(crate) struct HostCore {
     /// Where actor code's calls to other actors go on a cluster node: the cluster's backend, held weakly (the
     /// backend holds the host). Unset on `tern dev`, whose host serves every actor itself.
     pub actor_router: std::sync::OnceLock<std::sync::Weak<dyn tern_gateway::backend::Backend>>,
+    /// Replication of actor databases to other nodes, on a cluster node (see [`super::replicator`]); unset on
+    /// `tern dev`.
+    pub replicator: std::sync::OnceLock<Arc<dyn super::replicator::Replicator>>,
     /// The cluster creates this run recorded as pending and has not settled yet: in flight, not interrupted.
     pub creates_in_flight: Mutex<std::collections::HashSet<String>>,
     pub metrics: Metrics,
@@ -108,6 +111,7 @@ impl HostCore {
             slots: Mutex::new(HashMap::new()),
             create_lock: tokio::sync::Mutex::new(()),
             actor_router: std::sync::OnceLock::new(),
+            replicator: std::sync::OnceLock::new(),
             creates_in_flight: Mutex::default(),
             connections: Mutex::new(BTreeMap::new()),
             roster: Mutex::new(Roster::Alone { gateway_url: String::new(), started_ms: now_ms() }),

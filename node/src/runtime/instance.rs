@@ -168,7 +168,11 @@ where
     /// Opens (or reuses) the actor's database for a turn.
     pub async fn open_db(core: &HostCore, actor_id: &str) -> Result<ActorDb, Failure> {
         let path = core.data_dir.actor_db_path(actor_id);
-        core.pool.connection(actor_id, &path, core.synchronous()).await.map_err(|e| Failure::storage(&e))
+        let db = core.pool.connection(actor_id, &path, core.synchronous()).await.map_err(|e| Failure::storage(&e))?;
+        if let Some(replicator) = core.replicator.get() {
+            replicator.opened(actor_id, &db).await.map_err(|e| Failure::from_client(&e))?;
+        }
+        Ok(db)
     }
 
     /// Lends the actor's database to actor code (`c.sql()`) until the returned guard is dropped. Between turns
@@ -312,6 +316,14 @@ where
         }
         self.export_spans(spans);
         self.arm_after_commit(alarm).await;
+        if let Some(replicator) = self.core.replicator.get() {
+            // The one hook between commit and reply: in sync mode the replies wait for a replica.
+            if let Err(e) = replicator.committed(&self.shared.actor_id, &db).await {
+                held.into_iter().for_each(|h| h.fail(e.clone()));
+                self.flush_connections();
+                return TurnEnd::Continue;
+            }
+        }
         let destroying = !destroys.is_empty() || self.shared.destroy_requested.swap(false, Ordering::AcqRel);
         if destroying {
             // Free the key before anyone hears back, so a follow-up create of the same key gets a new actor.

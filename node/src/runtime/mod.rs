@@ -12,6 +12,7 @@ pub(crate) mod lifecycle;
 mod queue;
 mod raw;
 pub(crate) mod recurrence;
+pub(crate) mod replicator;
 pub(crate) mod resume;
 pub(crate) mod run_loop;
 pub mod service;

@@ -92,6 +92,12 @@ impl ActorDb {
         self.statements.execute(&self.conn, sql, params).await.map(|_| ())
     }
 
+    /// The connection's raw `sqlite3*`, for the WAL-frame API; valid while this handle lives, and to be used only
+    /// between the actor's statements, on its own task.
+    pub fn raw_handle(&self) -> *mut libsql::ffi::sqlite3 {
+        self.sandbox.raw_handle()
+    }
+
     /// The underlying connection.
     pub fn connection(&self) -> &Connection {
         &self.conn

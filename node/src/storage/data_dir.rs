@@ -82,6 +82,12 @@ impl DataDir {
         self.root.join("actors").join(shard).join(format!("{actor_id}.db"))
     }
 
+    /// Where this node keeps its replica of another node's actor database.
+    pub fn replica_db_path(&self, actor_id: &str) -> PathBuf {
+        let shard: String = actor_id.chars().take(2).collect();
+        self.root.join("replicas").join(shard).join(format!("{actor_id}.db"))
+    }
+
     /// Creates the shard directory for an actor's database.
     pub fn ensure_actor_dir(&self, actor_id: &str) -> io::Result<()> {
         match self.actor_db_path(actor_id).parent() {

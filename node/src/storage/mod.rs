@@ -13,6 +13,7 @@ pub mod schedules;
 pub mod sql_value;
 pub mod statement;
 pub mod statements;
+pub mod wal_streams;
 pub mod workflow;
 
 pub use actor_db::ActorDb;

@@ -49,6 +49,15 @@ CREATE TABLE IF NOT EXISTS registers (name TEXT PRIMARY KEY, state BLOB NOT NULL
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pending_creates (actor_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS pending_work (actor_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS wal_streams (
+    actor_id        TEXT PRIMARY KEY,
+    role            TEXT NOT NULL,
+    generation      INTEGER NOT NULL,
+    frame           INTEGER NOT NULL,
+    prev_generation INTEGER NOT NULL,
+    prev_frame      INTEGER NOT NULL,
+    peers           TEXT NOT NULL
+);
 ";
 
 impl NodeDb {

@@ -32,7 +32,7 @@
 
 use std::cell::RefCell;
 use std::ffi::{CStr, c_char, c_int, c_void};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Once};
 use std::time::{Duration, Instant};
 
@@ -86,6 +86,8 @@ struct SandboxState {
     altered: AtomicBool,
     /// How many objects with reserved names the runtime made, as last recorded.
     reserved_objects: AtomicI64,
+    /// The connection's `sqlite3*`, for the WAL-frame API (which libSQL's `Connection` does not expose).
+    handle: AtomicPtr<ffi::sqlite3>,
 }
 
 /// The sandbox of one open actor connection. Clones share it.
@@ -159,6 +161,12 @@ impl Sandbox {
             ));
         }
         Ok(())
+    }
+
+    /// The connection's raw `sqlite3*`. It stays valid while any clone of the connection lives; use it only where
+    /// nothing else uses the connection (between the actor's statements, on its own task).
+    pub fn raw_handle(&self) -> *mut ffi::sqlite3 {
+        self.state.handle.load(Ordering::Relaxed)
     }
 
     fn lock_refused(&self) -> std::sync::MutexGuard<'_, Option<String>> {
@@ -242,6 +250,7 @@ unsafe extern "C" fn harden(
     _api: *const ffi::sqlite3_api_routines,
 ) -> c_int {
     let state = Arc::new(SandboxState::default());
+    state.handle.store(db, Ordering::Relaxed);
     // SAFETY: `db` is the connection SQLite is opening; the configuration calls take an int and an optional
     // out-pointer, the limits plain ints. The client data slot owns one reference to the state and releases it
     // when the connection closes, which is also the last moment the progress handler can run.

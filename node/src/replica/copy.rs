@@ -1,0 +1,108 @@
+//! The replica side: this node's copies of other nodes' actor databases, written only by the home's frames and
+//! snapshots.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tern_replication::wal::{Batch, Replica, SnapshotReceiver, WalError, WalState};
+
+use super::wire::{Refusal, ShipFrames, ShipSnapshot, SnapshotProgress};
+use crate::runtime::host::HostCore;
+use crate::storage::wal_streams::{StreamRecord, StreamRole};
+
+/// One actor's copy: its writer while open, and a snapshot being received.
+#[derive(Default)]
+struct Copy {
+    replica: Option<Replica>,
+    receiving: Option<SnapshotReceiver>,
+}
+
+/// The copies this node holds, each behind its own lock (one writer per file).
+#[derive(Default)]
+pub(super) struct Copies {
+    open: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Copy>>>>,
+}
+
+impl Copies {
+    fn copy(&self, actor_id: &str) -> Arc<tokio::sync::Mutex<Copy>> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.entry(actor_id.to_string()).or_default().clone()
+    }
+
+    /// Where the copy of `actor_id` is, if this node holds one.
+    pub(super) async fn position(&self, core: &HostCore, actor_id: &str) -> Result<Option<WalState>, Refusal> {
+        let copy = self.copy(actor_id);
+        let copy = copy.lock().await;
+        if let Some(replica) = &copy.replica {
+            return Ok(Some(replica.state()));
+        }
+        Ok(recorded(core, actor_id).await?.map(|record| record.state))
+    }
+
+    /// Applies a batch of frames to the copy of `call.actor_id`, recording its new state before answering.
+    pub(super) async fn apply(&self, core: &HostCore, call: ShipFrames) -> Result<WalState, Refusal> {
+        let batch = Batch::decode(call.batch).map_err(refusal)?;
+        let copy = self.copy(&call.actor_id);
+        let mut copy = copy.lock().await;
+        if copy.replica.is_none() {
+            let Some(record) = recorded(core, &call.actor_id).await? else { return Err(Refusal::NeedsSnapshot) };
+            let path = core.data_dir.replica_db_path(&call.actor_id);
+            copy.replica = Some(tokio::task::block_in_place(|| Replica::open(&path, record.state)).map_err(refusal)?);
+        }
+        let replica = copy.replica.as_mut().expect("opened above");
+        let state = tokio::task::block_in_place(|| replica.apply(&batch)).map_err(refusal)?;
+        let record = StreamRecord { role: StreamRole::Replica, state, peers: vec![call.home] };
+        core.node_db.set_wal_stream(&call.actor_id, &record).await.map_err(|e| Refusal::Failed(e.message))?;
+        Ok(state)
+    }
+
+    /// Takes one chunk of a snapshot; the last one installs the copy (replacing any older one).
+    pub(super) async fn receive(&self, core: &HostCore, call: ShipSnapshot) -> Result<SnapshotProgress, Refusal> {
+        let copy = self.copy(&call.actor_id);
+        let mut copy = copy.lock().await;
+        let path = core.data_dir.replica_db_path(&call.actor_id);
+        let same = copy.receiving.as_ref().is_some_and(|r| r.snapshot() == call.snapshot);
+        if !same {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| Refusal::Failed(format!("{}: {e}", dir.display())))?;
+            }
+            copy.receiving = Some(SnapshotReceiver::start(&path, call.snapshot).map_err(refusal)?);
+        }
+        let receiving = copy.receiving.as_mut().expect("started above");
+        if call.offset != receiving.received() {
+            return Ok(SnapshotProgress::Receiving { received: receiving.received() });
+        }
+        tokio::task::block_in_place(|| receiving.write(call.offset, &call.chunk)).map_err(refusal)?;
+        if !receiving.is_complete() {
+            return Ok(SnapshotProgress::Receiving { received: receiving.received() });
+        }
+        // The old copy's writer must be closed before its file is replaced.
+        copy.replica = None;
+        let receiving = copy.receiving.take().expect("present above");
+        let state = tokio::task::block_in_place(|| receiving.finish()).map_err(refusal)?;
+        let record = StreamRecord { role: StreamRole::Replica, state, peers: vec![call.home] };
+        core.node_db.set_wal_stream(&call.actor_id, &record).await.map_err(|e| Refusal::Failed(e.message))?;
+        copy.replica = Some(tokio::task::block_in_place(|| Replica::open(&path, state)).map_err(refusal)?);
+        Ok(SnapshotProgress::Installed(state))
+    }
+}
+
+/// The recorded replica stream of `actor_id` (`None` when this node holds no replica of it).
+async fn recorded(core: &HostCore, actor_id: &str) -> Result<Option<StreamRecord>, Refusal> {
+    let record = core.node_db.wal_stream(actor_id).await.map_err(|e| Refusal::Failed(e.message))?;
+    Ok(record.filter(|r| r.role == StreamRole::Replica && core.data_dir.replica_db_path(actor_id).exists()))
+}
+
+/// What the home hears when applying failed.
+fn refusal(err: WalError) -> Refusal {
+    match err {
+        WalError::Gap { replica, .. } => Refusal::Gap { at: replica },
+        WalError::Conflict { .. } | WalError::SnapshotNeeded { .. } => Refusal::NeedsSnapshot,
+        WalError::Busy => Refusal::Busy,
+        WalError::Corrupt(message) => Refusal::Corrupt(message),
+        other @ (WalError::Sqlite { .. } | WalError::Io { .. }) => {
+            tracing::error!(error = %other, "a replica could not apply what its home sent");
+            Refusal::Failed(other.to_string())
+        }
+    }
+}

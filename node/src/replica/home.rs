@@ -1,0 +1,251 @@
+//! The home side: each replicated actor's stream, and the tasks that ship it to each replica.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tern_proto::ClientError;
+use tern_replication::wal::{Position, Snapshot, Source, WalError, WalFile, WalState};
+use tokio::sync::{RwLock, watch};
+
+use super::Context;
+use super::wire::{AskPosition, Refusal, ShipFrames, ShipSnapshot, SnapshotProgress};
+use crate::cluster::rpc::{self, PeerError};
+use crate::storage::ActorDb;
+use crate::storage::wal_streams::{StreamRecord, StreamRole};
+
+/// A batch is cut after the transaction that reaches this many bytes.
+const BATCH_BYTES: usize = 4 << 20;
+/// Snapshots travel in chunks of this size.
+const SNAPSHOT_CHUNK: usize = 4 << 20;
+/// The home checkpoints once its WAL has this many frames and every replica has them all.
+const CHECKPOINT_FRAMES: u32 = 1000;
+/// Past this many frames the home checkpoints even if a replica lags (that replica then needs a snapshot).
+const MAX_WAL_FRAMES: u32 = 64 * 1024;
+/// How long one call to a replica may take.
+const SHIP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One replicated actor's stream on its home.
+pub(super) struct HomeStream {
+    actor_id: String,
+    db_path: PathBuf,
+    /// The replicas' node ids.
+    pub(super) replicas: Vec<String>,
+    /// The stream's generation and where the previous one ended.
+    wal: Mutex<WalState>,
+    /// The last committed position; shippers wait on it.
+    committed: watch::Sender<Position>,
+    /// What each replica acknowledged.
+    acked: watch::Sender<HashMap<String, Position>>,
+    /// Shippers read the WAL and database files under the read lock; a checkpoint takes the write lock.
+    files: RwLock<()>,
+}
+
+impl HomeStream {
+    /// A stream recorded as `record`, for the database at `db_path`.
+    pub(super) fn new(actor_id: &str, db_path: PathBuf, record: &StreamRecord) -> Arc<HomeStream> {
+        Arc::new(HomeStream {
+            actor_id: actor_id.to_string(),
+            db_path,
+            replicas: record.peers.clone(),
+            wal: Mutex::new(record.state),
+            committed: watch::Sender::new(record.state.position()),
+            acked: watch::Sender::new(HashMap::new()),
+            files: RwLock::new(()),
+        })
+    }
+
+    fn wal(&self) -> WalState {
+        *self.wal.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What the replicas acknowledged, by node id.
+    pub(super) fn acked(&self) -> HashMap<String, Position> {
+        self.acked.borrow().clone()
+    }
+
+    /// The last committed position.
+    pub(super) fn committed(&self) -> Position {
+        *self.committed.borrow()
+    }
+
+    /// Takes the database's checkpoints over for this connection (every time the actor's database is opened).
+    pub(super) fn source(&self, db: &ActorDb) -> Result<Source, ClientError> {
+        // SAFETY: the caller holds `db` (so the connection is open) and runs on the actor's task between its
+        // statements; the source lives only for this call's scope.
+        unsafe { Source::new(db.raw_handle(), self.wal()) }.map_err(internal)
+    }
+
+    /// Records a commit, wakes the shippers, and ends the generation when the WAL is long enough and every replica
+    /// has all of it (or it is far too long). Returns the committed position.
+    pub(super) async fn commit(&self, ctx: &Context, db: &ActorDb) -> Result<Position, ClientError> {
+        let mut source = self.source(db)?;
+        let position = source.position().map_err(internal)?;
+        self.committed.send_replace(position);
+        let everyone_has_it = {
+            let acked = self.acked.borrow();
+            self.replicas.iter().all(|r| acked.get(r).is_some_and(|p| *p >= position))
+        };
+        let due = (position.frame >= CHECKPOINT_FRAMES && everyone_has_it) || position.frame >= MAX_WAL_FRAMES;
+        if !due {
+            return Ok(position);
+        }
+        let Ok(_files) = self.files.try_write() else { return Ok(position) };
+        let Some(next) = source.next_generation().map_err(internal)? else { return Ok(position) };
+        let record = StreamRecord { role: StreamRole::Home, state: next, peers: self.replicas.clone() };
+        ctx.core.node_db.set_wal_stream(&self.actor_id, &record).await?;
+        source.checkpoint(next).map_err(internal)?;
+        *self.wal.lock().unwrap_or_else(|p| p.into_inner()) = next;
+        self.committed.send_replace(next.position());
+        ctx.core.metrics.record_wal_checkpoint();
+        Ok(position)
+    }
+
+    /// Waits until a replica holds `position` (sync mode), for at most `limit`.
+    pub(super) async fn replicated(&self, position: Position, limit: Duration) -> Result<(), ClientError> {
+        let mut acked = self.acked.subscribe();
+        let reached = acked.wait_for(|acked| acked.values().any(|p| *p >= position));
+        match tokio::time::timeout(limit, reached).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(ClientError::unavailable(format!(
+                "actor {} committed the write, but no replica confirmed it within {} ms (sync replication)",
+                self.actor_id,
+                limit.as_millis()
+            ))),
+        }
+    }
+
+    fn ack(&self, replica: &str, position: Position) {
+        self.acked.send_modify(|acked| {
+            acked.insert(replica.to_string(), position);
+        });
+    }
+}
+
+fn internal(err: WalError) -> ClientError {
+    tracing::error!(error = %err, "replication failed on the home");
+    ClientError::internal()
+}
+
+/// Why one shipping step failed.
+#[derive(Debug, thiserror::Error)]
+enum ShipError {
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error("the replica's node is not a live member")]
+    Down,
+}
+
+/// Ships `stream` to `replica` for as long as the node runs: frames after the replica's position whenever there
+/// are some, a snapshot when the replica has no usable copy; retries with backoff when the replica is unreachable.
+pub(super) async fn ship(ctx: Arc<Context>, stream: Arc<HomeStream>, replica: String) {
+    let mut committed = stream.committed.subscribe();
+    let mut at: Option<Position> = None;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match step(&ctx, &stream, &replica, &mut at).await {
+            Ok(true) => backoff = Duration::from_millis(100),
+            Ok(false) => {
+                backoff = Duration::from_millis(100);
+                // Up to date: wait for the next commit (or look again in a while, in case a reply was lost).
+                let _ = tokio::time::timeout(Duration::from_secs(5), committed.changed()).await;
+            }
+            Err(err) => {
+                tracing::debug!(actor_id = %stream.actor_id, replica, error = %err, "shipping to a replica failed");
+                at = None;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// One exchange with the replica; `Ok(false)` when it has everything committed.
+async fn step(ctx: &Context, stream: &HomeStream, replica: &str, at: &mut Option<Position>) -> Result<bool, ShipError> {
+    let addr = ctx.address(replica).ok_or(ShipError::Down)?;
+    let position = match *at {
+        Some(position) => position,
+        None => {
+            let ask = AskPosition { actor_id: stream.actor_id.clone() };
+            match rpc::ask(&ctx.transport, addr, ask, SHIP_TIMEOUT).await? {
+                Some(state) => state.position(),
+                None => return send_snapshot(ctx, stream, replica, addr, at).await.map(|()| true),
+            }
+        }
+    };
+    let batch = {
+        let _files = stream.files.read().await;
+        let wal = stream.wal();
+        WalFile::of(&stream.db_path).read_after(position, stream.committed(), wal.previous_end, BATCH_BYTES)
+    };
+    let batch = match batch {
+        Ok(Some(batch)) => batch,
+        Ok(None) => {
+            *at = Some(position);
+            stream.ack(replica, position);
+            return Ok(false);
+        }
+        Err(WalError::SnapshotNeeded { .. }) => {
+            return send_snapshot(ctx, stream, replica, addr, at).await.map(|()| true);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let bytes = batch.payload_bytes();
+    let frames = batch.frames.len();
+    let call = ShipFrames { actor_id: stream.actor_id.clone(), home: ctx.local_id.clone(), batch: batch.encode() };
+    match rpc::ask(&ctx.transport, addr, call, SHIP_TIMEOUT).await? {
+        Ok(state) => {
+            ctx.core.metrics.record_wal_shipped(frames, bytes);
+            *at = Some(state.position());
+            stream.ack(replica, state.position());
+            Ok(true)
+        }
+        Err(Refusal::Gap { at: replica_at }) => {
+            *at = Some(replica_at);
+            Ok(true)
+        }
+        Err(Refusal::NeedsSnapshot) => send_snapshot(ctx, stream, replica, addr, at).await.map(|()| true),
+        Err(Refusal::Busy) => {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(true)
+        }
+        Err(refusal) => Err(refusal.into()),
+    }
+}
+
+/// Copies the home's database file (which does not change within a generation: checkpoints wait) to the replica,
+/// resuming where the replica's partial copy stopped.
+async fn send_snapshot(
+    ctx: &Context,
+    stream: &HomeStream,
+    replica: &str,
+    addr: SocketAddr,
+    at: &mut Option<Position>,
+) -> Result<(), ShipError> {
+    let _files = stream.files.read().await;
+    let wal = stream.wal();
+    let path = stream.db_path.clone();
+    let snapshot = tokio::task::block_in_place(|| Snapshot::describe(&path, wal))?;
+    tracing::info!(actor_id = %stream.actor_id, replica, bytes = snapshot.size, "sending a snapshot to a replica");
+    let mut offset = 0;
+    loop {
+        let chunk = tokio::task::block_in_place(|| Snapshot::read_chunk(&path, offset, SNAPSHOT_CHUNK))?;
+        let call =
+            ShipSnapshot { actor_id: stream.actor_id.clone(), home: ctx.local_id.clone(), snapshot, offset, chunk };
+        match rpc::ask(&ctx.transport, addr, call, SHIP_TIMEOUT).await?? {
+            SnapshotProgress::Receiving { received } => offset = received,
+            SnapshotProgress::Installed(state) => {
+                ctx.core.metrics.record_wal_snapshot(snapshot.size);
+                *at = Some(state.position());
+                stream.ack(replica, state.position());
+                return Ok(());
+            }
+        }
+    }
+}

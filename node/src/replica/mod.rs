@@ -1,0 +1,284 @@
+//! Replication of actors' databases to other nodes: every replicated actor's committed transactions are shipped
+//! from its home to its replicas as WAL frames (the mechanics are in [`tern_replication::wal`]; this module knows
+//! which actors, which nodes, and when).
+//!
+//! * **Which replicas.** When a home first opens an actor's database, it picks `--replicas` live members (default
+//!   one), preferring other regions, then other zones, and records the set in `node.db`. A cluster of one node
+//!   replicates nothing.
+//! * **When.** After every commit (the runtime's one hook between commit and reply, [`Replicator`]) the home notes
+//!   the committed position; one task per replica ([`home::ship`]) sends what the replica lacks, or a snapshot of
+//!   the database file when it has no usable copy. In `sync` mode the turn's replies wait until a replica holds the
+//!   commit; in `async` mode they leave at once and replicas follow.
+//! * **Generations.** The home checkpoints its WAL only when every replica has all of it (and at the latest after
+//!   64k frames), recording the next generation in `node.db` first.
+//! * **Replicas** ([`copy`]) apply frames to their own file, written by nothing else, and record their position in
+//!   `node.db` before they acknowledge.
+//!
+//! Not yet: promoting a replica when a home dies (failover, with liveness leases), moving actors on demand, and
+//! repairing a replica set when a replica's node leaves.
+
+mod copy;
+mod home;
+mod wire;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use tern_proto::ClientError;
+use tern_replication::wal::Position;
+use tern_replication::{PeerInfo, Transport};
+
+use crate::cluster::rpc::{self, answer};
+use crate::cluster::{MemberState, Members};
+use crate::runtime::host::HostCore;
+use crate::runtime::replicator::Replicator;
+use crate::sdk::definition::BoxFuture;
+use crate::storage::ActorDb;
+use crate::storage::wal_streams::{StreamRecord, StreamRole};
+use home::HomeStream;
+pub use wire::ReplicationMessage;
+use wire::{AskPosition, ShipFrames, ShipSnapshot};
+
+/// When a turn's replies may leave.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplicationMode {
+    /// After the local commit; replicas follow (a home's crash can lose its last unshipped transactions).
+    #[default]
+    Async,
+    /// After a replica in another failure domain also holds the commit.
+    Sync,
+}
+
+/// How a node replicates the actors it is home to.
+#[derive(Clone, Copy, Debug)]
+pub struct ReplicationSettings {
+    /// How many replicas each actor keeps (0: none).
+    pub replicas: usize,
+    /// When replies leave.
+    pub mode: ReplicationMode,
+    /// How long a `sync` reply waits for a replica before it fails with `actor.unavailable`.
+    pub sync_timeout: Duration,
+}
+
+impl Default for ReplicationSettings {
+    fn default() -> Self {
+        ReplicationSettings { replicas: 1, mode: ReplicationMode::Async, sync_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// What the shipping tasks and the service share.
+pub(crate) struct Context {
+    core: Arc<HostCore>,
+    transport: Transport,
+    members: Members,
+    local_id: String,
+}
+
+impl Context {
+    /// The QUIC address of a live member.
+    fn address(&self, node_id: &str) -> Option<SocketAddr> {
+        self.members.get(node_id).filter(|m| m.state != MemberState::Down).map(|m| m.node.quic_addr)
+    }
+}
+
+/// A node's replication: the streams it is home to, the copies it holds for others, and the service peers call.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Replication {
+    ctx: Arc<Context>,
+    settings: ReplicationSettings,
+    streams: Arc<tokio::sync::Mutex<HashMap<String, Option<Arc<HomeStream>>>>>,
+    copies: Arc<copy::Copies>,
+    /// Until when a home with no candidate replica stops looking (so that a lone node does not look every turn).
+    lonely_until: Arc<Mutex<HashMap<String, tokio::time::Instant>>>,
+}
+
+/// One replica as `GET /actors/{id}/replicas` reports it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaStatus {
+    pub node: String,
+    pub region: Option<String>,
+    pub position: Option<String>,
+    pub lag_frames: Option<u64>,
+    pub state: &'static str,
+}
+
+impl Replication {
+    /// The replication of the node `local_id`, whose host is `core`.
+    pub(crate) fn new(
+        core: Arc<HostCore>,
+        transport: Transport,
+        members: Members,
+        local_id: String,
+        settings: ReplicationSettings,
+    ) -> Replication {
+        Replication {
+            ctx: Arc::new(Context { core, transport, members, local_id }),
+            settings,
+            streams: Arc::default(),
+            copies: Arc::default(),
+            lonely_until: Arc::default(),
+        }
+    }
+
+    /// Answers a peer's call on the replication service.
+    pub async fn serve(&self, _peer: PeerInfo, request: Bytes) -> Result<Bytes, tern_replication::Error> {
+        let message = rpc::decode::<ReplicationMessage>(&request).map_err(tern_replication::Error::handler)?;
+        let core = &self.ctx.core;
+        Ok(match message {
+            ReplicationMessage::Frames(call) => answer::<ShipFrames>(&self.copies.apply(core, call).await),
+            ReplicationMessage::Snapshot(call) => answer::<ShipSnapshot>(&self.copies.receive(core, call).await),
+            ReplicationMessage::Position(call) => {
+                answer::<AskPosition>(&self.copies.position(core, &call.actor_id).await.ok().flatten())
+            }
+        })
+    }
+
+    /// The replicas of an actor homed here and how far each is (`None` when this node is not its home or it is
+    /// not replicated).
+    pub async fn status(&self, actor_id: &str) -> Option<Vec<ReplicaStatus>> {
+        let stream = self.streams.lock().await.get(actor_id).cloned().flatten()?;
+        let committed = stream.committed();
+        let acked = stream.acked();
+        Some(
+            stream
+                .replicas
+                .iter()
+                .map(|node| {
+                    let member = self.ctx.members.get(node);
+                    let at = acked.get(node).copied();
+                    let lag = at.map(|p| lag_frames(p, committed));
+                    let state = match (&member, at) {
+                        (Some(m), _) if m.state == MemberState::Down => "stale",
+                        (None, _) => "stale",
+                        (_, None) => "bootstrapping",
+                        (_, Some(_)) => "streaming",
+                    };
+                    ReplicaStatus {
+                        node: node.clone(),
+                        region: member.map(|m| m.node.region),
+                        position: at.map(|p| p.to_string()),
+                        lag_frames: lag,
+                        state,
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// The stream of an actor homed here, starting one (choosing its replicas) if it has none yet.
+    async fn stream(&self, actor_id: &str, db: &ActorDb) -> Result<Option<Arc<HomeStream>>, ClientError> {
+        let mut streams = self.streams.lock().await;
+        if let Some(known) = streams.get(actor_id) {
+            return Ok(known.clone());
+        }
+        let core = &self.ctx.core;
+        let db_path = core.data_dir.actor_db_path(actor_id);
+        let record = match core.node_db.wal_stream(actor_id).await? {
+            Some(record) if record.role == StreamRole::Home => record,
+            _ => {
+                if self.settings.replicas == 0 {
+                    streams.insert(actor_id.to_string(), None);
+                    return Ok(None);
+                }
+                let now = tokio::time::Instant::now();
+                if self.lonely_until.lock().unwrap_or_else(|p| p.into_inner()).get(actor_id).is_some_and(|t| *t > now) {
+                    return Ok(None);
+                }
+                let replicas = self.choose_replicas();
+                if replicas.is_empty() {
+                    self.lonely_until
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(actor_id.to_string(), now + Duration::from_secs(10));
+                    return Ok(None);
+                }
+                // A new stream starts at a generation boundary, so the database file is exactly the new
+                // generation's start (what a snapshot copies).
+                let fresh = StreamRecord { role: StreamRole::Home, state: Default::default(), peers: replicas };
+                let stream = HomeStream::new(actor_id, db_path.clone(), &fresh);
+                let mut source = stream.source(db)?;
+                let state = match source.next_generation().map_err(wal_failed)? {
+                    Some(next) => {
+                        source.checkpoint(next).map_err(wal_failed)?;
+                        next
+                    }
+                    None => fresh.state,
+                };
+                let record = StreamRecord { state, ..fresh };
+                core.node_db.set_wal_stream(actor_id, &record).await?;
+                tracing::info!(actor_id, replicas = ?record.peers, "replicating an actor");
+                record
+            }
+        };
+        let stream = HomeStream::new(actor_id, db_path, &record);
+        for replica in &stream.replicas {
+            tokio::spawn(home::ship(self.ctx.clone(), stream.clone(), replica.clone()));
+        }
+        streams.insert(actor_id.to_string(), Some(stream.clone()));
+        Ok(Some(stream))
+    }
+
+    /// Live members other than this node, other regions first, then other zones, then the least loaded.
+    fn choose_replicas(&self) -> Vec<String> {
+        let local = self.ctx.members.local().node;
+        let mut candidates: Vec<_> = self
+            .ctx
+            .members
+            .all()
+            .into_iter()
+            .filter(|m| !m.local && m.state == MemberState::Alive)
+            .map(|m| {
+                let rank = (m.node.region == local.region, m.node.zone == local.zone && local.zone.is_some());
+                (rank, m.load.map_or(0, |l| l.awake_actors), m.node.id)
+            })
+            .collect();
+        candidates.sort();
+        candidates.into_iter().take(self.settings.replicas).map(|(_, _, id)| id).collect()
+    }
+}
+
+/// How many frames `at` is behind `committed` (a replica in an older generation counts the whole new one).
+fn lag_frames(at: Position, committed: Position) -> u64 {
+    if at.generation == committed.generation {
+        u64::from(committed.frame.saturating_sub(at.frame))
+    } else {
+        u64::from(committed.frame)
+    }
+}
+
+fn wal_failed(err: tern_replication::wal::WalError) -> ClientError {
+    tracing::error!(error = %err, "starting an actor's replication failed");
+    ClientError::internal()
+}
+
+impl Replicator for Replication {
+    fn opened(&self, actor_id: &str, db: &ActorDb) -> BoxFuture<Result<(), ClientError>> {
+        let (this, actor_id, db) = (self.clone(), actor_id.to_string(), db.clone());
+        Box::pin(async move {
+            if let Some(stream) = this.stream(&actor_id, &db).await? {
+                // Every connection must have its checkpoints taken over before it writes.
+                stream.source(&db)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn committed(&self, actor_id: &str, db: &ActorDb) -> BoxFuture<Result<(), ClientError>> {
+        let (this, actor_id, db) = (self.clone(), actor_id.to_string(), db.clone());
+        Box::pin(async move {
+            let Some(stream) = this.streams.lock().await.get(&actor_id).cloned().flatten() else { return Ok(()) };
+            let position = stream.commit(&this.ctx, &db).await?;
+            if this.settings.mode == ReplicationMode::Sync {
+                stream.replicated(position, this.settings.sync_timeout).await?;
+            }
+            Ok(())
+        })
+    }
+}

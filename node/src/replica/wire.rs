@@ -1,0 +1,73 @@
+//! The replication service's calls: frames and snapshot chunks from a home to its replicas, and a replica's
+//! position.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tern_replication::Service;
+use tern_replication::wal::{Position, Snapshot, WalState};
+
+use crate::cluster::rpc::{PeerCall, peer_call, service};
+
+/// The replication service's calls.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ReplicationMessage {
+    Frames(ShipFrames),
+    Snapshot(ShipSnapshot),
+    Position(AskPosition),
+}
+
+/// Apply one encoded [`tern_replication::wal::Batch`] to the replica of `actor_id` homed on `home`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ShipFrames {
+    pub actor_id: String,
+    pub home: String,
+    pub batch: Bytes,
+}
+peer_call!(ShipFrames => ReplicationMessage::Frames, service::REPLICATION, Result<WalState, Refusal>);
+
+/// One chunk of a snapshot of `actor_id`'s database, at `offset`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ShipSnapshot {
+    pub actor_id: String,
+    pub home: String,
+    pub snapshot: Snapshot,
+    pub offset: u64,
+    pub chunk: Bytes,
+}
+peer_call!(ShipSnapshot => ReplicationMessage::Snapshot, service::REPLICATION, Result<SnapshotProgress, Refusal>);
+
+/// Where the replica of `actor_id` is (`None`: this node has no copy).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AskPosition {
+    pub actor_id: String,
+}
+peer_call!(AskPosition => ReplicationMessage::Position, service::REPLICATION, Option<WalState>);
+
+/// How far a snapshot got.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum SnapshotProgress {
+    /// This many bytes are here; send from there.
+    Receiving { received: u64 },
+    /// The copy is checked and installed: the replica is at this state.
+    Installed(WalState),
+}
+
+/// Why a replica did not apply what it was sent. Each case tells the home what to do next.
+#[derive(Debug, Serialize, Deserialize, thiserror::Error)]
+pub enum Refusal {
+    /// The batch does not follow the replica: resend from `at`.
+    #[error("the replica is at {at}")]
+    Gap { at: Position },
+    /// The replica has no usable copy (none, or one that diverged): send a snapshot.
+    #[error("the replica needs a snapshot")]
+    NeedsSnapshot,
+    /// The replica is busy (a reader holds its WAL, or a snapshot is being installed): retry shortly.
+    #[error("the replica is busy")]
+    Busy,
+    /// What was sent failed its checks on the wire: resend.
+    #[error("corrupt replication data: {0}")]
+    Corrupt(String),
+    /// The replica's node failed (a disk error): retry later.
+    #[error("the replica failed: {0}")]
+    Failed(String),
+}
