@@ -36,4 +36,8 @@ run "cluster_serves_an_actor" {
     condition     = jsondecode(file(output.check_file)).counts == [1, 2, 3, 4] && jsondecode(file(output.check_file)).home == "sin"
     error_message = "an actor homed in sin counted once through each of the four gateways: ${file(output.check_file)}"
   }
+  assert {
+    condition     = var.client_modules == "" || jsondecode(file(output.check_file)).client == { stateless = 5, reply = 6, event = 6 }
+    error_message = "with client_modules, the official client called through one gateway and connected through another: ${file(output.check_file)}"
+  }
 }
