@@ -196,7 +196,7 @@ container_image() {
   if [ "$binary" = "$tern_bin" ]; then
     mkdir -p target/deploy-check && cp "$tern_bin" target/deploy-check/tern && binary=target/deploy-check/tern
   fi
-  podman build -q --pull=never --format docker -f ops/deploy/Dockerfile --target runtime-prebuilt \
+  podman build -q --layers=false --pull=never --format docker -f ops/deploy/Dockerfile --target runtime-prebuilt \
     --build-arg "BASE_IMAGE=$base_image" --build-arg "TERN_BINARY=$binary" -t localhost/tern:check . >/dev/null || return 1
   local port=16420 bad=16421 name=tern-check-$$ rc=0
   # Host networking on loopback: the gateway listens on 127.0.0.1 only.
