@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of Tern: lints, the Rust unit and end-to-end tests, the conformance suite that drives the
-# official RivetKit JS client against a real `tern dev` process, and the README's tour run as pasted. Installs what
-# it needs (idempotent).
+# official RivetKit JS client against a real `tern dev` process, the README's tour run as pasted, and the deploy
+# suite (Terraform, cloud-init, systemd, checkov, hadolint, compose, the container image). Installs what it needs
+# (idempotent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,8 +46,15 @@ echo "== readme tour (README.md, docs/writing-actors.md)"
 # Runs the documents' examples as pasted against real nodes and compares their output; prints PASS or FAIL.
 (cd tests/js && node readme-tour.js) || failed+=("readme tour")
 
+echo "== deploy (ops/deploy/check.sh)"
+# terraform fmt and tests (the configuration module; the local example with real `tern node` processes, driven
+# by the official client from tests/js, then destroyed), the user-data against cloud-init's schema, the systemd
+# unit, checkov over the AWS modules, hadolint, docker-compose config, and the runtime image built with podman
+# from target/debug/tern and run.
+TERN_BIN="$PWD/target/debug/tern" ops/deploy/check.sh || failed+=("deploy")
+
 if [ ${#failed[@]} -gt 0 ]; then
   echo "== FAILED: ${failed[*]}"
   exit 1
 fi
-echo "== every suite passed: rust tests, rivetkit conformance, readme tour"
+echo "== every suite passed: rust tests, rivetkit conformance, readme tour, deploy"

@@ -45,17 +45,37 @@ pub struct MemberLoad {
     pub open_databases: u64,
 }
 
-#[derive(Deserialize)]
-struct MembersResponse {
-    members: Vec<ClusterMember>,
+/// The build the node asked runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeBuild {
+    /// Its release and git commit, e.g. `0.1.0 (commit 1a2b3c4)`.
+    pub release: String,
+    /// The inter-node protocol versions it speaks, highest first (`tern/2`).
+    pub protocols: Vec<String>,
+}
+
+/// What `GET /cluster/members` answers: the members, and the build of the node asked (`None` from a node that
+/// does not report it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterView {
+    /// Every node the node asked knows, itself included, sorted by id.
+    pub members: Vec<ClusterMember>,
+    /// The node's build.
+    #[serde(default)]
+    pub node: Option<NodeBuild>,
 }
 
 impl Client {
     /// Every node the endpoint's node knows, itself included, sorted by id (`GET /cluster/members`). Admin route.
     pub async fn cluster_members(&self) -> Result<Vec<ClusterMember>> {
+        Ok(self.cluster_view().await?.members)
+    }
+
+    /// The members and the endpoint node's build (`GET /cluster/members`). Admin route.
+    pub async fn cluster_view(&self) -> Result<ClusterView> {
         let url = self.endpoint().url(&["cluster", "members"], &[]);
-        let answer: MembersResponse = json_body(self.authorized(self.http().get(url)).send().await?).await?;
-        Ok(answer.members)
+        json_body(self.authorized(self.http().get(url)).send().await?).await
     }
 }
 
@@ -71,9 +91,19 @@ mod tests {
             "gatewayUrl": "http://10.0.0.1:6420", "quicAddr": "10.0.0.1:7420",
             "load": {"awakeActors": 4, "openDatabases": 3}, "since": 1_700_000_000_000i64, "local": true
         }]});
-        let answer: MembersResponse = serde_json::from_value(body.clone()).unwrap();
+        let answer: ClusterView = serde_json::from_value(body.clone()).unwrap();
         let member = &answer.members[0];
         assert_eq!(member.load, Some(MemberLoad { awake_actors: 4, open_databases: 3 }));
         assert_eq!(serde_json::to_value(member).unwrap(), body["members"][0]);
+        assert_eq!(answer.node, None);
+    }
+
+    #[test]
+    fn the_view_carries_the_node_build() {
+        let body = json!({"members": [], "node": {"release": "0.1.0 (commit 1a2b3c4)", "protocols": ["tern/2"]}});
+        let view: ClusterView = serde_json::from_value(body.clone()).unwrap();
+        let build = NodeBuild { release: "0.1.0 (commit 1a2b3c4)".into(), protocols: vec!["tern/2".into()] };
+        assert_eq!(view.node, Some(build));
+        assert_eq!(serde_json::to_value(&view).unwrap(), body);
     }
 }

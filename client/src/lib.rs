@@ -48,7 +48,7 @@ mod urls;
 pub use admin::KvEntry;
 pub use args::{from_value, to_args};
 pub use client::Client;
-pub use cluster::{ClusterMember, MemberLoad};
+pub use cluster::{ClusterMember, ClusterView, MemberLoad, NodeBuild};
 pub use config::{ClientBuilder, ClientConfig, ReconnectPolicy};
 pub use connection::{Connection, ConnectionState, Subscription};
 pub use error::{Error, Result};

@@ -1,18 +1,20 @@
 //! `GET /cluster/members` (admin): the nodes this node knows, as its membership view has them.
 //!
 //! `{"members": [{"id", "region", "zone", "state", "generation", "gatewayUrl", "quicAddr", "load", "since",
-//! "local"}]}`: `state` is `alive`, `suspect` or `down`; `load` is `{"awakeActors", "openDatabases"}` or null
-//! until one arrives; `since` is when this node last saw the member change, in milliseconds since the Unix epoch.
+//! "local"}], "node": {"release", "protocols"} | null}`: `state` is `alive`, `suspect` or `down`; `load` is
+//! `{"awakeActors", "openDatabases"}` or null until one arrives; `since` is when this node last saw the member
+//! change, in milliseconds since the Unix epoch; `node` is the build of the node asked (its release and the
+//! inter-node protocol versions it speaks; membership does not gossip the other members' builds).
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use serde_json::{Value as JsonValue, json};
 
-use crate::AppState;
 use crate::auth::require_admin;
 use crate::backend::MemberInfo;
 use crate::error_response::ErrorResponse;
+use crate::{AppState, NodeBuild};
 
 /// One member as JSON.
 fn member_json(member: &MemberInfo) -> JsonValue {
@@ -33,11 +35,19 @@ fn member_json(member: &MemberInfo) -> JsonValue {
     })
 }
 
+/// The node's build as JSON, or null.
+fn build_json(build: Option<&NodeBuild>) -> JsonValue {
+    build.map_or(JsonValue::Null, |build| json!({ "release": build.release, "protocols": build.protocols }))
+}
+
 /// `GET /cluster/members` (admin).
 pub(crate) async fn members(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<JsonValue>, ErrorResponse> {
     require_admin(&app.config, &headers)?;
     let members = app.backend.cluster_members().await?;
-    Ok(Json(json!({ "members": members.iter().map(member_json).collect::<Vec<_>>() })))
+    Ok(Json(json!({
+        "members": members.iter().map(member_json).collect::<Vec<_>>(),
+        "node": build_json(app.config.build.as_ref()),
+    })))
 }
 
 #[cfg(test)]
@@ -67,5 +77,12 @@ mod tests {
         );
         member.load = Some(MemberLoad { awake_actors: 3, open_databases: 2 });
         assert_eq!(member_json(&member)["load"], json!({"awakeActors": 3, "openDatabases": 2}));
+    }
+
+    #[test]
+    fn the_build_is_the_release_and_the_protocols_or_null() {
+        let build = NodeBuild { release: "0.1.0 (commit 1a2b3c4)".into(), protocols: vec!["tern/2".into()] };
+        assert_eq!(build_json(Some(&build)), json!({"release": "0.1.0 (commit 1a2b3c4)", "protocols": ["tern/2"]}));
+        assert_eq!(build_json(None), JsonValue::Null);
     }
 }

@@ -48,6 +48,18 @@ pub struct GatewayConfig {
     pub admin_token: Option<String>,
     /// The browser origins that may call the gateway (see [`cors`]); by default none.
     pub cors: CorsOrigins,
+    /// The node's build, as `GET /cluster/members` reports it (`"node"`); by default none (`null`).
+    pub build: Option<NodeBuild>,
+}
+
+/// The build a node runs, reported beside its members so that an operator sees which release and which
+/// inter-node protocol versions each node speaks during a rolling upgrade.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeBuild {
+    /// The release and git commit, e.g. `0.1.0 (commit 1a2b3c4)`.
+    pub release: String,
+    /// The inter-node protocol versions the node speaks, highest first (`tern/2`).
+    pub protocols: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -58,6 +70,7 @@ impl Default for GatewayConfig {
             max_outgoing_message_size: 1024 * 1024,
             admin_token: None,
             cors: CorsOrigins::default(),
+            build: None,
         }
     }
 }

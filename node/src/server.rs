@@ -140,6 +140,10 @@ pub async fn serve(
         region: config.region.clone(),
         admin_token: config.admin_token.clone(),
         cors: config.cors.clone(),
+        build: Some(tern_gateway::NodeBuild {
+            release: crate::cli::RELEASE.to_string(),
+            protocols: crate::cli::protocol_versions(),
+        }),
         ..Default::default()
     };
     let listener = tokio::net::TcpListener::bind(config.listen)

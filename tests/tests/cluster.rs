@@ -135,11 +135,15 @@ fn members_command(node: &Node) {
     let table = run(&[], Some(TOKEN));
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(table.status.success(), "{}", String::from_utf8_lossy(&table.stderr));
-    assert!(text.starts_with("ID") && text.lines().count() == 6, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() == 7 && lines[1].starts_with("ID"), "{text}");
+    let header = concat!("node iad-1: tern ", env!("CARGO_PKG_VERSION"), " (commit ");
+    assert!(lines[0].starts_with(header) && lines[0].ends_with("), inter-node protocol tern/2"), "{text}");
     assert!(text.contains("iad-1 (this node)") && text.contains("syd-1") && text.contains("fra"), "{text}");
     let json = run(&["--json"], Some(TOKEN));
     let parsed: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(parsed["members"].as_array().map(Vec::len), Some(5), "{parsed}");
+    assert_eq!(parsed["node"]["protocols"], serde_json::json!(["tern/2"]), "{parsed}");
     let refused = run(&[], None);
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("api.unauthorized"));

@@ -2,7 +2,7 @@
 
 use clap::Args;
 use serde_json::json;
-use tern_client::ClusterMember;
+use tern_client::{ClusterMember, NodeBuild};
 
 use super::context::{CliResult, ClientArgs, Ctx, emit, emit_json, to_json};
 use super::output::{Table, format_ms};
@@ -14,14 +14,26 @@ pub(crate) struct MembersArgs {
     pub client: ClientArgs,
 }
 
-/// Prints the members: a table (the node asked is marked), or `{"members": [...]}` as the API returns it with
-/// `--json`.
+/// Prints the members: a line with the build of the node asked (its release and inter-node protocol versions),
+/// then a table (the node asked is marked), or `{"members": [...], "node": {...}}` as the API returns it with
+/// `--json`. Membership does not gossip builds, so only the node asked reports its own: during a rolling
+/// upgrade, ask each node.
 pub(crate) async fn run(ctx: &Ctx) -> CliResult {
-    let members = ctx.client.cluster_members().await?;
+    let view = ctx.client.cluster_view().await?;
     if ctx.json {
-        return emit_json(ctx, &json!({ "members": to_json(&members) }));
+        return emit_json(ctx, &json!({ "members": to_json(&view.members), "node": to_json(&view.node) }));
     }
-    emit(&table(&members).render())
+    emit(&format!("{}\n{}", header(&view.members, view.node.as_ref()), table(&view.members).render()))
+}
+
+/// `node iad-1: tern 0.1.0 (commit 1a2b3c4), inter-node protocol tern/2`, or `unknown` for a node that does
+/// not report its build.
+fn header(members: &[ClusterMember], build: Option<&NodeBuild>) -> String {
+    let id = members.iter().find(|member| member.local).map_or("?", |member| member.id.as_str());
+    match build {
+        Some(build) => format!("node {id}: tern {}, inter-node protocol {}", build.release, build.protocols.join(", ")),
+        None => format!("node {id}: tern unknown, inter-node protocol unknown"),
+    }
 }
 
 /// The members as a table: id, region, zone, state, load, addresses, last change.
@@ -73,5 +85,12 @@ mod tests {
         assert!(lines[0].starts_with("ID") && lines[0].ends_with("SINCE"), "{text}");
         assert!(lines[1].starts_with("iad-1 (this node)  iad") && lines[1].contains("alive     12    3"), "{text}");
         assert!(lines[2].starts_with("iad-2 ") && lines[2].contains("alive              http://"), "{text}");
+        let build = NodeBuild { release: "0.1.0 (commit 1a2b3c4)".into(), protocols: vec!["tern/2".into()] };
+        let members = [member("iad-2", false, None), member("iad-1", true, None)];
+        assert_eq!(
+            header(&members, Some(&build)),
+            "node iad-1: tern 0.1.0 (commit 1a2b3c4), inter-node protocol tern/2"
+        );
+        assert_eq!(header(&members[..1], None), "node ?: tern unknown, inter-node protocol unknown");
     }
 }

@@ -49,12 +49,29 @@ use context::{ClientArgs, TopClientArgs};
 
 /// Tern: stateful actors at the edge.
 #[derive(Debug, Parser)]
-#[command(name = "tern", version, about, long_about = None)]
+#[command(name = "tern", version = version_text(), about, long_about = None)]
 struct Cli {
     #[command(flatten)]
     client: TopClientArgs,
     #[command(subcommand)]
     command: CliCommand,
+}
+
+/// This build's release (`0.1.0`) and git commit (`git rev-parse --short HEAD` when it was built, `unknown`
+/// outside a checkout; see `node/build.rs`).
+pub const RELEASE: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TERN_GIT_COMMIT"), ")");
+
+/// The inter-node protocol versions this build speaks, highest first (`tern/2`), as `tern --version` and
+/// `tern members` print them.
+pub fn protocol_versions() -> Vec<String> {
+    tern_replication::ProtocolVersion::SUPPORTED.iter().map(ToString::to_string).collect()
+}
+
+/// `tern --version`: `tern 0.1.0 (commit 1a2b3c4), inter-node protocol tern/2`.
+fn version_text() -> &'static str {
+    static TEXT: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("{RELEASE}, inter-node protocol {}", protocol_versions().join(", ")));
+    &TEXT
 }
 
 #[derive(Debug, Subcommand)]
@@ -346,6 +363,16 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_version_names_the_release_the_commit_and_the_protocol() {
+        let error = Cli::try_parse_from(["tern", "--version"]).unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::DisplayVersion);
+        let text = error.to_string();
+        let release = concat!("tern ", env!("CARGO_PKG_VERSION"), " (commit ");
+        assert!(text.starts_with(release) && text.trim_end().ends_with("), inter-node protocol tern/2"), "{text}");
+        assert!(!env!("TERN_GIT_COMMIT").is_empty());
     }
 
     #[test]
