@@ -13,6 +13,7 @@ pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod gateway_tls;
+pub mod handoff;
 pub mod metrics;
 pub mod ready;
 pub mod replica;

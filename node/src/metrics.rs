@@ -103,6 +103,8 @@ struct Inner {
     wal_snapshots: Counter,
     wal_snapshot_bytes: Counter,
     wal_checkpoints: Counter,
+    failovers: Counter,
+    discarded_transactions: Counter,
     spans_dropped: Counter,
     storage_full: Counter,
 }
@@ -195,6 +197,8 @@ impl Metrics {
             wal_snapshots: Counter::default(),
             wal_snapshot_bytes: Counter::default(),
             wal_checkpoints: Counter::default(),
+            failovers: Counter::default(),
+            discarded_transactions: Counter::default(),
             spans_dropped: Counter::default(),
             storage_full: Counter::default(),
             registry: Registry::default(),
@@ -327,6 +331,17 @@ impl Metrics {
     pub fn record_wal_snapshot(&self, bytes: u64) {
         self.inner.wal_snapshots.inc();
         self.inner.wal_snapshot_bytes.inc_by(bytes);
+    }
+
+    /// Records an actor taken over from a dead home (`tern_failovers_total`).
+    pub fn record_failover(&self) {
+        self.inner.failovers.inc();
+    }
+
+    /// Records `count` transactions discarded by a home that lost its actor to a replica
+    /// (`tern_discarded_transactions_total`).
+    pub fn record_discarded_transactions(&self, count: u64) {
+        self.inner.discarded_transactions.inc_by(count);
     }
 
     /// Records a replicated WAL checkpointed into a new generation (`tern_wal_checkpoints_total`).

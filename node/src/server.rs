@@ -153,7 +153,7 @@ pub async fn serve(
     let cluster = match &config.cluster {
         Some(cluster) => {
             check_voters(&host, cluster).await?;
-            Some(ClusterNode::start(cluster, &config.region, addr, host.clone())?)
+            Some(ClusterNode::start(cluster, &config.region, addr, host.clone()).await?)
         }
         None => None,
     };

@@ -1,8 +1,9 @@
 //! Routing across a cluster of real `tern node` processes (loopback, QUIC, mutual TLS, LAN timing), three voters
 //! in three regions: an actor created through one region's gateway is reached through every other gateway (HTTP
 //! actions, a `/connect` WebSocket with events, the inspector), 50 concurrent getOrCreate of one key spread over
-//! all gateways yield one actor, placement follows the region hint, and a node killed with `kill -9` makes its
-//! actors `actor.unavailable` (never silently empty) while new actors avoid it, until it comes back with them.
+//! all gateways yield one actor, placement follows the region hint, and a node that keeps no replicas, killed with
+//! `kill -9`, makes its actors `actor.unavailable` (never silently empty) while new actors avoid it, until it comes
+//! back with them.
 
 use std::time::Duration;
 
@@ -37,7 +38,11 @@ async fn actors_are_reached_through_any_gateway_and_keys_stay_unique() {
     let mut nodes: Vec<Node> = plans
         .iter()
         .enumerate()
-        .map(|(i, p)| Node::start(&ca, work.path(), p, if i == 0 { &[] } else { &first }, Some(&voters), &[]))
+        .map(|(i, p)| {
+            // syd-1 keeps no replicas: its actors have no other copy to fail over to (tests/failover.rs has those).
+            let extra: &[&str] = if p.region == "syd" { &["--replicas", "0"] } else { &[] };
+            Node::start(&ca, work.path(), p, if i == 0 { &[] } else { &first }, Some(&voters), extra)
+        })
         .collect();
     for node in &nodes {
         let all: Vec<&Node> = nodes.iter().collect();
@@ -150,7 +155,8 @@ async fn actors_are_reached_through_any_gateway_and_keys_stay_unique() {
         (observer.state_of("syd-1").await.as_deref() == Some("down")).then_some(())
     })
     .await;
-    // Its actor answers actor.unavailable (503) through any gateway: never restarted empty elsewhere.
+    // Its actor, which has no replica, answers actor.unavailable (503) through any gateway: never restarted empty
+    // elsewhere.
     for node in &nodes[..4] {
         let err = Api::new(&node.process).call(&far_id, "getCount", json!([])).await.unwrap_err();
         assert_eq!((err.0, err.1.as_str()), (503, "actor.unavailable"), "through {}: {err:?}", node.name);

@@ -24,6 +24,7 @@ use super::rpc::{
     PullMembers, ReadRegister, answer, service,
 };
 use super::{Members, Membership, MembershipConfig, MembershipError, Profile};
+use crate::handoff::{Handoff, LeaseTiming};
 use crate::replica::{Replication, ReplicationSettings};
 use crate::runtime::Host;
 
@@ -107,7 +108,7 @@ pub struct ClusterNode {
 impl ClusterNode {
     /// Starts the transport and membership of the node whose gateway listens on `gateway_addr` in `region`, then
     /// joins the seeds and publishes `host`'s load in the background. Must be called within a Tokio runtime.
-    pub fn start(
+    pub async fn start(
         config: &ClusterConfig,
         region: &str,
         gateway_addr: SocketAddr,
@@ -153,6 +154,7 @@ impl ClusterNode {
             }
         };
         let transport = Transport::builder(identity, config.quic_listen)
+            .config(config.profile.transport())
             .on_datagram(datagrams_tx)
             .serve(service::DIRECTORY, directory_service)
             .serve(service::CALLS, calls_service)
@@ -177,6 +179,10 @@ impl ClusterNode {
             );
             ClusterDirectory::new(&local.id, voters, host.core.metrics.clone())
         });
+        let lease = match directory {
+            Some(_) => Some(Handoff::initial_lease(&host, LeaseTiming::for_profile(config.profile)).await),
+            None => None,
+        };
         let backend = ClusterBackend::new(
             host.clone(),
             local.id.clone(),
@@ -184,6 +190,7 @@ impl ClusterNode {
             transport.clone(),
             members.clone(),
             directory,
+            lease.clone(),
         );
         let _ = backend_slot.set(backend.clone());
         let replication = Replication::new(
@@ -192,9 +199,14 @@ impl ClusterNode {
             members.clone(),
             local.id.clone(),
             config.replication,
+            lease.clone(),
         );
         let _ = replication_slot.set(replication.clone());
-        let _ = host.core.replicator.set(Arc::new(replication));
+        let _ = host.core.replicator.set(Arc::new(replication.clone()));
+        if let Some(lease) = lease {
+            let (id, region) = (local.id.clone(), local.region.clone());
+            Handoff::start(id, region, backend.clone(), host.clone(), replication, members.clone(), lease);
+        }
         tokio::spawn(settle_creates(backend.clone()));
         tokio::spawn(serve_streams(host.clone(), streams));
         info!(

@@ -29,6 +29,15 @@ impl Copies {
         open.entry(actor_id.to_string()).or_default().clone()
     }
 
+    /// Closes the copy of `actor_id` and forgets it here (its files stay; the caller moves or removes them).
+    pub(super) async fn close(&self, actor_id: &str) {
+        let copy = self.copy(actor_id);
+        let mut copy = copy.lock().await;
+        copy.replica = None;
+        copy.receiving = None;
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).remove(actor_id);
+    }
+
     /// Where the copy of `actor_id` is, if this node holds one.
     pub(super) async fn position(&self, core: &HostCore, actor_id: &str) -> Result<Option<WalState>, Refusal> {
         let copy = self.copy(actor_id);

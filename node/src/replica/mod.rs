@@ -34,6 +34,7 @@ use tern_replication::{PeerInfo, Transport};
 
 use crate::cluster::rpc::{self, answer};
 use crate::cluster::{MemberState, Members};
+use crate::handoff::Lease;
 use crate::runtime::host::HostCore;
 use crate::runtime::replicator::Replicator;
 use crate::sdk::definition::BoxFuture;
@@ -42,6 +43,9 @@ use crate::storage::wal_streams::{StreamRecord, StreamRole};
 use home::HomeStream;
 pub use wire::ReplicationMessage;
 use wire::{AskPosition, ShipFrames, ShipSnapshot};
+
+/// How long a turn waits for the node's lease (a node that just started, or renews late) before it fails.
+const LEASE_WAIT: Duration = Duration::from_secs(5);
 
 /// When a turn's replies may leave.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -94,6 +98,8 @@ pub struct Replication {
     settings: ReplicationSettings,
     streams: Arc<tokio::sync::Mutex<HashMap<String, Option<Arc<HomeStream>>>>>,
     copies: Arc<copy::Copies>,
+    /// The node's liveness lease: nothing commits or replies without it. `None` without voters.
+    lease: Option<Lease>,
     /// Until when a home with no candidate replica stops looking (so that a lone node does not look every turn).
     lonely_until: Arc<Mutex<HashMap<String, tokio::time::Instant>>>,
 }
@@ -117,10 +123,12 @@ impl Replication {
         members: Members,
         local_id: String,
         settings: ReplicationSettings,
+        lease: Option<Lease>,
     ) -> Replication {
         Replication {
             ctx: Arc::new(Context { core, transport, members, local_id }),
             settings,
+            lease,
             streams: Arc::default(),
             copies: Arc::default(),
             lonely_until: Arc::default(),
@@ -225,6 +233,67 @@ impl Replication {
         Ok(Some(stream))
     }
 
+    /// The replicas this node holds, by their home's node id.
+    pub(crate) async fn copies_by_home(&self) -> Result<std::collections::BTreeMap<String, Vec<String>>, ClientError> {
+        Ok(crate::handoff::failover::by_home(self.ctx.core.node_db.replica_streams().await?))
+    }
+
+    /// Where this node's replica of `actor_id` is.
+    pub(crate) async fn copy_position(&self, actor_id: &str) -> Result<Position, ClientError> {
+        match self.copies.position(&self.ctx.core, actor_id).await {
+            Ok(Some(state)) => Ok(state.position()),
+            Ok(None) => Err(ClientError::unavailable(format!("this node holds no replica of actor {actor_id}"))),
+            Err(refusal) => Err(ClientError::unavailable(refusal.to_string())),
+        }
+    }
+
+    /// Removes this node's replica of `actor_id` (the actor lives on with other copies).
+    pub(crate) async fn drop_copy(&self, actor_id: &str) -> Result<(), ClientError> {
+        self.copies.close(actor_id).await;
+        let core = &self.ctx.core;
+        remove_database(&core.data_dir.replica_db_path(actor_id))?;
+        core.node_db.remove_wal_stream(actor_id).await
+    }
+
+    /// Turns this node's replica of `actor_id` into the actor's home copy: the replica's file and WAL move under
+    /// `actors/`, and the stream goes on from the replica's position (to replicas chosen now), so that the other
+    /// copies of the same history continue where they are.
+    pub(crate) async fn promote(&self, actor_id: &str) -> Result<(), ClientError> {
+        self.copies.close(actor_id).await;
+        let core = &self.ctx.core;
+        let record = core
+            .node_db
+            .wal_stream(actor_id)
+            .await?
+            .ok_or_else(|| ClientError::unavailable(format!("this node holds no replica of actor {actor_id}")))?;
+        let from = core.data_dir.replica_db_path(actor_id);
+        let to = core.data_dir.actor_db_path(actor_id);
+        core.data_dir.ensure_actor_dir(actor_id).map_err(|e| io_failed("creating the actor's directory", e))?;
+        for suffix in ["", "-wal"] {
+            let (from, to) = (with_suffix(&from, suffix), with_suffix(&to, suffix));
+            match std::fs::rename(&from, &to) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_failed("moving the replica", e)),
+                _ => {}
+            }
+        }
+        remove_database(&from)?;
+        let home = StreamRecord { role: StreamRole::Home, state: record.state, peers: self.choose_replicas() };
+        core.node_db.set_wal_stream(actor_id, &home).await?;
+        self.streams.lock().await.remove(actor_id);
+        Ok(())
+    }
+
+    /// How many transactions the home copy of `actor_id` committed after `from` (where a replica took it over).
+    pub(crate) fn unshipped(&self, actor_id: &str, from: Position) -> u64 {
+        let path = self.ctx.core.data_dir.actor_db_path(actor_id);
+        let after =
+            self.streams.try_lock().ok().and_then(|streams| streams.get(actor_id).cloned().flatten()).map_or(
+                from.frame,
+                |stream| if stream.committed().generation == from.generation { from.frame } else { 0 },
+            );
+        tern_replication::wal::WalFile::of(&path).commits_after(after).unwrap_or(0)
+    }
+
     /// Live members other than this node, other regions first, then other zones, then the least loaded.
     fn choose_replicas(&self) -> Vec<String> {
         let local = self.ctx.members.local().node;
@@ -253,6 +322,26 @@ fn lag_frames(at: Position, committed: Position) -> u64 {
     }
 }
 
+fn with_suffix(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("{}{suffix}", path.display()))
+}
+
+/// Removes a database file with its WAL and shared-memory files; missing ones are fine.
+fn remove_database(path: &std::path::Path) -> Result<(), ClientError> {
+    for suffix in ["", "-wal", "-shm"] {
+        match std::fs::remove_file(with_suffix(path, suffix)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_failed("removing a replica", e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn io_failed(what: &str, err: std::io::Error) -> ClientError {
+    tracing::error!(error = %err, "{what} failed");
+    ClientError::internal()
+}
+
 fn wal_failed(err: tern_replication::wal::WalError) -> ClientError {
     tracing::error!(error = %err, "starting an actor's replication failed");
     ClientError::internal()
@@ -262,6 +351,9 @@ impl Replicator for Replication {
     fn opened(&self, actor_id: &str, db: &ActorDb) -> BoxFuture<Result<(), ClientError>> {
         let (this, actor_id, db) = (self.clone(), actor_id.to_string(), db.clone());
         Box::pin(async move {
+            if let Some(lease) = &this.lease {
+                lease.wait(LEASE_WAIT).await?;
+            }
             if let Some(stream) = this.stream(&actor_id, &db).await? {
                 // Every connection must have its checkpoints taken over before it writes.
                 stream.source(&db)?;
@@ -273,6 +365,10 @@ impl Replicator for Replication {
     fn committed(&self, actor_id: &str, db: &ActorDb) -> BoxFuture<Result<(), ClientError>> {
         let (this, actor_id, db) = (self.clone(), actor_id.to_string(), db.clone());
         Box::pin(async move {
+            if let Some(lease) = &this.lease {
+                // A home whose lease ran out during the turn may already have been replaced: it must not reply.
+                lease.check()?;
+            }
             let Some(stream) = this.streams.lock().await.get(&actor_id).cloned().flatten() else { return Ok(()) };
             let position = stream.commit(&this.ctx, &db).await?;
             if this.settings.mode == ReplicationMode::Sync {

@@ -40,6 +40,16 @@ impl ActorTable {
         self.by_id.insert(record.actor_id.clone(), Entry { record, start_ts: None, sleep_ts: None });
     }
 
+    /// Forgets an actor (it lives on another node now).
+    pub fn remove(&mut self, actor_id: &str) {
+        if let Some(entry) = self.by_id.remove(actor_id) {
+            let by_key = (entry.record.name.clone(), serialize_key(&entry.record.key));
+            if self.by_key.get(&by_key).is_some_and(|id| id == actor_id) {
+                self.by_key.remove(&by_key);
+            }
+        }
+    }
+
     /// The live actor for a name and key.
     pub fn live_by_key(&self, name: &str, key: &[String]) -> Option<&Entry> {
         let id = self.by_key.get(&(name.to_string(), serialize_key(key)))?;

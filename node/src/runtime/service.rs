@@ -35,7 +35,7 @@ fn new_actor_id() -> String {
 }
 
 impl Host {
-    async fn request<T>(
+    pub(super) async fn request<T>(
         &self,
         actor_id: &str,
         make: impl FnOnce(oneshot::Sender<Result<T, ClientError>>) -> Command,

@@ -124,6 +124,19 @@ impl NodeDb {
         Ok(())
     }
 
+    /// Forgets an actor that lives on another node now (with its alarm and unfinished-work marks).
+    pub async fn remove_actor(&self, actor_id: &str) -> Result<(), ClientError> {
+        let conn = self.conn.lock().await;
+        for sql in [
+            "DELETE FROM actors WHERE actor_id = ?1",
+            "DELETE FROM alarms WHERE actor_id = ?1",
+            "DELETE FROM pending_work WHERE actor_id = ?1",
+        ] {
+            conn.execute(sql, [actor_id]).await.map_err(|e| self.failed(e))?;
+        }
+        Ok(())
+    }
+
     /// Marks an actor destroyed at `ts`, freeing its key.
     pub async fn mark_destroyed(&self, actor_id: &str, ts: i64) -> Result<(), ClientError> {
         let conn = self.conn.lock().await;

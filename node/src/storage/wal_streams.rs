@@ -83,6 +83,24 @@ impl NodeDb {
         Ok(())
     }
 
+    /// Every replica this node holds: (actor id, its home's node id).
+    pub async fn replica_streams(&self) -> Result<Vec<(String, String)>, ClientError> {
+        let conn = self.conn.lock().await;
+        let mut rows = conn
+            .query("SELECT actor_id, peers FROM wal_streams WHERE role = 'replica'", ())
+            .await
+            .map_err(|e| self.failed(e))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().await.map_err(|e| self.failed(e))? {
+            let actor_id: String = row.get(0).map_err(|e| self.failed(e))?;
+            let peers: String = row.get(1).map_err(|e| self.failed(e))?;
+            if let Some(home) = peers.split(',').next().filter(|h| !h.is_empty()) {
+                out.push((actor_id, home.to_string()));
+            }
+        }
+        Ok(out)
+    }
+
     /// Forgets the stream of `actor_id` (its copy here was removed).
     pub async fn remove_wal_stream(&self, actor_id: &str) -> Result<(), ClientError> {
         let conn = self.conn.lock().await;

@@ -81,4 +81,30 @@ impl WalFile {
         }
         Ok(Some(Batch { after, generation, page_size, frames }))
     }
+
+    /// How many transactions the WAL committed after frame `after` (frames of its current generation, up to the
+    /// last commit on disk): what a home that lost its actor to a replica at `after` never shipped.
+    pub fn commits_after(&self, after: u32) -> Result<u64, WalError> {
+        let mut file = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(WalError::io(format!("opening {}", self.path.display()))(e)),
+        };
+        let mut header = [0u8; WAL_HEADER as usize];
+        if file.read_exact(&mut header).is_err() {
+            return Ok(0);
+        }
+        let page_size = u32::from_be_bytes(header[8..12].try_into().expect("four bytes"));
+        let frame_len = FRAME_HEADER + page_size as usize;
+        file.seek(SeekFrom::Start(WAL_HEADER + u64::from(after) * frame_len as u64))
+            .map_err(WalError::io("seeking in the WAL"))?;
+        let mut commits = 0;
+        let mut buf = vec![0u8; frame_len];
+        while file.read_exact(&mut buf).is_ok() && buf[8..16] == header[16..24] {
+            if buf[4..8] != [0, 0, 0, 0] {
+                commits += 1;
+            }
+        }
+        Ok(commits)
+    }
 }

@@ -12,6 +12,7 @@
 //! placement only with a new epoch), and a stale entry is corrected when the node it leads to says so.
 
 pub mod acceptor;
+pub mod liveness;
 pub mod paxos;
 pub mod voters;
 
@@ -50,6 +51,16 @@ pub struct Placement {
     pub epoch: u64,
     pub create_ts: i64,
     pub destroy_ts: Option<i64>,
+    /// The home's liveness epoch (see [`liveness`]) when it became the home: it may serve the actor only while its
+    /// liveness record still has this epoch. A node whose epoch was bumped must take its actors back under the
+    /// new epoch ([`ClusterDirectory::reacquire`]) before it serves them again, and a replica may take an actor
+    /// over ([`ClusterDirectory::move_home`]) only after the home's epoch was bumped past this one.
+    #[serde(default)]
+    pub home_epoch: u64,
+    /// Set when a replica was promoted to home (failover): the position its copy had, so that the old home can
+    /// tell which of its transactions it never shipped.
+    #[serde(default)]
+    pub promoted_from: Option<tern_replication::wal::Position>,
 }
 
 impl Placement {
@@ -67,6 +78,17 @@ impl Placement {
             destroy_ts: self.destroy_ts,
         }
     }
+}
+
+/// A replica taking an actor over from a home whose liveness epoch was bumped (see [`ClusterDirectory::move_home`]).
+pub struct MoveHome<'a> {
+    pub actor_id: &'a str,
+    pub from: &'a str,
+    pub fenced_epoch: u64,
+    pub to: &'a str,
+    pub to_epoch: u64,
+    pub region: &'a str,
+    pub promoted_from: Option<tern_replication::wal::Position>,
 }
 
 /// The directory as one node uses it: a proposer over the voters, and caches.
@@ -182,6 +204,64 @@ impl ClusterDirectory {
         }
         lock(&self.keys).put((name.to_string(), serialize_key(key)), bound.actor_id.clone());
         Ok(bound.actor_id)
+    }
+
+    /// Makes `to` (in `region`, at liveness epoch `to_epoch`) the actor's home under the next epoch, if its home is
+    /// still `from` and was home under a liveness epoch older than `fenced_epoch` (which the caller saw `from`'s
+    /// record bumped to). Returns the placement afterwards, whoever changed it.
+    pub async fn move_home(&self, moving: &MoveHome<'_>) -> Result<Option<Placement>, ClientError> {
+        self.change_placement(moving.actor_id, |placement| {
+            (placement.home == moving.from && placement.home_epoch < moving.fenced_epoch).then(|| Placement {
+                home: moving.to.to_string(),
+                region: moving.region.to_string(),
+                epoch: placement.epoch + 1,
+                home_epoch: moving.to_epoch,
+                promoted_from: moving.promoted_from,
+                ..placement.clone()
+            })
+        })
+        .await
+    }
+
+    /// Takes the actor back under this node's new liveness epoch `new_epoch`, if this node (`home`) is still its
+    /// home under `old_epoch`. Returns the placement afterwards: another home means the actor moved.
+    pub async fn reacquire(
+        &self,
+        actor_id: &str,
+        home: &str,
+        old_epoch: u64,
+        new_epoch: u64,
+    ) -> Result<Option<Placement>, ClientError> {
+        self.change_placement(actor_id, |placement| {
+            (placement.home == home && placement.home_epoch <= old_epoch).then(|| Placement {
+                epoch: placement.epoch + 1,
+                home_epoch: new_epoch,
+                ..placement.clone()
+            })
+        })
+        .await
+    }
+
+    /// Changes a live actor's placement with `change` (`None`: leave it), and caches the result.
+    async fn change_placement(
+        &self,
+        actor_id: &str,
+        change: impl Fn(&Placement) -> Option<Placement>,
+    ) -> Result<Option<Placement>, ClientError> {
+        let value = self
+            .change(&actor_register(actor_id), |current| {
+                let Some(placement) = from_value::<Placement>(current)? else { return Ok(current.clone()) };
+                if placement.destroy_ts.is_some() {
+                    return Ok(current.clone());
+                }
+                Ok(change(&placement).map_or_else(|| current.clone(), |changed| to_value(&changed)))
+            })
+            .await?;
+        let placement: Option<Placement> = from_value(&value)?;
+        if let Some(placement) = &placement {
+            lock(&self.placements).put(actor_id.to_string(), placement.clone());
+        }
+        Ok(placement)
     }
 
     /// Records that the actor was destroyed at `ts` and frees its key (if it is still bound to it).

@@ -67,6 +67,8 @@ impl ClusterBackend {
             epoch: 1,
             create_ts: now_ms(),
             destroy_ts: None,
+            home_epoch: self.inner.lease.as_ref().map_or(0, |lease| lease.epoch()),
+            promoted_from: None,
         };
         let bound = match directory.record_placement(&placement).await {
             Ok(()) => directory.bind_key(&request.name, request.key.parts(), &actor_id).await,

@@ -38,6 +38,8 @@ struct Inner {
     members: Members,
     /// `None` when the node was started without voters: it cannot create or find actors.
     directory: Option<ClusterDirectory>,
+    /// This node's liveness lease (with the directory): new actors are placed here under its epoch.
+    lease: Option<crate::handoff::Lease>,
     /// One create at a time per key on this node, so that a create in flight is never taken for an orphan.
     creating: KeyedLocks,
 }
@@ -100,12 +102,14 @@ impl ClusterBackend {
         transport: Transport,
         members: Members,
         directory: Option<ClusterDirectory>,
+        lease: Option<crate::handoff::Lease>,
     ) -> Self {
         let creating = KeyedLocks::default();
-        Self { inner: Arc::new(Inner { host, local_id, region, transport, members, directory, creating }) }
+        Self { inner: Arc::new(Inner { host, local_id, region, transport, members, directory, lease, creating }) }
     }
 
-    fn directory(&self) -> Result<&ClusterDirectory, ClientError> {
+    /// The directory, unless the node was started without voters.
+    pub(crate) fn directory(&self) -> Result<&ClusterDirectory, ClientError> {
         self.inner.directory.as_ref().ok_or_else(|| {
             ClientError::no_quorum("this node was started without --voters, so it cannot reach the directory")
         })
@@ -142,23 +146,31 @@ impl ClusterBackend {
             }
             return Err(ClientError::actor_not_found(actor_id));
         }
-        Ok(Route::Remote(self.home(&placement)?))
+        match self.home(&placement) {
+            Ok(home) => Ok(Route::Remote(home)),
+            // The cached home is down: the actor may have failed over to a replica since.
+            Err(_) if !fresh => Box::pin(self.route(actor_id, true)).await,
+            Err(e) => Err(e),
+        }
     }
 
     /// Runs `call` for actor `actor_id` where it lives. A home that answers that it does not host the actor (a
     /// stale cache) makes the route be looked up afresh, and the call sent there, once.
     async fn on_actor(&self, actor_id: &str, call: Call) -> Result<CallReply, ClientError> {
-        let stale = match self.route(actor_id, false).await? {
+        // A home that says it does not host the actor, or cannot be reached (it may have failed over), makes the
+        // route be looked up afresh, and the call sent there once if it is another node.
+        let (stale, failure) = match self.route(actor_id, false).await? {
             Route::Local => return self.serve_call(call).await,
             Route::Remote(home) => match self.forward(&home, &call).await {
-                Err(ForwardError::WrongHome) => home,
+                Err(ForwardError::WrongHome) => (home, ClientError::actor_not_found(actor_id)),
+                Err(ForwardError::Unreachable(e)) => (home, e),
                 other => return other.map_err(|e| e.into_client(actor_id)),
             },
         };
         match after_wrong_home(&stale, self.route(actor_id, true).await?) {
             Some(Route::Local) => self.serve_call(call).await,
             Some(Route::Remote(home)) => self.forward(&home, &call).await.map_err(|e| e.into_client(actor_id)),
-            None => Err(ClientError::actor_not_found(actor_id)),
+            None => Err(failure),
         }
     }
 
