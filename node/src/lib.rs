@@ -19,6 +19,7 @@ pub mod runtime;
 pub mod sdk;
 pub mod server;
 pub mod storage;
+mod sync;
 pub mod trace;
 
 pub use runtime::{Durability, Host};

@@ -20,9 +20,9 @@ use super::resume::PendingWork;
 use crate::clock::now_ms;
 use crate::cluster::Roster;
 use crate::metrics::{Metrics, Snapshot};
-use crate::sdk::conn::lock;
 use crate::sdk::registry::Registry;
 use crate::storage::{DataDir, DbPool, NodeDb};
+use crate::sync::lock;
 use crate::trace::export::SpanExporter;
 
 /// Capacity of an actor's mailbox; senders wait when it is full (backpressure).

@@ -20,11 +20,12 @@ use tokio::sync::mpsc;
 use super::command::Command;
 use super::host::HostCore;
 use super::instance::{Failure, Instance, TurnEnd};
-use crate::sdk::conn::{Conn, lock};
+use crate::sdk::conn::Conn;
 use crate::sdk::context::Shared;
 use crate::sdk::definition::{Actor, HookFn};
 use crate::sdk::sql::Sql;
 use crate::storage::ActorDb;
+use crate::sync::lock;
 use crate::trace::Span;
 
 /// What the host knows about an actor when it wakes it.

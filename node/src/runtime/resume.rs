@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 
 use super::command::Command;
 use super::host::HostCore;
-use crate::sdk::conn::lock;
+use crate::sync::lock;
 
 /// How many recorded actors a starting node wakes at a time.
 const WAKE_CONCURRENCY: usize = 4;

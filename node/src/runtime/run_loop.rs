@@ -12,9 +12,9 @@ use tokio::task::JoinHandle;
 
 use super::command::Command;
 use super::instance::Instance;
-use crate::sdk::conn::lock;
 use crate::sdk::run::{ErasedStep, RunCtx, StepFn};
 use crate::storage::ActorDb;
+use crate::sync::lock;
 
 /// A started run loop.
 pub(crate) struct RunLoop {

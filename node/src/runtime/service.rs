@@ -18,8 +18,8 @@ use super::host::HostCore;
 use super::instance::CONN_QUEUE;
 use crate::clock::now_ms;
 use crate::cluster::{Load, Roster};
-use crate::sdk::conn::lock;
 use crate::storage::ActorRecord;
+use crate::sync::lock;
 
 /// The actors of one node, served to the gateway. Cheap to clone.
 #[derive(Clone)]

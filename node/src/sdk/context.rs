@@ -9,10 +9,11 @@ use serde::Serialize;
 use tern_gateway::backend::ConnOutput;
 use tern_proto::Value;
 
-use super::conn::{Conn, lock};
+use super::conn::Conn;
 use super::error::{ActorError, ActorResult};
 use super::schedule::{Cron, Schedule, ScheduleAccess};
 use super::sql::Sql;
+use crate::sync::lock;
 
 /// A handle on the running actor, given to actions and hooks. Cheap to clone.
 ///
