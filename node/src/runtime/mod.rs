@@ -11,7 +11,6 @@ pub(crate) mod instance;
 pub(crate) mod lifecycle;
 mod queue;
 mod raw;
-pub(crate) mod recurrence;
 pub(crate) mod resume;
 pub(crate) mod run_loop;
 pub mod service;

@@ -8,6 +8,7 @@ pub mod error;
 pub mod kv;
 pub mod options;
 pub mod queue;
+pub(crate) mod recurrence;
 pub mod registry;
 pub mod request;
 pub mod run;
