@@ -15,7 +15,7 @@ use super::{CorsArgs, GatewayTlsArgs, OtlpArgs, StorageArgs, gateway_scheme, par
 use crate::cluster::directory::voters::VoterSpec;
 use crate::cluster::discovery::Seed;
 use crate::cluster::{ClusterConfig, Profile};
-use crate::sdk::Registry;
+use crate::runtime::Registry;
 
 /// The QUIC port used when `--quic-listen` is not given.
 const DEFAULT_QUIC_PORT: u16 = 7420;
