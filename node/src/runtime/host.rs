@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tern_gateway::backend::Backend;
 use tern_proto::ClientError;
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -18,9 +19,11 @@ use super::command::Command;
 use super::lifecycle::StartInfo;
 use super::registry::Registry;
 use super::resume::PendingWork;
+use super::service::Host;
 use crate::clock::now_ms;
 use crate::cluster::Roster;
 use crate::metrics::{Metrics, Snapshot};
+use crate::sdk::actors::ActorCalls;
 use crate::storage::{DataDir, DbPool, NodeDb};
 use crate::sync::lock;
 use crate::trace::export::SpanExporter;
@@ -62,7 +65,7 @@ pub(crate) struct HostCore {
     pub create_lock: tokio::sync::Mutex<()>,
     /// Where actor code's calls to other actors go on a cluster node: the cluster's backend, held weakly (the
     /// backend holds the host). Unset on `tern dev`, whose host serves every actor itself.
-    pub actor_router: std::sync::OnceLock<std::sync::Weak<dyn tern_gateway::backend::Backend>>,
+    pub actor_router: std::sync::OnceLock<std::sync::Weak<dyn Backend>>,
     /// The cluster creates this run recorded as pending and has not settled yet: in flight, not interrupted.
     pub creates_in_flight: Mutex<std::collections::HashSet<String>>,
     pub metrics: Metrics,
@@ -76,6 +79,20 @@ pub(crate) struct HostCore {
     /// Where the spans of committed turns go besides the actors' databases (`--otlp-endpoint`); `None` keeps them
     /// only there.
     pub span_export: Option<SpanExporter>,
+}
+
+/// Actor code's calls to other actors go through the node's backend, bounded by the callee's action timeout.
+impl ActorCalls for HostCore {
+    fn backend(self: Arc<Self>) -> Result<Arc<dyn Backend>, ClientError> {
+        match self.actor_router.get() {
+            Some(cluster) => cluster.upgrade().ok_or_else(ClientError::stopping),
+            None => Ok(Arc::new(Host { core: self })),
+        }
+    }
+
+    fn action_timeout(&self, name: &str) -> Option<Duration> {
+        self.registry.get(name).map(|factory| factory.action_timeout())
+    }
 }
 
 /// What a host is built from: the opened data directory, what the node database held, and the node's metrics

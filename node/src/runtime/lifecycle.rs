@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use super::command::Command;
 use super::host::HostCore;
 use super::instance::{Failure, Instance, TurnEnd};
+use crate::sdk::actors::ActorCalls;
 use crate::sdk::conn::Conn;
 use crate::sdk::context::Shared;
 use crate::sdk::definition::{Actor, HookFn};
@@ -165,7 +166,7 @@ where
             names
         }),
         schedules_changed: Arc::new(AtomicBool::new(true)),
-        host: Arc::downgrade(&core),
+        node: Arc::downgrade(&core) as std::sync::Weak<dyn ActorCalls>,
     });
     let instance = Instance {
         def: def.clone(),

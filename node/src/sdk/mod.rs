@@ -1,4 +1,6 @@
-//! The actor SDK: define actors in Rust and register them.
+//! The actor SDK: define actors in Rust. It is the surface the runtime (`runtime/`) implements, so it
+//! imports nothing from it; what it needs from the node it declares as traits the runtime implements
+//! (`run::RunMailbox`, `actors::ActorCalls`). Definitions go in a [`Registry`](crate::Registry).
 
 pub mod actors;
 pub mod conn;
