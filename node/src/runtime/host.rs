@@ -145,6 +145,11 @@ impl HostCore {
         lock(&self.actor_table).get(actor_id).cloned()
     }
 
+    /// A copy of the directory entry of an actor that exists: `None` for one unknown here or destroyed.
+    pub fn live(&self, actor_id: &str) -> Option<Entry> {
+        self.entry(actor_id).filter(|entry| entry.record.destroy_ts.is_none())
+    }
+
     /// Delivers `command` to the actor, waking it if it sleeps. Fails with `actor.not_found` for unknown or
     /// destroyed actors.
     pub async fn dispatch(self: &Arc<Self>, actor_id: &str, mut command: Command) -> Result<(), ClientError> {
@@ -205,16 +210,9 @@ impl HostCore {
     }
 
     fn start_info(&self, actor_id: &str) -> Result<StartInfo, ClientError> {
-        let dir = lock(&self.actor_table);
-        match dir.get(actor_id) {
-            Some(entry) if entry.record.destroy_ts.is_none() => Ok(StartInfo {
-                actor_id: entry.record.actor_id.clone(),
-                name: entry.record.name.clone(),
-                key: entry.record.key.clone(),
-                input: entry.record.input.clone(),
-            }),
-            _ => Err(ClientError::actor_not_found(actor_id)),
-        }
+        let Some(entry) = self.live(actor_id) else { return Err(ClientError::actor_not_found(actor_id)) };
+        let record = entry.record;
+        Ok(StartInfo { actor_id: record.actor_id, name: record.name, key: record.key, input: record.input })
     }
 
     /// An instance is stopping: new requests wait for [`HostCore::finish_stop`].
