@@ -21,11 +21,12 @@ pub mod runtime;
 pub mod sdk;
 pub mod server;
 pub mod storage;
+mod sync;
 pub mod trace;
 
-pub use runtime::{Durability, Host};
+pub use runtime::{Durability, Host, Registry};
 pub use sdk::{
-    Actor, ActorError, ActorOptions, ActorResult, Conn, CronJob, Ctx, Kv, ListOptions, Loop, Registry, RunCtx, Sql,
-    StepOptions, UserError, WorkflowCtx,
+    Actor, ActorError, ActorOptions, ActorResult, Conn, CronJob, Ctx, Kv, ListOptions, Loop, RunCtx, Sql, StepOptions,
+    UserError, WorkflowCtx,
 };
 pub use tern_proto::Value;

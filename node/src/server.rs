@@ -13,12 +13,12 @@ use axum::serve::ListenerExt;
 use crate::cluster::{ClusterConfig, ClusterError, ClusterNode, Roster};
 use crate::gateway_tls::{GatewayTls, GatewayTlsError};
 use crate::metrics::Metrics;
+use crate::runtime::Registry;
 use crate::runtime::actor_table::ActorTable;
 use crate::runtime::alarms::{Alarms, run_timer};
 use crate::runtime::host::{HostCore, Stores};
 use crate::runtime::resume::{PendingWork, resume};
 use crate::runtime::{Durability, Host};
-use crate::sdk::Registry;
 use crate::storage::{DataDir, DbPool, NodeDb};
 use crate::trace::export::{ExportSettings, SpanExporter, TRACES_PATH};
 

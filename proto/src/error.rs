@@ -242,9 +242,14 @@ impl ClientError {
             "The node's storage is full: nothing of this request was written; retry once space is freed",
         )
     }
+    /// Whether this error has the catalogue code of `known` (`error.is(&ClientError::stopping())`), whatever the
+    /// messages, metadata and statuses: decisions on an error ask this, never its code's text.
+    pub fn is(&self, known: &ClientError) -> bool {
+        self.group == known.group && self.code == known.code
+    }
     /// Whether this is [`ClientError::storage_full`].
     pub fn is_storage_full(&self) -> bool {
-        self.group == "storage" && self.code == "full"
+        self.is(&Self::storage_full())
     }
     /// Anything else. The real cause is logged; the client sees only this masked message (500).
     pub fn internal() -> Self {
@@ -366,6 +371,15 @@ mod tests {
         assert!(ClientError::from(ErrorFrame::from(&full)).is_storage_full());
         assert!(!ClientError::internal().is_storage_full());
         assert!(!ClientError::new("user", "full", 400, "a user error named full").is_storage_full());
+    }
+
+    #[test]
+    fn errors_are_recognised_by_their_catalogue_code_alone() {
+        let received = ClientError::from(ErrorFrame::from(&ClientError::api_unauthorized()));
+        assert!(received.is(&ClientError::api_unauthorized()));
+        assert!(!received.is(&ClientError::inspector_unauthorized()), "same code, another group");
+        assert!(ClientError::actor_not_found("a").is(&ClientError::actor_not_found("b")), "messages differ");
+        assert!(!ClientError::user("unauthorized", "no", None).is(&ClientError::api_unauthorized()));
     }
 
     #[test]

@@ -188,7 +188,11 @@ pub(crate) fn describe_error(error: &CliError, endpoint: &str) -> String {
         Error::Http(e) if e.is_connect() || e.is_timeout() => {
             text.push_str(&format!("\n  (is a node running at {endpoint}? set --endpoint or TERN_ENDPOINT)"));
         }
-        Error::Actor(e) if e.status == 401 || e.code == "unauthorized" => {
+        Error::Actor(e)
+            if e.status == 401
+                || e.is(&ClientError::api_unauthorized())
+                || e.is(&ClientError::inspector_unauthorized()) =>
+        {
             text.push_str("\n  (pass --admin-token or set TERN_ADMIN_TOKEN)");
         }
         _ => {}

@@ -42,7 +42,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::gateway_tls::GatewayTls;
 use crate::runtime::Durability;
-use crate::sdk::Registry;
+use crate::runtime::Registry;
 use crate::server::{self, NodeConfig};
 
 use context::{ClientArgs, TopClientArgs};

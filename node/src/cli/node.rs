@@ -16,7 +16,7 @@ use crate::cluster::directory::voters::VoterSpec;
 use crate::cluster::discovery::Seed;
 use crate::cluster::{ClusterConfig, Profile};
 use crate::replica::{ReplicationMode, ReplicationSettings};
-use crate::sdk::Registry;
+use crate::runtime::Registry;
 
 /// The QUIC port used when `--quic-listen` is not given.
 const DEFAULT_QUIC_PORT: u16 = 7420;

@@ -20,8 +20,9 @@ use super::directory::voters::{TransportVoters, VoterSpec};
 use super::discovery::resolve;
 use super::routing::bridge;
 use super::rpc::{
-    self, AcceptValue, CallsMessage, DirectoryMessage, ForgetActor, ForwardCall, MembershipMessage, PrepareBallot,
-    PullMembers, ReadRegister, answer, service,
+    self, AcceptValue, CallsMessage, DirectoryMessage, ForgetActor, ForwardAction, ForwardCreate, ForwardDestroy,
+    ForwardExport, ForwardInspect, ForwardKvGet, ForwardList, ForwardQueueSend, ForwardRawRequest, ForwardSleep,
+    MembershipMessage, PrepareBallot, PullMembers, ReadRegister, answer, service,
 };
 use super::{Members, Membership, MembershipConfig, MembershipError, Profile};
 use crate::handoff::{Handoff, LeaseTiming};
@@ -283,7 +284,16 @@ async fn serve_directory(
 async fn serve_calls(backend: Option<&ClusterBackend>, request: &[u8]) -> Result<Bytes, tern_replication::Error> {
     let backend = started(backend)?;
     Ok(match rpc::decode::<CallsMessage>(request).map_err(failed)? {
-        CallsMessage::Forward(ForwardCall(call)) => answer::<ForwardCall>(&backend.serve_forwarded(call).await),
+        CallsMessage::Create(call) => answer::<ForwardCreate>(&backend.serve_forwarded(call).await),
+        CallsMessage::List(call) => answer::<ForwardList>(&backend.serve_forwarded(call).await),
+        CallsMessage::Destroy(call) => answer::<ForwardDestroy>(&backend.serve_forwarded(call).await),
+        CallsMessage::Sleep(call) => answer::<ForwardSleep>(&backend.serve_forwarded(call).await),
+        CallsMessage::Action(call) => answer::<ForwardAction>(&backend.serve_forwarded(call).await),
+        CallsMessage::RawRequest(call) => answer::<ForwardRawRequest>(&backend.serve_forwarded(call).await),
+        CallsMessage::Inspect(call) => answer::<ForwardInspect>(&backend.serve_forwarded(call).await),
+        CallsMessage::Export(call) => answer::<ForwardExport>(&backend.serve_forwarded(call).await),
+        CallsMessage::KvGet(call) => answer::<ForwardKvGet>(&backend.serve_forwarded(call).await),
+        CallsMessage::QueueSend(call) => answer::<ForwardQueueSend>(&backend.serve_forwarded(call).await),
     })
 }
 

@@ -11,7 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tern_gateway::backend::{CreateRequest, InspectRequest, InspectorAuth};
+use serde_bytes::ByteBuf;
+use tern_gateway::backend::{ActorInfo, CreateRequest, InspectRequest, InspectorAuth};
+use tern_proto::messages::HttpQueueSendResponse;
 use tern_proto::{ClientError, Value};
 use tern_replication::{Service, Transport};
 
@@ -142,16 +144,33 @@ pub enum MembershipMessage {
 pub struct PullMembers;
 peer_call!(PullMembers => MembershipMessage::Members, service::MEMBERSHIP, Vec<SocketAddr>);
 
-/// The calls service's one call: a client call for an actor the peer is asked to host or serve.
+/// The calls service's calls: client calls forwarded to the node that hosts (or is to host) the actor, one type
+/// each, with its own reply.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum CallsMessage {
-    Forward(ForwardCall),
+    Create(ForwardCreate),
+    List(ForwardList),
+    Destroy(ForwardDestroy),
+    Sleep(ForwardSleep),
+    Action(ForwardAction),
+    RawRequest(ForwardRawRequest),
+    Inspect(ForwardInspect),
+    Export(ForwardExport),
+    KvGet(ForwardKvGet),
+    QueueSend(ForwardQueueSend),
 }
 
-/// A client call forwarded to the actor's home.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ForwardCall(pub Call);
-peer_call!(ForwardCall => CallsMessage::Forward, service::CALLS, Result<CallReply, CallRefusal>);
+/// A client call forwarded to the node that hosts (or is to host) an actor: the peer answers with the call's
+/// own output, or with why it did not serve the call.
+pub trait ForwardedCall:
+    PeerCall<Message = CallsMessage, Reply = Result<<Self as ForwardedCall>::Output, CallRefusal>> + Clone
+{
+    /// What the call returns when it is served.
+    type Output;
+
+    /// The actor the call is for, if it is for one (not a create or a listing).
+    fn actor_id(&self) -> Option<&str>;
+}
 
 /// Why a node did not serve a forwarded call.
 #[derive(Debug, Serialize, Deserialize)]
@@ -163,99 +182,119 @@ pub enum CallRefusal {
     WrongHome { home: Option<String>, epoch: Option<u64> },
 }
 
-/// A client call forwarded to the node that hosts (or is to host) the actor.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum Call {
-    /// Create an actor here (the receiving node is the chosen home); with `reuse`, an existing one is returned.
-    Create {
-        request: CreateRequest,
-        reuse: bool,
-    },
-    /// The actors with these ids that live here.
-    Infos {
-        actor_ids: Vec<String>,
-    },
-    /// This node's live actors.
-    List {
-        name: Option<String>,
-        limit: usize,
-    },
-    Destroy {
-        actor_id: String,
-    },
-    Sleep {
-        actor_id: String,
-    },
-    Action {
-        actor_id: String,
-        action: String,
-        args: Value,
-        params: Option<Value>,
-    },
-    RawRequest {
-        actor_id: String,
-        request: WireRequest,
-        params: Option<Value>,
-    },
-    Inspect {
-        actor_id: String,
-        auth: InspectorAuth,
-        request: InspectRequest,
-    },
-    Export {
-        actor_id: String,
-        auth: InspectorAuth,
-    },
-    KvGet {
-        actor_id: String,
-        #[serde(with = "serde_bytes")]
-        key: Vec<u8>,
-    },
-    QueueSend {
-        actor_id: String,
-        name: String,
-        body: Value,
-        wait_ms: Option<u64>,
-    },
-}
-
-impl Call {
-    /// The actor the call is for, if it is for one (not a create or a listing).
-    pub fn actor_id(&self) -> Option<&str> {
-        match self {
-            Call::Create { .. } | Call::Infos { .. } | Call::List { .. } => None,
-            Call::Destroy { actor_id }
-            | Call::Sleep { actor_id }
-            | Call::Action { actor_id, .. }
-            | Call::RawRequest { actor_id, .. }
-            | Call::Inspect { actor_id, .. }
-            | Call::Export { actor_id, .. }
-            | Call::KvGet { actor_id, .. }
-            | Call::QueueSend { actor_id, .. } => Some(actor_id),
+/// Declares that `$call` travels in [`CallsMessage`]'s variant `$variant` and is answered with `$output`, and
+/// whether it is for the actor in its `actor_id` field (`actor`) or for the node (`node`).
+macro_rules! forwarded_call {
+    ($call:ident => $variant:ident, $output:ty, actor) => {
+        forwarded_call!(@impl $call => $variant, $output, |call| Some(&call.actor_id));
+    };
+    ($call:ident => $variant:ident, $output:ty, node) => {
+        forwarded_call!(@impl $call => $variant, $output, |_call| None);
+    };
+    (@impl $call:ident => $variant:ident, $output:ty, |$this:ident| $actor_id:expr) => {
+        peer_call!($call => CallsMessage::$variant, service::CALLS, Result<$output, CallRefusal>);
+        impl ForwardedCall for $call {
+            type Output = $output;
+            fn actor_id(&self) -> Option<&str> {
+                let $this = self;
+                $actor_id
+            }
         }
-    }
+    };
 }
 
-/// The answer to a [`Call`].
-#[derive(Debug, Serialize, Deserialize)]
-pub enum CallReply {
-    Created { info: tern_gateway::backend::ActorInfo, created: bool },
-    Infos(Vec<tern_gateway::backend::ActorInfo>),
-    Done,
-    Value(Value),
-    Response(WireResponse),
-    Json(String),
-    Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
-    Kv(Option<(serde_bytes::ByteBuf, i64)>),
-    Queue(tern_proto::messages::HttpQueueSendResponse),
+/// Create an actor on the peer (the chosen home); with `reuse`, an existing one for the key is returned instead.
+/// Answered with the actor and whether it was created.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardCreate {
+    pub request: CreateRequest,
+    pub reuse: bool,
 }
+forwarded_call!(ForwardCreate => Create, (ActorInfo, bool), node);
+
+/// The peer's live actors (named `name`, if given), at most `limit`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardList {
+    pub name: Option<String>,
+    pub limit: usize,
+}
+forwarded_call!(ForwardList => List, Vec<ActorInfo>, node);
+
+/// Destroy the actor.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardDestroy {
+    pub actor_id: String,
+}
+forwarded_call!(ForwardDestroy => Destroy, (), actor);
+
+/// Put the actor to sleep.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardSleep {
+    pub actor_id: String,
+}
+forwarded_call!(ForwardSleep => Sleep, (), actor);
+
+/// A stateless action; answered with its output.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardAction {
+    pub actor_id: String,
+    pub action: String,
+    pub args: Value,
+    pub params: Option<Value>,
+}
+forwarded_call!(ForwardAction => Action, Value, actor);
+
+/// A raw HTTP request for the actor's request handler; answered with its response.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardRawRequest {
+    pub actor_id: String,
+    pub request: WireRequest,
+    pub params: Option<Value>,
+}
+forwarded_call!(ForwardRawRequest => RawRequest, WireResponse, actor);
+
+/// An inspector operation; answered with its JSON result, as text.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardInspect {
+    pub actor_id: String,
+    pub auth: InspectorAuth,
+    pub request: InspectRequest,
+}
+forwarded_call!(ForwardInspect => Inspect, String, actor);
+
+/// A copy of the actor's database file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardExport {
+    pub actor_id: String,
+    pub auth: InspectorAuth,
+}
+forwarded_call!(ForwardExport => Export, ByteBuf, actor);
+
+/// The value of a key in the actor's KV store and when it was written.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardKvGet {
+    pub actor_id: String,
+    #[serde(with = "serde_bytes")]
+    pub key: Vec<u8>,
+}
+forwarded_call!(ForwardKvGet => KvGet, Option<(ByteBuf, i64)>, actor);
+
+/// A message for the actor's queue `name`, waiting up to `wait_ms` for its completion when set.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardQueueSend {
+    pub actor_id: String,
+    pub name: String,
+    pub body: Value,
+    pub wait_ms: Option<u64>,
+}
+forwarded_call!(ForwardQueueSend => QueueSend, HttpQueueSendResponse, actor);
 
 /// An HTTP request (raw `/request` calls, or the upgrade request of a raw WebSocket) as it crosses nodes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WireRequest {
     pub method: String,
     pub uri: String,
-    pub headers: Vec<(String, serde_bytes::ByteBuf)>,
+    pub headers: Vec<(String, ByteBuf)>,
     #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
 }
@@ -285,7 +324,7 @@ impl WireRequest {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct WireResponse {
     pub status: u16,
-    pub headers: Vec<(String, serde_bytes::ByteBuf)>,
+    pub headers: Vec<(String, ByteBuf)>,
     #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
 }
@@ -312,11 +351,8 @@ impl WireResponse {
     }
 }
 
-fn headers_to_wire(headers: &axum::http::HeaderMap) -> Vec<(String, serde_bytes::ByteBuf)> {
-    headers
-        .iter()
-        .map(|(name, value)| (name.as_str().to_string(), serde_bytes::ByteBuf::from(value.as_bytes())))
-        .collect()
+fn headers_to_wire(headers: &axum::http::HeaderMap) -> Vec<(String, ByteBuf)> {
+    headers.iter().map(|(name, value)| (name.as_str().to_string(), ByteBuf::from(value.as_bytes()))).collect()
 }
 
 /// Encodes a message as CBOR.

@@ -8,7 +8,7 @@ pub use counter::{CounterState, counter};
 pub use room::{Message, room};
 pub use sqlite::sqlite;
 
-use crate::sdk::Registry;
+use crate::runtime::Registry;
 
 /// A registry with the ready actors: `counter`, `room` and `sqlite`.
 pub fn registry() -> Registry {

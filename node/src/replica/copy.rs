@@ -1,6 +1,7 @@
 //! The replica side: this node's copies of other nodes' actor databases, written only by the home's frames and
 //! snapshots.
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -25,7 +26,7 @@ pub(super) struct Copies {
 
 impl Copies {
     fn copy(&self, actor_id: &str) -> Arc<tokio::sync::Mutex<Copy>> {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = lock(&self.open);
         open.entry(actor_id.to_string()).or_default().clone()
     }
 
@@ -35,7 +36,7 @@ impl Copies {
         let mut copy = copy.lock().await;
         copy.replica = None;
         copy.receiving = None;
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).remove(actor_id);
+        lock(&self.open).remove(actor_id);
     }
 
     /// Where the copy of `actor_id` is, if this node holds one.

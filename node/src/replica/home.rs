@@ -1,5 +1,6 @@
 //! The home side: each replicated actor's stream, and the tasks that ship it to each replica.
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,7 +59,7 @@ impl HomeStream {
     }
 
     fn wal(&self) -> WalState {
-        *self.wal.lock().unwrap_or_else(|p| p.into_inner())
+        *lock(&self.wal)
     }
 
     /// What the replicas acknowledged, by node id.
@@ -97,7 +98,7 @@ impl HomeStream {
         let record = StreamRecord { role: StreamRole::Home, state: next, peers: self.replicas.clone() };
         ctx.core.node_db.set_wal_stream(&self.actor_id, &record).await?;
         source.checkpoint(next).map_err(internal)?;
-        *self.wal.lock().unwrap_or_else(|p| p.into_inner()) = next;
+        *lock(&self.wal) = next;
         self.committed.send_replace(next.position());
         ctx.core.metrics.record_wal_checkpoint();
         Ok(position)

@@ -21,6 +21,7 @@ mod copy;
 mod home;
 mod wire;
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -196,15 +197,12 @@ impl Replication {
                     return Ok(None);
                 }
                 let now = tokio::time::Instant::now();
-                if self.lonely_until.lock().unwrap_or_else(|p| p.into_inner()).get(actor_id).is_some_and(|t| *t > now) {
+                if lock(&self.lonely_until).get(actor_id).is_some_and(|t| *t > now) {
                     return Ok(None);
                 }
                 let replicas = self.choose_replicas();
                 if replicas.is_empty() {
-                    self.lonely_until
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(actor_id.to_string(), now + Duration::from_secs(10));
+                    lock(&self.lonely_until).insert(actor_id.to_string(), now + Duration::from_secs(10));
                     return Ok(None);
                 }
                 // A new stream starts at a generation boundary, so the database file is exactly the new

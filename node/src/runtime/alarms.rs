@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use super::command::Command;
 use super::host::HostCore;
 use crate::clock::now_ms;
-use crate::sdk::conn::lock;
+use crate::sync::lock;
 
 /// A due alarm stays armed this long after it is handed to its actor, so that an actor that fails before
 /// re-arming is tried again.

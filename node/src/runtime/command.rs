@@ -10,10 +10,8 @@ use tern_proto::{ClientError, Value};
 use tokio::sync::oneshot;
 
 use crate::sdk::queue::QueueMessage;
-use crate::sdk::run::ErasedStep;
-
-/// Reply channel of a request to an actor.
-pub(crate) type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
+pub(crate) use crate::sdk::run::Reply;
+use crate::sdk::run::{ErasedStep, RunRequest};
 
 /// One request to an actor instance; the instance handles them in arrival order, a turn at a time.
 pub(crate) enum Command {
@@ -67,6 +65,21 @@ pub(crate) enum Command {
     QueueProcess { names: Vec<String>, handler: ErasedStep, reply: Reply<Option<Box<dyn Any + Send>>> },
     /// Run a run-loop step (a [`crate::sdk::run::StepFn`], type-erased) as an atomic unit.
     Step { label: String, work: ErasedStep, reply: Reply<Box<dyn Any + Send>> },
+}
+
+impl From<RunRequest> for Command {
+    /// A run loop's request, as the command the instance runs in a turn.
+    fn from(request: RunRequest) -> Command {
+        match request {
+            RunRequest::Step { label, work, reply } => Command::Step { label, work, reply },
+            RunRequest::QueueProcess { names, handler, reply } => Command::QueueProcess { names, handler, reply },
+            RunRequest::QueueReceive { names, limit, wait, reply } => {
+                Command::QueueReceive { names, limit, wait, reply }
+            }
+            RunRequest::QueueComplete { id, response, reply } => Command::QueueComplete { id, response, reply },
+            RunRequest::QueueSend { name, body, wait, reply } => Command::QueueSend { name, body, wait, reply },
+        }
+    }
 }
 
 impl Command {

@@ -10,10 +10,11 @@ use tern_proto::{ClientError, Value};
 
 use super::instance::Instance;
 use super::lifecycle;
-use crate::sdk::conn::{Conn, lock};
+use crate::sdk::conn::Conn;
 use crate::sdk::definition::BoxFuture;
 use crate::sdk::error::ActorResult;
 use crate::storage::ActorDb;
+use crate::sync::lock;
 use crate::trace::SpanKind;
 
 impl<S, V> Instance<S, V>

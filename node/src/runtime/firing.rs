@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 use tern_proto::ClientError;
 
 use super::instance::Instance;
-use super::recurrence;
 use crate::clock::now_ms;
+use crate::sdk::recurrence;
 use crate::storage::ActorDb;
 use crate::storage::schedules::{self, Fire, Repeat};
 

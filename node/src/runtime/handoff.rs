@@ -6,8 +6,8 @@ use tokio::sync::oneshot;
 
 use super::Host;
 use super::command::Command;
-use crate::sdk::conn::lock;
 use crate::storage::ActorRecord;
+use crate::sync::lock;
 
 impl Host {
     /// Takes `record`'s actor in: its database is already at its place under `actors/`. The actor has run its

@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tern_gateway::backend::Backend;
 use tern_proto::ClientError;
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -16,13 +17,15 @@ use super::actor_table::{ActorTable, Entry};
 use super::alarms::Alarms;
 use super::command::Command;
 use super::lifecycle::StartInfo;
+use super::registry::Registry;
 use super::resume::PendingWork;
+use super::service::Host;
 use crate::clock::now_ms;
 use crate::cluster::Roster;
 use crate::metrics::{Metrics, Snapshot};
-use crate::sdk::conn::lock;
-use crate::sdk::registry::Registry;
+use crate::sdk::actors::ActorCalls;
 use crate::storage::{DataDir, DbPool, NodeDb};
+use crate::sync::lock;
 use crate::trace::export::SpanExporter;
 
 /// Capacity of an actor's mailbox; senders wait when it is full (backpressure).
@@ -62,7 +65,7 @@ pub(crate) struct HostCore {
     pub create_lock: tokio::sync::Mutex<()>,
     /// Where actor code's calls to other actors go on a cluster node: the cluster's backend, held weakly (the
     /// backend holds the host). Unset on `tern dev`, whose host serves every actor itself.
-    pub actor_router: std::sync::OnceLock<std::sync::Weak<dyn tern_gateway::backend::Backend>>,
+    pub actor_router: std::sync::OnceLock<std::sync::Weak<dyn Backend>>,
     /// Replication of actor databases to other nodes, on a cluster node (see [`super::replicator`]); unset on
     /// `tern dev`.
     pub replicator: std::sync::OnceLock<Arc<dyn super::replicator::Replicator>>,
@@ -79,6 +82,20 @@ pub(crate) struct HostCore {
     /// Where the spans of committed turns go besides the actors' databases (`--otlp-endpoint`); `None` keeps them
     /// only there.
     pub span_export: Option<SpanExporter>,
+}
+
+/// Actor code's calls to other actors go through the node's backend, bounded by the callee's action timeout.
+impl ActorCalls for HostCore {
+    fn backend(self: Arc<Self>) -> Result<Arc<dyn Backend>, ClientError> {
+        match self.actor_router.get() {
+            Some(cluster) => cluster.upgrade().ok_or_else(ClientError::stopping),
+            None => Ok(Arc::new(Host { core: self })),
+        }
+    }
+
+    fn action_timeout(&self, name: &str) -> Option<Duration> {
+        self.registry.get(name).map(|factory| factory.action_timeout())
+    }
 }
 
 /// What a host is built from: the opened data directory, what the node database held, and the node's metrics
@@ -130,6 +147,11 @@ impl HostCore {
     /// A copy of the directory entry of an actor.
     pub fn entry(&self, actor_id: &str) -> Option<Entry> {
         lock(&self.actor_table).get(actor_id).cloned()
+    }
+
+    /// A copy of the directory entry of an actor that exists: `None` for one unknown here or destroyed.
+    pub fn live(&self, actor_id: &str) -> Option<Entry> {
+        self.entry(actor_id).filter(|entry| entry.record.destroy_ts.is_none())
     }
 
     /// Delivers `command` to the actor, waking it if it sleeps. Fails with `actor.not_found` for unknown or
@@ -192,16 +214,9 @@ impl HostCore {
     }
 
     fn start_info(&self, actor_id: &str) -> Result<StartInfo, ClientError> {
-        let dir = lock(&self.actor_table);
-        match dir.get(actor_id) {
-            Some(entry) if entry.record.destroy_ts.is_none() => Ok(StartInfo {
-                actor_id: entry.record.actor_id.clone(),
-                name: entry.record.name.clone(),
-                key: entry.record.key.clone(),
-                input: entry.record.input.clone(),
-            }),
-            _ => Err(ClientError::actor_not_found(actor_id)),
-        }
+        let Some(entry) = self.live(actor_id) else { return Err(ClientError::actor_not_found(actor_id)) };
+        let record = entry.record;
+        Ok(StartInfo { actor_id: record.actor_id, name: record.name, key: record.key, input: record.input })
     }
 
     /// An instance is stopping: new requests wait for [`HostCore::finish_stop`].

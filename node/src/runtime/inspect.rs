@@ -10,8 +10,8 @@ use tern_proto::key::serialize_key;
 use tern_proto::{ClientError, Value, value};
 
 use super::instance::Instance;
-use crate::sdk::conn::lock;
 use crate::storage::{ActorDb, inspect_sql, queue, workflow};
+use crate::sync::lock;
 use crate::trace::otlp;
 
 const NANOS_PER_MS: i64 = 1_000_000;

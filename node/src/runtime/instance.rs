@@ -29,12 +29,13 @@ use super::lifecycle::{self, StartInfo};
 use super::queue::QueueState;
 use super::raw::RawSockets;
 use super::run_loop::RunLoop;
-use crate::sdk::conn::{Conn, lock};
+use crate::sdk::conn::Conn;
 use crate::sdk::context::{Ctx, Shared};
 use crate::sdk::definition::{Actor, BoxFuture};
 use crate::sdk::error::ActorResult;
 use crate::sdk::sql::Sql;
 use crate::storage::{self, ActorDb};
+use crate::sync::lock;
 use crate::trace::export::SpanSource;
 use crate::trace::{Span, SpanKind};
 

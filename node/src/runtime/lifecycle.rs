@@ -20,11 +20,13 @@ use tokio::sync::mpsc;
 use super::command::Command;
 use super::host::HostCore;
 use super::instance::{Failure, Instance, TurnEnd};
-use crate::sdk::conn::{Conn, lock};
+use crate::sdk::actors::ActorCalls;
+use crate::sdk::conn::Conn;
 use crate::sdk::context::Shared;
 use crate::sdk::definition::{Actor, HookFn};
 use crate::sdk::sql::Sql;
 use crate::storage::ActorDb;
+use crate::sync::lock;
 use crate::trace::Span;
 
 /// What the host knows about an actor when it wakes it.
@@ -164,7 +166,7 @@ where
             names
         }),
         schedules_changed: Arc::new(AtomicBool::new(true)),
-        host: Arc::downgrade(&core),
+        node: Arc::downgrade(&core) as std::sync::Weak<dyn ActorCalls>,
     });
     let instance = Instance {
         def: def.clone(),

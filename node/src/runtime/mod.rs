@@ -12,11 +12,12 @@ pub(crate) mod instance;
 pub(crate) mod lifecycle;
 mod queue;
 mod raw;
-pub(crate) mod recurrence;
+pub(crate) mod registry;
 pub(crate) mod replicator;
 pub(crate) mod resume;
 pub(crate) mod run_loop;
 pub mod service;
 
 pub use host::Durability;
+pub use registry::Registry;
 pub use service::Host;

@@ -13,11 +13,11 @@ use tern_proto::{ClientError, Value};
 use super::command::Reply;
 use super::instance::{Held, Instance};
 use crate::clock::now_ms;
-use crate::sdk::conn::lock;
 use crate::sdk::queue::QueueMessage;
 use crate::sdk::run::{ErasedStep, ProcessFn};
 use crate::storage::ActorDb;
 use crate::storage::queue::{self, StoredMessage};
+use crate::sync::lock;
 
 /// A run-loop receive waiting for a message.
 enum Receiver {

@@ -14,12 +14,12 @@ use tern_gateway::outbound::OutboundSender;
 use tern_proto::{ClientError, Value};
 
 use super::instance::Instance;
-use crate::sdk::conn::lock;
 use crate::sdk::definition::BoxFuture;
 use crate::sdk::error::ActorResult;
 use crate::sdk::request::{Request, Response};
 use crate::sdk::websocket::WebSocket;
 use crate::storage::ActorDb;
+use crate::sync::lock;
 use crate::trace::SpanKind;
 
 /// A socket's handler, parked in `recv()` between units.

@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 
 use super::command::Command;
 use super::host::HostCore;
-use crate::sdk::conn::lock;
+use crate::sync::lock;
 
 /// How many recorded actors a starting node wakes at a time.
 const WAKE_CONCURRENCY: usize = 4;
@@ -82,6 +82,11 @@ pub(crate) async fn resume(core: Arc<HostCore>) {
         .for_each_concurrent(WAKE_CONCURRENCY, |actor_id| {
             let core = core.clone();
             async move {
+                if core.live(&actor_id).is_none() {
+                    // Destroyed since (a destroy under way forgets it too): nothing is left to do.
+                    core.pending_work.forget(&core, &actor_id).await;
+                    return;
+                }
                 let (reply, answer) = oneshot::channel();
                 let woken = match core.dispatch(&actor_id, Command::Ping { reply }).await {
                     Ok(()) => answer.await.unwrap_or_else(|_| Err(ClientError::stopping())),
@@ -89,9 +94,6 @@ pub(crate) async fn resume(core: Arc<HostCore>) {
                 };
                 match woken {
                     Ok(()) => tracing::debug!(actor_id, "woken to finish its work"),
-                    Err(e) if e.group == "actor" && e.code == "not_found" => {
-                        core.pending_work.forget(&core, &actor_id).await;
-                    }
                     Err(e) => tracing::warn!(actor_id, error = %e, "cannot wake the actor to finish its work"),
                 }
             }

@@ -12,9 +12,22 @@ use tokio::task::JoinHandle;
 
 use super::command::Command;
 use super::instance::Instance;
-use crate::sdk::conn::lock;
-use crate::sdk::run::{ErasedStep, RunCtx, StepFn};
+use crate::sdk::definition::BoxFuture;
+use crate::sdk::run::{ErasedStep, RunCtx, RunMailbox, RunRequest, StepFn};
 use crate::storage::ActorDb;
+use crate::sync::lock;
+
+/// The run loop reaches its actor through the actor's mailbox, held weakly so that the run loop does not keep a
+/// stopped instance's mailbox open.
+impl RunMailbox for mpsc::WeakSender<Command> {
+    fn post(&self, request: RunRequest) -> BoxFuture<Result<(), ClientError>> {
+        let sender = self.upgrade();
+        Box::pin(async move {
+            let sender = sender.ok_or_else(ClientError::stopping)?;
+            sender.send(request.into()).await.map_err(|_| ClientError::stopping())
+        })
+    }
+}
 
 /// A started run loop.
 pub(crate) struct RunLoop {
@@ -47,7 +60,8 @@ where
         let Some(run) = self.def.run.clone() else { return };
         let (abort, aborted) = watch::channel(false);
         let parked = Arc::new(AtomicBool::new(false));
-        let ctx = RunCtx { mailbox, aborted, parked: parked.clone(), _types: std::marker::PhantomData };
+        let ctx =
+            RunCtx { mailbox: Arc::new(mailbox), aborted, parked: parked.clone(), _types: std::marker::PhantomData };
         let actor_id = self.shared.actor_id.clone();
         let task = tokio::spawn(async move {
             match run(ctx).await {

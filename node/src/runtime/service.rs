@@ -18,8 +18,8 @@ use super::host::HostCore;
 use super::instance::CONN_QUEUE;
 use crate::clock::now_ms;
 use crate::cluster::{Load, Roster};
-use crate::sdk::conn::lock;
 use crate::storage::ActorRecord;
+use crate::sync::lock;
 
 /// The actors of one node, served to the gateway. Cheap to clone.
 #[derive(Clone)]
@@ -135,7 +135,7 @@ impl Host {
             .into_iter()
             .filter(|id| !in_flight.contains(id))
             .map(|id| {
-                let live = self.core.entry(&id).filter(|e| e.record.destroy_ts.is_none());
+                let live = self.core.live(&id);
                 let named = live.map(|e| (e.record.name, e.record.key));
                 (id, named)
             })
@@ -276,8 +276,7 @@ impl Backend for Host {
     }
 
     async fn sleep_actor(&self, actor_id: &str) -> Result<(), ClientError> {
-        let entry = self.core.entry(actor_id).filter(|e| e.record.destroy_ts.is_none());
-        if entry.is_none() {
+        if self.core.live(actor_id).is_none() {
             return Err(ClientError::actor_not_found(actor_id));
         }
         let (done, stopped) = oneshot::channel();

@@ -45,15 +45,14 @@ use tern_proto::{ClientError, Value};
 use tokio::time::Instant;
 
 use super::error::{ActorError, ActorResult};
-use crate::runtime::Host;
-use crate::runtime::host::HostCore;
 
-/// Where a call from actor code goes: the cluster's backend on a cluster node, else the host itself.
-fn router(core: Arc<HostCore>) -> Result<Arc<dyn Backend>, ClientError> {
-    match core.actor_router.get() {
-        Some(cluster) => cluster.upgrade().ok_or_else(ClientError::stopping),
-        None => Ok(Arc::new(Host { core })),
-    }
+/// What actor-to-actor calls need from the node they run on; the runtime's host provides it.
+pub(crate) trait ActorCalls: Send + Sync {
+    /// Where a call from actor code goes: the cluster's backend on a cluster node, else the node itself.
+    fn backend(self: Arc<Self>) -> Result<Arc<dyn Backend>, ClientError>;
+
+    /// The action timeout of the actor definition `name`; `None` when no definition has that name.
+    fn action_timeout(&self, name: &str) -> Option<Duration>;
 }
 
 tokio::task_local! {
@@ -147,14 +146,14 @@ fn to_value(value: impl Serialize, what: &str) -> ActorResult<Value> {
 /// clone. See the [module documentation](self) for the semantics of calls.
 #[derive(Clone)]
 pub struct ActorClient {
-    host: Weak<HostCore>,
+    node: Weak<dyn ActorCalls>,
     caller: Arc<str>,
 }
 
 impl ActorClient {
-    /// A client for the actor `caller` on `host` (weak, so a stopped host is not kept alive by actor code).
-    pub(crate) fn new(host: Weak<HostCore>, caller: &str) -> ActorClient {
-        ActorClient { host, caller: caller.into() }
+    /// A client for the actor `caller` on `node` (weak, so a stopped node is not kept alive by actor code).
+    pub(crate) fn new(node: Weak<dyn ActorCalls>, caller: &str) -> ActorClient {
+        ActorClient { node, caller: caller.into() }
     }
 
     fn handle(&self, name: &str, target: Target) -> ActorHandle {
@@ -283,12 +282,12 @@ impl ActorHandle {
         F: FnOnce(Arc<dyn Backend>) -> Fut,
         Fut: Future<Output = Result<T, ClientError>>,
     {
-        let core = self.client.host.upgrade().ok_or_else(|| ActorError::from(ClientError::stopping()))?;
-        let Some(callee) = core.registry.get(&self.name).map(|f| f.action_timeout()) else {
+        let node = self.client.node.upgrade().ok_or_else(|| ActorError::from(ClientError::stopping()))?;
+        let Some(callee) = node.action_timeout(&self.name) else {
             return Err(ClientError::not_registered(&self.name).into());
         };
         let budget = remaining().map_or(callee, |left| left.min(callee));
-        match tokio::time::timeout(budget, work(router(core)?)).await {
+        match tokio::time::timeout(budget, work(node.backend()?)).await {
             Ok(result) => result.map_err(ActorError::from),
             Err(_) => Err(ClientError::action_timed_out(what, budget.as_millis() as u64).into()),
         }

@@ -11,6 +11,7 @@ use tern_gateway::outbound::OutboundSender;
 use tern_proto::{ClientError, Value};
 
 use super::error::{ActorError, ActorResult};
+use crate::sync::lock;
 
 /// A connection to the actor: a `/connect` WebSocket, or the ephemeral connection of one stateless HTTP action.
 ///
@@ -122,8 +123,4 @@ impl Conn {
     pub(crate) fn drop_pending_of(&self, unit: u64) {
         lock(&self.inner.pending).retain(|(produced_by, _)| *produced_by != unit);
     }
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -9,10 +9,11 @@ use serde::Serialize;
 use tern_gateway::backend::ConnOutput;
 use tern_proto::Value;
 
-use super::conn::{Conn, lock};
+use super::conn::Conn;
 use super::error::{ActorError, ActorResult};
 use super::schedule::{Cron, Schedule, ScheduleAccess};
 use super::sql::Sql;
+use crate::sync::lock;
 
 /// A handle on the running actor, given to actions and hooks. Cheap to clone.
 ///
@@ -54,8 +55,8 @@ pub(crate) struct Shared<S, V> {
     pub actions: Arc<Vec<String>>,
     /// Set when the turn changed schedules, so the runtime re-arms the actor's alarm.
     pub schedules_changed: Arc<AtomicBool>,
-    /// The node's host, for actor-to-actor calls; weak, so actor code never keeps a stopped host alive.
-    pub host: std::sync::Weak<crate::runtime::host::HostCore>,
+    /// The node, for actor-to-actor calls; weak, so actor code never keeps a stopped node alive.
+    pub node: std::sync::Weak<dyn super::actors::ActorCalls>,
 }
 
 impl<S, V> Shared<S, V> {
@@ -177,7 +178,7 @@ impl<S, V> Ctx<S, V> {
     /// to this actor itself fails with `actor.self_call`, and every call is bounded by the current unit's
     /// remaining time, so a cycle fails with `actor.action_timed_out` (see [`super::actors`]).
     pub fn actors(&self) -> super::actors::ActorClient {
-        super::actors::ActorClient::new(self.shared.host.clone(), &self.shared.actor_id)
+        super::actors::ActorClient::new(self.shared.node.clone(), &self.shared.actor_id)
     }
 
     /// Asks the runtime to put the actor to sleep after the current turn.

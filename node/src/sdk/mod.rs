@@ -1,4 +1,6 @@
-//! The actor SDK: define actors in Rust and register them.
+//! The actor SDK: define actors in Rust. It is the surface the runtime (`runtime/`) implements, so it
+//! imports nothing from it; what it needs from the node it declares as traits the runtime implements
+//! (`run::RunMailbox`, `actors::ActorCalls`). Definitions go in a [`Registry`](crate::Registry).
 
 pub mod actors;
 pub mod conn;
@@ -8,7 +10,7 @@ pub mod error;
 pub mod kv;
 pub mod options;
 pub mod queue;
-pub mod registry;
+pub(crate) mod recurrence;
 pub mod request;
 pub mod run;
 pub mod schedule;
@@ -24,7 +26,6 @@ pub use error::{ActorError, ActorResult, UserError};
 pub use kv::{Kv, ListOptions};
 pub use options::ActorOptions;
 pub use queue::{QueueMessage, RunQueue};
-pub use registry::Registry;
 pub use request::{Request, Response};
 pub use run::RunCtx;
 pub use schedule::{Cron, CronFire, CronInfo, CronJob, Schedule, ScheduledEvent};

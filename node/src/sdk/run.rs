@@ -13,15 +13,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tern_proto::{ClientError, Value};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 use super::context::Ctx;
 use super::definition::BoxFuture;
 use super::error::{ActorError, ActorResult};
 use super::queue::{QueueMessage, Wait, to_body};
-use crate::runtime::command::Command;
 
-/// A step as the turn runs it: the closure, type-erased so that [`Command`] needs no type parameters.
+/// A step as the turn runs it: the closure, type-erased so that [`RunRequest`] needs no type parameters.
 pub(crate) type ErasedStep = Box<dyn Any + Send>;
 /// The closure behind an [`ErasedStep`], for an actor with state `S` and vars `V`.
 pub(crate) type StepFn<S, V> = Box<dyn FnOnce(Ctx<S, V>) -> BoxFuture<ActorResult<Box<dyn Any + Send>>> + Send>;
@@ -30,9 +29,36 @@ pub(crate) type StepFn<S, V> = Box<dyn FnOnce(Ctx<S, V>) -> BoxFuture<ActorResul
 pub(crate) type ProcessFn<S, V> =
     Box<dyn FnOnce(Ctx<S, V>, QueueMessage) -> BoxFuture<ActorResult<(Value, Box<dyn Any + Send>)>> + Send>;
 
+/// The reply channel of a request to the actor.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
+
+/// What the run loop asks its actor to do; the actor runs each request in a turn of its own and answers on
+/// `reply`.
+pub(crate) enum RunRequest {
+    /// Run a step (a [`StepFn`], type-erased) as an atomic unit; `label` names its trace span.
+    Step { label: String, work: ErasedStep, reply: Reply<Box<dyn Any + Send>> },
+    /// Take the next message of `names` (any when empty) and handle it (a [`ProcessFn`], type-erased) in one
+    /// atomic unit; answered once a message was handled.
+    QueueProcess { names: Vec<String>, handler: ErasedStep, reply: Reply<Option<Box<dyn Any + Send>>> },
+    /// Receive up to `limit` messages of `names` (any when empty); when none is waiting and `wait` is set, the
+    /// answer comes when one arrives.
+    QueueReceive { names: Vec<String>, limit: usize, wait: bool, reply: Reply<Vec<QueueMessage>> },
+    /// Complete a completable message with a response for its sender.
+    QueueComplete { id: i64, response: Value, reply: Reply<()> },
+    /// Store a message on the actor's own queue `name`; answered once committed (`None`), or, when `wait` is
+    /// set, once the message is completed (with the completion's response).
+    QueueSend { name: String, body: Value, wait: bool, reply: Reply<Option<Value>> },
+}
+
+/// How the run loop reaches its actor; the runtime delivers the requests to the actor's mailbox.
+pub(crate) trait RunMailbox: Send + Sync {
+    /// Delivers `request`, waiting while the actor's mailbox is full; `actor.stopping` once the actor is gone.
+    fn post(&self, request: RunRequest) -> BoxFuture<Result<(), ClientError>>;
+}
+
 /// What the run loop is given. Cheap to clone.
 pub struct RunCtx<S, V = ()> {
-    pub(crate) mailbox: mpsc::WeakSender<Command>,
+    pub(crate) mailbox: Arc<dyn RunMailbox>,
     pub(crate) aborted: watch::Receiver<bool>,
     /// Set while the run loop waits for time to pass (a workflow sleep), so the actor may sleep meanwhile.
     pub(crate) parked: Arc<AtomicBool>,
@@ -50,15 +76,10 @@ impl<S, V> Clone for RunCtx<S, V> {
     }
 }
 
-/// Sends a command to the actor and waits for its answer; `actor.stopping` once the actor stops.
-pub(crate) async fn ask<T>(
-    mailbox: &mpsc::WeakSender<Command>,
-    make: impl FnOnce(oneshot::Sender<Result<T, ClientError>>) -> Command,
-) -> ActorResult<T> {
-    let sender = mailbox.upgrade().ok_or_else(|| ActorError::from(ClientError::stopping()))?;
+/// Sends a request to the actor and waits for its answer; `actor.stopping` once the actor stops.
+async fn ask<T>(mailbox: &dyn RunMailbox, make: impl FnOnce(Reply<T>) -> RunRequest) -> ActorResult<T> {
     let (reply, answer) = oneshot::channel();
-    sender.send(make(reply)).await.map_err(|_| ActorError::from(ClientError::stopping()))?;
-    drop(sender);
+    mailbox.post(make(reply)).await?;
     Ok(answer.await.map_err(|_| ActorError::from(ClientError::stopping()))??)
 }
 
@@ -88,7 +109,7 @@ impl<S: Send + 'static, V: Send + 'static> RunCtx<S, V> {
     {
         let step: StepFn<S, V> =
             Box::new(move |ctx| Box::pin(async move { work(ctx).await.map(|r| Box::new(r) as Box<dyn Any + Send>) }));
-        let output = ask(&self.mailbox, |reply| Command::Step { label, work: Box::new(step), reply }).await?;
+        let output = ask(&*self.mailbox, |reply| RunRequest::Step { label, work: Box::new(step), reply }).await?;
         output.downcast::<R>().map(|r| *r).map_err(|_| ActorError::internal("a step returned another type"))
     }
 
@@ -116,7 +137,8 @@ impl<S: Send + 'static, V: Send + 'static> RunCtx<S, V> {
             })
         });
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let processed = ask(&self.mailbox, |reply| Command::QueueProcess { names, handler: Box::new(handler), reply });
+        let processed =
+            ask(&*self.mailbox, |reply| RunRequest::QueueProcess { names, handler: Box::new(handler), reply });
         let mut aborted = self.aborted.clone();
         let deadline = async move {
             match timeout {
@@ -160,14 +182,15 @@ impl<S: Send + 'static, V: Send + 'static> RunCtx<S, V> {
 
 /// The queue as the run loop sees it.
 pub struct RunQueue {
-    mailbox: mpsc::WeakSender<Command>,
+    mailbox: Arc<dyn RunMailbox>,
     aborted: watch::Receiver<bool>,
 }
 
 impl RunQueue {
     async fn receive(&self, names: &[&str], limit: usize, wait: Wait) -> ActorResult<Vec<QueueMessage>> {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let receive = ask(&self.mailbox, |reply| Command::QueueReceive { names, limit, wait: wait != Wait::No, reply });
+        let receive =
+            ask(&*self.mailbox, |reply| RunRequest::QueueReceive { names, limit, wait: wait != Wait::No, reply });
         let mut aborted = self.aborted.clone();
         let stopping = async move {
             let _ = aborted.wait_for(|stopping| *stopping).await;
@@ -224,14 +247,14 @@ impl RunQueue {
     /// Completes a completable message: removes it and answers its waiting sender with `response`.
     pub async fn complete(&self, message: &QueueMessage, response: impl serde::Serialize) -> ActorResult<()> {
         let (id, response) = (message.id, to_body(response)?);
-        ask(&self.mailbox, |reply| Command::QueueComplete { id, response, reply }).await
+        ask(&*self.mailbox, |reply| RunRequest::QueueComplete { id, response, reply }).await
     }
 
     /// Sends a message to this actor's own queue `name`.
     pub async fn send(&self, name: &str, body: impl serde::Serialize) -> ActorResult<()> {
         let (name, body) = (name.to_string(), to_body(body)?);
         let _accepted: Option<Value> =
-            ask(&self.mailbox, |reply| Command::QueueSend { name, body, wait: false, reply }).await?;
+            ask(&*self.mailbox, |reply| RunRequest::QueueSend { name, body, wait: false, reply }).await?;
         Ok(())
     }
 }

@@ -16,9 +16,9 @@ use serde::Serialize;
 use tern_proto::{ClientError, Value};
 
 use super::error::{ActorError, ActorResult};
+use super::recurrence;
 use super::sql::Sql;
 use crate::clock::now_ms;
-use crate::runtime::recurrence;
 use crate::storage::schedules::{self, Fire, Repeat, Scheduled};
 
 /// How many fires of a recurring job its history keeps by default (RivetKit's `maxHistory`).

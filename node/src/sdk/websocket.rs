@@ -61,10 +61,10 @@ use tern_gateway::backend::SocketOutput;
 use tern_gateway::outbound::OutboundSender;
 use tern_proto::ClientError;
 
-use super::conn::lock;
 use super::context::Ctx;
 use super::definition::{Actor, BoxFuture};
 use super::error::ActorResult;
+use crate::sync::lock;
 
 /// Longest close reason, in bytes (RFC 6455: a 125-byte control frame minus the code).
 const MAX_CLOSE_REASON: usize = 123;

@@ -27,12 +27,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tern_proto::{ClientError, Value};
 
-use super::conn::lock;
 use super::context::Ctx;
 use super::error::{ActorError, ActorResult};
 use super::run::RunCtx;
 use crate::clock::now_ms;
 use crate::storage::workflow::{self, Entry};
+use crate::sync::lock;
 
 /// The key of the workflow's final outcome in its history.
 pub(crate) const OUTCOME_KEY: &str = "$workflow#0";

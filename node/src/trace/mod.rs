@@ -11,7 +11,7 @@ pub mod otlp;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::sdk::conn::lock;
+use crate::sync::lock;
 
 /// OTLP span kinds Tern records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

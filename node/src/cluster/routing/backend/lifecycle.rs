@@ -6,12 +6,12 @@ use std::sync::Arc;
 use tern_gateway::backend::{ActorInfo, Backend, CreateRequest};
 use tern_proto::ClientError;
 
-use super::{ClusterBackend, FORGET_TIMEOUT, ForwardError, unexpected};
+use super::{ClusterBackend, FORGET_TIMEOUT, ForwardError, ServeCall};
 use crate::clock::now_ms;
 use crate::cluster::MemberState;
 use crate::cluster::directory::Placement;
 use crate::cluster::routing::placement;
-use crate::cluster::rpc::{self, Call, CallReply, ForgetActor};
+use crate::cluster::rpc::{self, ForgetActor, ForwardCreate};
 
 /// Async locks by key, dropped when no one holds or waits for them.
 #[derive(Default)]
@@ -153,15 +153,14 @@ impl ClusterBackend {
             let local_load = self.inner.host.load().awake_actors;
             let home = placement::choose(&self.inner.members, &self.inner.transport, &region, &avoid, local_load)
                 .ok_or_else(|| ClientError::unavailable("no live node can host a new actor"))?;
-            let call = Call::Create { request: request.clone(), reuse };
+            let call = ForwardCreate { request: request.clone(), reuse };
             let reply = if home.id == self.inner.local_id {
-                self.serve_call(call).await.map_err(ForwardError::Failed)
+                call.serve(self).await.map_err(ForwardError::Failed)
             } else {
-                self.forward(&home, &call).await
+                self.forward(&home, call).await
             };
             match reply {
-                Ok(CallReply::Created { info, created }) => return Ok((info, created)),
-                Ok(other) => return Err(unexpected(&other)),
+                Ok(created) => return Ok(created),
                 // The chosen node did not answer: try another, at most twice.
                 Err(ForwardError::Unreachable(_)) if avoid.len() < 2 => avoid.push(home.id),
                 Err(e) => return Err(e.into_node_call_error()),

@@ -2,21 +2,22 @@
 //! exactly one QUIC hop to the actor's home otherwise. Keys and homes come from the [`ClusterDirectory`]; new
 //! actors go where [`placement`](super::placement) says.
 
+mod calls;
 mod lifecycle;
 mod surface;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tern_gateway::backend::Backend;
 use tern_proto::ClientError;
 use tern_replication::Transport;
 
 use super::placement::Home;
 use crate::cluster::directory::{ClusterDirectory, Placement};
-use crate::cluster::rpc::{self, Call, CallRefusal, CallReply, ForwardCall, WireResponse};
+use crate::cluster::rpc::{self, CallRefusal, ForwardedCall};
 use crate::cluster::{MemberState, Members};
 use crate::runtime::Host;
+pub(crate) use calls::ServeCall;
 use lifecycle::KeyedLocks;
 
 /// How long a forwarded call may take: actions enforce their own (shorter) timeouts on the home.
@@ -156,28 +157,28 @@ impl ClusterBackend {
 
     /// Runs `call` for actor `actor_id` where it lives. A home that answers that it does not host the actor (a
     /// stale cache) makes the route be looked up afresh, and the call sent there, once.
-    async fn on_actor(&self, actor_id: &str, call: Call) -> Result<CallReply, ClientError> {
+    async fn on_actor<C: ServeCall>(&self, actor_id: &str, call: C) -> Result<C::Output, ClientError> {
         // A home that says it does not host the actor, or cannot be reached (it may have failed over), makes the
         // route be looked up afresh, and the call sent there once if it is another node.
         let (stale, failure) = match self.route(actor_id, false).await? {
-            Route::Local => return self.serve_call(call).await,
-            Route::Remote(home) => match self.forward(&home, &call).await {
+            Route::Local => return call.serve(self).await,
+            Route::Remote(home) => match self.forward(&home, call.clone()).await {
                 Err(ForwardError::WrongHome) => (home, ClientError::actor_not_found(actor_id)),
                 Err(ForwardError::Unreachable(e)) => (home, e),
                 other => return other.map_err(|e| e.into_client(actor_id)),
             },
         };
         match after_wrong_home(&stale, self.route(actor_id, true).await?) {
-            Some(Route::Local) => self.serve_call(call).await,
-            Some(Route::Remote(home)) => self.forward(&home, &call).await.map_err(|e| e.into_client(actor_id)),
+            Some(Route::Local) => call.serve(self).await,
+            Some(Route::Remote(home)) => self.forward(&home, call).await.map_err(|e| e.into_client(actor_id)),
             None => Err(failure),
         }
     }
 
     /// Sends `call` to `home` and returns its answer.
-    pub(super) async fn forward(&self, home: &Home, call: &Call) -> Result<CallReply, ForwardError> {
+    pub(super) async fn forward<C: ForwardedCall>(&self, home: &Home, call: C) -> Result<C::Output, ForwardError> {
         let started = std::time::Instant::now();
-        let reply = rpc::ask(&self.inner.transport, home.quic_addr, ForwardCall(call.clone()), CALL_TIMEOUT).await;
+        let reply = rpc::ask(&self.inner.transport, home.quic_addr, call, CALL_TIMEOUT).await;
         let outcome = match &reply {
             Ok(Ok(_)) => "ok",
             Ok(Err(CallRefusal::WrongHome { .. })) => "wrong_home",
@@ -186,7 +187,7 @@ impl ClusterBackend {
         };
         self.inner.host.core.metrics.record_forward(outcome, started.elapsed());
         match reply {
-            Ok(Ok(reply)) => Ok(reply),
+            Ok(Ok(output)) => Ok(output),
             Ok(Err(CallRefusal::Failed(e))) => Err(ForwardError::Failed(e)),
             Ok(Err(CallRefusal::WrongHome { .. })) => Err(ForwardError::WrongHome),
             Err(rpc::PeerError::Transport(e)) => Err(ForwardError::Unreachable(ClientError::unavailable(format!(
@@ -202,7 +203,7 @@ impl ClusterBackend {
 
     /// Serves a call another node forwarded here: a call for an actor this node does not host is refused as
     /// [`CallRefusal::WrongHome`], with what this node's cache says of the actor's placement.
-    pub async fn serve_forwarded(&self, call: Call) -> Result<CallReply, CallRefusal> {
+    pub(crate) async fn serve_forwarded<C: ServeCall>(&self, call: C) -> Result<C::Output, CallRefusal> {
         if let Some(actor_id) = call.actor_id()
             && !self.inner.host.hosts(actor_id)
         {
@@ -210,45 +211,7 @@ impl ClusterBackend {
             let (home, epoch) = cached.map(|p| (p.home, p.epoch)).unzip();
             return Err(CallRefusal::WrongHome { home, epoch });
         }
-        self.serve_call(call).await.map_err(CallRefusal::Failed)
-    }
-
-    /// Serves a call on this node (it hosts the actor, or is the chosen home of a new one).
-    pub async fn serve_call(&self, call: Call) -> Result<CallReply, ClientError> {
-        let host = &self.inner.host;
-        Ok(match call {
-            Call::Create { request, reuse } => {
-                let (info, created) = self.create_here(request, reuse).await?;
-                CallReply::Created { info, created }
-            }
-            Call::Infos { actor_ids } => CallReply::Infos(host.get_actors_by_ids(&actor_ids).await?),
-            Call::List { name, limit } => CallReply::Infos(host.list_actors(name.as_deref(), limit).await?),
-            Call::Destroy { actor_id } => {
-                self.destroy_here(&actor_id).await?;
-                CallReply::Done
-            }
-            Call::Sleep { actor_id } => {
-                host.sleep_actor(&actor_id).await?;
-                CallReply::Done
-            }
-            Call::Action { actor_id, action, args, params } => {
-                CallReply::Value(host.call_action(&actor_id, &action, args, params).await?)
-            }
-            Call::RawRequest { actor_id, request, params } => {
-                let request = request.into_http(bytes::Bytes::from)?;
-                CallReply::Response(WireResponse::from_http(&host.raw_request(&actor_id, request, params).await?))
-            }
-            Call::Inspect { actor_id, auth, request } => {
-                CallReply::Json(host.inspect(&actor_id, auth, request).await?.to_string())
-            }
-            Call::Export { actor_id, auth } => CallReply::Bytes(host.export(&actor_id, auth).await?),
-            Call::KvGet { actor_id, key } => CallReply::Kv(
-                host.kv_get(&actor_id, &key).await?.map(|(value, ts)| (serde_bytes::ByteBuf::from(value), ts)),
-            ),
-            Call::QueueSend { actor_id, name, body, wait_ms } => {
-                CallReply::Queue(host.queue_send(&actor_id, &name, body, wait_ms.map(Duration::from_millis)).await?)
-            }
-        })
+        call.serve(self).await.map_err(CallRefusal::Failed)
     }
 
     /// The QUIC addresses of the members this node sees live, itself included.
@@ -262,11 +225,6 @@ impl ClusterBackend {
             directory.forget(actor_id, name, key);
         }
     }
-}
-
-pub(super) fn unexpected(reply: &CallReply) -> ClientError {
-    tracing::error!(?reply, "a peer answered with an unexpected reply");
-    ClientError::internal()
 }
 
 #[cfg(test)]

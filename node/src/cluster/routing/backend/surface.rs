@@ -11,11 +11,14 @@ use tern_proto::key::ActorKey;
 use tern_proto::messages::HttpQueueSendResponse;
 use tern_proto::{ClientError, Value};
 
-use super::{ClusterBackend, ForwardError, Route, unexpected};
+use super::{ClusterBackend, ForwardError, Route};
 use crate::cluster::MemberState;
 use crate::cluster::routing::bridge::{self, StreamOpen};
 use crate::cluster::routing::placement::Home;
-use crate::cluster::rpc::{Call, CallReply, WireRequest};
+use crate::cluster::rpc::{
+    ForwardAction, ForwardDestroy, ForwardExport, ForwardInspect, ForwardKvGet, ForwardList, ForwardQueueSend,
+    ForwardRawRequest, ForwardSleep, WireRequest,
+};
 
 #[async_trait]
 impl Backend for ClusterBackend {
@@ -40,15 +43,13 @@ impl Backend for ClusterBackend {
 
     async fn list_actors(&self, name: Option<&str>, limit: usize) -> Result<Vec<ActorInfo>, ClientError> {
         let mut all = self.inner.host.list_actors(name, limit).await?;
-        let call = Call::List { name: name.map(str::to_string), limit };
+        let call = ForwardList { name: name.map(str::to_string), limit };
         for member in self.inner.members.all() {
             if member.local || member.state == MemberState::Down {
                 continue;
             }
-            match self.forward(&Home::from(&member), &call).await.map_err(ForwardError::into_node_call_error)? {
-                CallReply::Infos(infos) => all.extend(infos),
-                other => return Err(unexpected(&other)),
-            }
+            let home = Home::from(&member);
+            all.extend(self.forward(&home, call.clone()).await.map_err(ForwardError::into_node_call_error)?);
         }
         all.sort_by(|a, b| b.create_ts.cmp(&a.create_ts).then(a.actor_id.cmp(&b.actor_id)));
         all.truncate(limit);
@@ -71,12 +72,12 @@ impl Backend for ClusterBackend {
         };
         match placement {
             Some(p) if p.home == self.inner.local_id => self.destroy_here(actor_id).await,
-            _ => self.on_actor(actor_id, Call::Destroy { actor_id: actor_id.to_string() }).await.map(|_| ()),
+            _ => self.on_actor(actor_id, ForwardDestroy { actor_id: actor_id.to_string() }).await,
         }
     }
 
     async fn sleep_actor(&self, actor_id: &str) -> Result<(), ClientError> {
-        self.on_actor(actor_id, Call::Sleep { actor_id: actor_id.to_string() }).await.map(|_| ())
+        self.on_actor(actor_id, ForwardSleep { actor_id: actor_id.to_string() }).await
     }
 
     async fn call_action(
@@ -89,11 +90,8 @@ impl Backend for ClusterBackend {
         if self.inner.host.hosts(actor_id) {
             return self.inner.host.call_action(actor_id, action, args, params).await;
         }
-        let call = Call::Action { actor_id: actor_id.to_string(), action: action.to_string(), args, params };
-        match self.on_actor(actor_id, call).await? {
-            CallReply::Value(value) => Ok(value),
-            other => Err(unexpected(&other)),
-        }
+        let call = ForwardAction { actor_id: actor_id.to_string(), action: action.to_string(), args, params };
+        self.on_actor(actor_id, call).await
     }
 
     async fn connect(&self, actor_id: &str, params: Option<Value>) -> Result<ConnectionHandle, ClientError> {
@@ -122,11 +120,8 @@ impl Backend for ClusterBackend {
             return self.inner.host.raw_request(actor_id, request, params).await;
         }
         let call =
-            Call::RawRequest { actor_id: actor_id.to_string(), request: WireRequest::from_http(&request), params };
-        match self.on_actor(actor_id, call).await? {
-            CallReply::Response(response) => response.into_http(),
-            other => Err(unexpected(&other)),
-        }
+            ForwardRawRequest { actor_id: actor_id.to_string(), request: WireRequest::from_http(&request), params };
+        self.on_actor(actor_id, call).await?.into_http()
     }
 
     async fn raw_websocket(
@@ -157,27 +152,21 @@ impl Backend for ClusterBackend {
         auth: InspectorAuth,
         request: InspectRequest,
     ) -> Result<serde_json::Value, ClientError> {
-        match self.on_actor(actor_id, Call::Inspect { actor_id: actor_id.to_string(), auth, request }).await? {
-            CallReply::Json(text) => serde_json::from_str(&text).map_err(|e| {
-                tracing::error!("a peer sent bad inspector JSON: {e}");
-                ClientError::internal()
-            }),
-            other => Err(unexpected(&other)),
-        }
+        let text = self.on_actor(actor_id, ForwardInspect { actor_id: actor_id.to_string(), auth, request }).await?;
+        serde_json::from_str(&text).map_err(|e| {
+            tracing::error!("a peer sent bad inspector JSON: {e}");
+            ClientError::internal()
+        })
     }
 
     async fn export(&self, actor_id: &str, auth: InspectorAuth) -> Result<Vec<u8>, ClientError> {
-        match self.on_actor(actor_id, Call::Export { actor_id: actor_id.to_string(), auth }).await? {
-            CallReply::Bytes(bytes) => Ok(bytes),
-            other => Err(unexpected(&other)),
-        }
+        let call = ForwardExport { actor_id: actor_id.to_string(), auth };
+        Ok(self.on_actor(actor_id, call).await?.into_vec())
     }
 
     async fn kv_get(&self, actor_id: &str, key: &[u8]) -> Result<Option<(Vec<u8>, i64)>, ClientError> {
-        match self.on_actor(actor_id, Call::KvGet { actor_id: actor_id.to_string(), key: key.to_vec() }).await? {
-            CallReply::Kv(entry) => Ok(entry.map(|(value, ts)| (value.into_vec(), ts))),
-            other => Err(unexpected(&other)),
-        }
+        let entry = self.on_actor(actor_id, ForwardKvGet { actor_id: actor_id.to_string(), key: key.to_vec() }).await?;
+        Ok(entry.map(|(value, ts)| (value.into_vec(), ts)))
     }
 
     async fn queue_send(
@@ -188,11 +177,8 @@ impl Backend for ClusterBackend {
         wait: Option<Duration>,
     ) -> Result<HttpQueueSendResponse, ClientError> {
         let wait_ms = wait.map(|w| u64::try_from(w.as_millis()).unwrap_or(u64::MAX));
-        let call = Call::QueueSend { actor_id: actor_id.to_string(), name: name.to_string(), body, wait_ms };
-        match self.on_actor(actor_id, call).await? {
-            CallReply::Queue(response) => Ok(response),
-            other => Err(unexpected(&other)),
-        }
+        let call = ForwardQueueSend { actor_id: actor_id.to_string(), name: name.to_string(), body, wait_ms };
+        self.on_actor(actor_id, call).await
     }
 
     async fn metrics(&self) -> String {

@@ -7,10 +7,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use super::definition::Actor;
-use crate::runtime::command::Command;
-use crate::runtime::host::HostCore;
-use crate::runtime::lifecycle::StartInfo;
+use super::command::Command;
+use super::host::HostCore;
+use super::lifecycle::StartInfo;
+use crate::sdk::Actor;
 
 /// A definition with its state and vars types erased, so definitions of different types can live together.
 pub(crate) trait ActorFactory: Send + Sync {
@@ -39,7 +39,7 @@ where
         rx: mpsc::Receiver<Command>,
         mailbox: mpsc::WeakSender<Command>,
     ) {
-        tokio::spawn(crate::runtime::instance::run(self, core, start, rx, mailbox));
+        tokio::spawn(super::instance::run(self, core, start, rx, mailbox));
     }
 
     fn action_timeout(&self) -> std::time::Duration {
