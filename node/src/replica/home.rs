@@ -1,21 +1,23 @@
 //! The home side: each replicated actor's stream, and the tasks that ship it to each replica.
 
-use crate::sync::lock;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tern_proto::ClientError;
 use tern_replication::wal::{Position, Snapshot, Source, WalError, WalFile, WalState};
 use tokio::sync::{RwLock, watch};
+use tokio::time::Instant;
 
 use super::Context;
 use super::wire::{AskPosition, Refusal, ShipFrames, ShipSnapshot, SnapshotProgress};
 use crate::cluster::rpc::{self, PeerError};
 use crate::storage::ActorDb;
 use crate::storage::wal_streams::{StreamRecord, StreamRole};
+use crate::sync::lock;
 
 /// A batch is cut after the transaction that reaches this many bytes.
 const BATCH_BYTES: usize = 4 << 20;
@@ -42,7 +44,14 @@ pub(super) struct HomeStream {
     acked: watch::Sender<HashMap<String, Position>>,
     /// Shippers read the WAL and database files under the read lock; a checkpoint takes the write lock.
     files: RwLock<()>,
+    /// When recent commits were made, oldest first (for lag in time); bounded.
+    commit_times: Mutex<VecDeque<(Position, Instant)>>,
+    /// Bytes of one WAL frame (header and page), once known.
+    frame_bytes: AtomicU64,
 }
+
+/// How many commit times a stream remembers.
+const COMMIT_TIMES: usize = 4096;
 
 impl HomeStream {
     /// A stream recorded as `record`, for the database at `db_path`.
@@ -55,6 +64,8 @@ impl HomeStream {
             committed: watch::Sender::new(record.state.position()),
             acked: watch::Sender::new(HashMap::new()),
             files: RwLock::new(()),
+            commit_times: Mutex::new(VecDeque::new()),
+            frame_bytes: AtomicU64::new(0),
         })
     }
 
@@ -85,6 +96,15 @@ impl HomeStream {
         let mut source = self.source(db)?;
         let position = source.position().map_err(internal)?;
         self.committed.send_replace(position);
+        {
+            let mut times = lock(&self.commit_times);
+            if times.back().is_none_or(|(last, _)| *last != position) {
+                times.push_back((position, Instant::now()));
+            }
+            if times.len() > COMMIT_TIMES {
+                times.pop_front();
+            }
+        }
         let everyone_has_it = {
             let acked = self.acked.borrow();
             self.replicas.iter().all(|r| acked.get(r).is_some_and(|p| *p >= position))
@@ -122,6 +142,17 @@ impl HomeStream {
         self.acked.send_modify(|acked| {
             acked.insert(replica.to_string(), position);
         });
+    }
+
+    /// How long ago the oldest commit after `position` was made (zero when there is none).
+    pub(super) fn lag_since(&self, position: Position) -> Duration {
+        let times = lock(&self.commit_times);
+        times.iter().find(|(p, _)| *p > position).map_or(Duration::ZERO, |(_, at)| at.elapsed())
+    }
+
+    /// Bytes of one frame, once a batch was shipped (0 before).
+    pub(super) fn frame_bytes(&self) -> u64 {
+        self.frame_bytes.load(Ordering::Relaxed)
     }
 }
 
@@ -199,10 +230,12 @@ async fn step(ctx: &Context, stream: &HomeStream, replica: &str, at: &mut Option
     };
     let bytes = batch.payload_bytes();
     let frames = batch.frames.len();
+    stream.frame_bytes.store((bytes / frames.max(1)) as u64, Ordering::Relaxed);
     let call = ShipFrames { actor_id: stream.actor_id.clone(), home: ctx.local_id.clone(), batch: batch.encode() };
     match rpc::ask(&ctx.transport, addr, call, SHIP_TIMEOUT).await? {
         Ok(state) => {
             ctx.core.metrics.record_wal_shipped(frames, bytes);
+            ctx.core.metrics.record_replication_lag(stream.lag_since(position));
             *at = Some(state.position());
             stream.ack(replica, state.position());
             Ok(true)

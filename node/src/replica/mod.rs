@@ -21,7 +21,6 @@ mod copy;
 mod home;
 mod wire;
 
-use crate::sync::lock;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -29,6 +28,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
+use tern_gateway::backend::{ReplicaInfo, ReplicaSet};
 use tern_proto::ClientError;
 use tern_replication::wal::Position;
 use tern_replication::{PeerInfo, Transport};
@@ -41,6 +41,7 @@ use crate::runtime::replicator::Replicator;
 use crate::sdk::definition::BoxFuture;
 use crate::storage::ActorDb;
 use crate::storage::wal_streams::{StreamRecord, StreamRole};
+use crate::sync::lock;
 use home::HomeStream;
 pub use wire::ReplicationMessage;
 use wire::{AskPosition, ShipFrames, ShipSnapshot};
@@ -105,17 +106,6 @@ pub struct Replication {
     lonely_until: Arc<Mutex<HashMap<String, tokio::time::Instant>>>,
 }
 
-/// One replica as `GET /actors/{id}/replicas` reports it.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReplicaStatus {
-    pub node: String,
-    pub region: Option<String>,
-    pub position: Option<String>,
-    pub lag_frames: Option<u64>,
-    pub state: &'static str,
-}
-
 impl Replication {
     /// The replication of the node `local_id`, whose host is `core`.
     pub(crate) fn new(
@@ -149,36 +139,48 @@ impl Replication {
         })
     }
 
-    /// The replicas of an actor homed here and how far each is (`None` when this node is not its home or it is
-    /// not replicated).
-    pub async fn status(&self, actor_id: &str) -> Option<Vec<ReplicaStatus>> {
-        let stream = self.streams.lock().await.get(actor_id).cloned().flatten()?;
+    /// The actor's home (this node) and its replicas with how far each is.
+    pub async fn replica_set(&self, actor_id: &str) -> ReplicaSet {
+        let local = self.ctx.members.local().node;
+        let stream = self.streams.lock().await.get(actor_id).cloned().flatten();
+        let committed = stream.as_ref().map(|s| s.committed());
+        let home = ReplicaInfo {
+            node: local.id,
+            region: Some(local.region),
+            position: committed.map(|p| p.to_string()),
+            lag_frames: Some(0),
+            lag_bytes: Some(0),
+            lag_ms: Some(0),
+            state: "home".into(),
+        };
+        let Some(stream) = stream else { return ReplicaSet { home, replicas: Vec::new() } };
         let committed = stream.committed();
         let acked = stream.acked();
-        Some(
-            stream
-                .replicas
-                .iter()
-                .map(|node| {
-                    let member = self.ctx.members.get(node);
-                    let at = acked.get(node).copied();
-                    let lag = at.map(|p| lag_frames(p, committed));
-                    let state = match (&member, at) {
-                        (Some(m), _) if m.state == MemberState::Down => "stale",
-                        (None, _) => "stale",
-                        (_, None) => "bootstrapping",
-                        (_, Some(_)) => "streaming",
-                    };
-                    ReplicaStatus {
-                        node: node.clone(),
-                        region: member.map(|m| m.node.region),
-                        position: at.map(|p| p.to_string()),
-                        lag_frames: lag,
-                        state,
-                    }
-                })
-                .collect(),
-        )
+        let replicas = stream
+            .replicas
+            .iter()
+            .map(|node| {
+                let member = self.ctx.members.get(node);
+                let at = acked.get(node).copied();
+                let lag = at.map(|p| lag_frames(p, committed));
+                let state = match (&member, at) {
+                    (Some(m), _) if m.state == MemberState::Down => "stale",
+                    (None, _) => "stale",
+                    (_, None) => "bootstrapping",
+                    (_, Some(_)) => "streaming",
+                };
+                ReplicaInfo {
+                    node: node.clone(),
+                    region: member.map(|m| m.node.region),
+                    position: at.map(|p| p.to_string()),
+                    lag_frames: lag,
+                    lag_bytes: lag.map(|frames| frames * stream.frame_bytes()),
+                    lag_ms: at.map(|p| stream.lag_since(p).as_millis() as u64),
+                    state: state.into(),
+                }
+            })
+            .collect();
+        ReplicaSet { home, replicas }
     }
 
     /// The stream of an actor homed here, starting one (choosing its replicas) if it has none yet.
@@ -358,6 +360,11 @@ impl Replicator for Replication {
             }
             Ok(())
         })
+    }
+
+    fn replica_set(&self, actor_id: &str) -> BoxFuture<ReplicaSet> {
+        let (this, actor_id) = (self.clone(), actor_id.to_string());
+        Box::pin(async move { this.replica_set(&actor_id).await })
     }
 
     fn committed(&self, actor_id: &str, db: &ActorDb) -> BoxFuture<Result<(), ClientError>> {
