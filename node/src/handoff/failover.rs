@@ -105,6 +105,7 @@ async fn take_over(handoff: &Handoff, home: &str, fenced_epoch: u64, actor_id: &
         destroy_ts: None,
     };
     handoff.host.adopt(record).await?;
+    handoff.backend.tell_peers_to_forget(&placement).await;
     handoff.host.core.metrics.record_failover();
     tracing::warn!(actor_id, from = home, at = %position, epoch = placement.epoch, "took the actor over from its dead home");
     Ok(())
