@@ -201,6 +201,7 @@ impl ClusterNode {
             local.id.clone(),
             config.replication,
             lease.clone(),
+            Some(backend.clone()),
         );
         let _ = replication_slot.set(replication.clone());
         let _ = host.core.replicator.set(Arc::new(replication.clone()));

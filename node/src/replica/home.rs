@@ -34,8 +34,8 @@ const SHIP_TIMEOUT: Duration = Duration::from_secs(30);
 pub(super) struct HomeStream {
     actor_id: String,
     db_path: PathBuf,
-    /// The replicas' node ids.
-    pub(super) replicas: Vec<String>,
+    /// The replicas' node ids, as recorded in the directory.
+    replicas: Mutex<Vec<String>>,
     /// The stream's generation and where the previous one ended.
     wal: Mutex<WalState>,
     /// The last committed position; shippers wait on it.
@@ -59,7 +59,7 @@ impl HomeStream {
         Arc::new(HomeStream {
             actor_id: actor_id.to_string(),
             db_path,
-            replicas: record.peers.clone(),
+            replicas: Mutex::new(record.peers.clone()),
             wal: Mutex::new(record.state),
             committed: watch::Sender::new(record.state.position()),
             acked: watch::Sender::new(HashMap::new()),
@@ -71,6 +71,27 @@ impl HomeStream {
 
     fn wal(&self) -> WalState {
         *lock(&self.wal)
+    }
+
+    /// The replicas' node ids.
+    pub(super) fn replicas(&self) -> Vec<String> {
+        lock(&self.replicas).clone()
+    }
+
+    /// The stream's state as `node.db` records it.
+    pub(super) fn record(&self) -> StreamRecord {
+        StreamRecord { role: StreamRole::Home, state: self.wal(), peers: self.replicas() }
+    }
+
+    /// Replaces replica `old` by `new` (already recorded in the directory); `old`'s acknowledgements no longer
+    /// count.
+    pub(super) fn replace_replica(&self, old: &str, new: &str) {
+        for replica in lock(&self.replicas).iter_mut().filter(|r| *r == old) {
+            *replica = new.to_string();
+        }
+        self.acked.send_modify(|acked| {
+            acked.remove(old);
+        });
     }
 
     /// What the replicas acknowledged, by node id.
@@ -107,7 +128,7 @@ impl HomeStream {
         }
         let everyone_has_it = {
             let acked = self.acked.borrow();
-            self.replicas.iter().all(|r| acked.get(r).is_some_and(|p| *p >= position))
+            self.replicas().iter().all(|r| acked.get(r).is_some_and(|p| *p >= position))
         };
         let due = (position.frame >= CHECKPOINT_FRAMES && everyone_has_it) || position.frame >= MAX_WAL_FRAMES;
         if !due {
@@ -115,7 +136,7 @@ impl HomeStream {
         }
         let Ok(_files) = self.files.try_write() else { return Ok(position) };
         let Some(next) = source.next_generation().map_err(internal)? else { return Ok(position) };
-        let record = StreamRecord { role: StreamRole::Home, state: next, peers: self.replicas.clone() };
+        let record = StreamRecord { role: StreamRole::Home, state: next, peers: self.replicas() };
         ctx.core.node_db.set_wal_stream(&self.actor_id, &record).await?;
         source.checkpoint(next).map_err(internal)?;
         *lock(&self.wal) = next;
@@ -180,7 +201,8 @@ pub(super) async fn ship(ctx: Arc<Context>, stream: Arc<HomeStream>, replica: St
     let mut committed = stream.committed.subscribe();
     let mut at: Option<Position> = None;
     let mut backoff = Duration::from_millis(100);
-    loop {
+    // A replica that was replaced (its node died) is shipped to no more.
+    while stream.replicas().contains(&replica) {
         match step(&ctx, &stream, &replica, &mut at).await {
             Ok(true) => backoff = Duration::from_millis(100),
             Ok(false) => {

@@ -68,6 +68,7 @@ impl ClusterBackend {
             create_ts: now_ms(),
             destroy_ts: None,
             home_epoch: self.inner.lease.as_ref().map_or(0, |lease| lease.epoch()),
+            replicas: Vec::new(),
             promoted_from: None,
         };
         let bound = match directory.record_placement(&placement).await {
