@@ -29,13 +29,13 @@ pub struct LeaseTiming {
 }
 
 impl LeaseTiming {
-    /// The timing for a membership profile: `lan` 4 s leases renewed every second, `wan` 9 s renewed every 2 s;
+    /// The timing for a membership profile: `lan` 3 s leases renewed every second, `wan` 9 s renewed every 2 s;
     /// both assume clocks within 250 ms.
     pub fn for_profile(profile: Profile) -> LeaseTiming {
         let max_offset = Duration::from_millis(250);
         match profile {
             Profile::Lan => {
-                LeaseTiming { duration: Duration::from_secs(4), interval: Duration::from_secs(1), max_offset }
+                LeaseTiming { duration: Duration::from_secs(3), interval: Duration::from_secs(1), max_offset }
             }
             Profile::Wan => {
                 LeaseTiming { duration: Duration::from_secs(9), interval: Duration::from_secs(2), max_offset }

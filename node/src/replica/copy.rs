@@ -60,9 +60,14 @@ impl Copies {
             copy.replica = Some(tokio::task::block_in_place(|| Replica::open(&path, record.state)).map_err(refusal)?);
         }
         let replica = copy.replica.as_mut().expect("opened above");
+        let before = replica.state();
         let state = tokio::task::block_in_place(|| replica.apply(&batch)).map_err(refusal)?;
-        let record = StreamRecord { role: StreamRole::Replica, state, peers: vec![call.home] };
-        core.node_db.set_wal_stream(&call.actor_id, &record).await.map_err(|e| Refusal::Failed(e.message))?;
+        // The replica's WAL records its frames durably (`synchronous=FULL`); `node.db` records the generation,
+        // which is all a reopened replica needs besides its WAL, so it is written only when that changes.
+        if state.generation != before.generation || state.previous_end != before.previous_end {
+            let record = StreamRecord { role: StreamRole::Replica, state, peers: vec![call.home] };
+            core.node_db.set_wal_stream(&call.actor_id, &record).await.map_err(|e| Refusal::Failed(e.message))?;
+        }
         Ok(state)
     }
 

@@ -22,7 +22,7 @@ use crate::sync::lock;
 /// A batch is cut after the transaction that reaches this many bytes.
 const BATCH_BYTES: usize = 4 << 20;
 /// Snapshots travel in chunks of this size.
-const SNAPSHOT_CHUNK: usize = 4 << 20;
+const SNAPSHOT_CHUNK: usize = 8 << 20;
 /// The home checkpoints once its WAL has this many frames and every replica has them all.
 const CHECKPOINT_FRAMES: u32 = 1000;
 /// Past this many frames the home checkpoints even if a replica lags (that replica then needs a snapshot).

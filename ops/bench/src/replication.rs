@@ -17,6 +17,9 @@ const CAP: Duration = Duration::from_secs(180);
 pub struct ReplicationResults {
     /// Commit acknowledged (async) → the replica set shows the replica at the home's position.
     pub lag: Samples,
+    /// The same lag as the home measures it (commit → the replica's acknowledgement): p50 and p99 bucket bounds
+    /// of `tern_replication_lag_seconds`.
+    pub lag_in_node: (Duration, Duration),
     /// Sequential single-row inserts: latency in async and sync mode.
     pub async_writes: Samples,
     pub sync_writes: Samples,
@@ -77,6 +80,28 @@ impl Api {
     }
 }
 
+/// The p50 and p99 of a histogram of `api`'s node, as the upper bounds of the buckets they fall in.
+async fn histogram_quantiles(api: &Api, name: &str) -> (Duration, Duration) {
+    let url = format!("{}/metrics", api.endpoint);
+    let text = api.http.get(url).send().await.expect("metrics").text().await.expect("metrics text");
+    let prefix = format!("{name}_bucket{{");
+    let buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let count = l.rsplit(' ').next()?.parse().ok()?;
+            Some((if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? }, count))
+        })
+        .collect();
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    let quantile = |q: f64| {
+        let bound = buckets.iter().find(|(_, count)| *count >= q * total).map_or(f64::INFINITY, |b| b.0);
+        Duration::from_secs_f64(bound.min(3600.0))
+    };
+    (quantile(0.5), quantile(0.99))
+}
+
 /// Sequential inserts: their latencies.
 async fn sequential(api: &Api, id: &str, count: usize) -> Samples {
     let mut samples = Samples::default();
@@ -128,6 +153,7 @@ pub async fn measure(count: usize, workers: usize, seconds: u64, bootstrap_mb: u
         home.caught_up(&id).await;
         lag.push(t.elapsed());
     }
+    let lag_in_node = histogram_quantiles(&home, "tern_replication_lag_seconds").await;
     let async_writes = sequential(&home, &id, count).await;
     let async_throughput = throughput(&pair.nodes[0].endpoint, &id, workers, seconds).await;
     drop(pair);
@@ -176,5 +202,14 @@ pub async fn measure(count: usize, workers: usize, seconds: u64, bootstrap_mb: u
     home.execute(&id, "INSERT INTO big VALUES (x'00')").await.expect("write");
     home.caught_up(&id).await;
     let bootstrap = (bootstrap_mb << 20, started.elapsed());
-    ReplicationResults { lag, async_writes, sync_writes, async_throughput, sync_throughput, failover, bootstrap }
+    ReplicationResults {
+        lag,
+        lag_in_node,
+        async_writes,
+        sync_writes,
+        async_throughput,
+        sync_throughput,
+        failover,
+        bootstrap,
+    }
 }

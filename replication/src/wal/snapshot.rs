@@ -30,18 +30,7 @@ impl Snapshot {
     /// Describes the home's database file at `path` for a copy at the start of `state`'s generation (the home must
     /// not checkpoint while the copy is read: the caller holds it off).
     pub fn describe(path: &Path, state: WalState) -> Result<Snapshot, WalError> {
-        let mut file = File::open(path).map_err(WalError::io(format!("opening {}", path.display())))?;
-        let mut hasher = crc32fast::Hasher::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut size = 0u64;
-        loop {
-            let n = file.read(&mut buf).map_err(WalError::io(format!("reading {}", path.display())))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            size += n as u64;
-        }
+        let (hasher, size) = crc_of(path)?;
         Ok(Snapshot { state: WalState { frame: 0, ..state }, size, crc32: hasher.finalize() })
     }
 
@@ -55,6 +44,26 @@ impl Snapshot {
     }
 }
 
+/// The CRC-32 state of the file at `path` (empty when it does not exist) and its length.
+fn crc_of(path: &Path) -> Result<(crc32fast::Hasher, u64), WalError> {
+    let mut hasher = crc32fast::Hasher::new();
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((hasher, 0)),
+        Err(e) => return Err(WalError::io(format!("opening {}", path.display()))(e)),
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(WalError::io(format!("reading {}", path.display())))?;
+        if n == 0 {
+            return Ok((hasher, size));
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+}
+
 /// A snapshot being received next to the replica's file; it survives a restart and resumes where it stopped.
 pub struct SnapshotReceiver {
     snapshot: Snapshot,
@@ -62,6 +71,8 @@ pub struct SnapshotReceiver {
     partial: PathBuf,
     file: File,
     received: u64,
+    /// CRC-32 of the bytes received so far.
+    hasher: crc32fast::Hasher,
 }
 
 impl SnapshotReceiver {
@@ -85,12 +96,17 @@ impl SnapshotReceiver {
             .append(true)
             .open(&partial)
             .map_err(WalError::io(format!("opening {}", partial.display())))?;
-        let received = file.metadata().map_err(WalError::io("reading the partial snapshot"))?.len();
+        let mut received = file.metadata().map_err(WalError::io("reading the partial snapshot"))?.len();
         if received > snapshot.size {
             file.set_len(0).map_err(WalError::io("resetting the partial snapshot"))?;
-            return Ok(SnapshotReceiver { snapshot, target: target.to_path_buf(), partial, file, received: 0 });
+            received = 0;
         }
-        Ok(SnapshotReceiver { snapshot, target: target.to_path_buf(), partial, file, received })
+        // The bytes an earlier attempt left count towards the checksum.
+        let (hasher, hashed) = crc_of(&partial)?;
+        if hashed != received {
+            return Err(WalError::Corrupt(format!("the partial snapshot changed while it was read ({hashed} bytes)")));
+        }
+        Ok(SnapshotReceiver { snapshot, target: target.to_path_buf(), partial, file, received, hasher })
     }
 
     /// The snapshot being received.
@@ -117,6 +133,7 @@ impl SnapshotReceiver {
             return Err(WalError::Corrupt(format!("chunks beyond the snapshot's {} bytes", self.snapshot.size)));
         }
         self.file.write_all(chunk).map_err(WalError::io("writing the snapshot"))?;
+        self.hasher.update(chunk);
         self.received += chunk.len() as u64;
         Ok(())
     }
@@ -126,19 +143,7 @@ impl SnapshotReceiver {
     pub fn finish(self) -> Result<WalState, WalError> {
         self.file.sync_all().map_err(WalError::io("syncing the snapshot"))?;
         drop(self.file);
-        let mut hasher = crc32fast::Hasher::new();
-        let mut file = File::open(&self.partial).map_err(WalError::io("reopening the snapshot"))?;
-        let mut buf = vec![0u8; 1 << 20];
-        let mut size = 0u64;
-        loop {
-            let n = file.read(&mut buf).map_err(WalError::io("reading the snapshot"))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            size += n as u64;
-        }
-        let crc = hasher.finalize();
+        let (size, crc) = (self.received, self.hasher.finalize());
         if size != self.snapshot.size || crc != self.snapshot.crc32 {
             let _ = std::fs::remove_file(&self.partial);
             return Err(WalError::Corrupt(format!(
