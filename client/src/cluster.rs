@@ -93,11 +93,13 @@ mod tests {
         let body = json!({"members": [{
             "id": "iad-1", "region": "iad", "zone": null, "state": "alive", "generation": 17,
             "gatewayUrl": "http://10.0.0.1:6420", "quicAddr": "10.0.0.1:7420",
-            "load": {"awakeActors": 4, "openDatabases": 3}, "since": 1_700_000_000_000i64, "local": true
+            "load": {"awakeActors": 4, "openDatabases": 3}, "since": 1_700_000_000_000i64, "local": true,
+            "livenessEpoch": 2
         }]});
         let answer: ClusterView = serde_json::from_value(body.clone()).unwrap();
         let member = &answer.members[0];
         assert_eq!(member.load, Some(MemberLoad { awake_actors: 4, open_databases: 3 }));
+        assert_eq!(member.liveness_epoch, Some(2));
         assert_eq!(serde_json::to_value(member).unwrap(), body["members"][0]);
         assert_eq!(answer.node, None);
     }
