@@ -104,6 +104,14 @@ impl Client {
         success_body(response, Encoding::Json).await.map(|_| ())
     }
 
+    /// The actor's home and replicas with how far each is (`GET /actors/{id}/replicas`), as JSON:
+    /// `{"home": Replica, "replicas": [Replica]}`, each `{"node", "region", "position", "lagFrames", "lagBytes",
+    /// "lagMs", "state"}`. Admin route.
+    pub async fn replicas(&self, actor_id: &str) -> Result<serde_json::Value> {
+        let url = self.endpoint().actors(&[actor_id, "replicas"], self.namespace(), &[]);
+        json_body(self.authorized(self.http().get(url)).send().await?).await
+    }
+
     /// Reads the entry `key` of the actor's key-value store (`GET /actors/{id}/kv/keys/{base64 key}`); `None`
     /// when the store has no such key (`kv.not_found`). A missing actor is `actor.not_found`. Key `[3]` holds
     /// the actor's own inspector token (RivetKit's layout). Admin route.

@@ -33,6 +33,10 @@ pub struct ClusterMember {
     pub since: i64,
     /// Whether it is the node asked.
     pub local: bool,
+    /// The epoch of its liveness record (bumped each time it was taken for dead); `None` outside a cluster with
+    /// voters.
+    #[serde(default)]
+    pub liveness_epoch: Option<u64>,
 }
 
 /// How busy a member is.

@@ -205,6 +205,8 @@ pub struct MemberInfo {
     pub since: i64,
     /// Whether it is the reporting node.
     pub local: bool,
+    /// The epoch of its liveness record in the directory (bumped each time it was taken for dead), if known.
+    pub liveness_epoch: Option<u64>,
 }
 
 /// A member's state as the reporting node sees it.
@@ -236,6 +238,35 @@ pub struct MemberLoad {
     pub awake_actors: u64,
     /// Actor databases open.
     pub open_databases: u64,
+}
+
+/// Where an actor's database lives: its home and its replicas (`GET /actors/{id}/replicas`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReplicaSet {
+    /// The home: the node that runs the actor and ships its changes.
+    pub home: ReplicaInfo,
+    /// The other copies (none on a single node, or for an actor that is not replicated).
+    pub replicas: Vec<ReplicaInfo>,
+}
+
+/// One copy of an actor's database.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReplicaInfo {
+    /// The node that holds it.
+    pub node: String,
+    /// That node's region, if known.
+    pub region: Option<String>,
+    /// How far it is: `generation:frame` of the WAL stream, if known.
+    pub position: Option<String>,
+    /// How many WAL frames it is behind the home (0 for the home).
+    pub lag_frames: Option<u64>,
+    /// How many bytes of frames it is behind.
+    pub lag_bytes: Option<u64>,
+    /// How long ago the oldest commit it lacks was made, in milliseconds (0 when it has everything).
+    pub lag_ms: Option<u64>,
+    /// `home`, `streaming` (receiving frames), `bootstrapping` (no copy confirmed yet) or `stale` (its node is
+    /// down).
+    pub state: String,
 }
 
 /// Hosts actors on behalf of the gateway.
@@ -314,4 +345,6 @@ pub trait Backend: Send + Sync + 'static {
     /// Every node of the cluster this node knows, itself included, sorted by id; a node outside any cluster
     /// reports itself alone.
     async fn cluster_members(&self) -> Result<Vec<MemberInfo>, ClientError>;
+    /// The actor's home and replicas, as its home reports them; `actor.not_found` for an unknown actor.
+    async fn replicas(&self, actor_id: &str) -> Result<ReplicaSet, ClientError>;
 }

@@ -1,7 +1,7 @@
 //! `GET /cluster/members` (admin): the nodes this node knows, as its membership view has them.
 //!
 //! `{"members": [{"id", "region", "zone", "state", "generation", "gatewayUrl", "quicAddr", "load", "since",
-//! "local"}], "node": {"release", "protocols"} | null}`: `state` is `alive`, `suspect` or `down`; `load` is
+//! "local", "livenessEpoch"}], "node": {"release", "protocols"} | null}`: `state` is `alive`, `suspect` or `down`; `load` is
 //! `{"awakeActors", "openDatabases"}` or null until one arrives; `since` is when this node last saw the member
 //! change, in milliseconds since the Unix epoch; `node` is the build of the node asked (its release and the
 //! inter-node protocol versions it speaks; membership does not gossip the other members' builds).
@@ -32,6 +32,7 @@ fn member_json(member: &MemberInfo) -> JsonValue {
         })),
         "since": member.since,
         "local": member.local,
+        "livenessEpoch": member.liveness_epoch,
     })
 }
 
@@ -68,12 +69,14 @@ mod tests {
             load: None,
             since: 1_700_000_000_000,
             local: false,
+            liveness_epoch: None,
         };
         assert_eq!(
             member_json(&member),
             json!({"id": "iad-1", "region": "iad", "zone": null, "state": "suspect", "generation": 7,
                    "gatewayUrl": "http://10.0.0.1:6420", "quicAddr": "10.0.0.1:7420", "load": null,
-                   "since": 1_700_000_000_000i64, "local": false})
+                   "since": 1_700_000_000_000i64, "local": false,
+                   "livenessEpoch": null})
         );
         member.load = Some(MemberLoad { awake_actors: 3, open_databases: 2 });
         assert_eq!(member_json(&member)["load"], json!({"awakeActors": 3, "openDatabases": 2}));

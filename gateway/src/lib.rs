@@ -119,6 +119,7 @@ pub fn router(backend: Arc<dyn Backend>, config: GatewayConfig) -> Router {
         .route("/actors/names", get(rest::actor_names))
         .route("/actors/{actor_id}", axum::routing::delete(rest::destroy_actor))
         .route("/actors/{actor_id}/sleep", post(rest::sleep_actor))
+        .route("/actors/{actor_id}/replicas", get(rest::replicas))
         .route("/actors/{actor_id}/kv/keys/{key}", get(rest::kv_get))
         .route("/metrics", get(rest::metrics))
         .route("/cluster/members", get(cluster_routes::members))

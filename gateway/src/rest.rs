@@ -209,6 +209,19 @@ pub(crate) async fn sleep_actor(State(app): State<AppState>, AdminActor(actor_id
     Ok(Json(json!({})))
 }
 
+/// `GET /actors/{id}/replicas` (admin) → `{"home": Replica, "replicas": [Replica]}`, each
+/// `{"node", "region", "position", "lagFrames", "lagBytes", "lagMs", "state"}`.
+pub(crate) async fn replicas(State(app): State<AppState>, AdminActor(actor_id): AdminActor) -> ApiResult {
+    let set = app.backend.replicas(&actor_id).await?;
+    let copy = |r: &crate::backend::ReplicaInfo| {
+        json!({
+            "node": r.node, "region": r.region, "position": r.position, "lagFrames": r.lag_frames,
+            "lagBytes": r.lag_bytes, "lagMs": r.lag_ms, "state": r.state,
+        })
+    };
+    Ok(Json(json!({ "home": copy(&set.home), "replicas": set.replicas.iter().map(copy).collect::<Vec<_>>() })))
+}
+
 /// `GET /actors/{id}/kv/keys/{base64 key}` (admin) → `{"value": base64, "update_ts"}`; `kv.not_found` when
 /// absent. Key `0x03` (`Aw==`) holds the actor's inspector token.
 pub(crate) async fn kv_get(

@@ -97,6 +97,8 @@ struct Inner {
     action_duration: Family<ActorLabels, Histogram>,
     wake_duration: Family<ActorLabels, Histogram>,
     commit_duration: Histogram,
+    replication_lag: Histogram,
+    lease_renewals: Family<OutcomeLabels, Counter>,
     spans_exported: Counter,
     wal_frames_shipped: Counter,
     wal_bytes_shipped: Counter,
@@ -191,6 +193,8 @@ impl Metrics {
             action_duration: Family::new_with_constructor(duration_histogram),
             wake_duration: Family::new_with_constructor(duration_histogram),
             commit_duration: duration_histogram(),
+            replication_lag: duration_histogram(),
+            lease_renewals: Family::default(),
             spans_exported: Counter::default(),
             wal_frames_shipped: Counter::default(),
             wal_bytes_shipped: Counter::default(),
@@ -240,6 +244,10 @@ impl Metrics {
         r.register_with_unit("actor_wake_duration", help, Unit::Seconds, inner.wake_duration.clone());
         let help = "Time to commit a turn's changes to storage";
         r.register_with_unit("turn_commit_duration", help, Unit::Seconds, inner.commit_duration.clone());
+        let help = "Time from a home's commit to a replica's acknowledgement of it";
+        r.register_with_unit("replication_lag", help, Unit::Seconds, inner.replication_lag.clone());
+        let help = "Renewals of this node's liveness lease, by outcome (ok, fenced, failed)";
+        r.register("lease_renewals", help, inner.lease_renewals.clone());
         let help = "Spans accepted by the OTLP collector (--otlp-endpoint)";
         r.register("trace_spans_exported", help, inner.spans_exported.clone());
         r.register("wal_frames_shipped", "WAL frames a home shipped to its replicas", inner.wal_frames_shipped.clone());
@@ -313,6 +321,16 @@ impl Metrics {
     /// Records queue messages consumed by an actor (`tern_queue_messages_consumed_total`).
     pub fn record_queue_consumed(&self, actor_name: &str, count: u64) {
         self.inner.queue_consumed.get_or_create(&actor(actor_name)).inc_by(count);
+    }
+
+    /// Records how long after its commit a transaction reached a replica (`tern_replication_lag_seconds`).
+    pub fn record_replication_lag(&self, lag: Duration) {
+        self.inner.replication_lag.observe(lag.as_secs_f64());
+    }
+
+    /// Records a renewal of the node's lease and its `outcome` (`tern_lease_renewals_total`).
+    pub fn record_lease_renewal(&self, outcome: &'static str) {
+        self.inner.lease_renewals.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
     /// Records a turn committed to storage in `duration` (`tern_turn_commit_duration_seconds`).

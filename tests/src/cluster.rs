@@ -96,17 +96,19 @@ impl Node {
         Node::launch(binary, ca, work, plan, seeds, voters, &[], None)
     }
 
-    /// Like [`start`](Self::start), for host `index` of `lab`: the node runs in that host's namespace, with its
-    /// gateway on the host's address, port 6420 (the plan's QUIC address must be the host's too).
+    /// Like [`start`](Self::start) (with `extra` arguments), for host `index` of `lab`: the node runs in that host's
+    /// namespace, with its gateway on the host's address, port 6420 (the plan's QUIC address must be the host's
+    /// too).
     pub fn start_in_lab(
         ca: &Ca,
         work: &Path,
         plan: &NodePlan,
         seeds: &[&str],
         voters: Option<&str>,
+        extra: &[&str],
         lab: (&Lab, usize),
     ) -> Node {
-        Node::launch(&tern_binary(), ca, work, plan, seeds, voters, &[], Some(lab))
+        Node::launch(&tern_binary(), ca, work, plan, seeds, voters, extra, Some(lab))
     }
 
     #[allow(clippy::too_many_arguments)]

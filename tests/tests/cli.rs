@@ -127,6 +127,12 @@ fn actors_calls_and_state() {
     cli.run(&["call", "counter/k1", "increment", "not-json"]).fails(2);
     cli.run(&["actors", "get", "/k1"]).fails(2);
 
+    // Where its database lives: on a single node, the home alone.
+    let replicas = cli.run(&["actors", "replicas", "counter/k1", "--json"]).json();
+    assert_eq!((&replicas["home"]["state"], &replicas["replicas"]), (&json!("home"), &json!([])), "{replicas}");
+    let table = cli.run(&["actors", "replicas", "counter/k1"]).ok();
+    assert!(table.starts_with("NODE") && table.lines().nth(1).is_some_and(|l| l.starts_with("local")), "{table}");
+
     // Sleep and destroy; a destroyed actor is still found by id.
     cli.run(&["actors", "sleep", "counter/k1"]).ok();
     assert_eq!(cli.run(&["call", "counter/k1", "getCount"]).json(), json!(40));

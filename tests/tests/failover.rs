@@ -105,6 +105,17 @@ async fn a_killed_home_fails_over_to_its_replica_with_every_acknowledged_write()
             .await;
         }
         failover_ms.push(killed.elapsed().as_millis());
+        // Operators see the new home, in another region.
+        let set: Value = reqwest::Client::new()
+            .get(format!("{}/actors/{id}/replicas", nodes[survivors[0]].process.endpoint()))
+            .bearer_auth(tern_tests::cluster::TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_ne!(set["home"]["node"], json!(nodes[victim].name), "round {round}: {set}");
         let after = acked.lock().unwrap().len();
         eventually("writes are acknowledged after the failover", FAILOVER_CAP, || async {
             (acked.lock().unwrap().len() >= after + 10).then_some(())
@@ -149,6 +160,17 @@ async fn a_killed_home_fails_over_to_its_replica_with_every_acknowledged_write()
         strings(&count, &mut seen);
         let moved = format!("{}/actors/{id}", nodes[victim].process.endpoint());
         let record: Value = reqwest::Client::new().get(moved).send().await.unwrap().json().await.unwrap();
+        let members: Value = reqwest::Client::new()
+            .get(format!("{}/cluster/members", nodes[victim].process.endpoint()))
+            .bearer_auth(tern_tests::cluster::TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let epoch = members["members"].as_array().unwrap().iter().find(|m| m["id"] == json!(nodes[victim].name));
+        assert!(epoch.is_some_and(|m| m["livenessEpoch"].as_u64() > Some(0)), "round {round}: {members}");
         let now_in = record["actor"]["datacenter"].as_str().or(record["actor"]["region"].as_str()).unwrap_or("");
         assert_ne!(now_in, region, "round {round}: the actor lives outside its dead home's region now: {record}");
     }

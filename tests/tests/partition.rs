@@ -1,7 +1,11 @@
 //! A network split, for real: five `tern node` processes in their own network namespaces on one bridge, split
 //! 2|3 by blackhole routes while clients keep creating the same keys (and writing to them) on both sides. The
-//! directory's voters are three nodes, one on the small side: only the big side can decide anything. After
-//! healing: no key has two actors, and every acknowledged write is there. Needs root and iproute2.
+//! directory's voters are three nodes, one on the small side: only the big side can decide anything. Replication
+//! is `sync`, so the small side's homes, cut off from the voters and from their replicas, stop acknowledging; the
+//! big side fails their actors over to its replicas. After healing: no key has two actors, every acknowledged write
+//! is there, and the history of acknowledged writes is one line per actor (each acknowledged increment returned a
+//! count no other acknowledged increment returned: two homes never acknowledged writes for one actor in
+//! overlapping periods). Needs root and iproute2.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -30,16 +34,17 @@ async fn get_or_create(api: &Api, key: &str) -> Option<String> {
     body["actor"]["actor_id"].as_str().map(str::to_string)
 }
 
-/// Increments the counter by one: whether it was acknowledged.
-async fn increment(api: &Api, actor_id: &str) -> bool {
-    api.call(actor_id, "increment", json!([1])).await.is_ok()
+/// Increments the counter by one: the count it acknowledged (its place in the actor's history), if it did.
+async fn increment(api: &Api, actor_id: &str) -> Option<i64> {
+    api.call(actor_id, "increment", json!([1])).await.ok()?.as_i64()
 }
 
 /// What clients saw: for each key, the ids acknowledged for it; for each actor, acknowledged and attempted writes.
 #[derive(Default)]
 struct Seen {
     ids: BTreeMap<String, BTreeSet<String>>,
-    acked: BTreeMap<String, i64>,
+    /// The counts acknowledged increments returned, per actor.
+    acked: BTreeMap<String, Vec<i64>>,
     attempted: BTreeMap<String, i64>,
 }
 
@@ -48,8 +53,8 @@ impl Seen {
         let Some(id) = get_or_create(api, key).await else { return };
         self.ids.entry(key.to_string()).or_default().insert(id.clone());
         *self.attempted.entry(id.clone()).or_default() += 1;
-        if increment(api, &id).await {
-            *self.acked.entry(id).or_default() += 1;
+        if let Some(count) = increment(api, &id).await {
+            self.acked.entry(id).or_default().push(count);
         }
     }
 }
@@ -67,7 +72,9 @@ async fn a_two_three_split_never_gives_a_key_two_actors_and_loses_no_acknowledge
     let nodes: Vec<Node> = plans
         .iter()
         .enumerate()
-        .map(|(i, p)| Node::start_in_lab(&ca, work.path(), p, &seeds, Some(&voters), (&lab, i)))
+        .map(|(i, p)| {
+            Node::start_in_lab(&ca, work.path(), p, &seeds, Some(&voters), &["--replication-mode", "sync"], (&lab, i))
+        })
         .collect();
     let all: Vec<&Node> = nodes.iter().collect();
     for node in &nodes {
@@ -131,13 +138,19 @@ async fn a_two_three_split_never_gives_a_key_two_actors_and_loses_no_acknowledge
         }
     }
 
-    // Every acknowledged write is there (and none appeared from nowhere).
-    let mut acked: BTreeMap<String, i64> = BTreeMap::new();
+    // Every acknowledged write is there (and none appeared from nowhere), in one history per actor: no two
+    // acknowledged increments returned the same count.
+    let mut histories: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let mut attempted: BTreeMap<String, i64> = BTreeMap::new();
     for part in [&seen, &small, &big] {
-        part.acked.iter().for_each(|(id, n)| *acked.entry(id.clone()).or_default() += n);
+        part.acked.iter().for_each(|(id, counts)| histories.entry(id.clone()).or_default().extend(counts));
         part.attempted.iter().for_each(|(id, n)| *attempted.entry(id.clone()).or_default() += n);
     }
+    for (id, counts) in &histories {
+        let distinct: BTreeSet<i64> = counts.iter().copied().collect();
+        assert_eq!(distinct.len(), counts.len(), "actor {id} acknowledged one place in its history twice: {counts:?}");
+    }
+    let acked: BTreeMap<String, i64> = histories.iter().map(|(id, c)| (id.clone(), c.len() as i64)).collect();
     for (id, attempts) in &attempted {
         let api = &apis[0];
         let count = eventually(&format!("{id} answers"), HEAL_CAP, || async {
@@ -146,6 +159,8 @@ async fn a_two_three_split_never_gives_a_key_two_actors_and_loses_no_acknowledge
         .await;
         let acknowledged = acked.get(id).copied().unwrap_or(0);
         assert!(count >= acknowledged, "actor {id} lost writes: {count} < {acknowledged} acknowledged");
+        let highest = histories.get(id).and_then(|c| c.iter().max()).copied().unwrap_or(0);
+        assert!(count >= highest, "actor {id} lost writes: {count} < {highest}, an acknowledged count");
         assert!(count <= *attempts, "actor {id} has {count} writes, more than the {attempts} attempted");
     }
 }

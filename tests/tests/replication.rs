@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tern_tests::cluster::{CONVERGE_CAP, Ca, Node, TOKEN, plan, voters_arg};
 use tern_tests::{Api, eventually};
 
@@ -114,6 +114,36 @@ async fn a_replica_holds_exactly_the_homes_content_after_every_kind_of_change() 
         (found == expected).then_some(())
     })
     .await;
+
+    // The replica set as operators see it, asked through the replica's own gateway (forwarded to the home).
+    let replicas_url = format!("{}/actors/{id}/replicas", nodes[1].process.endpoint());
+    let set = eventually("the home reports its replica caught up", CATCH_UP_CAP, || async {
+        let set: Value =
+            reqwest::Client::new().get(&replicas_url).bearer_auth(TOKEN).send().await.ok()?.json().await.ok()?;
+        (set["replicas"][0]["lagFrames"] == json!(0)).then_some(set)
+    })
+    .await;
+    assert_eq!(set["home"]["node"], json!("iad-1"), "{set}");
+    assert_eq!(set["home"]["state"], json!("home"), "{set}");
+    assert_eq!(set["replicas"][0]["node"], json!("fra-1"), "{set}");
+    assert_eq!(set["replicas"][0]["region"], json!("fra"), "{set}");
+    assert_eq!(set["replicas"][0]["state"], json!("streaming"), "{set}");
+    assert_eq!(set["replicas"][0]["position"], set["home"]["position"], "{set}");
+    let refused = reqwest::get(&replicas_url).await.unwrap();
+    assert_eq!(refused.status(), 401, "the replica set is an admin route");
+    // Each member's liveness epoch (0: never taken for dead).
+    let members: Value = reqwest::Client::new()
+        .get(format!("{}/cluster/members", nodes[0].process.endpoint()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for member in members["members"].as_array().unwrap() {
+        assert_eq!(member["livenessEpoch"], json!(0), "{members}");
+    }
 
     // The home's metrics count what it shipped.
     let metrics = reqwest::get(format!("{}/metrics", nodes[0].process.endpoint())).await.unwrap().text().await.unwrap();

@@ -56,6 +56,11 @@ pub(crate) enum ActorsCommand {
         /// An actor id, or NAME/KEY.
         actor: ActorRef,
     },
+    /// Where an actor's database lives: its home and each replica, with position, lag and state.
+    Replicas {
+        /// An actor id, or NAME/KEY.
+        actor: ActorRef,
+    },
 }
 
 /// Parses a command-line JSON value (a usage error when it is not JSON).
@@ -110,6 +115,24 @@ pub(crate) async fn run(ctx: &Ctx, command: ActorsCommand) -> CliResult {
             } else {
                 emit(&format!("put {id} to sleep"))
             }
+        }
+        ActorsCommand::Replicas { actor } => {
+            let id = ctx.actor_id(&actor).await?;
+            let set = ctx.client.replicas(&id).await?;
+            if ctx.json {
+                return emit(&set.to_string());
+            }
+            let mut table = Table::new(["NODE", "REGION", "STATE", "POSITION", "LAG FRAMES", "LAG BYTES", "LAG MS"]);
+            let text = |v: &serde_json::Value| match v {
+                serde_json::Value::Null => "-".to_string(),
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            for copy in std::iter::once(&set["home"]).chain(set["replicas"].as_array().into_iter().flatten()) {
+                let fields = ["node", "region", "state", "position", "lagFrames", "lagBytes", "lagMs"];
+                table.push(fields.iter().map(|f| text(&copy[*f])).collect());
+            }
+            emit(&table.render())
         }
     }
 }

@@ -38,9 +38,10 @@ fn header(members: &[ClusterMember], build: Option<&NodeBuild>) -> String {
 
 /// The members as a table: id, region, zone, state, load, addresses, last change.
 fn table(members: &[ClusterMember]) -> Table {
-    let mut table = Table::new(["ID", "REGION", "ZONE", "STATE", "AWAKE", "DBS", "GATEWAY", "QUIC", "SINCE"]);
+    let mut table = Table::new(["ID", "REGION", "ZONE", "STATE", "EPOCH", "AWAKE", "DBS", "GATEWAY", "QUIC", "SINCE"]);
     table.align_right(4);
     table.align_right(5);
+    table.align_right(6);
     for member in members {
         let id = if member.local { format!("{} (this node)", member.id) } else { member.id.clone() };
         let count = |pick: fn(&tern_client::MemberLoad) -> u64| member.load.as_ref().map(pick).map(|n| n.to_string());
@@ -49,6 +50,7 @@ fn table(members: &[ClusterMember]) -> Table {
             member.region.clone(),
             member.zone.clone().unwrap_or_default(),
             member.state.clone(),
+            member.liveness_epoch.map(|e| e.to_string()).unwrap_or_default(),
             count(|load| load.awake_actors).unwrap_or_default(),
             count(|load| load.open_databases).unwrap_or_default(),
             member.gateway_url.clone(),
@@ -77,14 +79,18 @@ mod tests {
             load,
             since: 0,
             local,
+            liveness_epoch: local.then_some(2),
         };
         let load = Some(MemberLoad { awake_actors: 12, open_databases: 3 });
         let text = table(&[member("iad-1", true, load), member("iad-2", false, None)]).render();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
         assert!(lines[0].starts_with("ID") && lines[0].ends_with("SINCE"), "{text}");
-        assert!(lines[1].starts_with("iad-1 (this node)  iad") && lines[1].contains("alive     12    3"), "{text}");
-        assert!(lines[2].starts_with("iad-2 ") && lines[2].contains("alive              http://"), "{text}");
+        assert!(
+            lines[1].starts_with("iad-1 (this node)  iad") && lines[1].contains("alive      2     12    3"),
+            "{text}"
+        );
+        assert!(lines[2].starts_with("iad-2 ") && lines[2].contains("alive                     http://"), "{text}");
         let build = NodeBuild { release: "0.1.0 (commit 1a2b3c4)".into(), protocols: vec!["tern/2".into()] };
         let members = [member("iad-2", false, None), member("iad-1", true, None)];
         assert_eq!(

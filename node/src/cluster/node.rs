@@ -21,8 +21,8 @@ use super::discovery::resolve;
 use super::routing::bridge;
 use super::rpc::{
     self, AcceptValue, CallsMessage, DirectoryMessage, ForgetActor, ForwardAction, ForwardCreate, ForwardDestroy,
-    ForwardExport, ForwardInspect, ForwardKvGet, ForwardList, ForwardQueueSend, ForwardRawRequest, ForwardSleep,
-    MembershipMessage, PrepareBallot, PullMembers, ReadRegister, answer, service,
+    ForwardExport, ForwardInspect, ForwardKvGet, ForwardList, ForwardQueueSend, ForwardRawRequest, ForwardReplicas,
+    ForwardSleep, MembershipMessage, PrepareBallot, PullMembers, ReadRegister, answer, service,
 };
 use super::{Members, Membership, MembershipConfig, MembershipError, Profile};
 use crate::handoff::{Handoff, LeaseTiming};
@@ -201,6 +201,7 @@ impl ClusterNode {
             local.id.clone(),
             config.replication,
             lease.clone(),
+            Some(backend.clone()),
         );
         let _ = replication_slot.set(replication.clone());
         let _ = host.core.replicator.set(Arc::new(replication.clone()));
@@ -294,6 +295,7 @@ async fn serve_calls(backend: Option<&ClusterBackend>, request: &[u8]) -> Result
         CallsMessage::Export(call) => answer::<ForwardExport>(&backend.serve_forwarded(call).await),
         CallsMessage::KvGet(call) => answer::<ForwardKvGet>(&backend.serve_forwarded(call).await),
         CallsMessage::QueueSend(call) => answer::<ForwardQueueSend>(&backend.serve_forwarded(call).await),
+        CallsMessage::Replicas(call) => answer::<ForwardReplicas>(&backend.serve_forwarded(call).await),
     })
 }
 

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use tern_gateway::backend::{ActorInfo, CreateRequest, InspectRequest, InspectorAuth};
+use tern_gateway::backend::{ActorInfo, CreateRequest, InspectRequest, InspectorAuth, ReplicaSet};
 use tern_proto::messages::HttpQueueSendResponse;
 use tern_proto::{ClientError, Value};
 use tern_replication::{Service, Transport};
@@ -158,6 +158,7 @@ pub enum CallsMessage {
     Export(ForwardExport),
     KvGet(ForwardKvGet),
     QueueSend(ForwardQueueSend),
+    Replicas(ForwardReplicas),
 }
 
 /// A client call forwarded to the node that hosts (or is to host) an actor: the peer answers with the call's
@@ -288,6 +289,13 @@ pub struct ForwardQueueSend {
     pub wait_ms: Option<u64>,
 }
 forwarded_call!(ForwardQueueSend => QueueSend, HttpQueueSendResponse, actor);
+
+/// The actor's home and replicas, as its home knows them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardReplicas {
+    pub actor_id: String,
+}
+forwarded_call!(ForwardReplicas => Replicas, ReplicaSet, actor);
 
 /// An HTTP request (raw `/request` calls, or the upgrade request of a raw WebSocket) as it crosses nodes.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -75,6 +75,7 @@ async fn fail_over(handoff: &Handoff, home: &str, actors: Vec<String>) -> Result
 async fn take_over(handoff: &Handoff, home: &str, fenced_epoch: u64, actor_id: &str) -> Result<(), ClientError> {
     let directory = handoff.backend.directory()?;
     let position = handoff.replication.copy_position(actor_id).await?;
+    let replicas = handoff.replication.choose_replicas(&[home.to_string()]);
     let moving = MoveHome {
         actor_id,
         from: home,
@@ -82,6 +83,7 @@ async fn take_over(handoff: &Handoff, home: &str, fenced_epoch: u64, actor_id: &
         to: &handoff.local_id,
         to_epoch: handoff.lease.epoch(),
         region: &handoff.region,
+        replicas: replicas.clone(),
         promoted_from: Some(position),
     };
     let Some(placement) = directory.move_home(&moving).await? else {
@@ -95,7 +97,7 @@ async fn take_over(handoff: &Handoff, home: &str, fenced_epoch: u64, actor_id: &
         }
         return Ok(());
     }
-    handoff.replication.promote(actor_id).await?;
+    handoff.replication.promote(actor_id, replicas).await?;
     let record = ActorRecord {
         actor_id: actor_id.to_string(),
         name: placement.name.clone(),
@@ -105,6 +107,7 @@ async fn take_over(handoff: &Handoff, home: &str, fenced_epoch: u64, actor_id: &
         destroy_ts: None,
     };
     handoff.host.adopt(record).await?;
+    handoff.backend.tell_peers_to_forget(&placement).await;
     handoff.host.core.metrics.record_failover();
     tracing::warn!(actor_id, from = home, at = %position, epoch = placement.epoch, "took the actor over from its dead home");
     Ok(())

@@ -18,9 +18,13 @@ pub(super) async fn run(handoff: Arc<Handoff>) {
         let Ok(directory) = handoff.backend.directory() else { return };
         let expiration = now_ms() + timing.duration.as_millis() as i64;
         match directory.renew(&handoff.local_id, epoch, expiration).await {
-            Ok(record) if record.epoch == epoch => handoff.lease.grant(epoch, started),
+            Ok(record) if record.epoch == epoch => {
+                handoff.lease.grant(epoch, started);
+                handoff.host.core.metrics.record_lease_renewal("ok");
+            }
             Ok(record) => {
                 handoff.lease.revoke();
+                handoff.host.core.metrics.record_lease_renewal("fenced");
                 tracing::warn!(
                     old = epoch,
                     new = record.epoch,
@@ -37,7 +41,10 @@ pub(super) async fn run(handoff: Arc<Handoff>) {
                     Err(e) => tracing::warn!(error = %e, "cannot take the node's actors back yet"),
                 }
             }
-            Err(e) => tracing::debug!(error = %e, "the lease was not renewed"),
+            Err(e) => {
+                handoff.host.core.metrics.record_lease_renewal("failed");
+                tracing::debug!(error = %e, "the lease was not renewed");
+            }
         }
         tokio::time::sleep_until(started + timing.interval).await;
     }

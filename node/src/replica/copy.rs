@@ -1,7 +1,6 @@
 //! The replica side: this node's copies of other nodes' actor databases, written only by the home's frames and
 //! snapshots.
 
-use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -10,6 +9,7 @@ use tern_replication::wal::{Batch, Replica, SnapshotReceiver, WalError, WalState
 use super::wire::{Refusal, ShipFrames, ShipSnapshot, SnapshotProgress};
 use crate::runtime::host::HostCore;
 use crate::storage::wal_streams::{StreamRecord, StreamRole};
+use crate::sync::lock;
 
 /// One actor's copy: its writer while open, and a snapshot being received.
 #[derive(Default)]

@@ -1,21 +1,23 @@
 //! The home side: each replicated actor's stream, and the tasks that ship it to each replica.
 
-use crate::sync::lock;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tern_proto::ClientError;
 use tern_replication::wal::{Position, Snapshot, Source, WalError, WalFile, WalState};
 use tokio::sync::{RwLock, watch};
+use tokio::time::Instant;
 
 use super::Context;
 use super::wire::{AskPosition, Refusal, ShipFrames, ShipSnapshot, SnapshotProgress};
 use crate::cluster::rpc::{self, PeerError};
 use crate::storage::ActorDb;
 use crate::storage::wal_streams::{StreamRecord, StreamRole};
+use crate::sync::lock;
 
 /// A batch is cut after the transaction that reaches this many bytes.
 const BATCH_BYTES: usize = 4 << 20;
@@ -32,8 +34,8 @@ const SHIP_TIMEOUT: Duration = Duration::from_secs(30);
 pub(super) struct HomeStream {
     actor_id: String,
     db_path: PathBuf,
-    /// The replicas' node ids.
-    pub(super) replicas: Vec<String>,
+    /// The replicas' node ids, as recorded in the directory.
+    replicas: Mutex<Vec<String>>,
     /// The stream's generation and where the previous one ended.
     wal: Mutex<WalState>,
     /// The last committed position; shippers wait on it.
@@ -42,7 +44,14 @@ pub(super) struct HomeStream {
     acked: watch::Sender<HashMap<String, Position>>,
     /// Shippers read the WAL and database files under the read lock; a checkpoint takes the write lock.
     files: RwLock<()>,
+    /// When recent commits were made, oldest first (for lag in time); bounded.
+    commit_times: Mutex<VecDeque<(Position, Instant)>>,
+    /// Bytes of one WAL frame (header and page), once known.
+    frame_bytes: AtomicU64,
 }
+
+/// How many commit times a stream remembers.
+const COMMIT_TIMES: usize = 4096;
 
 impl HomeStream {
     /// A stream recorded as `record`, for the database at `db_path`.
@@ -50,16 +59,39 @@ impl HomeStream {
         Arc::new(HomeStream {
             actor_id: actor_id.to_string(),
             db_path,
-            replicas: record.peers.clone(),
+            replicas: Mutex::new(record.peers.clone()),
             wal: Mutex::new(record.state),
             committed: watch::Sender::new(record.state.position()),
             acked: watch::Sender::new(HashMap::new()),
             files: RwLock::new(()),
+            commit_times: Mutex::new(VecDeque::new()),
+            frame_bytes: AtomicU64::new(0),
         })
     }
 
     fn wal(&self) -> WalState {
         *lock(&self.wal)
+    }
+
+    /// The replicas' node ids.
+    pub(super) fn replicas(&self) -> Vec<String> {
+        lock(&self.replicas).clone()
+    }
+
+    /// The stream's state as `node.db` records it.
+    pub(super) fn record(&self) -> StreamRecord {
+        StreamRecord { role: StreamRole::Home, state: self.wal(), peers: self.replicas() }
+    }
+
+    /// Replaces replica `old` by `new` (already recorded in the directory); `old`'s acknowledgements no longer
+    /// count.
+    pub(super) fn replace_replica(&self, old: &str, new: &str) {
+        for replica in lock(&self.replicas).iter_mut().filter(|r| *r == old) {
+            *replica = new.to_string();
+        }
+        self.acked.send_modify(|acked| {
+            acked.remove(old);
+        });
     }
 
     /// What the replicas acknowledged, by node id.
@@ -85,9 +117,18 @@ impl HomeStream {
         let mut source = self.source(db)?;
         let position = source.position().map_err(internal)?;
         self.committed.send_replace(position);
+        {
+            let mut times = lock(&self.commit_times);
+            if times.back().is_none_or(|(last, _)| *last != position) {
+                times.push_back((position, Instant::now()));
+            }
+            if times.len() > COMMIT_TIMES {
+                times.pop_front();
+            }
+        }
         let everyone_has_it = {
             let acked = self.acked.borrow();
-            self.replicas.iter().all(|r| acked.get(r).is_some_and(|p| *p >= position))
+            self.replicas().iter().all(|r| acked.get(r).is_some_and(|p| *p >= position))
         };
         let due = (position.frame >= CHECKPOINT_FRAMES && everyone_has_it) || position.frame >= MAX_WAL_FRAMES;
         if !due {
@@ -95,7 +136,7 @@ impl HomeStream {
         }
         let Ok(_files) = self.files.try_write() else { return Ok(position) };
         let Some(next) = source.next_generation().map_err(internal)? else { return Ok(position) };
-        let record = StreamRecord { role: StreamRole::Home, state: next, peers: self.replicas.clone() };
+        let record = StreamRecord { role: StreamRole::Home, state: next, peers: self.replicas() };
         ctx.core.node_db.set_wal_stream(&self.actor_id, &record).await?;
         source.checkpoint(next).map_err(internal)?;
         *lock(&self.wal) = next;
@@ -123,6 +164,17 @@ impl HomeStream {
             acked.insert(replica.to_string(), position);
         });
     }
+
+    /// How long ago the oldest commit after `position` was made (zero when there is none).
+    pub(super) fn lag_since(&self, position: Position) -> Duration {
+        let times = lock(&self.commit_times);
+        times.iter().find(|(p, _)| *p > position).map_or(Duration::ZERO, |(_, at)| at.elapsed())
+    }
+
+    /// Bytes of one frame, once a batch was shipped (0 before).
+    pub(super) fn frame_bytes(&self) -> u64 {
+        self.frame_bytes.load(Ordering::Relaxed)
+    }
 }
 
 fn internal(err: WalError) -> ClientError {
@@ -149,7 +201,8 @@ pub(super) async fn ship(ctx: Arc<Context>, stream: Arc<HomeStream>, replica: St
     let mut committed = stream.committed.subscribe();
     let mut at: Option<Position> = None;
     let mut backoff = Duration::from_millis(100);
-    loop {
+    // A replica that was replaced (its node died) is shipped to no more.
+    while stream.replicas().contains(&replica) {
         match step(&ctx, &stream, &replica, &mut at).await {
             Ok(true) => backoff = Duration::from_millis(100),
             Ok(false) => {
@@ -199,10 +252,12 @@ async fn step(ctx: &Context, stream: &HomeStream, replica: &str, at: &mut Option
     };
     let bytes = batch.payload_bytes();
     let frames = batch.frames.len();
+    stream.frame_bytes.store((bytes / frames.max(1)) as u64, Ordering::Relaxed);
     let call = ShipFrames { actor_id: stream.actor_id.clone(), home: ctx.local_id.clone(), batch: batch.encode() };
     match rpc::ask(&ctx.transport, addr, call, SHIP_TIMEOUT).await? {
         Ok(state) => {
             ctx.core.metrics.record_wal_shipped(frames, bytes);
+            ctx.core.metrics.record_replication_lag(stream.lag_since(position));
             *at = Some(state.position());
             stream.ack(replica, state.position());
             Ok(true)

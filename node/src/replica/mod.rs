@@ -21,7 +21,6 @@ mod copy;
 mod home;
 mod wire;
 
-use crate::sync::lock;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -29,10 +28,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
+use tern_gateway::backend::{ReplicaInfo, ReplicaSet};
 use tern_proto::ClientError;
 use tern_replication::wal::Position;
 use tern_replication::{PeerInfo, Transport};
 
+use crate::cluster::backend::ClusterBackend;
 use crate::cluster::rpc::{self, answer};
 use crate::cluster::{MemberState, Members};
 use crate::handoff::Lease;
@@ -41,9 +42,13 @@ use crate::runtime::replicator::Replicator;
 use crate::sdk::definition::BoxFuture;
 use crate::storage::ActorDb;
 use crate::storage::wal_streams::{StreamRecord, StreamRole};
+use crate::sync::lock;
 use home::HomeStream;
 pub use wire::ReplicationMessage;
 use wire::{AskPosition, ShipFrames, ShipSnapshot};
+
+/// How often a `sync` reply waiting for its replica looks for replicas to replace.
+const SYNC_REPAIR_EVERY: Duration = Duration::from_secs(1);
 
 /// How long a turn waits for the node's lease (a node that just started, or renews late) before it fails.
 const LEASE_WAIT: Duration = Duration::from_secs(5);
@@ -101,19 +106,10 @@ pub struct Replication {
     copies: Arc<copy::Copies>,
     /// The node's liveness lease: nothing commits or replies without it. `None` without voters.
     lease: Option<Lease>,
+    /// The cluster's backend, for the directory where replica sets are recorded.
+    backend: Option<ClusterBackend>,
     /// Until when a home with no candidate replica stops looking (so that a lone node does not look every turn).
     lonely_until: Arc<Mutex<HashMap<String, tokio::time::Instant>>>,
-}
-
-/// One replica as `GET /actors/{id}/replicas` reports it.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReplicaStatus {
-    pub node: String,
-    pub region: Option<String>,
-    pub position: Option<String>,
-    pub lag_frames: Option<u64>,
-    pub state: &'static str,
 }
 
 impl Replication {
@@ -125,11 +121,13 @@ impl Replication {
         local_id: String,
         settings: ReplicationSettings,
         lease: Option<Lease>,
+        backend: Option<ClusterBackend>,
     ) -> Replication {
         Replication {
             ctx: Arc::new(Context { core, transport, members, local_id }),
             settings,
             lease,
+            backend,
             streams: Arc::default(),
             copies: Arc::default(),
             lonely_until: Arc::default(),
@@ -149,36 +147,48 @@ impl Replication {
         })
     }
 
-    /// The replicas of an actor homed here and how far each is (`None` when this node is not its home or it is
-    /// not replicated).
-    pub async fn status(&self, actor_id: &str) -> Option<Vec<ReplicaStatus>> {
-        let stream = self.streams.lock().await.get(actor_id).cloned().flatten()?;
+    /// The actor's home (this node) and its replicas with how far each is.
+    pub async fn replica_set(&self, actor_id: &str) -> ReplicaSet {
+        let local = self.ctx.members.local().node;
+        let stream = self.streams.lock().await.get(actor_id).cloned().flatten();
+        let committed = stream.as_ref().map(|s| s.committed());
+        let home = ReplicaInfo {
+            node: local.id,
+            region: Some(local.region),
+            position: committed.map(|p| p.to_string()),
+            lag_frames: Some(0),
+            lag_bytes: Some(0),
+            lag_ms: Some(0),
+            state: "home".into(),
+        };
+        let Some(stream) = stream else { return ReplicaSet { home, replicas: Vec::new() } };
         let committed = stream.committed();
         let acked = stream.acked();
-        Some(
-            stream
-                .replicas
-                .iter()
-                .map(|node| {
-                    let member = self.ctx.members.get(node);
-                    let at = acked.get(node).copied();
-                    let lag = at.map(|p| lag_frames(p, committed));
-                    let state = match (&member, at) {
-                        (Some(m), _) if m.state == MemberState::Down => "stale",
-                        (None, _) => "stale",
-                        (_, None) => "bootstrapping",
-                        (_, Some(_)) => "streaming",
-                    };
-                    ReplicaStatus {
-                        node: node.clone(),
-                        region: member.map(|m| m.node.region),
-                        position: at.map(|p| p.to_string()),
-                        lag_frames: lag,
-                        state,
-                    }
-                })
-                .collect(),
-        )
+        let replicas = stream
+            .replicas()
+            .iter()
+            .map(|node| {
+                let member = self.ctx.members.get(node);
+                let at = acked.get(node).copied();
+                let lag = at.map(|p| lag_frames(p, committed));
+                let state = match (&member, at) {
+                    (Some(m), _) if m.state == MemberState::Down => "stale",
+                    (None, _) => "stale",
+                    (_, None) => "bootstrapping",
+                    (_, Some(_)) => "streaming",
+                };
+                ReplicaInfo {
+                    node: node.to_string(),
+                    region: member.map(|m| m.node.region),
+                    position: at.map(|p| p.to_string()),
+                    lag_frames: lag,
+                    lag_bytes: lag.map(|frames| frames * stream.frame_bytes()),
+                    lag_ms: at.map(|p| stream.lag_since(p).as_millis() as u64),
+                    state: state.into(),
+                }
+            })
+            .collect();
+        ReplicaSet { home, replicas }
     }
 
     /// The stream of an actor homed here, starting one (choosing its replicas) if it has none yet.
@@ -200,7 +210,7 @@ impl Replication {
                 if lock(&self.lonely_until).get(actor_id).is_some_and(|t| *t > now) {
                     return Ok(None);
                 }
-                let replicas = self.choose_replicas();
+                let replicas = self.choose_replicas(&[]);
                 if replicas.is_empty() {
                     lock(&self.lonely_until).insert(actor_id.to_string(), now + Duration::from_secs(10));
                     return Ok(None);
@@ -218,14 +228,15 @@ impl Replication {
                     None => fresh.state,
                 };
                 let record = StreamRecord { state, ..fresh };
+                self.record_replicas(actor_id, &record.peers).await?;
                 core.node_db.set_wal_stream(actor_id, &record).await?;
                 tracing::info!(actor_id, replicas = ?record.peers, "replicating an actor");
                 record
             }
         };
         let stream = HomeStream::new(actor_id, db_path, &record);
-        for replica in &stream.replicas {
-            tokio::spawn(home::ship(self.ctx.clone(), stream.clone(), replica.clone()));
+        for replica in stream.replicas() {
+            tokio::spawn(home::ship(self.ctx.clone(), stream.clone(), replica));
         }
         streams.insert(actor_id.to_string(), Some(stream.clone()));
         Ok(Some(stream))
@@ -256,7 +267,7 @@ impl Replication {
     /// Turns this node's replica of `actor_id` into the actor's home copy: the replica's file and WAL move under
     /// `actors/`, and the stream goes on from the replica's position (to replicas chosen now), so that the other
     /// copies of the same history continue where they are.
-    pub(crate) async fn promote(&self, actor_id: &str) -> Result<(), ClientError> {
+    pub(crate) async fn promote(&self, actor_id: &str, replicas: Vec<String>) -> Result<(), ClientError> {
         self.copies.close(actor_id).await;
         let core = &self.ctx.core;
         let record = core
@@ -275,7 +286,7 @@ impl Replication {
             }
         }
         remove_database(&from)?;
-        let home = StreamRecord { role: StreamRole::Home, state: record.state, peers: self.choose_replicas() };
+        let home = StreamRecord { role: StreamRole::Home, state: record.state, peers: replicas };
         core.node_db.set_wal_stream(actor_id, &home).await?;
         self.streams.lock().await.remove(actor_id);
         Ok(())
@@ -292,15 +303,57 @@ impl Replication {
         tern_replication::wal::WalFile::of(&path).commits_after(after).unwrap_or(0)
     }
 
-    /// Live members other than this node, other regions first, then other zones, then the least loaded.
-    fn choose_replicas(&self) -> Vec<String> {
+    /// Records `replicas` as the replica set of `actor_id` (homed here) in the directory; fails if the directory
+    /// cannot be reached or places the actor elsewhere. Without voters there is no directory to tell.
+    async fn record_replicas(&self, actor_id: &str, replicas: &[String]) -> Result<(), ClientError> {
+        let (Some(backend), Some(lease)) = (&self.backend, &self.lease) else { return Ok(()) };
+        let directory = backend.directory()?;
+        let placement = directory.set_replicas(actor_id, &self.ctx.local_id, lease.epoch(), replicas).await?;
+        match placement {
+            Some(placement) if placement.replicas == replicas => Ok(()),
+            _ => Err(ClientError::unavailable(format!(
+                "actor {actor_id} is no longer placed on this node under its current lease"
+            ))),
+        }
+    }
+
+    /// Replaces each replica of `stream` whose node is down by a live member, recorded in the directory first
+    /// (a home that cannot reach the directory keeps its set: it could not acknowledge anyway).
+    async fn repair(&self, actor_id: &str, stream: &Arc<HomeStream>) {
+        let current = stream.replicas();
+        for old in &current {
+            let alive = self.ctx.members.get(old).is_some_and(|m| m.state != MemberState::Down);
+            if alive {
+                continue;
+            }
+            let mut avoid = stream.replicas();
+            avoid.push(old.clone());
+            let Some(new) = self.choose_replicas(&avoid).into_iter().next() else { continue };
+            let mut next = stream.replicas();
+            next.iter_mut().filter(|r| *r == old).for_each(|r| *r = new.clone());
+            if let Err(e) = self.record_replicas(actor_id, &next).await {
+                tracing::debug!(actor_id, error = %e, "cannot record a repaired replica set");
+                return;
+            }
+            stream.replace_replica(old, &new);
+            if let Err(e) = self.ctx.core.node_db.set_wal_stream(actor_id, &stream.record()).await {
+                tracing::error!(actor_id, error = %e, "cannot record a repaired replica set locally");
+            }
+            tracing::info!(actor_id, old, new, "a replica's node is down: replicating to another node");
+            tokio::spawn(home::ship(self.ctx.clone(), stream.clone(), new));
+        }
+    }
+
+    /// Up to `--replicas` live members other than this node and `avoid`: other regions first, then other zones,
+    /// then the least loaded.
+    pub(crate) fn choose_replicas(&self, avoid: &[String]) -> Vec<String> {
         let local = self.ctx.members.local().node;
         let mut candidates: Vec<_> = self
             .ctx
             .members
             .all()
             .into_iter()
-            .filter(|m| !m.local && m.state == MemberState::Alive)
+            .filter(|m| !m.local && m.state == MemberState::Alive && !avoid.contains(&m.node.id))
             .map(|m| {
                 let rank = (m.node.region == local.region, m.node.zone == local.zone && local.zone.is_some());
                 (rank, m.load.map_or(0, |l| l.awake_actors), m.node.id)
@@ -360,6 +413,11 @@ impl Replicator for Replication {
         })
     }
 
+    fn replica_set(&self, actor_id: &str) -> BoxFuture<ReplicaSet> {
+        let (this, actor_id) = (self.clone(), actor_id.to_string());
+        Box::pin(async move { this.replica_set(&actor_id).await })
+    }
+
     fn committed(&self, actor_id: &str, db: &ActorDb) -> BoxFuture<Result<(), ClientError>> {
         let (this, actor_id, db) = (self.clone(), actor_id.to_string(), db.clone());
         Box::pin(async move {
@@ -369,8 +427,18 @@ impl Replicator for Replication {
             }
             let Some(stream) = this.streams.lock().await.get(&actor_id).cloned().flatten() else { return Ok(()) };
             let position = stream.commit(&this.ctx, &db).await?;
+            this.repair(&actor_id, &stream).await;
             if this.settings.mode == ReplicationMode::Sync {
-                stream.replicated(position, this.settings.sync_timeout).await?;
+                // Wait for a replica, replacing any whose node is declared down meanwhile.
+                let deadline = tokio::time::Instant::now() + this.settings.sync_timeout;
+                loop {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    match stream.replicated(position, left.min(SYNC_REPAIR_EVERY)).await {
+                        Ok(()) => break,
+                        Err(e) if left <= SYNC_REPAIR_EVERY => return Err(e),
+                        Err(_) => this.repair(&actor_id, &stream).await,
+                    }
+                }
             }
             Ok(())
         })

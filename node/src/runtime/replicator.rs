@@ -1,5 +1,6 @@
 //! The one point where the runtime meets replication: between an actor's commit and its replies.
 
+use tern_gateway::backend::ReplicaSet;
 use tern_proto::ClientError;
 
 use crate::sdk::definition::BoxFuture;
@@ -17,4 +18,7 @@ pub(crate) trait Replicator: Send + Sync {
     /// once a replica in another failure domain holds the commit in `sync` mode (an error fails the turn's replies;
     /// the commit itself stands).
     fn committed(&self, actor_id: &str, db: &ActorDb) -> BoxFuture<Result<(), ClientError>>;
+
+    /// The home (this node) and replicas of an actor homed here.
+    fn replica_set(&self, actor_id: &str) -> BoxFuture<ReplicaSet>;
 }

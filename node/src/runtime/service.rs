@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tern_gateway::backend::{
     ActorInfo, Backend, ConnInput, ConnOutput, ConnectionHandle, CreateRequest, InspectRequest, InspectorAuth,
-    MemberInfo, RawRequest, RawResponse, RawSocketHandle, SocketOutput,
+    MemberInfo, RawRequest, RawResponse, RawSocketHandle, ReplicaInfo, ReplicaSet, SocketOutput,
 };
 use tern_gateway::outbound;
 use tern_proto::key::ActorKey;
@@ -399,5 +399,24 @@ impl Backend for Host {
     async fn cluster_members(&self) -> Result<Vec<MemberInfo>, ClientError> {
         let load = self.load();
         Ok(lock(&self.core.roster).report(&self.core.region, load))
+    }
+
+    async fn replicas(&self, actor_id: &str) -> Result<ReplicaSet, ClientError> {
+        if !self.hosts(actor_id) {
+            return Err(ClientError::actor_not_found(actor_id));
+        }
+        if let Some(replicator) = self.core.replicator.get() {
+            return Ok(replicator.replica_set(actor_id).await);
+        }
+        let home = ReplicaInfo {
+            node: "local".into(),
+            region: Some(self.core.region.clone()),
+            position: None,
+            lag_frames: Some(0),
+            lag_bytes: Some(0),
+            lag_ms: Some(0),
+            state: "home".into(),
+        };
+        Ok(ReplicaSet { home, replicas: Vec::new() })
     }
 }

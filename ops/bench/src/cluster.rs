@@ -10,7 +10,7 @@ use crate::node::Node;
 use crate::stats::Samples;
 
 /// The admin token of the benchmark's cluster nodes.
-const TOKEN: &str = "bench";
+pub(crate) const TOKEN: &str = "bench";
 /// How long any wait may last before the benchmark gives up.
 const CAP: Duration = Duration::from_secs(120);
 
@@ -29,13 +29,18 @@ pub struct ClusterResults {
     pub failure_detection: Duration,
 }
 
-/// A planned cluster: a CA, and per node its name, gateway port and QUIC address.
-struct Cluster {
+/// A cluster of release nodes on loopback: a CA, and per node its name, gateway port and QUIC address. Node 0 is
+/// the directory's only voter and every other node joins it.
+pub(crate) struct Cluster {
     /// The CA and the nodes' data, removed with the cluster.
-    _dir: tempfile::TempDir,
-    nodes: Vec<Node>,
+    dir: tempfile::TempDir,
+    pub(crate) nodes: Vec<Node>,
     /// When the last node was started.
-    last_started: Instant,
+    pub(crate) last_started: Instant,
+    /// Node 0's QUIC address: the voter, and every other node's seed.
+    seed: String,
+    /// Arguments every node gets.
+    extra: Vec<String>,
 }
 
 fn free_tcp_port() -> u16 {
@@ -49,47 +54,66 @@ fn free_udp_port() -> u16 {
 impl Cluster {
     /// Starts `count` nodes in `regions` (round-robin), all joining node 0; node 0 is the directory's only voter
     /// (so every create costs the same one local vote, and the hop measured is the forwarding alone).
-    fn start(count: usize, regions: &[&str]) -> Cluster {
+    pub(crate) fn start(count: usize, regions: &[&str]) -> Cluster {
+        Cluster::start_with(count, regions, &[])
+    }
+
+    /// Like [`Cluster::start`], with `extra` arguments for every node.
+    pub(crate) fn start_with(count: usize, regions: &[&str], extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         tern_replication::init_ca(dir.path()).expect("CA");
-        let quic: Vec<String> = (0..count).map(|_| format!("127.0.0.1:{}", free_udp_port())).collect();
-        let voters = format!("node-0@{}", quic[0]);
-        let mut last_started = Instant::now();
-        let nodes = (0..count)
-            .map(|i| {
-                let name = format!("node-{i}");
-                let files = tern_replication::issue_node(dir.path(), &name).expect("certificate");
-                let mut args: Vec<String> = vec![
-                    "--region".into(),
-                    regions[i % regions.len()].into(),
-                    "--quic-listen".into(),
-                    quic[i].clone(),
-                    "--admin-token".into(),
-                    TOKEN.into(),
-                    "--profile".into(),
-                    "lan".into(),
-                    "--voters".into(),
-                    voters.clone(),
-                    "--tls-ca".into(),
-                    dir.path().join(tern_replication::CA_CERT_FILE).display().to_string(),
-                    "--tls-cert".into(),
-                    files.cert.display().to_string(),
-                    "--tls-key".into(),
-                    files.key.display().to_string(),
-                ];
-                if i > 0 {
-                    args.extend(["--join".to_string(), quic[0].clone()]);
-                }
-                last_started = Instant::now();
-                Node::start_with("node", free_tcp_port(), &dir.path().join(&name), &args)
-            })
-            .collect();
-        Cluster { _dir: dir, nodes, last_started }
+        let seed = format!("127.0.0.1:{}", free_udp_port());
+        let extra = extra.iter().map(|a| a.to_string()).collect();
+        let mut cluster = Cluster { dir, nodes: Vec::new(), last_started: Instant::now(), seed, extra };
+        for i in 0..count {
+            cluster.add_node(regions[i % regions.len()]);
+        }
+        cluster
+    }
+
+    /// Starts one more node in `region`; returns when it was started.
+    pub(crate) fn add_node(&mut self, region: &str) -> Instant {
+        let i = self.nodes.len();
+        let name = format!("node-{i}");
+        let files = tern_replication::issue_node(self.dir.path(), &name).expect("certificate");
+        let quic = if i == 0 { self.seed.clone() } else { format!("127.0.0.1:{}", free_udp_port()) };
+        let mut args: Vec<String> = vec![
+            "--region".into(),
+            region.into(),
+            "--quic-listen".into(),
+            quic,
+            "--admin-token".into(),
+            TOKEN.into(),
+            "--profile".into(),
+            "lan".into(),
+            "--voters".into(),
+            format!("node-0@{}", self.seed),
+            "--tls-ca".into(),
+            self.dir.path().join(tern_replication::CA_CERT_FILE).display().to_string(),
+            "--tls-cert".into(),
+            files.cert.display().to_string(),
+            "--tls-key".into(),
+            files.key.display().to_string(),
+        ];
+        if i > 0 {
+            args.extend(["--join".to_string(), self.seed.clone()]);
+        }
+        args.extend(self.extra.iter().cloned());
+        self.last_started = Instant::now();
+        let node = Node::start_with("node", free_tcp_port(), &self.dir.path().join(&name), &args);
+        self.nodes.push(node);
+        self.last_started
     }
 
     /// Waits until each node of `observers` lists every node of `ids` in `state`; returns how long that took from
     /// `started`.
-    async fn wait_all_see(&self, started: Instant, observers: &[usize], ids: &[String], state: &str) -> Duration {
+    pub(crate) async fn wait_all_see(
+        &self,
+        started: Instant,
+        observers: &[usize],
+        ids: &[String],
+        state: &str,
+    ) -> Duration {
         let http = reqwest::Client::new();
         for &i in observers {
             loop {

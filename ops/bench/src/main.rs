@@ -11,6 +11,7 @@
 mod actors;
 mod cluster;
 mod node;
+mod replication;
 mod scenarios;
 mod stats;
 
@@ -65,6 +66,8 @@ enum Measurement {
     /// A cluster of release nodes: one forwarded hop against a local call, membership convergence (5 and 20
     /// nodes), failure detection.
     Cluster,
+    /// Replication: replica lag, async and sync writes, failover after `kill -9`, bootstrap of a replica.
+    Replication,
 }
 
 /// Targets from the project's issue, and physical anchors from the peers-and-limits notes.
@@ -398,6 +401,50 @@ async fn run(args: Args) {
                 none,
             )
             .ratio("memberlist LAN for N=5: suspicion ≥ 4·log10(5)·1 s ≈ 2.8 s + probe".to_string()),
+        );
+    }
+    if runs(Measurement::Replication) {
+        let bootstrap_mb = if args.quick { 20 } else { 100 };
+        let mut results = replication::measure(ws_count / 4, workers, seconds, bootstrap_mb).await;
+        let lag_p99_ms = results.lag.quantile(0.99).as_secs_f64() * 1e3;
+        report.rows.push(Row::new("replication: lag, commit → replica at the home's position (async, loopback)", "", &mut results.lag).ratio(format!(
+            "p99 {lag_p99_ms:.2} ms against the target of one-way delay + 5 ms (loopback: 5 ms); includes the client's polling of the replica set"
+        )));
+        let (async_p50, sync_p50) = (results.async_writes.quantile(0.5), results.sync_writes.quantile(0.5));
+        report.rows.push(Row::new(
+            "replication: single-row write, async",
+            format!("{:.0} writes/s with {workers} writers", results.async_throughput),
+            &mut results.async_writes,
+        ));
+        report.rows.push(
+            Row::new(
+                "replication: single-row write, sync (a replica holds it before the reply)",
+                format!("{:.0} writes/s with {workers} writers", results.sync_throughput),
+                &mut results.sync_writes,
+            )
+            .ratio(format!(
+                "+{:.0} µs p50 over async; throughput {:.2}× async",
+                (sync_p50.as_secs_f64() - async_p50.as_secs_f64()) * 1e6,
+                results.sync_throughput / results.async_throughput
+            )),
+        );
+        report.rows.push(
+            Row::new(
+                "replication: failover, `kill -9` of the home → a write succeeds through another gateway (LAN)",
+                format!("{:.2} s", results.failover.as_secs_f64()),
+                none,
+            )
+            .ratio("target ≤ 5 s on LAN timing (lease 4 s, clock offset 250 ms)".to_string()),
+        );
+        let (bytes, took) = results.bootstrap;
+        let mb_s = bytes as f64 / (1 << 20) as f64 / took.as_secs_f64();
+        report.rows.push(
+            Row::new(
+                format!("replication: bootstrap of a {} MB database over QUIC (loopback)", bytes >> 20),
+                format!("{mb_s:.0} MB/s ({:.2} s)", took.as_secs_f64()),
+                none,
+            )
+            .ratio(format!("{:.2}× the target of 100 MB/s", mb_s / 100.0)),
         );
     }
     report.print(workers, seconds);

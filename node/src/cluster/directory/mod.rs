@@ -57,6 +57,11 @@ pub struct Placement {
     /// over ([`ClusterDirectory::move_home`]) only after the home's epoch was bumped past this one.
     #[serde(default)]
     pub home_epoch: u64,
+    /// The nodes that hold replicas of the actor's database, as its home last recorded them. Only one of them
+    /// may take the actor over when the home dies (failover), so a home counts an acknowledgement (`sync` mode)
+    /// only from a replica recorded here.
+    #[serde(default)]
+    pub replicas: Vec<String>,
     /// Set when a replica was promoted to home (failover): the position its copy had, so that the old home can
     /// tell which of its transactions it never shipped.
     #[serde(default)]
@@ -88,6 +93,8 @@ pub struct MoveHome<'a> {
     pub to: &'a str,
     pub to_epoch: u64,
     pub region: &'a str,
+    /// The new home's replicas.
+    pub replicas: Vec<String>,
     pub promoted_from: Option<tern_replication::wal::Position>,
 }
 
@@ -211,14 +218,34 @@ impl ClusterDirectory {
     /// record bumped to). Returns the placement afterwards, whoever changed it.
     pub async fn move_home(&self, moving: &MoveHome<'_>) -> Result<Option<Placement>, ClientError> {
         self.change_placement(moving.actor_id, |placement| {
-            (placement.home == moving.from && placement.home_epoch < moving.fenced_epoch).then(|| Placement {
-                home: moving.to.to_string(),
-                region: moving.region.to_string(),
-                epoch: placement.epoch + 1,
-                home_epoch: moving.to_epoch,
-                promoted_from: moving.promoted_from,
-                ..placement.clone()
+            let recorded = placement.replicas.is_empty() || placement.replicas.iter().any(|r| r == moving.to);
+            (placement.home == moving.from && placement.home_epoch < moving.fenced_epoch && recorded).then(|| {
+                Placement {
+                    home: moving.to.to_string(),
+                    region: moving.region.to_string(),
+                    epoch: placement.epoch + 1,
+                    home_epoch: moving.to_epoch,
+                    replicas: moving.replicas.clone(),
+                    promoted_from: moving.promoted_from,
+                    ..placement.clone()
+                }
             })
+        })
+        .await
+    }
+
+    /// Records `replicas` as the actor's replica set, if `home` is still its home under liveness epoch
+    /// `home_epoch`. Returns the placement afterwards: unchanged replicas mean the home lost the actor.
+    pub async fn set_replicas(
+        &self,
+        actor_id: &str,
+        home: &str,
+        home_epoch: u64,
+        replicas: &[String],
+    ) -> Result<Option<Placement>, ClientError> {
+        self.change_placement(actor_id, |placement| {
+            (placement.home == home && placement.home_epoch == home_epoch)
+                .then(|| Placement { replicas: replicas.to_vec(), ..placement.clone() })
         })
         .await
     }

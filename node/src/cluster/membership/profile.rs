@@ -21,14 +21,14 @@ pub enum Profile {
 impl Profile {
     /// The profile's timing; change fields to tune it (tests use faster ones).
     /// The transport's settings for the profile: keep-alives often enough that a dead peer's connection is
-    /// dropped within about the time SWIM takes to suspect it (`lan` 4 s, `wan` 10 s), so that calls in flight to
-    /// it fail over instead of waiting for the default 30 s.
+    /// dropped, and a dial to it given up, within about the time SWIM takes to suspect it (`lan` 2 s, `wan` 10 s
+    /// and 5 s), so that calls in flight to it fail over instead of waiting for the default 30 s.
     pub fn transport(self) -> tern_replication::TransportConfig {
-        let (keep_alive_interval, idle_timeout) = match self {
-            Profile::Lan => (Duration::from_secs(1), Duration::from_secs(4)),
-            Profile::Wan => (Duration::from_secs(2), Duration::from_secs(10)),
+        let (keep_alive_interval, idle_timeout, connect_timeout) = match self {
+            Profile::Lan => (Duration::from_millis(500), Duration::from_secs(2), Duration::from_secs(2)),
+            Profile::Wan => (Duration::from_secs(2), Duration::from_secs(10), Duration::from_secs(5)),
         };
-        tern_replication::TransportConfig { keep_alive_interval, idle_timeout, ..Default::default() }
+        tern_replication::TransportConfig { keep_alive_interval, idle_timeout, connect_timeout, ..Default::default() }
     }
 
     pub fn timing(self) -> Timing {

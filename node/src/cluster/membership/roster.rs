@@ -39,6 +39,7 @@ impl Roster {
                 load: Some(member_load(load)),
                 since: *started_ms,
                 local: true,
+                liveness_epoch: None,
             }],
             Roster::Cluster(members) => members.all().iter().map(member_info).collect(),
         }
@@ -63,6 +64,7 @@ fn member_info(member: &Member) -> MemberInfo {
         load: member.load.map(member_load),
         since: i64::try_from(since).unwrap_or(i64::MAX),
         local: member.local,
+        liveness_epoch: None,
     }
 }
 

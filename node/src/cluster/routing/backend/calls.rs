@@ -10,7 +10,7 @@ use tern_proto::ClientError;
 use super::ClusterBackend;
 use crate::cluster::rpc::{
     ForwardAction, ForwardCreate, ForwardDestroy, ForwardExport, ForwardInspect, ForwardKvGet, ForwardList,
-    ForwardQueueSend, ForwardRawRequest, ForwardSleep, ForwardedCall, WireResponse,
+    ForwardQueueSend, ForwardRawRequest, ForwardReplicas, ForwardSleep, ForwardedCall, WireResponse,
 };
 
 /// A forwarded call this node can serve itself.
@@ -80,5 +80,11 @@ impl ServeCall for ForwardQueueSend {
     async fn serve(self, backend: &ClusterBackend) -> Result<Self::Output, ClientError> {
         let wait = self.wait_ms.map(Duration::from_millis);
         backend.inner.host.queue_send(&self.actor_id, &self.name, self.body, wait).await
+    }
+}
+
+impl ServeCall for ForwardReplicas {
+    async fn serve(self, backend: &ClusterBackend) -> Result<Self::Output, ClientError> {
+        backend.inner.host.replicas(&self.actor_id).await
     }
 }

@@ -68,6 +68,7 @@ impl ClusterBackend {
             create_ts: now_ms(),
             destroy_ts: None,
             home_epoch: self.inner.lease.as_ref().map_or(0, |lease| lease.epoch()),
+            replicas: Vec::new(),
             promoted_from: None,
         };
         let bound = match directory.record_placement(&placement).await {
@@ -126,16 +127,27 @@ impl ClusterBackend {
         if placement.destroy_ts.is_none() {
             directory.record_destroyed(&placement, now_ms()).await?;
         }
-        let forget = ForgetActor { actor_id: actor_id.to_string(), name: placement.name, key: placement.key };
         // Every live node drops its cached lookups before the destroy is acknowledged; one that misses this
         // learns it when the actor's home answers `actor.not_found`.
+        self.tell_peers_to_forget(&placement).await;
+        Ok(())
+    }
+
+    /// Makes every live peer drop what its cache says of the actor (after a destroy, or a change of home), so
+    /// that its next request reads the directory afresh. A peer that misses it corrects its cache when the old
+    /// home refuses or fails the request.
+    pub(crate) async fn tell_peers_to_forget(&self, placement: &Placement) {
+        let forget = ForgetActor {
+            actor_id: placement.actor_id.clone(),
+            name: placement.name.clone(),
+            key: placement.key.clone(),
+        };
         let peers = self.inner.members.all().into_iter().filter(|m| !m.local && m.state != MemberState::Down);
         let told = peers.map(|member| {
             let (transport, forget) = (self.inner.transport.clone(), forget.clone());
             async move { rpc::ask(&transport, member.node.quic_addr, forget, FORGET_TIMEOUT).await }
         });
         futures_util::future::join_all(told).await;
-        Ok(())
     }
 
     /// Creates (or with `reuse`, finds) the actor for the request's key somewhere in the cluster.

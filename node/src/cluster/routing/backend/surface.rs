@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tern_gateway::backend::{
     ActorInfo, Backend, ConnOutput, ConnectionHandle, CreateRequest, InspectRequest, InspectorAuth, MemberInfo,
-    RawRequest, RawResponse, RawSocketHandle, SocketOutput,
+    RawRequest, RawResponse, RawSocketHandle, ReplicaSet, SocketOutput,
 };
 use tern_proto::key::ActorKey;
 use tern_proto::messages::HttpQueueSendResponse;
@@ -17,7 +17,7 @@ use crate::cluster::routing::bridge::{self, StreamOpen};
 use crate::cluster::routing::placement::Home;
 use crate::cluster::rpc::{
     ForwardAction, ForwardDestroy, ForwardExport, ForwardInspect, ForwardKvGet, ForwardList, ForwardQueueSend,
-    ForwardRawRequest, ForwardSleep, WireRequest,
+    ForwardRawRequest, ForwardReplicas, ForwardSleep, WireRequest,
 };
 
 #[async_trait]
@@ -190,6 +190,18 @@ impl Backend for ClusterBackend {
     }
 
     async fn cluster_members(&self) -> Result<Vec<MemberInfo>, ClientError> {
-        self.inner.host.cluster_members().await
+        let mut members = self.inner.host.cluster_members().await?;
+        if let Ok(directory) = self.directory() {
+            let epochs = members.iter().map(|m| directory.liveness(&m.id));
+            let epochs = futures_util::future::join_all(epochs).await;
+            for (member, record) in members.iter_mut().zip(epochs) {
+                member.liveness_epoch = record.ok().flatten().map(|r| r.epoch);
+            }
+        }
+        Ok(members)
+    }
+
+    async fn replicas(&self, actor_id: &str) -> Result<ReplicaSet, ClientError> {
+        self.on_actor(actor_id, ForwardReplicas { actor_id: actor_id.to_string() }).await
     }
 }
