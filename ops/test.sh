@@ -50,7 +50,7 @@ echo "== readme tour (README.md, docs/writing-actors.md)"
 echo "== inspector page (tests/ui)"
 # The page at /ui/ in Debian's chromium, driven by playwright-core (which downloads no browser), against a real
 # three-node cluster and a `tern dev`: sign-in, finding an actor, editing state, actions and live events, SQL, a
-# node killed with kill -9. About 20 s.
+# node killed with kill -9 and its actor's failover. About 20 s.
 (cd tests/ui && npm install --no-audit --no-fund --loglevel=error)
 (cd tests/ui && TERN_BIN="$PWD/../../target/debug/tern" npm test) || failed+=("inspector page")
 

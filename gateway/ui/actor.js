@@ -2,7 +2,7 @@
 // here; actions and events in live.js, key-value and schedules in storage.js, traces in traces.js, the database
 // in database.js. Reading any inspector view wakes the actor, as a request would.
 
-import { actorById, get, inspector, request } from "./api.js";
+import { actorById, get, inspector, replicas, request } from "./api.js";
 import { act, compact, confirmAction, errorBox, field, fill, h, parseJson, pretty, submitForm, table, when } from "./dom.js";
 import { lifecycleButtons, statusBadge } from "./actors.js";
 import * as database from "./database.js";
@@ -14,6 +14,7 @@ const TABS = [
 	["state", "State"],
 	["live", "Actions & events"],
 	["connections", "Connections"],
+	["replicas", "Replicas"],
 	["database", "Database"],
 	["kv", "Key-value"],
 	["queue", "Queue"],
@@ -26,6 +27,7 @@ const VIEWS = {
 	state: stateView,
 	live: live.render,
 	connections: connectionsView,
+	replicas: replicasView,
 	database: database.render,
 	kv: storage.kv,
 	queue: queueView,
@@ -102,22 +104,23 @@ async function loadSummary(ctx, { heading, summary, errors }) {
 				})),
 	);
 	if (actor.destroy_ts) return;
-	try {
-		const s = await get(inspector(ctx.actorId, "summary"));
-		fill(
-			extra,
-			h(
-				"dl",
-				{ class: "facts" },
-				fact("Actions", s.rpcs.length ? s.rpcs.join(", ") : "none", "wide"),
-				fact("Connections", s.connections.length),
-				fact("Queued messages", s.queueSize),
-				fact("Workflow", s.isWorkflowEnabled ? "yes" : "no"),
-			),
-		);
-	} catch (err) {
-		fill(extra, errorBox(err));
-	}
+	const [summaryAnswer, copies] = await Promise.allSettled([get(inspector(ctx.actorId, "summary")), replicas(ctx.actorId)]);
+	const s = summaryAnswer.value;
+	fill(
+		extra,
+		h(
+			"dl",
+			{ class: "facts" },
+			s ? fact("Actions", s.rpcs.length ? s.rpcs.join(", ") : "none", "wide") : null,
+			s ? fact("Connections", s.connections.length) : null,
+			s ? fact("Queued messages", s.queueSize) : null,
+			s ? fact("Workflow", s.isWorkflowEnabled ? "yes" : "no") : null,
+			copies.value ? fact("Home node", copies.value.home.node) : null,
+			copies.value ? fact("Replicas", copies.value.replicas.map((r) => `${r.node} (${r.state})`).join(", ") || "none") : null,
+		),
+		summaryAnswer.reason ? errorBox(summaryAnswer.reason) : null,
+		copies.reason ? errorBox(copies.reason) : null,
+	);
 }
 
 function fact(term, value, wide) {
@@ -190,6 +193,65 @@ function connectionsView({ actorId, panel }) {
 	refresh.addEventListener("click", load);
 	fill(panel, h("h2", {}, "Connections"), h("div", { class: "buttons" }, refresh), list);
 	load();
+}
+
+const REPLICAS_EVERY_MS = 2000;
+
+/** The actor's home and replicas with their positions and lag, polled: a failover shows as the home changing. */
+function replicasView({ actorId, panel, cleanups }) {
+	const status = h("p", { class: "status muted", role: "status" }, "Asking the actor's home…");
+	const moves = h("ul", { class: "moves", "aria-live": "polite" });
+	const body = h("div", {});
+	const errors = h("div", { class: "errors" });
+	fill(
+		panel,
+		h("h2", {}, "Replicas"),
+		h("p", { class: "muted" }, "The home runs the actor and ships every commit to its replicas; if the home dies, a replica takes over."),
+		status,
+		errors,
+		body,
+		moves,
+	);
+	let stopped = false;
+	let timer = null;
+	let home = null;
+	const poll = async () => {
+		try {
+			const set = await replicas(actorId);
+			if (stopped) return;
+			fill(errors);
+			if (home !== null && set.home.node !== home) {
+				moves.prepend(h("li", {}, `${new Date().toLocaleTimeString()}: the home moved from ${home} to ${set.home.node}.`));
+			}
+			home = set.home.node;
+			fill(status, `Home ${set.home.node}, ${set.replicas.length} ${set.replicas.length === 1 ? "replica" : "replicas"} · updated ${new Date().toLocaleTimeString()}`);
+			fill(
+				body,
+				table({
+					caption: "Copies of the actor's database",
+					rows: [set.home, ...set.replicas],
+					rowProps: (r) => ({ dataset: { node: r.node, state: r.state } }),
+					columns: [
+						{ label: "Node", value: (r) => r.node },
+						{ label: "Region", value: (r) => r.region ?? "—" },
+						{ label: "State", value: (r) => h("span", { class: `state state-${r.state}` }, r.state) },
+						{ label: "Position", value: (r) => (r.position ? h("code", {}, r.position) : "—") },
+						{ label: "Behind (frames)", class: "num", value: (r) => r.lagFrames ?? "—" },
+						{ label: "Behind (bytes)", class: "num", value: (r) => r.lagBytes ?? "—" },
+						{ label: "Lag", class: "num", value: (r) => (r.lagMs === null || r.lagMs === undefined ? "—" : `${r.lagMs} ms`) },
+					],
+				}),
+			);
+		} catch (err) {
+			if (!stopped) fill(errors, errorBox(err));
+		}
+		if (!stopped) timer = setTimeout(poll, REPLICAS_EVERY_MS);
+	};
+	cleanups.push(() => {
+		stopped = true;
+		clearTimeout(timer);
+	});
+	poll();
 }
 
 const QUEUE_LIMITS = [25, 100, 1000];

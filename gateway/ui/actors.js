@@ -5,7 +5,7 @@
 // cursor. So a page is read with the smallest limit that covers it, and the other filters (key prefix, region,
 // status) apply to what the listing returned; the page says so. A key or id lookup finds any actor.
 
-import { actorStatus, get, request, withQuery } from "./api.js";
+import { actorStatus, get, replicas, request, withQuery } from "./api.js";
 import * as cbor from "./cbor.js";
 import { act, confirmAction, errorBox, field, fill, h, pager, parseJson, submitForm, table, toBase64, when } from "./dom.js";
 
@@ -144,6 +144,7 @@ async function load(filters, page, { results, errors, reload, isStopped }) {
 		table({
 			caption: "Actors",
 			empty: "No actor matches.",
+			nowrap: true,
 			rows,
 			rowProps: (a) => ({ dataset: { actorId: a.actor_id, key: a.key } }),
 			columns: [
@@ -151,6 +152,7 @@ async function load(filters, page, { results, errors, reload, isStopped }) {
 				{ label: "Key", value: (a) => h("a", { href: `#/actor/${a.actor_id}` }, a.key === "" ? "(empty key)" : a.key) },
 				{ label: "Id", value: (a) => h("code", { class: "id" }, a.actor_id) },
 				{ label: "Region", value: (a) => a.datacenter },
+				{ label: "Home node", value: (a) => homeCell(a) },
 				{ label: "Status", value: (a) => statusBadge(a, { listed: !a.lookedUp }) },
 				{ label: "Created", value: (a) => when(a.create_ts) },
 				{ label: "Actions", value: (a) => lifecycleButtons(a, errors, reload) },
@@ -167,6 +169,42 @@ async function load(filters, page, { results, errors, reload, isStopped }) {
 					},
 				}),
 	);
+}
+
+/** How many home lookups one page runs at a time. */
+const HOME_LOOKUPS = 4;
+const homeQueue = [];
+let homeRunning = 0;
+
+/** A cell that fills with the actor's home node (`GET /actors/{id}/replicas`), or the error's `group.code`. */
+function homeCell(actor) {
+	const cell = h("span", { class: "muted" }, "…");
+	homeQueue.push(async () => {
+		if (!cell.isConnected) return;
+		try {
+			const set = await replicas(actor.actor_id);
+			cell.className = "";
+			fill(cell, set.home.node);
+		} catch (err) {
+			cell.className = "error-text";
+			fill(cell, err.qualified ?? "no answer");
+			cell.title = err.message;
+		}
+	});
+	// Once the table holding the cell is on the page.
+	setTimeout(drainHomes, 0);
+	return cell;
+}
+
+function drainHomes() {
+	while (homeRunning < HOME_LOOKUPS && homeQueue.length) {
+		const next = homeQueue.shift();
+		homeRunning += 1;
+		next().finally(() => {
+			homeRunning -= 1;
+			drainHomes();
+		});
+	}
 }
 
 /** An actor's status, colored; "unknown" says why. */

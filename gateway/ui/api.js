@@ -107,6 +107,14 @@ export async function actorById(actorId) {
 	return actors[0] ?? null;
 }
 
+/**
+ * Where an actor's database lives (`GET /actors/{id}/replicas`, admin): `{home, replicas}`, each copy `{node,
+ * region, position, lagFrames, lagBytes, lagMs, state}` as the actor's home reports it.
+ */
+export function replicas(actorId) {
+	return get(`/actors/${encodeURIComponent(actorId)}/replicas`);
+}
+
 /** Runs one SQL statement through the inspector: positional `args` (array) or named `properties` (object). */
 export function execute(actorId, sql, params) {
 	const body = { sql };

@@ -102,6 +102,7 @@ function showMembers({ members: list, node }, { status, build, nodes }) {
 			nodes,
 			table({
 				caption: "Nodes, by region",
+				nowrap: true,
 				rows: [...list].sort(byRegionThenId),
 				rowProps: (m) => ({ dataset: { node: m.id, state: m.state } }),
 				columns: [
@@ -110,6 +111,7 @@ function showMembers({ members: list, node }, { status, build, nodes }) {
 					{ label: "Zone", value: (m) => m.zone ?? "—" },
 					{ label: "State", value: (m) => h("span", { class: `state state-${m.state}` }, m.state) },
 					{ label: "Since", value: (m) => h("span", { title: when(m.since) }, ago(m.since)) },
+					{ label: "Liveness epoch", class: "num", value: (m) => m.livenessEpoch ?? "—" },
 					{ label: "Awake actors", class: "num", value: (m) => m.load?.awakeActors ?? "—" },
 					{ label: "Open databases", class: "num", value: (m) => m.load?.openDatabases ?? "—" },
 					{ label: "Version", value: (m) => (m.local && node ? node.release : h("span", { class: "muted", title: "not gossiped" }, "—")) },

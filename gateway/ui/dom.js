@@ -182,16 +182,16 @@ export function cell(value) {
 
 /**
  * A table: `columns` is `[{label, value: (row) => child, class?}]`. `caption` names it for screen readers. Wrapped
- * so that a wide table scrolls sideways on a narrow screen.
+ * so that a wide table scrolls sideways on a narrow screen; `nowrap` keeps each cell on one line.
  */
-export function table({ caption, columns, rows, empty = "Nothing here.", rowProps }) {
+export function table({ caption, columns, rows, empty = "Nothing here.", rowProps, nowrap = false }) {
 	if (!rows.length) return h("p", { class: "muted empty" }, empty);
 	return h(
 		"div",
 		{ class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption },
 		h(
 			"table",
-			{},
+			{ class: nowrap ? "nowrap" : null },
 			h("caption", { class: caption ? "" : "sr-only" }, caption ?? ""),
 			h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", class: c.class }, c.label)))),
 			h(

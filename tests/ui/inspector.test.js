@@ -2,8 +2,8 @@
 // `tern dev` (the page opens without a token) and a three-node `tern node` cluster with an admin token (a wrong
 // token is refused, the right one signs in; an actor found by key, its state edited and read back through the
 // client API; an action called and its event seen in the live stream; SQL that creates a table, then the table
-// in the list; confirmations; a node killed with kill -9 shown down). Views are checked at 1280×800 and at phone
-// width, keyboard paths included.
+// in the list; confirmations; a node killed with kill -9 shown down while its actor's home moves to the replica,
+// live). Views are checked at 1280×800 and at phone width, keyboard paths included.
 //
 //   npm test                        (from tests/ui; TERN_BIN picks the binary, default ../../target/debug/tern)
 //   TERN_UI_SCREENSHOTS=../../docs npm test     also writes the README's screenshots there
@@ -169,6 +169,8 @@ uiTest("a wrong admin token is refused with the API's error; the right one signs
 
 let counterId;
 let counterKey;
+/** A sqlite actor homed on syd-1, whose home the last test kills. */
+let dbId;
 
 uiTest("an actor found by key, its state edited (invalid JSON refused), the change read through the client API", async () => {
 	const [, fra, syd] = cluster.nodes;
@@ -190,8 +192,10 @@ uiTest("an actor found by key, its state edited (invalid JSON refused), the chan
 	const rows = page.locator("tbody tr[data-actor-id]");
 	await eventually(async () => (await rows.count()) === 1, { what: "one counter matches the key prefix" });
 	assert.equal(await rows.first().getAttribute("data-actor-id"), counterId);
+	await textMatching(rows.first(), /fra-1/);
 
 	await rows.first().getByRole("link", { name: counterKey }).click();
+	await textMatching(page.locator(".summary"), /Home node\s*fra-1/);
 	const editor = page.getByLabel("State (JSON)");
 	await eventually(async () => JSON.parse(await editor.inputValue()).count === 5, { what: "the state shows count 5" });
 
@@ -250,6 +254,7 @@ uiTest("an action called from the page: its output, its error's group.code, and 
 uiTest("SQL that creates a table, the table in the list, rows, SQLite's errors, the session's history, export", async () => {
 	const [, fra, syd] = cluster.nodes;
 	const id = await actor(syd, "sqlite", `ui-${randomUUID().slice(0, 8)}`);
+	dbId = id;
 	await page.goto(`${cluster.nodes[0].endpoint}/ui/#/actor/${id}/database`);
 	await textMatching(page.locator(".db-tables"), /No tables yet/);
 	const sql = page.getByLabel("SQL", { exact: true });
@@ -327,9 +332,18 @@ uiTest("the key-value store, traces and queue views read the actor; destroy asks
 	assert.deepEqual(page.scriptErrors, []);
 });
 
-uiTest("a node killed with kill -9 is shown down, live", async () => {
-	const syd = cluster.nodes[2];
-	await page.goto(`${cluster.nodes[0].endpoint}/ui/#/cluster`);
+uiTest("a node killed with kill -9 is shown down, and its actor's home moves to its replica, live", async () => {
+	const [iad, , syd] = cluster.nodes;
+	const watcher = await newPage();
+	await signIn(watcher, iad);
+	await watcher.goto(`${iad.endpoint}/ui/#/actor/${dbId}/replicas`);
+	await textMatching(watcher.locator("#panel p.status"), /^Home syd-1, 1 replica/);
+	const streaming = watcher.locator('#panel tbody tr[data-state="streaming"]');
+	await eventually(async () => (await streaming.count()) === 1, { what: "the replica streams" });
+	const replica = await streaming.getAttribute("data-node");
+	assert.ok(replica && replica !== "syd-1", replica);
+
+	await page.goto(`${iad.endpoint}/ui/#/cluster`);
 	const row = page.locator('tr[data-node="syd-1"]');
 	await textMatching(row, /alive/);
 	await textMatching(page.locator('[data-region="fra"]'), /[1-9]\d* actors? listed/);
@@ -337,5 +351,10 @@ uiTest("a node killed with kill -9 is shown down, live", async () => {
 	await syd.process.kill9();
 	await eventually(async () => (await row.getAttribute("data-state")) === "down", { cap: 30_000, interval: 250, what: "syd-1 shown down" });
 	await textMatching(page.locator(".status"), /2 alive, 1 down/);
+
+	await textMatching(watcher.locator("#panel p.status"), new RegExp(`^Home ${replica}`), 60_000);
+	await textMatching(watcher.locator(".moves"), new RegExp(`the home moved from syd-1 to ${replica}`));
 	assert.deepEqual(page.scriptErrors, []);
+	assert.deepEqual(watcher.scriptErrors, []);
+	await watcher.context().close();
 });
