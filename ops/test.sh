@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of Tern: lints, the Rust unit and end-to-end tests, the conformance suite that drives the
-# official RivetKit JS client against a real `tern dev` process, the README's tour run as pasted, and the deploy
-# suite (Terraform, cloud-init, systemd, checkov, hadolint, compose, the container image). Installs what it needs
-# (idempotent).
+# official RivetKit JS client against a real `tern dev` process, the README's tour run as pasted, the inspector web
+# page in a real browser against a real cluster, and the deploy suite (Terraform, cloud-init, systemd, checkov,
+# hadolint, compose, the container image). Installs what it needs (idempotent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,7 @@ command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v curl >/dev/null || need_apt+=(curl)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
   apt-get update -qq
@@ -46,6 +47,13 @@ echo "== readme tour (README.md, docs/writing-actors.md)"
 # Runs the documents' examples as pasted against real nodes and compares their output; prints PASS or FAIL.
 (cd tests/js && node readme-tour.js) || failed+=("readme tour")
 
+echo "== inspector page (tests/ui)"
+# The page at /ui/ in Debian's chromium, driven by playwright-core (which downloads no browser), against a real
+# three-node cluster and a `tern dev`: sign-in, finding an actor, editing state, actions and live events, SQL, a
+# node killed with kill -9 and its actor's failover. About 20 s.
+(cd tests/ui && npm install --no-audit --no-fund --loglevel=error)
+(cd tests/ui && TERN_BIN="$PWD/../../target/debug/tern" npm test) || failed+=("inspector page")
+
 echo "== deploy (ops/deploy/check.sh)"
 # terraform fmt and tests (the configuration module; the local example with real `tern node` processes, driven
 # by the official client from tests/js, then destroyed), the user-data against cloud-init's schema, the systemd
@@ -57,4 +65,4 @@ if [ ${#failed[@]} -gt 0 ]; then
   echo "== FAILED: ${failed[*]}"
   exit 1
 fi
-echo "== every suite passed: rust tests, rivetkit conformance, readme tour, deploy"
+echo "== every suite passed: rust tests, rivetkit conformance, readme tour, inspector page, deploy"

@@ -18,11 +18,18 @@
 //! only hides answers: without the refusal a page could still *send* simple requests (a `POST` with a text body)
 //! to a development node's open admin and inspector routes. Requests without an `Origin` header (curl, the `tern`
 //! command line, server-side clients) are not affected.
+//!
+//! The node's own origin is not refused: the inspector page ([`crate::ui`], served at `/ui/`) calls the admin and
+//! inspector routes from the origin that served it, and browsers send `Origin` with such requests too (every
+//! `POST`, `PATCH` or `DELETE`). A request's origin is the node's own when it is the gateway's scheme and the
+//! request's `Host` ([`own_origin`]); the routes still need their token. On a node without an admin token, that
+//! holds only for a `Host` that is an IP address or `localhost`: under any other name a page could be a DNS
+//! rebinding attacker's, whose origin matches the `Host` its requests carry.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::header::{ACCESS_CONTROL_REQUEST_METHOD, ORIGIN};
+use axum::http::header::{ACCESS_CONTROL_REQUEST_METHOD, HOST, ORIGIN};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::middleware::Next;
@@ -118,16 +125,43 @@ pub(crate) fn layer(origins: Arc<CorsOrigins>) -> CorsLayer {
         .allow_headers(AllowHeaders::mirror_request())
 }
 
-/// Middleware: refuses a request to an admin route from a browser origin that is not listed, with
-/// `api.origin_not_allowed` (403), before it reaches the route (or the CORS layer, for a preflight).
+/// Who may reach the admin routes from a browser: the listed origins and the node's own.
+#[derive(Debug, Clone)]
+pub(crate) struct AdminOrigins {
+    pub origins: Arc<CorsOrigins>,
+    /// Whether the gateway serves HTTPS: the scheme of its own origin.
+    pub https: bool,
+    /// Whether the admin routes need a token (see the module's documentation for what changes without one).
+    pub token_required: bool,
+}
+
+/// The gateway's own origin as a request names it (the gateway's scheme and the request's `Host`, normalized as
+/// [`parse_origin`] does), or `None` when the request has no usable `Host`, or when no token is required and the
+/// host is neither an IP address nor `localhost`.
+fn own_origin(uri: &Uri, headers: &HeaderMap, https: bool, token_required: bool) -> Option<String> {
+    let host = match headers.get(HOST) {
+        Some(host) => host.to_str().ok()?.to_string(),
+        None => uri.authority()?.as_str().to_string(),
+    };
+    let scheme = if https { "https" } else { "http" };
+    let origin = parse_origin(&format!("{scheme}://{host}")).ok()?;
+    let name = origin.parse::<Uri>().ok()?.host()?.trim_start_matches('[').trim_end_matches(']').to_string();
+    let pinned = name == "localhost" || name.parse::<std::net::IpAddr>().is_ok();
+    (token_required || pinned).then_some(origin)
+}
+
+/// Middleware: refuses a request to an admin route from a browser origin that is neither listed nor the node's
+/// own, with `api.origin_not_allowed` (403), before it reaches the route (or the CORS layer, for a preflight).
 pub(crate) async fn refuse_unlisted_admin(
-    State(origins): State<Arc<CorsOrigins>>,
+    State(admin): State<Arc<AdminOrigins>>,
     request: Request,
     next: Next,
 ) -> Response {
     if let Some(origin) = request.headers().get(ORIGIN)
-        && !origins.is_listed(origin)
+        && !admin.origins.is_listed(origin)
         && is_admin(request.method(), request.uri(), request.headers())
+        && own_origin(request.uri(), request.headers(), admin.https, admin.token_required)
+            .is_none_or(|own| own.as_bytes() != origin.as_bytes())
     {
         let origin = String::from_utf8_lossy(origin.as_bytes());
         return ErrorResponse(ClientError::origin_not_allowed(&origin)).into_response();
@@ -185,6 +219,25 @@ mod tests {
         assert!(preflight_is_admin("/actors", "GET"), "a preflight for a listing");
         assert!(!preflight_is_admin("/actors", "PUT"), "a preflight for a create");
         assert!(preflight_is_admin("/gateway/abc/inspector/state", "PATCH"));
+    }
+
+    #[test]
+    fn the_nodes_own_origin_is_its_scheme_and_the_requests_host() {
+        let own = |host: &str, https, token_required| {
+            let mut headers = HeaderMap::new();
+            headers.insert(HOST, HeaderValue::from_str(host).unwrap());
+            own_origin(&"/actors".parse().unwrap(), &headers, https, token_required)
+        };
+        assert_eq!(own("127.0.0.1:6420", false, false).as_deref(), Some("http://127.0.0.1:6420"));
+        assert_eq!(own("[::1]:6420", false, false).as_deref(), Some("http://[::1]:6420"));
+        assert_eq!(own("LocalHost:6420", true, false).as_deref(), Some("https://localhost:6420"));
+        assert_eq!(own("node.example:443", true, true).as_deref(), Some("https://node.example"));
+        assert_eq!(own("node.example", false, true).as_deref(), Some("http://node.example"));
+        // Without a token, a name could be a DNS rebinding page's own origin.
+        assert_eq!(own("rebind.example:6420", false, false), None);
+        assert_eq!(own("127.0.0.1:6420/x", false, true), None);
+        let from_uri = own_origin(&"http://10.0.0.1:6420/actors".parse().unwrap(), &HeaderMap::new(), false, false);
+        assert_eq!(from_uri.as_deref(), Some("http://10.0.0.1:6420"));
     }
 
     #[test]

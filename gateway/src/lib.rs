@@ -24,6 +24,7 @@ mod raw;
 mod request;
 mod rest;
 pub mod target;
+pub mod ui;
 
 use std::sync::Arc;
 
@@ -50,6 +51,9 @@ pub struct GatewayConfig {
     pub cors: CorsOrigins,
     /// The node's build, as `GET /cluster/members` reports it (`"node"`); by default none (`null`).
     pub build: Option<NodeBuild>,
+    /// Whether the gateway is served over HTTPS: the scheme of the node's own origin, which the inspector page
+    /// (`/ui/`) calls the admin routes from (see [`cors`]).
+    pub https: bool,
 }
 
 /// The build a node runs, reported beside its members so that an operator sees which release and which
@@ -71,6 +75,7 @@ impl Default for GatewayConfig {
             admin_token: None,
             cors: CorsOrigins::default(),
             build: None,
+            https: false,
         }
     }
 }
@@ -94,12 +99,18 @@ async fn count_request(
     response
 }
 
-/// The gateway's routes: `/metadata`, `/health`, the `/actors` REST API, `/cluster/members` and `/gateway/...`,
-/// with CORS for the origins [`GatewayConfig::cors`] allows, and admin routes closed to the others (see [`cors`]).
-/// Unknown paths get `guard.no_route` (404), known paths with the wrong method `actor.method_not_allowed` (405),
-/// and a URI or headers over the limits `guard.uri_too_long` (414) or `guard.headers_too_large` (431).
+/// The gateway's routes: `/metadata`, `/health`, the `/actors` REST API, `/cluster/members`, `/gateway/...` and
+/// the inspector page under `/ui/` ([`ui`]), with CORS for the origins [`GatewayConfig::cors`] allows, and admin
+/// routes closed to the others but the node's own (see [`cors`]). Unknown paths get `guard.no_route` (404), known
+/// paths with the wrong method `actor.method_not_allowed` (405), and a URI or headers over the limits
+/// `guard.uri_too_long` (414) or `guard.headers_too_large` (431).
 pub fn router(backend: Arc<dyn Backend>, config: GatewayConfig) -> Router {
     let origins = Arc::new(config.cors.clone());
+    let admin_origins = Arc::new(cors::AdminOrigins {
+        origins: origins.clone(),
+        https: config.https,
+        token_required: config.admin_token.is_some(),
+    });
     let state = AppState { backend, config: Arc::new(config) };
     Router::new()
         .route("/metadata", get(rest::metadata))
@@ -113,11 +124,14 @@ pub fn router(backend: Arc<dyn Backend>, config: GatewayConfig) -> Router {
         .route("/metrics", get(rest::metrics))
         .route("/cluster/members", get(cluster_routes::members))
         .route("/gateway/{*rest}", any(gateway_routes::handle))
+        .route("/ui", get(ui::redirect))
+        .route("/ui/", get(ui::index))
+        .route("/ui/{file}", get(ui::file))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), count_request))
         .fallback(rest::no_route)
         .method_not_allowed_fallback(rest::method_not_allowed)
         .layer(axum::middleware::from_fn(limits::check))
-        .layer(cors::layer(origins.clone()))
-        .layer(axum::middleware::from_fn_with_state(origins, cors::refuse_unlisted_admin))
+        .layer(cors::layer(origins))
+        .layer(axum::middleware::from_fn_with_state(admin_origins, cors::refuse_unlisted_admin))
         .with_state(state)
 }

@@ -144,6 +144,7 @@ pub async fn serve(
             release: crate::cli::RELEASE.to_string(),
             protocols: crate::cli::protocol_versions(),
         }),
+        https: tls.is_some(),
         ..Default::default()
     };
     let listener = tokio::net::TcpListener::bind(config.listen)

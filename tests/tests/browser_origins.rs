@@ -144,6 +144,51 @@ async fn tern_node_allows_no_origin_by_default_and_warns_about_plain_http() {
     assert!(log.contains("WARN") && log.contains("plain HTTP") && log.contains("--gateway-tls-cert"), "{log}");
 }
 
+/// The scenario: a `tern dev` (no admin token) serves the inspector page at `/ui/` (a redirect from `/ui`, the
+/// files with a policy that keeps the page to its own origin), and the page's own origin may use the admin routes:
+/// a sleep sent with `Origin: http://127.0.0.1:PORT` to that address succeeds. A page served under a name that
+/// resolves to the node (DNS rebinding: its origin matches the `Host` it sends) is still refused, as is a page of
+/// another port on the same host.
+#[tokio::test]
+async fn the_inspector_page_is_served_and_only_its_own_origin_passes_the_admin_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TernProcess::start(&example_binary(), &dir.path().join("data"));
+    let api = Api::new(&node);
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let moved = no_redirects.get(format!("{}/ui", api.endpoint)).send().await.unwrap();
+    assert_eq!((moved.status().as_u16(), header(moved.headers(), &reqwest::header::LOCATION)), (308, Some("/ui/")));
+    let page = api.http.get(format!("{}/ui/", api.endpoint)).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let policy = header(page.headers(), &reqwest::header::CONTENT_SECURITY_POLICY).unwrap_or_default().to_string();
+    assert!(policy.contains("connect-src 'self'") && policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert!(page.text().await.unwrap().contains("<script type=\"module\" src=\"./app.js\">"));
+    let script = api.http.get(format!("{}/ui/app.js", api.endpoint)).send().await.unwrap();
+    assert_eq!(header(script.headers(), &reqwest::header::CONTENT_TYPE), Some("text/javascript; charset=utf-8"));
+    let missing = api.http.get(format!("{}/ui/nope.js", api.endpoint)).send().await.unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+
+    let id = api.actor("counter", "own-origin").await;
+    let own = api.endpoint.clone();
+    let port = own.rsplit(':').next().unwrap().to_string();
+    let sleep = |origin: String, host: Option<String>| {
+        let mut request = api.http.post(format!("{}/actors/{id}/sleep", api.endpoint)).header("origin", origin);
+        if let Some(host) = host {
+            request = request.header("host", host);
+        }
+        async move {
+            let response = request.json(&json!({})).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = sleep(format!("http://rebind.example:{port}"), Some(format!("rebind.example:{port}"))).await;
+    assert_eq!((status, &body["code"]), (403, &json!("origin_not_allowed")), "a rebinding name: {body}");
+    let (status, body) = sleep("http://127.0.0.1:1".to_string(), None).await;
+    assert_eq!((status, &body["code"]), (403, &json!("origin_not_allowed")), "another port: {body}");
+    let (status, body) = sleep(own, None).await;
+    assert_eq!((status, &body), (200, &json!({})), "the node's own origin");
+}
+
 /// Runs the example binary with `args` and `env`, which must exit by itself within ten seconds; returns its exit
 /// code and stderr.
 fn exits(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {

@@ -244,6 +244,13 @@ pub(crate) fn run(args: DevArgs) -> ExitCode {
         let (name, region, listen, quic) = (&node.name, &node.region, node.listen, node.quic);
         banner += &format!("  {name:<8} {region:<8} {scheme}://{listen:<22} quic {quic}{voter}\n");
     }
+    if let Some(first) = plans.first() {
+        let ui = tern_gateway::ui::UI_PATH;
+        banner += &format!(
+            "  inspector page: {scheme}://{}{ui} (every node serves it; sign in with the admin token)\n",
+            first.listen
+        );
+    }
     banner += &match given {
         Some(_) => "  admin token: the one given with --admin-token\n".to_string(),
         None => format!("  admin token: {token}  (generated for this run; choose one with --admin-token)\n"),

@@ -326,6 +326,7 @@ fn dev(registry: Registry, args: DevArgs) -> ExitCode {
     let open = config.admin_token.is_none();
     run_server(registry, config, move |addr| {
         tracing::info!(%addr, data_dir, "tern dev listening on {scheme}://{addr}");
+        tracing::info!("inspector page on {scheme}://{addr}{}", tern_gateway::ui::UI_PATH);
         if open && !addr.ip().is_loopback() {
             tracing::warn!(
                 %addr,

@@ -134,6 +134,7 @@ pub(crate) fn run(registry: Registry, args: NodeArgs) -> ExitCode {
     let scheme = gateway_scheme(&node);
     run_server(registry, node, move |addr| {
         tracing::info!(%addr, region, data_dir, ?config_file, "tern node listening on {scheme}://{addr}");
+        tracing::info!("inspector page on {scheme}://{addr}{}", tern_gateway::ui::UI_PATH);
         if scheme == "http" {
             tracing::warn!(
                 %addr,

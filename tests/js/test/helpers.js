@@ -6,12 +6,12 @@
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
+import { distinctPorts, eventually, freePort, freeUdpPort, runCli } from "./local.js";
 
 // Node 20 has no global WebSocket. rivetkit 2.3.19 (`src/common/websocket.ts` `importWebSocket`) uses the
 // global one if present, else `import("ws")`; set it explicitly so both paths give the same `ws` class.
@@ -23,7 +23,7 @@ process.env.RIVET_LOG_LEVEL ??= "error";
 
 const { createClient } = await import("rivetkit/client");
 
-export { WebSocket };
+export { WebSocket, eventually };
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** The `tests/js` folder. */
@@ -36,7 +36,7 @@ export const ENCODINGS = ["bare", "cbor", "json"];
 const START_CAP_MS = 30_000;
 /** How long a server may take to exit after SIGTERM. */
 const STOP_CAP_MS = 30_000;
-/** Default cap for `eventually`. */
+/** Default cap for `within`. */
 const EVENTUALLY_CAP_MS = 20_000;
 
 /** A node binary: `$<env>` if set, else `fallback`; both relative to tests/js. */
@@ -62,44 +62,7 @@ export function exampleBinary() {
 	return locateBinary("TERN_EXAMPLE_BIN", "../../target/debug/tern-example");
 }
 
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export async function freePort() {
-	return await new Promise((resolve, reject) => {
-		const srv = net.createServer();
-		srv.unref();
-		srv.on("error", reject);
-		srv.listen(0, "127.0.0.1", () => {
-			const { port } = srv.address();
-			srv.close(() => resolve(port));
-		});
-	});
-}
-
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Retries `fn` until it returns without throwing (and, if it returns a boolean, returns true), within `cap` ms.
- * Returns what `fn` returned. On timeout, rethrows the last failure with context.
- */
-export async function eventually(fn, { cap = EVENTUALLY_CAP_MS, interval = 50, what = "condition" } = {}) {
-	const deadline = Date.now() + cap;
-	let last;
-	for (;;) {
-		try {
-			const out = await fn();
-			if (out !== false) return out;
-			last = new Error(`${what}: still false`);
-		} catch (err) {
-			last = err;
-		}
-		if (Date.now() >= deadline) {
-			const err = new Error(`${what} did not hold within ${cap} ms; last failure: ${last?.stack ?? last}`);
-			err.cause = last;
-			throw err;
-		}
-		await sleep(interval);
-	}
-}
 
 /** Resolves with `promise`, or rejects if it has not settled within `cap` ms (a guard against hangs, not a verdict on speed). */
 export async function within(promise, cap = EVENTUALLY_CAP_MS, what = "operation") {
@@ -324,38 +287,6 @@ export async function connected(conn, what = "connection") {
 export const CLUSTER_TOKEN = "SECRET";
 /** How long the cluster may take for every node to list every other one `alive`. */
 const CONVERGE_CAP_MS = 60_000;
-
-/** A UDP port that was free a moment ago on 127.0.0.1 (for `--quic-listen`). */
-export async function freeUdpPort() {
-	const dgram = await import("node:dgram");
-	return await new Promise((resolve, reject) => {
-		const sock = dgram.createSocket("udp4");
-		sock.unref();
-		sock.on("error", reject);
-		sock.bind(0, "127.0.0.1", () => {
-			const { port } = sock.address();
-			sock.close(() => resolve(port));
-		});
-	});
-}
-
-/** `count` distinct free ports from `pick`. */
-async function distinctPorts(pick, count) {
-	const ports = new Set();
-	while (ports.size < count) ports.add(await pick());
-	return [...ports];
-}
-
-/** Runs a `tern` CLI command to completion; throws with its output if it fails. */
-async function runCli(bin, args) {
-	const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
-	let out = "";
-	child.stdout.on("data", (c) => (out += c));
-	child.stderr.on("data", (c) => (out += c));
-	const code = await new Promise((resolve) => child.on("exit", (c) => resolve(c)));
-	if (code !== 0) throw new Error(`tern ${args.join(" ")} exited with ${code}:\n${out}`);
-	return out;
-}
 
 /** One `tern node` of a cluster; its output goes to `logPath`. */
 export class ClusterNode {
