@@ -171,4 +171,16 @@ async fn a_replica_holds_exactly_the_homes_content_after_every_kind_of_change() 
         (dump(&replica).await? == expected).then_some(())
     })
     .await;
+
+    // Destroying the actor removes its data from every node, the replica's copy included.
+    let destroyed = reqwest::Client::new()
+        .delete(format!("{}/actors/{id}", nodes[1].process.endpoint()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(destroyed.status().is_success(), "destroy: {}", destroyed.status());
+    assert!(!home.exists(), "the home's copy is gone");
+    eventually("the replica's copy is gone", CATCH_UP_CAP, || async { (!replica.exists()).then_some(()) }).await;
+    assert!(!PathBuf::from(format!("{}-wal", replica.display())).exists());
 }

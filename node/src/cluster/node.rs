@@ -120,11 +120,12 @@ impl ClusterNode {
         let (streams_tx, streams) = mpsc::channel(STREAM_QUEUE);
         let acceptor = Arc::new(Acceptor::new(host.clone()));
         let backend_slot: Arc<OnceLock<ClusterBackend>> = Arc::default();
+        let replication_slot: Arc<OnceLock<Replication>> = Arc::default();
         let directory_service = {
-            let (acceptor, backend) = (acceptor.clone(), backend_slot.clone());
+            let (acceptor, backend, replication) = (acceptor.clone(), backend_slot.clone(), replication_slot.clone());
             move |peer: PeerInfo, request: Bytes| {
-                let (acceptor, backend) = (acceptor.clone(), backend.clone());
-                async move { serve_directory(&acceptor, backend.get(), peer, &request).await }
+                let (acceptor, backend, replication) = (acceptor.clone(), backend.clone(), replication.clone());
+                async move { serve_directory(&acceptor, backend.get(), replication.get(), peer, &request).await }
             }
         };
         let calls_service = {
@@ -134,7 +135,6 @@ impl ClusterNode {
                 async move { serve_calls(backend.get(), &request).await }
             }
         };
-        let replication_slot: Arc<OnceLock<Replication>> = Arc::default();
         let replication_service = {
             let replication = replication_slot.clone();
             move |peer: PeerInfo, request: Bytes| {
@@ -260,6 +260,7 @@ fn started(backend: Option<&ClusterBackend>) -> Result<&ClusterBackend, tern_rep
 async fn serve_directory(
     acceptor: &Acceptor,
     backend: Option<&ClusterBackend>,
+    replication: Option<&Replication>,
     peer: PeerInfo,
     request: &[u8],
 ) -> Result<Bytes, tern_replication::Error> {
@@ -275,7 +276,13 @@ async fn serve_directory(
             if let Some(backend) = backend {
                 backend.forget(&call.actor_id, &call.name, &call.key);
             }
-            tracing::debug!(peer = %peer.name, actor_id = %call.actor_id, "forgot a destroyed actor");
+            if call.destroyed
+                && let Some(replication) = replication
+            {
+                // A destroyed actor's data goes from every node, its replicas' copies included.
+                replication.drop_copy(&call.actor_id).await.map_err(failed)?;
+            }
+            tracing::debug!(peer = %peer.name, actor_id = %call.actor_id, destroyed = call.destroyed, "forgot an actor's placement");
             answer::<ForgetActor>(&())
         }
     })

@@ -130,6 +130,9 @@ pub struct ForgetActor {
     pub actor_id: String,
     pub name: String,
     pub key: Vec<String>,
+    /// The actor was destroyed (not moved): its replicas' copies go too.
+    #[serde(default)]
+    pub destroyed: bool,
 }
 peer_call!(ForgetActor => DirectoryMessage::Forget, service::DIRECTORY, ());
 

@@ -19,14 +19,23 @@ use crate::storage::ActorRecord;
 
 /// How often the node looks at the homes of its replicas.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
+/// How often the node looks for replicas it holds that are no longer part of their actor's replica set.
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 /// Watches the homes of this node's replicas forever.
 pub(super) async fn run(handoff: Arc<Handoff>) {
+    let mut next_sweep = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
         if handoff.lease.check().is_err() {
             // A node that cannot renew its own lease takes nothing over.
             continue;
+        }
+        if tokio::time::Instant::now() >= next_sweep {
+            match sweep(&handoff).await {
+                Ok(()) => next_sweep = tokio::time::Instant::now() + SWEEP_EVERY,
+                Err(e) => tracing::debug!(error = %e, "the sweep of orphaned replicas did not finish"),
+            }
         }
         let copies = match handoff.replication.copies_by_home().await {
             Ok(copies) => copies,
@@ -107,9 +116,28 @@ async fn take_over(handoff: &Handoff, home: &str, fenced_epoch: u64, actor_id: &
         destroy_ts: None,
     };
     handoff.host.adopt(record).await?;
-    handoff.backend.tell_peers_to_forget(&placement).await;
+    handoff.backend.tell_peers_to_forget(&placement, false).await;
     handoff.host.core.metrics.record_failover();
     tracing::warn!(actor_id, from = home, at = %position, epoch = placement.epoch, "took the actor over from its dead home");
+    Ok(())
+}
+
+/// Deletes the replicas this node holds of actors that were destroyed, or whose replica set no longer includes
+/// this node (it was replaced while down, or the destroy's notice missed it): nothing else would ever remove them.
+async fn sweep(handoff: &Handoff) -> Result<(), ClientError> {
+    let directory = handoff.backend.directory()?;
+    for (actor_id, _home) in handoff.host.core.node_db.replica_streams().await? {
+        let placement = directory.placement(&actor_id, true).await?;
+        let orphan = match &placement {
+            None => true,
+            Some(p) if p.destroy_ts.is_some() => true,
+            Some(p) => p.home != handoff.local_id && !p.replicas.is_empty() && !p.replicas.contains(&handoff.local_id),
+        };
+        if orphan {
+            tracing::info!(actor_id, "removing a replica that is no longer part of its actor's replica set");
+            handoff.replication.drop_copy(&actor_id).await?;
+        }
+    }
     Ok(())
 }
 

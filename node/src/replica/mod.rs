@@ -256,10 +256,15 @@ impl Replication {
         }
     }
 
-    /// Removes this node's replica of `actor_id` (the actor lives on with other copies).
+    /// Removes this node's replica of `actor_id`, if it holds one (the actor was destroyed, or lives on with other
+    /// copies).
     pub(crate) async fn drop_copy(&self, actor_id: &str) -> Result<(), ClientError> {
-        self.copies.close(actor_id).await;
         let core = &self.ctx.core;
+        let Some(record) = core.node_db.wal_stream(actor_id).await? else { return Ok(()) };
+        if record.role != StreamRole::Replica {
+            return Ok(());
+        }
+        self.copies.close(actor_id).await;
         remove_database(&core.data_dir.replica_db_path(actor_id))?;
         core.node_db.remove_wal_stream(actor_id).await
     }

@@ -129,18 +129,19 @@ impl ClusterBackend {
         }
         // Every live node drops its cached lookups before the destroy is acknowledged; one that misses this
         // learns it when the actor's home answers `actor.not_found`.
-        self.tell_peers_to_forget(&placement).await;
+        self.tell_peers_to_forget(&placement, true).await;
         Ok(())
     }
 
     /// Makes every live peer drop what its cache says of the actor (after a destroy, or a change of home), so
-    /// that its next request reads the directory afresh. A peer that misses it corrects its cache when the old
-    /// home refuses or fails the request.
-    pub(crate) async fn tell_peers_to_forget(&self, placement: &Placement) {
+    /// that its next request reads the directory afresh; after a destroy, peers holding a replica delete it. A
+    /// peer that misses it corrects its cache when the old home refuses or fails the request.
+    pub(crate) async fn tell_peers_to_forget(&self, placement: &Placement, destroyed: bool) {
         let forget = ForgetActor {
             actor_id: placement.actor_id.clone(),
             name: placement.name.clone(),
             key: placement.key.clone(),
+            destroyed,
         };
         let peers = self.inner.members.all().into_iter().filter(|m| !m.local && m.state != MemberState::Down);
         let told = peers.map(|member| {
