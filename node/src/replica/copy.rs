@@ -16,6 +16,8 @@ use crate::sync::lock;
 struct Copy {
     replica: Option<Replica>,
     receiving: Option<SnapshotReceiver>,
+    /// When the home last sent something.
+    used: Option<std::time::Instant>,
 }
 
 /// The copies this node holds, each behind its own lock (one writer per file).
@@ -28,6 +30,19 @@ impl Copies {
     fn copy(&self, actor_id: &str) -> Arc<tokio::sync::Mutex<Copy>> {
         let mut open = lock(&self.open);
         open.entry(actor_id.to_string()).or_default().clone()
+    }
+
+    /// Closes the writers of copies that received nothing for `idle` (their actors sleep, or write rarely), so that
+    /// a replica costs no memory or open file while its actor is quiet; the next batch opens it again.
+    pub(super) async fn close_idle(&self, idle: std::time::Duration) {
+        let open: Vec<_> = lock(&self.open).values().cloned().collect();
+        for copy in open {
+            let Ok(mut copy) = copy.try_lock() else { continue };
+            if copy.receiving.is_none() && copy.used.is_none_or(|used| used.elapsed() >= idle) {
+                // The entry stays (a few bytes), so that one writer per file remains the rule.
+                copy.replica = None;
+            }
+        }
     }
 
     /// Closes the copy of `actor_id` and forgets it here (its files stay; the caller moves or removes them).
@@ -54,6 +69,7 @@ impl Copies {
         let batch = Batch::decode(call.batch).map_err(refusal)?;
         let copy = self.copy(&call.actor_id);
         let mut copy = copy.lock().await;
+        copy.used = Some(std::time::Instant::now());
         if copy.replica.is_none() {
             let Some(record) = recorded(core, &call.actor_id).await? else { return Err(Refusal::NeedsSnapshot) };
             let path = core.data_dir.replica_db_path(&call.actor_id);
@@ -75,6 +91,7 @@ impl Copies {
     pub(super) async fn receive(&self, core: &HostCore, call: ShipSnapshot) -> Result<SnapshotProgress, Refusal> {
         let copy = self.copy(&call.actor_id);
         let mut copy = copy.lock().await;
+        copy.used = Some(std::time::Instant::now());
         let path = core.data_dir.replica_db_path(&call.actor_id);
         let same = copy.receiving.as_ref().is_some_and(|r| r.snapshot() == call.snapshot);
         if !same {

@@ -47,6 +47,9 @@ use home::HomeStream;
 pub use wire::ReplicationMessage;
 use wire::{AskPosition, ShipFrames, ShipSnapshot};
 
+/// A replica's writer is closed after this long without a batch from its home.
+const IDLE_COPY: Duration = Duration::from_secs(30);
+
 /// How often a `sync` reply waiting for its replica looks for replicas to replace.
 const SYNC_REPAIR_EVERY: Duration = Duration::from_secs(1);
 
@@ -123,13 +126,22 @@ impl Replication {
         lease: Option<Lease>,
         backend: Option<ClusterBackend>,
     ) -> Replication {
+        let copies: Arc<copy::Copies> = Arc::default();
+        let sweeping = Arc::downgrade(&copies);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(IDLE_COPY).await;
+                let Some(copies) = sweeping.upgrade() else { return };
+                copies.close_idle(IDLE_COPY).await;
+            }
+        });
         Replication {
             ctx: Arc::new(Context { core, transport, members, local_id }),
             settings,
             lease,
             backend,
             streams: Arc::default(),
-            copies: Arc::default(),
+            copies,
             lonely_until: Arc::default(),
         }
     }
