@@ -26,7 +26,7 @@ pub mod trace;
 
 pub use runtime::{Durability, Host, Registry};
 pub use sdk::{
-    Actor, ActorError, ActorOptions, ActorResult, Conn, CronJob, Ctx, Kv, ListOptions, Loop, RunCtx, Sql, StepOptions,
-    UserError, WorkflowCtx,
+    Actor, ActorError, ActorOptions, ActorResult, Conn, CronJob, Ctx, Kv, ListOptions, Loop, ReplicationMode, RunCtx,
+    Sql, StepOptions, UserError, WorkflowCtx,
 };
 pub use tern_proto::Value;

@@ -11,6 +11,7 @@ mod firehose;
 mod kv;
 mod relay;
 mod saga;
+mod scratch;
 mod web;
 mod worker;
 
@@ -149,6 +150,7 @@ fn main() -> ExitCode {
             .register(relay::relay())
             .register(coordinator::coordinator())
             .register(web::web())
-            .register(firehose::firehose()),
+            .register(firehose::firehose())
+            .register(scratch::scratch()),
     )
 }

@@ -198,6 +198,22 @@ async fn raw_http_and_raw_websockets_cross_one_hop() {
     }
     // Created through a-1, the only node of region a: it lives there. Everything below goes through b-1.
     let id = get_or_create(&home, "web", "raw", None).await.unwrap()["actor_id"].as_str().unwrap().to_string();
+
+    // Replicas follow each definition's options: `web` keeps the node's default (one, on b-1), `scratch` asks for
+    // none.
+    let scratch = get_or_create(&home, "scratch", "pad", None).await.unwrap()["actor_id"].as_str().unwrap().to_string();
+    let replicas = |actor: String| {
+        let url = format!("{}/actors/{actor}/replicas", other.process.endpoint());
+        async move { fetch_json(reqwest::Client::new().get(url).bearer_auth(tern_tests::cluster::TOKEN)).await }
+    };
+    let web_set = eventually("web's replica set", CONVERGE_CAP, || async {
+        let set = replicas(id.clone()).await;
+        (set["replicas"].as_array().map(Vec::len) == Some(1)).then_some(set)
+    })
+    .await;
+    assert_eq!(web_set["replicas"][0]["node"], json!("b-1"), "{web_set}");
+    let scratch_set = replicas(scratch).await;
+    assert_eq!(scratch_set["replicas"], json!([]), "{scratch_set}");
     let http = reqwest::Client::new();
     let far = |path: &str| format!("{}/gateway/{id}{path}", other.process.endpoint());
 

@@ -84,7 +84,8 @@ async fn fail_over(handoff: &Handoff, home: &str, actors: Vec<String>) -> Result
 async fn take_over(handoff: &Handoff, home: &str, fenced_epoch: u64, actor_id: &str) -> Result<(), ClientError> {
     let directory = handoff.backend.directory()?;
     let position = handoff.replication.copy_position(actor_id).await?;
-    let replicas = handoff.replication.choose_replicas(&[home.to_string()]);
+    let (count, _) = handoff.replication.policy(actor_id);
+    let replicas = handoff.replication.choose_replicas(count, &[home.to_string()]);
     let moving = MoveHome {
         actor_id,
         from: home,

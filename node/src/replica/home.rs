@@ -12,8 +12,8 @@ use tern_replication::wal::{Position, Snapshot, Source, WalError, WalFile, WalSt
 use tokio::sync::{RwLock, watch};
 use tokio::time::Instant;
 
-use super::Context;
 use super::wire::{AskPosition, Refusal, ShipFrames, ShipSnapshot, SnapshotProgress};
+use super::{Context, ReplicationMode};
 use crate::cluster::rpc::{self, PeerError};
 use crate::storage::ActorDb;
 use crate::storage::wal_streams::{StreamRecord, StreamRole};
@@ -34,6 +34,8 @@ const SHIP_TIMEOUT: Duration = Duration::from_secs(30);
 pub(super) struct HomeStream {
     actor_id: String,
     db_path: PathBuf,
+    /// When the actor's replies leave.
+    mode: ReplicationMode,
     /// The replicas' node ids, as recorded in the directory.
     replicas: Mutex<Vec<String>>,
     /// The stream's generation and where the previous one ended.
@@ -55,10 +57,16 @@ const COMMIT_TIMES: usize = 4096;
 
 impl HomeStream {
     /// A stream recorded as `record`, for the database at `db_path`.
-    pub(super) fn new(actor_id: &str, db_path: PathBuf, record: &StreamRecord) -> Arc<HomeStream> {
+    pub(super) fn new(
+        actor_id: &str,
+        db_path: PathBuf,
+        record: &StreamRecord,
+        mode: ReplicationMode,
+    ) -> Arc<HomeStream> {
         Arc::new(HomeStream {
             actor_id: actor_id.to_string(),
             db_path,
+            mode,
             replicas: Mutex::new(record.peers.clone()),
             wal: Mutex::new(record.state),
             committed: watch::Sender::new(record.state.position()),
@@ -71,6 +79,11 @@ impl HomeStream {
 
     fn wal(&self) -> WalState {
         *lock(&self.wal)
+    }
+
+    /// When the actor's replies leave.
+    pub(super) fn mode(&self) -> ReplicationMode {
+        self.mode
     }
 
     /// The replicas' node ids.

@@ -27,7 +27,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde::Serialize;
 use tern_gateway::backend::{ReplicaInfo, ReplicaSet};
 use tern_proto::ClientError;
 use tern_replication::wal::Position;
@@ -56,16 +55,7 @@ const SYNC_REPAIR_EVERY: Duration = Duration::from_secs(1);
 /// How long a turn waits for the node's lease (a node that just started, or renews late) before it fails.
 const LEASE_WAIT: Duration = Duration::from_secs(5);
 
-/// When a turn's replies may leave.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ReplicationMode {
-    /// After the local commit; replicas follow (a home's crash can lose its last unshipped transactions).
-    #[default]
-    Async,
-    /// After a replica in another failure domain also holds the commit.
-    Sync,
-}
+pub use crate::sdk::ReplicationMode;
 
 /// How a node replicates the actors it is home to.
 #[derive(Clone, Copy, Debug)]
@@ -211,10 +201,11 @@ impl Replication {
         }
         let core = &self.ctx.core;
         let db_path = core.data_dir.actor_db_path(actor_id);
+        let (count, mode) = self.policy(actor_id);
         let record = match core.node_db.wal_stream(actor_id).await? {
             Some(record) if record.role == StreamRole::Home => record,
             _ => {
-                if self.settings.replicas == 0 {
+                if count == 0 {
                     streams.insert(actor_id.to_string(), None);
                     return Ok(None);
                 }
@@ -222,7 +213,7 @@ impl Replication {
                 if lock(&self.lonely_until).get(actor_id).is_some_and(|t| *t > now) {
                     return Ok(None);
                 }
-                let replicas = self.choose_replicas(&[]);
+                let replicas = self.choose_replicas(count, &[]);
                 if replicas.is_empty() {
                     lock(&self.lonely_until).insert(actor_id.to_string(), now + Duration::from_secs(10));
                     return Ok(None);
@@ -230,7 +221,7 @@ impl Replication {
                 // A new stream starts at a generation boundary, so the database file is exactly the new
                 // generation's start (what a snapshot copies).
                 let fresh = StreamRecord { role: StreamRole::Home, state: Default::default(), peers: replicas };
-                let stream = HomeStream::new(actor_id, db_path.clone(), &fresh);
+                let stream = HomeStream::new(actor_id, db_path.clone(), &fresh, mode);
                 let mut source = stream.source(db)?;
                 let state = match source.next_generation().map_err(wal_failed)? {
                     Some(next) => {
@@ -246,7 +237,7 @@ impl Replication {
                 record
             }
         };
-        let stream = HomeStream::new(actor_id, db_path, &record);
+        let stream = HomeStream::new(actor_id, db_path, &record, mode);
         for replica in stream.replicas() {
             tokio::spawn(home::ship(self.ctx.clone(), stream.clone(), replica));
         }
@@ -345,7 +336,7 @@ impl Replication {
             }
             let mut avoid = stream.replicas();
             avoid.push(old.clone());
-            let Some(new) = self.choose_replicas(&avoid).into_iter().next() else { continue };
+            let Some(new) = self.choose_replicas(1, &avoid).into_iter().next() else { continue };
             let mut next = stream.replicas();
             next.iter_mut().filter(|r| *r == old).for_each(|r| *r = new.clone());
             if let Err(e) = self.record_replicas(actor_id, &next).await {
@@ -361,9 +352,18 @@ impl Replication {
         }
     }
 
-    /// Up to `--replicas` live members other than this node and `avoid`: other regions first, then other zones,
-    /// then the least loaded.
-    pub(crate) fn choose_replicas(&self, avoid: &[String]) -> Vec<String> {
+    /// How many replicas an actor keeps and when its replies leave: its definition's options, else the node's.
+    pub(crate) fn policy(&self, actor_id: &str) -> (usize, ReplicationMode) {
+        let core = &self.ctx.core;
+        let options = core.entry(actor_id).and_then(|e| core.registry.get(&e.record.name).map(|f| f.options().clone()));
+        let replicas = options.as_ref().and_then(|o| o.replicas).unwrap_or(self.settings.replicas);
+        let mode = options.and_then(|o| o.replication).unwrap_or(self.settings.mode);
+        (replicas, mode)
+    }
+
+    /// Up to `count` live members other than this node and `avoid`: other regions first, then other zones, then
+    /// the least loaded.
+    pub(crate) fn choose_replicas(&self, count: usize, avoid: &[String]) -> Vec<String> {
         let local = self.ctx.members.local().node;
         let mut candidates: Vec<_> = self
             .ctx
@@ -377,7 +377,7 @@ impl Replication {
             })
             .collect();
         candidates.sort();
-        candidates.into_iter().take(self.settings.replicas).map(|(_, _, id)| id).collect()
+        candidates.into_iter().take(count).map(|(_, _, id)| id).collect()
     }
 }
 
@@ -445,7 +445,7 @@ impl Replicator for Replication {
             let Some(stream) = this.streams.lock().await.get(&actor_id).cloned().flatten() else { return Ok(()) };
             let position = stream.commit(&this.ctx, &db).await?;
             this.repair(&actor_id, &stream).await;
-            if this.settings.mode == ReplicationMode::Sync {
+            if stream.mode() == ReplicationMode::Sync {
                 // Wait for a replica, replacing any whose node is declared down meanwhile.
                 let deadline = tokio::time::Instant::now() + this.settings.sync_timeout;
                 loop {

@@ -25,6 +25,9 @@ pub(crate) trait ActorFactory: Send + Sync {
 
     /// The definition's action timeout (actor-to-actor calls to it are bounded by it).
     fn action_timeout(&self) -> std::time::Duration;
+
+    /// The definition's options.
+    fn options(&self) -> &crate::sdk::ActorOptions;
 }
 
 impl<S, V> ActorFactory for Actor<S, V>
@@ -44,6 +47,10 @@ where
 
     fn action_timeout(&self) -> std::time::Duration {
         self.options.action_timeout
+    }
+
+    fn options(&self) -> &crate::sdk::ActorOptions {
+        &self.options
     }
 }
 

@@ -24,7 +24,7 @@ pub use context::{Ctx, StateGuard};
 pub use definition::Actor;
 pub use error::{ActorError, ActorResult, UserError};
 pub use kv::{Kv, ListOptions};
-pub use options::ActorOptions;
+pub use options::{ActorOptions, ReplicationMode};
 pub use queue::{QueueMessage, RunQueue};
 pub use request::{Request, Response};
 pub use run::RunCtx;

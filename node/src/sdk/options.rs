@@ -27,6 +27,22 @@ pub struct ActorOptions {
     /// `database.statement_timed_out` (Tern, 10 s): SQLite runs on the actor's worker thread, so a runaway
     /// query would otherwise hold it.
     pub statement_timeout: Duration,
+    /// How many replicas of each actor's database the cluster keeps on other nodes (other regions first, then
+    /// other zones); `None` takes the node's `--replicas` (default 1), `Some(0)` keeps none (Tern).
+    pub replicas: Option<usize>,
+    /// When replies leave, relative to replication; `None` takes the node's `--replication-mode` (Tern).
+    pub replication: Option<ReplicationMode>,
+}
+
+/// When an actor's replies leave, relative to replication of its database.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplicationMode {
+    /// After the local commit; replicas follow (a home's crash can lose the transactions it had not shipped yet).
+    #[default]
+    Async,
+    /// Once a replica in another failure domain also holds the commit.
+    Sync,
 }
 
 impl Default for ActorOptions {
@@ -42,6 +58,8 @@ impl Default for ActorOptions {
             max_queue_size: 1000,
             max_queue_message_size: 64 * 1024,
             statement_timeout: Duration::from_secs(10),
+            replicas: None,
+            replication: None,
         }
     }
 }
