@@ -449,6 +449,16 @@ async fn run(args: Args) {
             )
             .ratio("target ≤ 5 s on LAN timing (lease 3 s, clock offset 250 ms)".to_string()),
         );
+        let losses: Vec<String> =
+            results.async_losses.iter().map(|(acked, lost)| format!("{lost} of {acked}")).collect();
+        report.rows.push(
+            Row::new(
+                format!("replication: async loss window, acknowledged writes lost per `kill -9` of the home ({workers} writers)"),
+                losses.join(", "),
+                none,
+            )
+            .ratio("what a home acknowledged but had not shipped when it died; `sync` mode loses none".to_string()),
+        );
         let (bytes, took) = results.bootstrap;
         let mb_s = bytes as f64 / (1 << 20) as f64 / took.as_secs_f64();
         report.rows.push(

@@ -28,6 +28,9 @@ pub struct ReplicationResults {
     pub sync_throughput: f64,
     /// `kill -9` of the home → the actor answers through another gateway.
     pub failover: Duration,
+    /// Async mode's loss window: per `kill -9` of a home under concurrent writers, (acknowledged writes, of them
+    /// lost).
+    pub async_losses: Vec<(usize, usize)>,
     /// Bytes of the bootstrapped database and how long the replica took to catch up.
     pub bootstrap: (u64, Duration),
 }
@@ -100,6 +103,59 @@ async fn histogram_quantiles(api: &Api, name: &str) -> (Duration, Duration) {
         Duration::from_secs_f64(bound.min(3600.0))
     };
     (quantile(0.5), quantile(0.99))
+}
+
+/// Async mode's loss window: `workers` writers insert rows into an actor homed on node 1 through node 0's gateway;
+/// node 1 is killed; once the actor answers from its replica, how many acknowledged rows are missing.
+async fn async_loss(round: usize, workers: usize) -> (usize, usize) {
+    let mut three = Cluster::start(3, &["iad", "fra", "sin"]);
+    let all: Vec<String> = (0..3).map(|i| format!("node-{i}")).collect();
+    three.wait_all_see(three.last_started, &[0, 1, 2], &all, "alive").await;
+    let fra = Api::new(&three.nodes[1].endpoint);
+    let id = fra.create(&format!("loss-{round}"), "fra").await;
+    fra.execute(&id, "CREATE TABLE t(w TEXT PRIMARY KEY)").await.expect("table");
+    fra.caught_up(&id).await;
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..workers)
+        .map(|w| {
+            let (api, id, acked, stop) = (Api::new(&three.nodes[0].endpoint), id.clone(), acked.clone(), stop.clone());
+            tokio::spawn(async move {
+                for seq in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
+                    let row = format!("w{w}-{seq}");
+                    if api.execute(&id, &format!("INSERT INTO t VALUES ('{row}')")).await.is_ok() {
+                        acked.lock().unwrap().push(row);
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    three.nodes[1].kill9();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let iad = Api::new(&three.nodes[0].endpoint);
+    let started = Instant::now();
+    let rows = loop {
+        let url = format!("{}/gateway/{id}/action/query", iad.endpoint);
+        let answer = iad.http.post(url).json(&json!({"args": ["SELECT w FROM t", null]})).send().await;
+        if let Ok(response) = answer
+            && response.status().is_success()
+        {
+            break response.json::<Value>().await.expect("rows");
+        }
+        assert!(started.elapsed() < CAP, "no failover within {CAP:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let text = rows.to_string();
+    let acked = acked.lock().unwrap().clone();
+    let lost = acked.iter().filter(|row| !text.contains(&format!("\"{row}\""))).count();
+    (acked.len(), lost)
 }
 
 /// Sequential inserts: their latencies.
@@ -185,6 +241,10 @@ pub async fn measure(count: usize, workers: usize, seconds: u64, bootstrap_mb: u
     }
     let failover = killed.elapsed();
     drop(three);
+    let mut async_losses = Vec::new();
+    for round in 0..3 {
+        async_losses.push(async_loss(round, workers).await);
+    }
 
     // Bootstrap: an actor filled while its node is alone, then a second node joins and receives a snapshot.
     let mut alone = Cluster::start(1, &["iad"]);
@@ -203,6 +263,7 @@ pub async fn measure(count: usize, workers: usize, seconds: u64, bootstrap_mb: u
     home.caught_up(&id).await;
     let bootstrap = (bootstrap_mb << 20, started.elapsed());
     ReplicationResults {
+        async_losses,
         lag,
         lag_in_node,
         async_writes,
