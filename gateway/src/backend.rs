@@ -249,8 +249,9 @@ pub struct ReplicaSet {
     pub replicas: Vec<ReplicaInfo>,
 }
 
-/// One copy of an actor's database.
+/// One copy of an actor's database (camelCase in JSON: `lagFrames`, `lagBytes`, `lagMs`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ReplicaInfo {
     /// The node that holds it.
     pub node: String,

@@ -213,13 +213,7 @@ pub(crate) async fn sleep_actor(State(app): State<AppState>, AdminActor(actor_id
 /// `{"node", "region", "position", "lagFrames", "lagBytes", "lagMs", "state"}`.
 pub(crate) async fn replicas(State(app): State<AppState>, AdminActor(actor_id): AdminActor) -> ApiResult {
     let set = app.backend.replicas(&actor_id).await?;
-    let copy = |r: &crate::backend::ReplicaInfo| {
-        json!({
-            "node": r.node, "region": r.region, "position": r.position, "lagFrames": r.lag_frames,
-            "lagBytes": r.lag_bytes, "lagMs": r.lag_ms, "state": r.state,
-        })
-    };
-    Ok(Json(json!({ "home": copy(&set.home), "replicas": set.replicas.iter().map(copy).collect::<Vec<_>>() })))
+    Ok(Json(json!(set)))
 }
 
 /// `GET /actors/{id}/kv/keys/{base64 key}` (admin) → `{"value": base64, "update_ts"}`; `kv.not_found` when

@@ -131,6 +131,11 @@ async fn a_replica_holds_exactly_the_homes_content_after_every_kind_of_change() 
     assert_eq!(set["replicas"][0]["position"], set["home"]["position"], "{set}");
     let refused = reqwest::get(&replicas_url).await.unwrap();
     assert_eq!(refused.status(), 401, "the replica set is an admin route");
+    // The inspector's summary carries it too.
+    let summary_url = format!("{}/gateway/{id}/inspector/summary", nodes[1].process.endpoint());
+    let summary: Value =
+        reqwest::Client::new().get(summary_url).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+    assert_eq!(summary["replicas"]["replicas"][0]["node"], json!("fra-1"), "{summary}");
     // Each member's liveness epoch (0: never taken for dead).
     let members: Value = reqwest::Client::new()
         .get(format!("{}/cluster/members", nodes[0].process.endpoint()))

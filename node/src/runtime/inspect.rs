@@ -49,6 +49,7 @@ where
                 "isDatabaseEnabled": true,
                 "isWorkflowEnabled": self.def.is_workflow,
                 "workflowHistory": self.workflow_history(db).await?,
+                "replicas": self.replica_set_json().await,
             }),
             InspectRequest::State => json!({ "state": self.state_json()?, "isStateEnabled": self.is_state_enabled()? }),
             InspectRequest::PatchState(state) => {
@@ -169,6 +170,14 @@ where
                 })
             })
             .collect())
+    }
+
+    /// Where the actor's database lives (its home and replicas with position and lag), on a cluster node; null on a
+    /// single node. Tern's addition to RivetKit's summary.
+    async fn replica_set_json(&self) -> serde_json::Value {
+        let Some(replicator) = self.core.replicator.get() else { return serde_json::Value::Null };
+        let set = replicator.replica_set(&self.shared.actor_id).await;
+        serde_json::to_value(set).unwrap_or(serde_json::Value::Null)
     }
 
     fn rpcs(&self) -> Vec<&str> {

@@ -30,8 +30,9 @@ impl Replica {
         }
         let conn = RawConnection::open(path, false)?;
         conn.exec("PRAGMA journal_mode=WAL")?;
-        // A frame is acknowledged only once it is durable here (sync mode counts on it).
-        conn.exec("PRAGMA synchronous=FULL")?;
+        // Transactions are not synced one by one: `apply` syncs the WAL once per batch, before it returns (a batch
+        // is acknowledged only once it is durable here; sync mode counts on it).
+        conn.exec("PRAGMA synchronous=OFF")?;
         conn.disable_checkpoints()?;
         let frames = conn.frame_count()?;
         let mut state = recorded;
@@ -56,7 +57,8 @@ impl Replica {
         self.state.position()
     }
 
-    /// Applies `batch` and returns the new state, for the node to record before it acknowledges the batch.
+    /// Applies `batch`, makes it durable, and returns the new state, for the node to record before it
+    /// acknowledges the batch.
     ///
     /// Frames the replica already holds are compared, not written again, so a re-sent batch is harmless. A batch
     /// that does not continue the replica's position fails with [`WalError::Gap`] (resend from the replica's
@@ -71,7 +73,7 @@ impl Replica {
         batch.validate()?;
         let at = self.position();
         if batch.generation == at.generation + 1 && batch.after == at {
-            self.conn.checkpoint_truncate()?;
+            self.checkpoint()?;
             self.state = WalState { generation: batch.generation, frame: 0, previous_end: at };
         } else if batch.generation != at.generation || batch.first_frame() > at.frame + 1 {
             return Err(WalError::Gap { batch: batch.after, replica: at });
@@ -92,12 +94,25 @@ impl Replica {
                 in_session = false;
             }
         }
+        self.sync_wal()?;
         self.state.frame = self.state.frame.max(batch.end().frame);
         Ok(self.state)
     }
 
+    /// Makes the WAL's frames durable (one `fsync` for the whole batch; the file's pages are the same whichever
+    /// descriptor syncs them).
+    fn sync_wal(&self) -> Result<(), WalError> {
+        let wal = PathBuf::from(format!("{}-wal", self.path.display()));
+        let file = std::fs::File::open(&wal).map_err(WalError::io(format!("opening {}", wal.display())))?;
+        file.sync_data().map_err(WalError::io(format!("syncing {}", wal.display())))
+    }
+
     /// Moves the replica's WAL into its file (before it becomes the home, or to read the file directly).
     pub fn checkpoint(&self) -> Result<(), WalError> {
-        self.conn.checkpoint_truncate()
+        // The database file must be durable before the WAL is emptied.
+        self.conn.exec("PRAGMA synchronous=FULL")?;
+        let checkpointed = self.conn.checkpoint_truncate();
+        self.conn.exec("PRAGMA synchronous=OFF")?;
+        checkpointed
     }
 }
