@@ -176,3 +176,61 @@ async fn a_killed_home_fails_over_to_its_replica_with_every_acknowledged_write()
     }
     println!("failover times (kill -9 to served through every gateway), ms: {failover_ms:?}");
 }
+
+/// With two replicas per actor, the freshest takes over; the new home, short of a second replica while the old home
+/// is down, takes the old home back as a replica when it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_two_replicas_the_old_home_comes_back_as_a_replica() {
+    let (ca, work) = (Ca::new(), tempfile::tempdir().unwrap());
+    let plans = plan(&[("iad-1", "iad"), ("fra-1", "fra"), ("sin-1", "sin")]);
+    let voters = voters_arg(&[&plans[0], &plans[1], &plans[2]]);
+    let first = [plans[0].quic.as_str()];
+    let extra = ["--replication-mode", "sync", "--replicas", "2"];
+    let mut nodes: Vec<Node> = plans
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Node::start(&ca, work.path(), p, if i == 0 { &[] } else { &first }, Some(&voters), &extra))
+        .collect();
+    for node in &nodes {
+        let all: Vec<&Node> = nodes.iter().collect();
+        eventually(&format!("{} sees all three alive", node.name), CONVERGE_CAP, || node.sees_alive(&all)).await;
+    }
+    let iad = Api::new(&nodes[0].process);
+    let id = iad.actor("sqlite", "two-replicas").await;
+    iad.call(&id, "execute", json!(["CREATE TABLE t(w TEXT)", null])).await.unwrap();
+    for i in 0..20 {
+        iad.call(&id, "execute", json!([format!("INSERT INTO t VALUES ('r{i}')"), null])).await.unwrap();
+    }
+    let set_through = |node: &Node| {
+        let url = format!("{}/actors/{id}/replicas", node.process.endpoint());
+        async move {
+            let response = reqwest::Client::new().get(url).bearer_auth(tern_tests::cluster::TOKEN).send().await.ok()?;
+            response.json::<Value>().await.ok()
+        }
+    };
+    let before = set_through(&nodes[1]).await.unwrap();
+    assert_eq!(before["replicas"].as_array().map(Vec::len), Some(2), "{before}");
+
+    nodes[0].process.kill9();
+    let fra = Api::new(&nodes[1].process);
+    let rows = eventually("served again from a replica", FAILOVER_CAP, || async {
+        fra.call(&id, "query", json!(["SELECT w FROM t", null])).await.ok()
+    })
+    .await;
+    let mut found = BTreeSet::new();
+    strings(&rows, &mut found);
+    assert!((0..20).all(|i| found.contains(&format!("r{i}"))), "every acknowledged row: {rows}");
+    let after = set_through(&nodes[1]).await.unwrap();
+    let new_home = after["home"]["node"].as_str().unwrap().to_string();
+    assert_ne!(new_home, "iad-1", "{after}");
+
+    // iad-1 returns: it lets its old copy go and becomes the new home's second replica.
+    nodes[0].process.restart();
+    let set = eventually("iad-1 is a replica again", FAILOVER_CAP, || async {
+        let set = set_through(&nodes[1]).await?;
+        let replicas = set["replicas"].as_array()?;
+        replicas.iter().any(|r| r["node"] == json!("iad-1") && r["state"] == json!("streaming")).then_some(set)
+    })
+    .await;
+    assert_eq!(set["replicas"].as_array().map(Vec::len), Some(2), "{set}");
+}

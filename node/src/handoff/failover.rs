@@ -84,6 +84,17 @@ async fn fail_over(handoff: &Handoff, home: &str, actors: Vec<String>) -> Result
 async fn take_over(handoff: &Handoff, home: &str, fenced_epoch: u64, actor_id: &str) -> Result<(), ClientError> {
     let directory = handoff.backend.directory()?;
     let position = handoff.replication.copy_position(actor_id).await?;
+    // The freshest live replica takes the actor over (a tie goes to the smallest node id); the others leave it.
+    if let Some(placement) = directory.placement(actor_id, true).await? {
+        let me = handoff.local_id.as_str();
+        for other in placement.replicas.iter().filter(|r| r.as_str() != me) {
+            if let Some(theirs) = handoff.replication.peer_position(other, actor_id).await
+                && (theirs > position || (theirs == position && other.as_str() < me))
+            {
+                return Ok(());
+            }
+        }
+    }
     let (count, _) = handoff.replication.policy(actor_id);
     let replicas = handoff.replication.choose_replicas(count, &[home.to_string()]);
     let moving = MoveHome {

@@ -36,6 +36,8 @@ pub(super) struct HomeStream {
     db_path: PathBuf,
     /// When the actor's replies leave.
     mode: ReplicationMode,
+    /// How many replicas the actor should have.
+    wanted: usize,
     /// The replicas' node ids, as recorded in the directory.
     replicas: Mutex<Vec<String>>,
     /// The stream's generation and where the previous one ended.
@@ -61,12 +63,13 @@ impl HomeStream {
         actor_id: &str,
         db_path: PathBuf,
         record: &StreamRecord,
-        mode: ReplicationMode,
+        (wanted, mode): (usize, ReplicationMode),
     ) -> Arc<HomeStream> {
         Arc::new(HomeStream {
             actor_id: actor_id.to_string(),
             db_path,
             mode,
+            wanted,
             replicas: Mutex::new(record.peers.clone()),
             wal: Mutex::new(record.state),
             committed: watch::Sender::new(record.state.position()),
@@ -84,6 +87,16 @@ impl HomeStream {
     /// When the actor's replies leave.
     pub(super) fn mode(&self) -> ReplicationMode {
         self.mode
+    }
+
+    /// How many replicas the actor should have.
+    pub(super) fn wanted(&self) -> usize {
+        self.wanted
+    }
+
+    /// Adds replicas (already recorded in the directory).
+    pub(super) fn add_replicas(&self, new: &[String]) {
+        lock(&self.replicas).extend(new.iter().cloned());
     }
 
     /// The replicas' node ids.

@@ -46,6 +46,9 @@ use home::HomeStream;
 pub use wire::ReplicationMessage;
 use wire::{AskPosition, ShipFrames, ShipSnapshot};
 
+/// How often a home looks over the replica sets of all its actors.
+const REPAIR_EVERY: Duration = Duration::from_secs(2);
+
 /// A replica's writer is closed after this long without a batch from its home.
 const IDLE_COPY: Duration = Duration::from_secs(30);
 
@@ -125,7 +128,7 @@ impl Replication {
                 copies.close_idle(IDLE_COPY).await;
             }
         });
-        Replication {
+        let replication = Replication {
             ctx: Arc::new(Context { core, transport, members, local_id }),
             settings,
             lease,
@@ -133,6 +136,29 @@ impl Replication {
             streams: Arc::default(),
             copies,
             lonely_until: Arc::default(),
+        };
+        tokio::spawn(replication.clone().keep_sets_whole());
+        replication
+    }
+
+    /// Repairs every replica set homed here every [`REPAIR_EVERY`], whether or not its actor writes (commits
+    /// repair their own set at once).
+    async fn keep_sets_whole(self) {
+        loop {
+            tokio::time::sleep(REPAIR_EVERY).await;
+            if self.lease.as_ref().is_some_and(|lease| lease.check().is_err()) {
+                continue;
+            }
+            let streams: Vec<(String, Arc<HomeStream>)> = self
+                .streams
+                .lock()
+                .await
+                .iter()
+                .filter_map(|(id, stream)| Some((id.clone(), stream.clone()?)))
+                .collect();
+            for (actor_id, stream) in streams {
+                self.repair(&actor_id, &stream).await;
+            }
         }
     }
 
@@ -221,7 +247,7 @@ impl Replication {
                 // A new stream starts at a generation boundary, so the database file is exactly the new
                 // generation's start (what a snapshot copies).
                 let fresh = StreamRecord { role: StreamRole::Home, state: Default::default(), peers: replicas };
-                let stream = HomeStream::new(actor_id, db_path.clone(), &fresh, mode);
+                let stream = HomeStream::new(actor_id, db_path.clone(), &fresh, (count, mode));
                 let mut source = stream.source(db)?;
                 let state = match source.next_generation().map_err(wal_failed)? {
                     Some(next) => {
@@ -237,7 +263,7 @@ impl Replication {
                 record
             }
         };
-        let stream = HomeStream::new(actor_id, db_path, &record, mode);
+        let stream = HomeStream::new(actor_id, db_path, &record, (count, mode));
         for replica in stream.replicas() {
             tokio::spawn(home::ship(self.ctx.clone(), stream.clone(), replica));
         }
@@ -350,6 +376,36 @@ impl Replication {
             tracing::info!(actor_id, old, new, "a replica's node is down: replicating to another node");
             tokio::spawn(home::ship(self.ctx.clone(), stream.clone(), new));
         }
+        // A set smaller than wanted (no node was free when it was chosen, e.g. after a failover in a small
+        // cluster) grows as nodes join or come back: a returning old home becomes a replica this way.
+        let current = stream.replicas();
+        if current.len() < stream.wanted() {
+            let new = self.choose_replicas(stream.wanted() - current.len(), &current);
+            if new.is_empty() {
+                return;
+            }
+            let next: Vec<String> = current.iter().chain(&new).cloned().collect();
+            if let Err(e) = self.record_replicas(actor_id, &next).await {
+                tracing::debug!(actor_id, error = %e, "cannot record a larger replica set");
+                return;
+            }
+            stream.add_replicas(&new);
+            if let Err(e) = self.ctx.core.node_db.set_wal_stream(actor_id, &stream.record()).await {
+                tracing::error!(actor_id, error = %e, "cannot record a larger replica set locally");
+            }
+            tracing::info!(actor_id, ?new, "replicating to more nodes");
+            for replica in new {
+                tokio::spawn(home::ship(self.ctx.clone(), stream.clone(), replica));
+            }
+        }
+    }
+
+    /// Where another node's replica of `actor_id` is, if that node is alive and answers.
+    pub(crate) async fn peer_position(&self, node_id: &str, actor_id: &str) -> Option<Position> {
+        let addr = self.ctx.address(node_id)?;
+        let ask = AskPosition { actor_id: actor_id.to_string() };
+        let state = rpc::ask(&self.ctx.transport, addr, ask, Duration::from_secs(2)).await.ok()??;
+        Some(state.position())
     }
 
     /// How many replicas an actor keeps and when its replies leave: its definition's options, else the node's.
