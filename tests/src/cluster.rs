@@ -152,7 +152,8 @@ impl Node {
     /// The node's `/cluster/members` list, or `None` while it does not answer.
     pub async fn members(&self) -> Option<Vec<Value>> {
         let url = format!("{}/cluster/members", self.process.endpoint());
-        let response = reqwest::Client::new().get(url).bearer_auth(TOKEN).send().await.ok()?;
+        let request = reqwest::Client::new().get(url).bearer_auth(TOKEN).timeout(std::time::Duration::from_secs(10));
+        let response = request.send().await.ok()?;
         let body: Value = response.error_for_status().ok()?.json().await.ok()?;
         body["members"].as_array().cloned()
     }

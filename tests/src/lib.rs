@@ -187,12 +187,24 @@ impl TernProcess {
         }
     }
 
-    /// Asks the process to stop (SIGTERM) and waits for it to exit; returns its exit status.
+    /// Asks the process to stop (SIGTERM) and waits for it to exit, at most a minute (then it is killed and the
+    /// test fails); returns its exit status.
     pub fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("the node is running");
         let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("run kill");
         assert!(status.success(), "kill -TERM failed");
-        child.wait().expect("wait for the node to stop")
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for the node to stop") {
+                return status;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(60) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the node did not stop within 60 s of SIGTERM");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// Starts the process again on the same port and data directory.
@@ -246,7 +258,12 @@ pub type ApiError = (u16, String, serde_json::Value);
 impl Api {
     /// A client of `node`.
     pub fn new(node: &TernProcess) -> Api {
-        let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("an HTTP client");
+        // Bounded: no request of a test may hang it (the longest a test waits on purpose is a 10 s queue send).
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .expect("an HTTP client");
         Api { http, endpoint: node.endpoint() }
     }
 
