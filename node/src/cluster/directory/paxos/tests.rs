@@ -17,16 +17,31 @@ impl Cluster {
     }
 }
 
-/// One proposer's view: which voters it reaches, and how often a message is lost (either way).
+/// One proposer's view: which voters it reaches, and how often a message is lost (either way), drawn from a
+/// seeded generator.
 struct View {
     cluster: Arc<Cluster>,
     reachable: Vec<bool>,
     loss: f64,
+    rng: Mutex<rand::rngs::StdRng>,
+}
+
+/// The seed of the message-loss patterns: `TERN_TEST_SEED` when set, else a random one; printed, so that a failing
+/// pattern can be drawn again (`TERN_TEST_SEED=N cargo test -p tern-node paxos`). The tasks' interleaving is the
+/// runtime's, so a replay repeats the losses, not always the schedule.
+fn seed() -> u64 {
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SEED.get_or_init(|| {
+        let seed = std::env::var("TERN_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+        eprintln!("message-loss seed {seed} (replay with TERN_TEST_SEED={seed})");
+        seed
+    })
 }
 
 impl View {
     fn reach(&self, index: usize) -> Result<(), String> {
-        if !self.reachable[index] || rand::random::<f64>() < self.loss {
+        let lost = rand::RngExt::random::<f64>(&mut *self.rng.lock().unwrap()) < self.loss;
+        if !self.reachable[index] || lost {
             return Err(format!("voter {index} did not answer"));
         }
         Ok(())
@@ -76,7 +91,10 @@ impl Voters for View {
 }
 
 fn proposer(cluster: &Arc<Cluster>, name: &str, reachable: Vec<bool>, loss: f64) -> Arc<Proposer<View>> {
-    Arc::new(Proposer::new(name, Arc::new(View { cluster: cluster.clone(), reachable, loss })))
+    // Each proposer draws its own pattern from the run's seed and its name.
+    let seed = name.bytes().fold(seed(), |seed, b| seed.rotate_left(5) ^ u64::from(b));
+    let rng = Mutex::new(rand::SeedableRng::seed_from_u64(seed));
+    Arc::new(Proposer::new(name, Arc::new(View { cluster: cluster.clone(), reachable, loss, rng })))
 }
 
 /// Sets the register to `mine` if it is empty; returns what it holds afterwards.
