@@ -1,5 +1,6 @@
 //! A small lab network for partition tests: one Linux network namespace per host, each joined to one bridge by a
-//! veth pair, on `10.231.0.0/24` (hosts `.1`, `.2`, ...; the test itself, in the root namespace, is `.254`). A
+//! veth pair, on `10.231.R.0/24` (hosts `.1`, `.2`, ...; the test itself, in the root namespace, is `.254`), where
+//! `R` is the lab's run number, so that two test runs on one machine do not collide. A
 //! partition is made of blackhole routes inside the namespaces, so packets between the two sides vanish as on a
 //! real split while the test still reaches every host. Built from the simulator's namespace primitives
 //! (`tern_sim::netns`). Needs root and iproute2; everything made is removed on drop (and leftovers of an aborted
@@ -9,15 +10,31 @@ use std::net::Ipv4Addr;
 
 use tern_sim::netns::{BridgePort, Host, ip};
 
-/// The lab's subnet prefix (a /24).
-const SUBNET: &str = "10.231.0";
-/// The bridge's name, and the prefix of the namespaces and host-side veth ends.
-const BRIDGE: &str = "ternlab0";
-const NS_PREFIX: &str = "ternlab-h";
-const VETH_PREFIX: &str = "ternlabv";
+/// The names of one lab's network: its subnet prefix (a /24), its bridge, and the prefixes of its namespaces and
+/// host-side veth ends, all carrying the lab's run number (interface names stay within Linux's 15 characters).
+struct Names {
+    subnet: String,
+    bridge: String,
+    namespace: String,
+    veth: String,
+}
+
+impl Names {
+    /// The names of this process's lab: run number 1–200 from the process id.
+    fn of_this_run() -> Names {
+        let run = std::process::id() % 200 + 1;
+        Names {
+            subnet: format!("10.231.{run}"),
+            bridge: format!("tl{run}br"),
+            namespace: format!("ternlab{run}-h"),
+            veth: format!("tl{run}v"),
+        }
+    }
+}
 
 /// The lab: hosts in namespaces on one bridge.
 pub struct Lab {
+    names: Names,
     hosts: Vec<Host>,
     /// Blackhole routes in force: (host index, address blackholed).
     blackholes: Vec<(usize, String)>,
@@ -31,23 +48,21 @@ impl Lab {
     /// Makes `hosts` namespaces on a fresh bridge.
     pub fn new(hosts: usize) -> Lab {
         assert!(hosts < 250, "the lab's subnet holds fewer hosts");
-        Lab::clean_up(hosts.max(16));
-        must(ip(&["link", "add", BRIDGE, "type", "bridge"]));
-        must(ip(&["addr", "add", &format!("{SUBNET}.254/24"), "dev", BRIDGE]));
-        must(ip(&["link", "set", BRIDGE, "up"]));
+        let names = Names::of_this_run();
+        Lab::clean_up(&names, hosts.max(16));
+        let (subnet, bridge) = (&names.subnet, &names.bridge);
+        must(ip(&["link", "add", bridge, "type", "bridge"]));
+        must(ip(&["addr", "add", &format!("{subnet}.254/24"), "dev", bridge]));
+        must(ip(&["link", "set", bridge, "up"]));
         let hosts = (0..hosts)
             .map(|i| {
-                let (veth, address) = (format!("{VETH_PREFIX}{i}"), format!("{SUBNET}.{}", i + 1));
-                let port = BridgePort { namespace: None, bridge: BRIDGE, veth: &veth };
+                let (veth, address) = (format!("{}{i}", names.veth), format!("{subnet}.{}", i + 1));
+                let port = BridgePort { namespace: None, bridge, veth: &veth };
                 let address: Ipv4Addr = address.parse().expect("an IPv4 address");
-                must(Host::create(&Lab::namespace(i), address, port, None))
+                must(Host::create(&format!("{}{i}", names.namespace), address, port, None))
             })
             .collect();
-        Lab { hosts, blackholes: Vec::new() }
-    }
-
-    fn namespace(i: usize) -> String {
-        format!("{NS_PREFIX}{i}")
+        Lab { names, hosts, blackholes: Vec::new() }
     }
 
     /// Host `i`'s address.
@@ -81,17 +96,17 @@ impl Lab {
     }
 
     /// Removes the namespaces (with their veth pairs) and the bridge, ignoring what does not exist.
-    fn clean_up(hosts: usize) {
+    fn clean_up(names: &Names, hosts: usize) {
         for i in 0..hosts {
-            let _ = ip(&["netns", "del", &Lab::namespace(i)]);
-            let _ = ip(&["link", "del", &format!("{VETH_PREFIX}{i}")]);
+            let _ = ip(&["netns", "del", &format!("{}{i}", names.namespace)]);
+            let _ = ip(&["link", "del", &format!("{}{i}", names.veth)]);
         }
-        let _ = ip(&["link", "del", BRIDGE]);
+        let _ = ip(&["link", "del", &names.bridge]);
     }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        Lab::clean_up(self.hosts.len());
+        Lab::clean_up(&self.names, self.hosts.len());
     }
 }
