@@ -170,6 +170,25 @@ fn a_node_needs_an_admin_token_and_host_port_seeds() {
 }
 
 #[tokio::test]
+async fn a_node_refuses_a_voter_set_other_than_its_first() {
+    let (ca, work) = (Ca::new(), tempfile::tempdir().unwrap());
+    let plans = plan(&[("iad-1", "iad")]);
+    let voters = voters_arg(&[&plans[0]]);
+    let mut node = Node::start(&ca, work.path(), &plans[0], &[], Some(&voters), &[]);
+    eventually("the node serves", CONVERGE_CAP, || node.members()).await;
+    assert!(node.process.terminate().success());
+    // The same data directory, another voter set: refused at start, with the reason, before anything is served.
+    let mut command = Command::new(tern_binary());
+    command.arg("node").args(["--region", "iad", "--quic-listen", &plans[0].quic, "--admin-token", TOKEN]);
+    command.args(ca.tls_args("iad-1-again")).args(["--voters", &format!("other-1@{}", plans[0].quic)]);
+    command.arg("--data-dir").arg(work.path().join("iad-1")).args(["--listen", "127.0.0.1:0"]);
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("the voter set cannot change by flags") && stderr.contains("iad-1"), "{stderr}");
+}
+
+#[tokio::test]
 async fn a_dev_node_lists_itself_alone() {
     let dir = tempfile::tempdir().unwrap();
     let node = TernProcess::start(&tern_binary(), &dir.path().join("data"));
