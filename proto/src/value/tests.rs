@@ -54,3 +54,18 @@ fn cbor_decoding_refuses_trailing_bytes_and_garbage() {
     assert!(from_cbor_bytes(&[0xff]).is_err());
     assert!(from_cbor_bytes(&[]).is_err());
 }
+
+#[test]
+fn cbor_nesting_is_bounded() {
+    // Arrays of one element nested `depth` times around a 0: 0x81 per level.
+    let nested = |depth: usize| {
+        let mut bytes = vec![0x81; depth];
+        bytes.push(0x00);
+        bytes
+    };
+    assert!(from_cbor_bytes(&nested(100)).is_ok(), "100 levels decode");
+    // 200 levels are over the limit of 128 (ciborium's own default, 256, would let them through).
+    let err = from_cbor_bytes(&nested(200)).unwrap_err();
+    assert_eq!((err.group.as_str(), err.code.as_str(), err.status), ("actor", "invalid_request", 400), "{err:?}");
+    assert!(err.message.contains("malformed CBOR"), "{err:?}");
+}
