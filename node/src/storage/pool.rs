@@ -66,3 +66,31 @@ impl DbPool {
         self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `synchronous` as SQLite reports it on a pooled connection (1 NORMAL, 2 FULL).
+    async fn synchronous(db: &ActorDb) -> i64 {
+        let mut rows = db.connection().query("PRAGMA synchronous", ()).await.unwrap();
+        rows.next().await.unwrap().unwrap().get(0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn connections_get_the_nodes_durability_and_the_pool_stays_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = DbPool::new(NonZeroUsize::new(2).unwrap());
+        // `--fsync` gives FULL (every commit fsynced); the default NORMAL.
+        let full = pool.connection("a", &dir.path().join("a.db"), "FULL").await.unwrap();
+        assert_eq!(synchronous(&full).await, 2);
+        let normal = pool.connection("b", &dir.path().join("b.db"), "NORMAL").await.unwrap();
+        assert_eq!(synchronous(&normal).await, 1);
+        let mut rows = full.connection().query("PRAGMA locking_mode", ()).await.unwrap();
+        let locking: String = rows.next().await.unwrap().unwrap().get(0).unwrap();
+        assert_eq!(locking, "exclusive", "one connection owns each file, with no -shm");
+        // A third database evicts the least recently used.
+        pool.connection("c", &dir.path().join("c.db"), "NORMAL").await.unwrap();
+        assert_eq!(pool.open_count(), 2);
+    }
+}
