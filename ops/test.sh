@@ -19,6 +19,17 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
 
+echo "== prerequisites"
+# The partition and region tests make network namespaces, veth pairs and a TUN device: say so at once if they
+# cannot, rather than after the build.
+probe="tern-probe-$$"
+if ip netns add "$probe" 2>/dev/null; then
+  ip netns del "$probe"
+else
+  echo "!! network namespaces cannot be made here (root and iproute2 needed): the partition and region tests will fail"
+fi
+[ -c /dev/net/tun ] || echo "!! /dev/net/tun is missing: the region tests will fail"
+
 echo "== lint"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
