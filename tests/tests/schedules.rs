@@ -38,6 +38,13 @@ impl Clock {
         serde_json::from_value(self.call("fired", json!([])).await.unwrap()).unwrap()
     }
 
+    /// The actor's record from the listing by id, which never wakes it.
+    async fn info(&self) -> serde_json::Value {
+        let url = format!("{}/actors?actor_ids={}", self.api.endpoint, self.id);
+        let listed: serde_json::Value = self.api.http.get(url).send().await.unwrap().json().await.unwrap();
+        listed["actors"][0].clone()
+    }
+
     async fn sleep(&self) {
         let url = format!("{}/actors/{}/sleep", self.api.endpoint, self.id);
         assert!(self.api.http.post(url).json(&json!({})).send().await.unwrap().status().is_success());
@@ -51,15 +58,23 @@ async fn a_schedule_fires_its_action_with_arguments_and_wakes_a_sleeping_actor()
     let dir = tempfile::tempdir().unwrap();
     let node = TernProcess::start(&example_binary(), &dir.path().join("data"));
     let clock = Clock::create(&node, "wake").await;
-    let id = clock.call("remindIn", json!([300, "tea"])).await.unwrap();
+    // Due in 2 s: time to put the actor to sleep and see it asleep first.
+    let id = clock.call("remindIn", json!([2000, "tea"])).await.unwrap();
     let pending = clock.call("pending", json!([])).await.unwrap();
     assert_eq!(pending[0]["id"], id);
     assert_eq!((pending[0]["action"].clone(), pending[0]["args"].clone()), (json!("remember"), json!(["tea"])));
-    let cancelled = clock.call("remindIn", json!([200, "never"])).await.unwrap();
+    let cancelled = clock.call("remindIn", json!([1500, "never"])).await.unwrap();
     assert_eq!(clock.call("cancel", json!([cancelled])).await.unwrap(), json!(true));
     clock.sleep().await;
-    // Nothing touches the actor now: only its alarm can wake it.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Nothing touches the actor now: only its alarm can wake it. Watched from outside (the listing by id does not
+    // wake an actor): asleep first, then awake again with a later start.
+    let asleep = clock.info().await;
+    assert!(asleep["sleep_ts"].is_i64(), "the actor sleeps: {asleep}");
+    eventually("the alarm wakes the actor", CAP, || async {
+        let info = clock.info().await;
+        (info["sleep_ts"].is_null() && info["start_ts"].as_i64() > asleep["start_ts"].as_i64()).then_some(())
+    })
+    .await;
     let woken = eventually("the schedule fired", CAP, || async {
         let fired = clock.fired().await;
         (!fired.is_empty()).then_some(fired)
