@@ -74,14 +74,14 @@ async fn an_actor_calling_itself_fails_at_once_and_a_cycle_times_out() {
     let a = api.actor("relay", "a").await;
     api.actor("relay", "b").await;
 
-    let started = Instant::now();
+    // Refused at once: a self-call that was not caught would end, after the 2 s action timeout, as
+    // `actor.action_timed_out` instead.
     let (status, code, body) = api.call(&a, "callSelf", json!([])).await.unwrap_err();
     assert_eq!((status, code.as_str()), (400, "actor.self_call"));
     assert_eq!(
         body["message"],
         json!("an actor cannot call its own actions from inside a turn; call the function directly")
     );
-    assert!(started.elapsed() < Duration::from_secs(1), "the self-call is refused without waiting");
     // By key, the same actor is refused too.
     let (_, code, _) = api.call(&a, "forward", json!(["relay", "a", "ping", []])).await.unwrap_err();
     assert_eq!(code, "actor.self_call");

@@ -147,7 +147,8 @@ async fn a_collector_that_is_down_neither_slows_nor_fails_actions() {
     for expected in 1..=5 {
         let started = Instant::now();
         assert_eq!(api.call(&id, "increment", json!([1])).await.unwrap(), json!(expected));
-        assert!(started.elapsed() < Duration::from_secs(2), "the action took {:?}", started.elapsed());
+        // A generous bound: an export in the action's path would hold it through the exporter's retries.
+        assert!(started.elapsed() < Duration::from_secs(10), "the action took {:?}", started.elapsed());
     }
 
     let api_ref = &api;
