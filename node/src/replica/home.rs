@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +27,10 @@ const SNAPSHOT_CHUNK: usize = 8 << 20;
 const CHECKPOINT_FRAMES: u32 = 1000;
 /// Past this many frames the home checkpoints even if a replica lags (that replica then needs a snapshot).
 const MAX_WAL_FRAMES: u32 = 64 * 1024;
+/// The largest encoded batch shipped in one request: the transport's frame limit, less room for the call around it.
+fn max_shipped_batch() -> usize {
+    tern_replication::TransportConfig::default().max_frame_size - (64 << 10)
+}
 /// How long one call to a replica may take.
 const SHIP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -52,6 +56,9 @@ pub(super) struct HomeStream {
     commit_times: Mutex<VecDeque<(Position, Instant)>>,
     /// Bytes of one WAL frame (header and page), once known.
     frame_bytes: AtomicU64,
+    /// A transaction too large for one request is waiting: the next commit ends the generation, so the replicas
+    /// receive it inside a snapshot (sent in chunks) instead.
+    oversized: AtomicBool,
 }
 
 /// How many commit times a stream remembers.
@@ -77,6 +84,7 @@ impl HomeStream {
             files: RwLock::new(()),
             commit_times: Mutex::new(VecDeque::new()),
             frame_bytes: AtomicU64::new(0),
+            oversized: AtomicBool::new(false),
         })
     }
 
@@ -156,15 +164,23 @@ impl HomeStream {
             let acked = self.acked.borrow();
             self.replicas().iter().all(|r| acked.get(r).is_some_and(|p| *p >= position))
         };
+        let oversized = self.oversized.load(Ordering::Relaxed);
         let due = (position.frame >= CHECKPOINT_FRAMES && everyone_has_it) || position.frame >= MAX_WAL_FRAMES;
-        if !due {
+        if !due && !oversized {
             return Ok(position);
         }
-        let Ok(_files) = self.files.try_write() else { return Ok(position) };
+        // A routine checkpoint gives way to a shipper reading the files; one that must get an oversized
+        // transaction to the replicas waits for it.
+        let _files = match (oversized, self.files.try_write()) {
+            (_, Ok(files)) => files,
+            (true, Err(_)) => self.files.write().await,
+            (false, Err(_)) => return Ok(position),
+        };
         let Some(next) = source.next_generation().map_err(internal)? else { return Ok(position) };
         let record = StreamRecord { role: StreamRole::Home, state: next, peers: self.replicas() };
         ctx.core.node_db.set_wal_stream(&self.actor_id, &record).await?;
         source.checkpoint(next).map_err(internal)?;
+        self.oversized.store(false, Ordering::Relaxed);
         *lock(&self.wal) = next;
         self.committed.send_replace(next.position());
         ctx.core.metrics.record_wal_checkpoint();
@@ -249,6 +265,10 @@ pub(super) async fn ship(ctx: Arc<Context>, stream: Arc<HomeStream>, replica: St
 /// One exchange with the replica; `Ok(false)` when it has everything committed.
 async fn step(ctx: &Context, stream: &HomeStream, replica: &str, at: &mut Option<Position>) -> Result<bool, ShipError> {
     let addr = ctx.address(replica).ok_or(ShipError::Down)?;
+    if stream.oversized.load(Ordering::Relaxed) {
+        // Waiting for the next commit to end the generation (and for the snapshot after it).
+        return Ok(false);
+    }
     let position = match *at {
         Some(position) => position,
         None => {
@@ -276,10 +296,28 @@ async fn step(ctx: &Context, stream: &HomeStream, replica: &str, at: &mut Option
         }
         Err(err) => return Err(err.into()),
     };
+    let wire = batch.encode();
+    if wire.len() > max_shipped_batch() {
+        // One transaction larger than a request may be: the next commit moves it into the database file, which
+        // reaches the replica as a snapshot in chunks.
+        tracing::warn!(
+            actor_id = %stream.actor_id, bytes = wire.len(),
+            "a transaction is too large to ship as frames; the replicas will receive it in a snapshot"
+        );
+        stream.oversized.store(true, Ordering::Relaxed);
+        // The actor may write nothing more (or sleep): one turn now ends the generation.
+        let (host, actor_id) = (crate::runtime::Host { core: ctx.core.clone() }, stream.actor_id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = host.turn_now(&actor_id).await {
+                tracing::warn!(actor_id, error = %e, "cannot run a turn to end a generation");
+            }
+        });
+        return Ok(false);
+    }
     let bytes = batch.payload_bytes();
     let frames = batch.frames.len();
     stream.frame_bytes.store((bytes / frames.max(1)) as u64, Ordering::Relaxed);
-    let call = ShipFrames { actor_id: stream.actor_id.clone(), home: ctx.local_id.clone(), batch: batch.encode() };
+    let call = ShipFrames { actor_id: stream.actor_id.clone(), home: ctx.local_id.clone(), batch: wire };
     match rpc::ask(&ctx.transport, addr, call, SHIP_TIMEOUT).await? {
         Ok(state) => {
             ctx.core.metrics.record_wal_shipped(frames, bytes);

@@ -104,6 +104,8 @@ pub struct Replication {
     lease: Option<Lease>,
     /// The cluster's backend, for the directory where replica sets are recorded.
     backend: Option<ClusterBackend>,
+    /// Held while a stream is set up, so that one actor's stream is never set up twice.
+    setting_up: Arc<tokio::sync::Mutex<()>>,
     /// Until when a home with no candidate replica stops looking (so that a lone node does not look every turn).
     lonely_until: Arc<Mutex<HashMap<String, tokio::time::Instant>>>,
 }
@@ -135,6 +137,7 @@ impl Replication {
             backend,
             streams: Arc::default(),
             copies,
+            setting_up: Arc::default(),
             lonely_until: Arc::default(),
         };
         tokio::spawn(replication.clone().keep_sets_whole());
@@ -220,9 +223,20 @@ impl Replication {
     }
 
     /// The stream of an actor homed here, starting one (choosing its replicas) if it has none yet.
+    ///
+    /// Every turn asks, so the map is locked only to look up and to insert; a stream is set up (`node.db`, the
+    /// directory) under a separate lock that serializes setups only.
     async fn stream(&self, actor_id: &str, db: &ActorDb) -> Result<Option<Arc<HomeStream>>, ClientError> {
-        let mut streams = self.streams.lock().await;
-        if let Some(known) = streams.get(actor_id) {
+        if let Some(known) = self.streams.lock().await.get(actor_id) {
+            return Ok(known.clone());
+        }
+        let now = tokio::time::Instant::now();
+        if lock(&self.lonely_until).get(actor_id).is_some_and(|t| *t > now) {
+            // No node was free for a replica a moment ago: ask again later, not on every turn.
+            return Ok(None);
+        }
+        let _setting_up = self.setting_up.lock().await;
+        if let Some(known) = self.streams.lock().await.get(actor_id) {
             return Ok(known.clone());
         }
         let core = &self.ctx.core;
@@ -232,11 +246,7 @@ impl Replication {
             Some(record) if record.role == StreamRole::Home => record,
             _ => {
                 if count == 0 {
-                    streams.insert(actor_id.to_string(), None);
-                    return Ok(None);
-                }
-                let now = tokio::time::Instant::now();
-                if lock(&self.lonely_until).get(actor_id).is_some_and(|t| *t > now) {
+                    self.streams.lock().await.insert(actor_id.to_string(), None);
                     return Ok(None);
                 }
                 let replicas = self.choose_replicas(count, &[]);
@@ -267,7 +277,7 @@ impl Replication {
         for replica in stream.replicas() {
             tokio::spawn(home::ship(self.ctx.clone(), stream.clone(), replica));
         }
-        streams.insert(actor_id.to_string(), Some(stream.clone()));
+        self.streams.lock().await.insert(actor_id.to_string(), Some(stream.clone()));
         Ok(Some(stream))
     }
 

@@ -17,7 +17,7 @@ impl Host {
         let actor_id = record.actor_id.clone();
         self.core.node_db.insert(&record).await?;
         lock(&self.core.actor_table).insert(record);
-        self.request(&actor_id, |reply| Command::Ping { reply }).await
+        self.turn_now(&actor_id).await
     }
 
     /// Lets go of an actor that lives on another node now: puts it to sleep, and removes its record and files
@@ -35,6 +35,12 @@ impl Host {
             tracing::error!(actor_id, error = %e, "cannot remove the files of an actor that moved");
             ClientError::internal()
         })
+    }
+
+    /// Runs one turn of the actor now, waking it if it sleeps, so that the work done after each commit (such as
+    /// ending a replication generation) happens even if nothing else writes.
+    pub(crate) async fn turn_now(&self, actor_id: &str) -> Result<(), ClientError> {
+        self.request(actor_id, |reply| Command::Ping { reply }).await
     }
 
     /// The ids of the live actors recorded on this node.
