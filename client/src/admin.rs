@@ -112,6 +112,21 @@ impl Client {
         json_body(self.authorized(self.http().get(url)).send().await?).await
     }
 
+    /// Moves the actor to `target` (`{"region": R}` or `{"node": ID}`) and returns the finished move
+    /// (`POST /actors/{id}/migrate`): `{"actor_id", "from": {"node", "region"}, "to": {...}, "epoch",
+    /// "pause_ms"}`. Admin route.
+    pub async fn migrate_actor(&self, actor_id: &str, target: &serde_json::Value) -> Result<serde_json::Value> {
+        let url = self.endpoint().actors(&[actor_id, "migrate"], self.namespace(), &[]);
+        json_body(self.authorized(self.http().post(url)).json(target).send().await?).await
+    }
+
+    /// Moves every actor off node `node` (`POST /cluster/nodes/{id}/drain`): `{"node", "moved", "failed":
+    /// [{"actorId", "error", "message"}]}`. Admin route.
+    pub async fn drain_node(&self, node: &str) -> Result<serde_json::Value> {
+        let url = self.endpoint().url(&["cluster", "nodes", node, "drain"], &[]);
+        json_body(self.authorized(self.http().post(url)).send().await?).await
+    }
+
     /// Reads the entry `key` of the actor's key-value store (`GET /actors/{id}/kv/keys/{base64 key}`); `None`
     /// when the store has no such key (`kv.not_found`). A missing actor is `actor.not_found`. Key `[3]` holds
     /// the actor's own inspector token (RivetKit's layout). Admin route.

@@ -65,6 +65,11 @@ pub enum ConnOutput {
     Event { name: String, args: Value },
     /// The server ends the connection with this reason. Clients that were connected reconnect on their own.
     Close(ClientError),
+    /// The actor moved to another node and kept this connection (its id, parameters, state and subscriptions):
+    /// whoever holds the client's socket re-binds it to the actor's new home. A cluster node's backend does so
+    /// itself and never passes this on; a gateway that gets it anyway ends the connection like
+    /// `Close(actor.stopping)`, and the client reconnects.
+    Moved,
 }
 
 /// A raw HTTP request for an actor's request handler (`/request/...`): the method, the path after `/request`
@@ -270,6 +275,52 @@ pub struct ReplicaInfo {
     pub state: String,
 }
 
+/// Where a migration sends an actor: `{"region": "fra"}` (a live node there) or `{"node": "ID"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationTarget {
+    /// Any live node of this region (the actor's current node when it is already there).
+    Region(String),
+    /// This node.
+    Node(String),
+}
+
+/// A node and its region, as a migration reports them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodePlace {
+    /// The node's id.
+    pub node: String,
+    /// The node's region.
+    pub region: String,
+}
+
+/// A finished migration (`POST /actors/{id}/migrate`): the actor serves from `to` under `epoch`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Migration {
+    /// The actor that moved.
+    pub actor_id: String,
+    /// Where it lived.
+    pub from: NodePlace,
+    /// Where it lives now (`from` when it was already there).
+    pub to: NodePlace,
+    /// The actor's epoch at its new home (it grows with every change of home).
+    pub epoch: u64,
+    /// How long the actor served no request, in milliseconds: from its pause on the old home until the new home
+    /// took it (0 when it did not move).
+    pub pause_ms: u64,
+}
+
+/// What draining a node did (`POST /cluster/nodes/{id}/drain`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DrainReport {
+    /// The drained node.
+    pub node: String,
+    /// How many actors moved to other nodes.
+    pub moved: u64,
+    /// The actors that could not move, with why (a drain with any is incomplete: the node still hosts them).
+    pub failed: Vec<(String, ClientError)>,
+}
+
 /// Hosts actors on behalf of the gateway.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
@@ -348,4 +399,13 @@ pub trait Backend: Send + Sync + 'static {
     async fn cluster_members(&self) -> Result<Vec<MemberInfo>, ClientError>;
     /// The actor's home and replicas, as its home reports them; `actor.not_found` for an unknown actor.
     async fn replicas(&self, actor_id: &str) -> Result<ReplicaSet, ClientError>;
+    /// Moves the actor to `target` while clients keep calling it, and answers once it serves from its new home.
+    /// Calls that arrive during the hand-off wait and are served by the new home; open connections stay open.
+    /// Errors: `cluster.region_not_found` / `cluster.node_not_found` for a target the cluster does not have,
+    /// `cluster.no_capacity` when no live node there can take it, `actor.migration_in_progress` while another
+    /// move of the actor runs. An actor already there answers at once with `pause_ms` 0.
+    async fn migrate(&self, actor_id: &str, target: MigrationTarget) -> Result<Migration, ClientError>;
+    /// Moves every actor off node `node_id` (to other live nodes, its own region first) and reports how many
+    /// moved; `cluster.node_not_found` for a node that is not a member.
+    async fn drain(&self, node_id: &str) -> Result<DrainReport, ClientError>;
 }

@@ -51,6 +51,23 @@ pub(crate) async fn members(State(app): State<AppState>, headers: HeaderMap) -> 
     })))
 }
 
+/// `POST /cluster/nodes/{id}/drain` (admin) → `{"node", "moved", "failed": [{"actorId", "error"}]}` once every
+/// actor the node hosted has moved to another node (or failed to, listed).
+pub(crate) async fn drain(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    crate::request::Checked(axum::extract::Path(node_id)): crate::request::Checked<axum::extract::Path<String>>,
+) -> Result<Json<JsonValue>, ErrorResponse> {
+    require_admin(&app.config, &headers)?;
+    let report = app.backend.drain(&node_id).await?;
+    let failed: Vec<JsonValue> = report
+        .failed
+        .iter()
+        .map(|(actor_id, error)| json!({ "actorId": actor_id, "error": error.qualified_code(), "message": error.message }))
+        .collect();
+    Ok(Json(json!({ "node": report.node, "moved": report.moved, "failed": failed })))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -153,7 +153,7 @@ impl Session {
                 }
                 output = outbound.recv() => {
                     let message = match output {
-                        None => return End::Error(ClientError::stopping()),
+                        None | Some(ConnOutput::Moved) => return End::Error(ClientError::stopping()),
                         Some(ConnOutput::Close(reason)) => return End::Error(reason),
                         Some(ConnOutput::Event { name, args }) => ToClient::Event { name, args },
                         Some(ConnOutput::ActionResponse { id, result: Ok(output) }) => ToClient::ActionResponse { id, output },

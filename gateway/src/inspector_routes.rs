@@ -12,6 +12,7 @@
 //! | `GET database/schema`, `GET database/rows?table&limit&offset` | `{"schema":{"tables"}}`, `{"rows"}` |
 //! | `POST database/execute {"sql","args"} or {"sql","properties"}` | `{"rows"}` |
 //! | `GET database/export` | the database file (Tern's addition: a consistent copy) |
+//! | `POST migrate {"region"} or {"node"}` | the finished migration, as `POST /actors/{id}/migrate` answers (Tern's addition) |
 //!
 //! Paging limits are clamped, not refused: rows to 1..=500, traces and queue messages to 1..=1000.
 
@@ -38,6 +39,7 @@ enum InspectorCall {
     Inspect(InspectRequest),
     Action(String),
     Export,
+    Migrate(crate::backend::MigrationTarget),
 }
 
 /// Serves one inspector request for `actor_id`; `path` is what follows `/inspector`.
@@ -64,6 +66,12 @@ pub(crate) async fn handle(
             let args = action_args(&body)?;
             let output = app.backend.call_action(actor_id, &name, args, None).await?;
             Ok(axum::Json(json!({ "output": value::to_json(&output) })).into_response())
+        }
+        InspectorCall::Migrate(target) => {
+            // Authorize first, as for an action.
+            app.backend.inspect(actor_id, auth, InspectRequest::Rpcs).await?;
+            let migration = app.backend.migrate(actor_id, target).await?;
+            Ok(axum::Json(json!(migration)).into_response())
         }
         InspectorCall::Export => {
             let bytes = app.backend.export(actor_id, auth).await?;
@@ -162,6 +170,10 @@ fn route(method: &Method, path: &str, query: Option<&str>, body: &[u8]) -> Resul
         "/database/export" => {
             allowed(&[Method::GET])?;
             return Ok(InspectorCall::Export);
+        }
+        "/migrate" => {
+            allowed(&[Method::POST])?;
+            return Ok(InspectorCall::Migrate(crate::rest::migration_target(body)?));
         }
         other => match other.strip_prefix("/action/") {
             Some(name) if !name.is_empty() && !name.contains('/') => {

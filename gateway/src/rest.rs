@@ -18,7 +18,7 @@ use tern_proto::key::{ActorKey, serialize_key};
 
 use crate::AppState;
 use crate::auth::require_admin;
-use crate::backend::{ActorInfo, CreateRequest};
+use crate::backend::{ActorInfo, CreateRequest, MigrationTarget};
 use crate::error_response::ErrorResponse;
 use crate::request::{Checked, decode_input};
 use crate::target::check_namespace;
@@ -214,6 +214,28 @@ pub(crate) async fn sleep_actor(State(app): State<AppState>, AdminActor(actor_id
 pub(crate) async fn replicas(State(app): State<AppState>, AdminActor(actor_id): AdminActor) -> ApiResult {
     let set = app.backend.replicas(&actor_id).await?;
     Ok(Json(json!(set)))
+}
+
+/// `POST /actors/{id}/migrate {"region": R} | {"node": ID}` (admin) → `{"actor_id", "from": {"node", "region"},
+/// "to": {"node", "region"}, "epoch", "pause_ms"}` once the actor serves from its new home.
+pub(crate) async fn migrate_actor(
+    State(app): State<AppState>,
+    AdminActor(actor_id): AdminActor,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let target = migration_target(&body)?;
+    let migration = app.backend.migrate(&actor_id, target).await?;
+    Ok(Json(json!(migration)))
+}
+
+/// The target of a migration request's body: exactly one of `region` and `node`, a non-empty string.
+pub(crate) fn migration_target(body: &[u8]) -> Result<MigrationTarget, ClientError> {
+    let refused = || ClientError::invalid_request("the body must be {\"region\": \"…\"} or {\"node\": \"…\"}");
+    let target: MigrationTarget = serde_json::from_slice(body).map_err(|_| refused())?;
+    match &target {
+        MigrationTarget::Region(name) | MigrationTarget::Node(name) if name.is_empty() => Err(refused()),
+        _ => Ok(target),
+    }
 }
 
 /// `GET /actors/{id}/kv/keys/{base64 key}` (admin) → `{"value": base64, "update_ts"}`; `kv.not_found` when

@@ -98,6 +98,7 @@ struct Inner {
     wake_duration: Family<ActorLabels, Histogram>,
     commit_duration: Histogram,
     replication_lag: Histogram,
+    migration_pause: Histogram,
     lease_renewals: Family<OutcomeLabels, Counter>,
     spans_exported: Counter,
     wal_frames_shipped: Counter,
@@ -194,6 +195,7 @@ impl Metrics {
             wake_duration: Family::new_with_constructor(duration_histogram),
             commit_duration: duration_histogram(),
             replication_lag: duration_histogram(),
+            migration_pause: duration_histogram(),
             lease_renewals: Family::default(),
             spans_exported: Counter::default(),
             wal_frames_shipped: Counter::default(),
@@ -250,6 +252,9 @@ impl Metrics {
         r.register("lease_renewals", help, inner.lease_renewals.clone());
         let help = "Spans accepted by the OTLP collector (--otlp-endpoint)";
         r.register("trace_spans_exported", help, inner.spans_exported.clone());
+        let help =
+            "How long a moving actor served no request: from its pause on the old home to its new home taking it";
+        r.register_with_unit("migration_pause", help, Unit::Seconds, inner.migration_pause.clone());
         r.register("wal_frames_shipped", "WAL frames a home shipped to its replicas", inner.wal_frames_shipped.clone());
         r.register(
             "wal_bytes_shipped",
@@ -349,6 +354,12 @@ impl Metrics {
     pub fn record_wal_snapshot(&self, bytes: u64) {
         self.inner.wal_snapshots.inc();
         self.inner.wal_snapshot_bytes.inc_by(bytes);
+    }
+
+    /// Records an actor moved to another node and how long it was paused (`tern_migration_pause_seconds`, whose
+    /// count is the number of moves).
+    pub fn record_migration(&self, pause_ms: u64) {
+        self.inner.migration_pause.observe(pause_ms as f64 / 1000.0);
     }
 
     /// Records an actor taken over from a dead home (`tern_failovers_total`).

@@ -20,6 +20,7 @@ use crate::runtime::host::{HostCore, Stores};
 use crate::runtime::resume::{PendingWork, resume};
 use crate::runtime::{Durability, Host};
 use crate::storage::{DataDir, DbPool, NodeDb};
+use crate::sync::lock;
 use crate::trace::export::{ExportSettings, SpanExporter, TRACES_PATH};
 
 /// How long a stopping node waits for the OTLP exporter to send the spans still queued.
@@ -114,6 +115,12 @@ pub async fn open_host(registry: Registry, config: &NodeConfig) -> Result<Host, 
         tracing::info!(endpoint, "exporting spans to the OTLP collector at {endpoint}{TRACES_PATH}");
     }
     let core = Arc::new(core);
+    // An actor a crash interrupted in the middle of a move serves nothing until the directory says where it lives.
+    for handoff in core.node_db.handoffs().await? {
+        if let Some(hold) = core.hold(&handoff.actor_id) {
+            lock(&core.settling).insert(handoff.actor_id, hold);
+        }
+    }
     tokio::spawn(run_timer(Arc::downgrade(&core)));
     // In the background: the node serves while the actors a crash or a stop interrupted finish their work.
     tokio::spawn(resume(core.clone()));
@@ -173,8 +180,18 @@ pub async fn serve(
     });
     ready(addr);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let drainer = cluster.as_ref().filter(|_| config.cluster.as_ref().is_some_and(|c| c.drain_on_stop));
+    let drainer = drainer.map(ClusterNode::backend);
     tokio::spawn(async move {
         shutdown.await;
+        if let Some(backend) = drainer {
+            // The gateway keeps serving while the actors move: calls for them follow them to their new homes.
+            tracing::info!("stopping: moving every actor to other nodes first (--drain-on-stop)");
+            let report = backend.drain_here().await;
+            if !report.failed.is_empty() {
+                tracing::warn!(failed = report.failed.len(), "some actors could not move; they sleep here");
+            }
+        }
         let _ = stop_tx.send(true);
     });
     // Open WebSockets would keep the listener draining forever, so actors start sleeping (which closes their

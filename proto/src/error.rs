@@ -182,6 +182,22 @@ impl ClientError {
     pub fn no_quorum(message: impl Into<String>) -> Self {
         Self::new("cluster", "no_quorum", 503, message)
     }
+    /// A migration names a region no live member is in, or that no member has ever announced (400).
+    pub fn region_not_found(region: &str) -> Self {
+        Self::new("cluster", "region_not_found", 400, format!("No node of the cluster is in region {region}"))
+    }
+    /// A migration or drain names a node that is not a member of the cluster (400).
+    pub fn node_not_found(node: &str) -> Self {
+        Self::new("cluster", "node_not_found", 400, format!("Node {node} is not a member of the cluster"))
+    }
+    /// No live node can take the actor where it was asked to go (503).
+    pub fn no_capacity(message: impl Into<String>) -> Self {
+        Self::new("cluster", "no_capacity", 503, message)
+    }
+    /// The actor is already moving to another node; retry once that move is over (409).
+    pub fn migration_in_progress(actor_id: &str) -> Self {
+        Self::new("actor", "migration_in_progress", 409, format!("Actor {actor_id} is already being moved"))
+    }
     /// The node is overloaded (503).
     pub fn overloaded(message: impl Into<String>) -> Self {
         Self::new("actor", "overloaded", 503, message)
@@ -280,12 +296,14 @@ fn catalogue_status(group: &str, code: &str) -> Option<u16> {
         ("actor", "method_not_allowed") => 405,
         ("guard", "uri_too_long") => 414,
         ("guard", "headers_too_large") => 431,
-        ("actor", "unavailable" | "overloaded" | "stopping") => 503,
+        ("actor", "unavailable" | "overloaded" | "stopping") | ("cluster", "no_quorum" | "no_capacity") => 503,
+        ("actor", "migration_in_progress") => 409,
         ("actor", "internal_error") => 500,
         ("storage", "full") => 507,
         ("inspector" | "api", "unauthorized") => 401,
         ("api", "origin_not_allowed") => 403,
         ("actor", "duplicate_key" | "key_too_large" | "not_registered" | "namespace_not_found" | "invalid_request")
+        | ("cluster", "region_not_found" | "node_not_found")
         | ("message", "incoming_too_long" | "outgoing_too_long")
         | ("database", "sql_error" | "result_too_large")
         | ("kv", "key_too_large" | "value_too_large" | "batch_too_large" | "reserved_key") => 400,
@@ -356,6 +374,11 @@ mod tests {
             ClientError::kv_batch_too_large("many"),
             ClientError::kv_reserved_key(),
             ClientError::storage_full(),
+            ClientError::no_quorum("split"),
+            ClientError::region_not_found("mars"),
+            ClientError::node_not_found("n1"),
+            ClientError::no_capacity("none"),
+            ClientError::migration_in_progress("a"),
             ClientError::internal(),
         ];
         for e in all {

@@ -61,6 +61,18 @@ pub(crate) enum ActorsCommand {
         /// An actor id, or NAME/KEY.
         actor: ActorRef,
     },
+    /// Move a live actor to another region or node; clients keep calling it meanwhile.
+    #[command(group = clap::ArgGroup::new("target").required(true).args(["region", "node"]))]
+    Migrate {
+        /// An actor id, or NAME/KEY.
+        actor: ActorRef,
+        /// Any live node of this region.
+        #[arg(long)]
+        region: Option<String>,
+        /// This node (its id, as `tern members` lists it).
+        #[arg(long)]
+        node: Option<String>,
+    },
 }
 
 /// Parses a command-line JSON value (a usage error when it is not JSON).
@@ -115,6 +127,27 @@ pub(crate) async fn run(ctx: &Ctx, command: ActorsCommand) -> CliResult {
             } else {
                 emit(&format!("put {id} to sleep"))
             }
+        }
+        ActorsCommand::Migrate { actor, region, node } => {
+            let id = ctx.actor_id(&actor).await?;
+            let target = match (region, node) {
+                (Some(region), _) => json!({ "region": region }),
+                (None, node) => json!({ "node": node }),
+            };
+            let moved = ctx.client.migrate_actor(&id, &target).await?;
+            if ctx.json {
+                return emit(&moved.to_string());
+            }
+            let place = |p: &serde_json::Value| {
+                format!("{} ({})", p["node"].as_str().unwrap_or("?"), p["region"].as_str().unwrap_or("?"))
+            };
+            emit(&format!(
+                "moved {id} from {} to {}: epoch {}, paused {} ms",
+                place(&moved["from"]),
+                place(&moved["to"]),
+                moved["epoch"],
+                moved["pause_ms"]
+            ))
         }
         ActorsCommand::Replicas { actor } => {
             let id = ctx.actor_id(&actor).await?;

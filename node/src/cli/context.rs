@@ -145,8 +145,12 @@ pub(crate) fn run(settings: Settings, command: CliCommand) -> ExitCode {
         }
         let ctx = Ctx { client: builder.build()?, json: settings.json };
         match command {
-            CliCommand::Dev(_) | CliCommand::Node(_) | CliCommand::Ca(_) => {
-                unreachable!("`tern dev`, `tern node` and `tern ca` are not client commands")
+            CliCommand::Node(args) => match args.action {
+                Some(super::node::NodeAction::Drain(drain)) => super::node::drain(&ctx, drain).await,
+                None => unreachable!("`tern node` without an action is not a client command"),
+            },
+            CliCommand::Dev(_) | CliCommand::Ca(_) => {
+                unreachable!("`tern dev` and `tern ca` are not client commands")
             }
             CliCommand::Actors(args) => super::actors::run(&ctx, args.command).await,
             CliCommand::Call(args) => super::call::run(&ctx, args).await,

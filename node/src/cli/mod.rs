@@ -79,7 +79,9 @@ enum CliCommand {
     /// Run a single development node: actors, gateway and storage in one process (with --nodes N: a local
     /// cluster of N node processes).
     Dev(DevArgs),
-    /// Run a cluster node: a node as `dev` runs it, plus membership with other nodes over mutual-TLS QUIC.
+    /// Run a cluster node: a node as `dev` runs it, plus membership with other nodes over mutual-TLS QUIC (`tern
+    /// node drain NODE` moves every actor off a running node instead).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Node(Box<node::NodeArgs>),
     /// List, show, create, destroy and put to sleep actors (admin API).
     Actors(actors::ActorsArgs),
@@ -106,7 +108,11 @@ impl CliCommand {
     /// The client options given after the command, for client commands.
     fn client_args(&self) -> Option<&ClientArgs> {
         match self {
-            CliCommand::Dev(_) | CliCommand::Node(_) | CliCommand::Ca(_) => None,
+            CliCommand::Node(a) => match &a.action {
+                Some(node::NodeAction::Drain(drain)) => Some(&drain.client),
+                None => None,
+            },
+            CliCommand::Dev(_) | CliCommand::Ca(_) => None,
             CliCommand::Actors(a) => Some(&a.client),
             CliCommand::Call(a) => Some(&a.client),
             CliCommand::Sql(a) => Some(&a.client),

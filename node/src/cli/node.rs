@@ -29,8 +29,8 @@ pub(crate) struct NodeArgs {
     #[arg(long, value_name = "PATH", env = "TERN_CONFIG")]
     config: Option<PathBuf>,
     /// The node's region, e.g. `iad` (also reported as each actor's datacenter).
-    #[arg(long)]
-    region: String,
+    #[arg(long, required = true)]
+    region: Option<String>,
     /// The node's zone within its region.
     #[arg(long)]
     zone: Option<String>,
@@ -70,14 +70,14 @@ pub(crate) struct NodeArgs {
     #[command(flatten)]
     cors: CorsArgs,
     /// The cluster CA's certificate (`ca.pem`, from `tern ca init`).
-    #[arg(long, value_name = "PATH")]
-    tls_ca: PathBuf,
+    #[arg(long, value_name = "PATH", required = true)]
+    tls_ca: Option<PathBuf>,
     /// This node's certificate (`NAME.pem`, from `tern ca issue`); its name is the node's id.
-    #[arg(long, value_name = "PATH")]
-    tls_cert: PathBuf,
+    #[arg(long, value_name = "PATH", required = true)]
+    tls_cert: Option<PathBuf>,
     /// This node's private key (`NAME.key`).
-    #[arg(long, value_name = "PATH")]
-    tls_key: PathBuf,
+    #[arg(long, value_name = "PATH", required = true)]
+    tls_key: Option<PathBuf>,
     /// The admin token (required): admin routes need it (`Authorization: Bearer`), inspector routes need it or
     /// the actor's own token. It travels in clear text unless the gateway serves TLS (--gateway-tls-cert) or a
     /// TLS-terminating proxy is in front.
@@ -95,6 +95,48 @@ pub(crate) struct NodeArgs {
     /// holds the commit.
     #[arg(long, value_enum, default_value_t = ReplicationMode::Async)]
     replication_mode: ReplicationMode,
+    /// On SIGTERM or Ctrl-C, move every actor homed here to other live nodes (this region's first) before leaving
+    /// the cluster, so that a rolling upgrade fails no call.
+    #[arg(long)]
+    drain_on_stop: bool,
+    /// `tern node drain NODE`: a client command against a running cluster instead of a node to run.
+    #[command(subcommand)]
+    pub action: Option<NodeAction>,
+}
+
+/// What `tern node` does besides running a node.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum NodeAction {
+    /// Move every actor off a running node to other live nodes (its region first), and report how many moved.
+    Drain(DrainArgs),
+}
+
+/// `tern node drain`.
+#[derive(Debug, Args)]
+pub(crate) struct DrainArgs {
+    /// The node to drain (its id, as `tern members` lists it).
+    pub node: String,
+    #[command(flatten)]
+    pub client: super::context::ClientArgs,
+}
+
+/// Drains `args.node` through the node at `--endpoint`: prints how many actors moved, and fails if any could not.
+pub(crate) async fn drain(ctx: &super::context::Ctx, args: DrainArgs) -> super::context::CliResult {
+    let report = ctx.client.drain_node(&args.node).await?;
+    let failed = report["failed"].as_array().map_or(0, Vec::len);
+    if ctx.json {
+        super::context::emit(&report.to_string())?;
+    } else {
+        let moved = report["moved"].as_u64().unwrap_or(0);
+        super::context::emit(&format!("drained {}: {moved} actors moved, {failed} could not move", args.node))?;
+        for entry in report["failed"].as_array().into_iter().flatten() {
+            super::context::emit(&format!("  {} {}: {}", entry["actorId"], entry["error"], entry["message"]))?;
+        }
+    }
+    if failed > 0 {
+        return Err(super::context::CliError::Message(format!("{failed} actors are still on {}", args.node)));
+    }
+    Ok(())
 }
 
 /// `--profile`.
@@ -123,7 +165,7 @@ pub(crate) fn run(registry: Registry, args: NodeArgs) -> ExitCode {
         Err(message) => clap::Error::raw(ErrorKind::MissingRequiredArgument, format!("{message}\n")).exit(),
     };
     let mut node = args.storage.config(args.listen);
-    node.region = args.region;
+    node.region = required(args.region, "region");
     node.admin_token = Some(admin_token);
     node.cluster = Some(config);
     node.gateway_tls = args.gateway_tls.config();
@@ -146,6 +188,13 @@ pub(crate) fn run(registry: Registry, args: NodeArgs) -> ExitCode {
     })
 }
 
+/// A flag clap requires whenever a node runs (it is optional only for `tern node drain`).
+fn required<T>(value: Option<T>, flag: &str) -> T {
+    value.unwrap_or_else(|| {
+        clap::Error::raw(ErrorKind::MissingRequiredArgument, format!("`tern node` needs --{flag}\n")).exit()
+    })
+}
+
 /// The cluster part of the configuration, or why the flags cannot work.
 fn cluster_config(args: &NodeArgs) -> Result<ClusterConfig, String> {
     let quic_listen = args.quic_listen.unwrap_or_else(|| SocketAddr::new(args.listen.ip(), DEFAULT_QUIC_PORT));
@@ -156,9 +205,9 @@ fn cluster_config(args: &NodeArgs) -> Result<ClusterConfig, String> {
         ));
     }
     Ok(ClusterConfig {
-        tls_ca: args.tls_ca.clone(),
-        tls_cert: args.tls_cert.clone(),
-        tls_key: args.tls_key.clone(),
+        tls_ca: required(args.tls_ca.clone(), "tls-ca"),
+        tls_cert: required(args.tls_cert.clone(), "tls-cert"),
+        tls_key: required(args.tls_key.clone(), "tls-key"),
         quic_listen,
         advertise: args.advertise,
         gateway_url: args.gateway_url.clone(),
@@ -171,6 +220,7 @@ fn cluster_config(args: &NodeArgs) -> Result<ClusterConfig, String> {
             ProfileArg::Lan => Profile::Lan,
             ProfileArg::Wan => Profile::Wan,
         },
+        drain_on_stop: args.drain_on_stop,
         replication: ReplicationSettings {
             replicas: args.replicas,
             mode: args.replication_mode,
@@ -251,8 +301,9 @@ mod tests {
     #[test]
     fn a_config_file_gives_the_options_and_the_command_line_wins() {
         let args = parse_with_file(CONFIG, &[]).unwrap();
-        assert_eq!((args.region.as_str(), args.admin_token.as_deref()), ("iad", Some("s3cret")));
-        assert_eq!((args.listen, args.tls_cert.to_str()), ("127.0.0.3:6420".parse().unwrap(), Some("iad-1.pem")));
+        assert_eq!((args.region.as_deref(), args.admin_token.as_deref()), (Some("iad"), Some("s3cret")));
+        let cert = args.tls_cert.as_deref().and_then(|p| p.to_str());
+        assert_eq!((args.listen, cert), ("127.0.0.3:6420".parse().unwrap(), Some("iad-1.pem")));
         assert_eq!((args.storage.data_dir.to_str(), args.storage.fsync), (Some("/var/lib/tern"), true));
         assert_eq!(args.storage.max_open_databases.get(), 100);
         let config = cluster_config(&args).unwrap();
@@ -264,8 +315,12 @@ mod tests {
         let flags = ["--region", "fra", "--join", "10.0.0.9:7420", "--profile", "wan", "--tls-ca", "other.pem"];
         let args = parse_with_file(CONFIG, &flags).unwrap();
         assert_eq!(
-            (args.region.as_str(), args.tls_ca.to_str(), args.tls_key.to_str()),
-            ("fra", Some("other.pem"), Some("iad-1.key"))
+            (
+                args.region.as_deref(),
+                args.tls_ca.as_deref().and_then(|p| p.to_str()),
+                args.tls_key.as_deref().and_then(|p| p.to_str())
+            ),
+            (Some("fra"), Some("other.pem"), Some("iad-1.key"))
         );
         let config = cluster_config(&args).unwrap();
         assert_eq!(

@@ -21,8 +21,9 @@ use super::discovery::resolve;
 use super::routing::bridge;
 use super::rpc::{
     self, AcceptValue, CallsMessage, DirectoryMessage, ForgetActor, ForwardAction, ForwardCreate, ForwardDestroy,
-    ForwardExport, ForwardInspect, ForwardKvGet, ForwardList, ForwardQueueSend, ForwardRawRequest, ForwardReplicas,
-    ForwardSleep, MembershipMessage, PrepareBallot, PullMembers, ReadRegister, answer, service,
+    ForwardDrain, ForwardExport, ForwardInspect, ForwardKvGet, ForwardList, ForwardMigrate, ForwardQueueSend,
+    ForwardRawRequest, ForwardReplicas, ForwardSleep, MembershipMessage, PrepareBallot, PullMembers, ReadRegister,
+    answer, service,
 };
 use super::{Members, Membership, MembershipConfig, MembershipError, Profile};
 use crate::handoff::{Handoff, LeaseTiming};
@@ -77,6 +78,8 @@ pub struct ClusterConfig {
     pub voters: Vec<VoterSpec>,
     /// How the actors homed here are replicated.
     pub replication: ReplicationSettings,
+    /// On a graceful stop, move every actor homed here to other nodes before leaving (`--drain-on-stop`).
+    pub drain_on_stop: bool,
 }
 
 /// Why a node could not take its part in the cluster.
@@ -147,6 +150,19 @@ impl ClusterNode {
                 }
             }
         };
+        let handoff_slot: Arc<OnceLock<Arc<Handoff>>> = Arc::default();
+        let handoff_service = {
+            let handoff = handoff_slot.clone();
+            move |_peer: PeerInfo, request: Bytes| {
+                let handoff = handoff.clone();
+                async move {
+                    match handoff.get() {
+                        Some(handoff) => handoff.serve(request).await,
+                        None => Err(failed("the node is starting, or has no directory")),
+                    }
+                }
+            }
+        };
         let membership_service = {
             let backend = backend_slot.clone();
             move |_peer: PeerInfo, request: Bytes| {
@@ -161,6 +177,7 @@ impl ClusterNode {
             .serve(service::CALLS, calls_service)
             .serve(service::MEMBERSHIP, membership_service)
             .serve(service::REPLICATION, replication_service)
+            .serve(service::HANDOFF, handoff_service)
             .accept_streams(service::BRIDGE, streams_tx)
             .bind()
             .map_err(|source| ClusterError::Transport { addr: config.quic_listen, source })?;
@@ -207,7 +224,10 @@ impl ClusterNode {
         let _ = host.core.replicator.set(Arc::new(replication.clone()));
         if let Some(lease) = lease {
             let (id, region) = (local.id.clone(), local.region.clone());
-            Handoff::start(id, region, backend.clone(), host.clone(), replication, members.clone(), lease);
+            let handoff =
+                Handoff::start(id, region, backend.clone(), host.clone(), replication, members.clone(), lease);
+            backend.set_mover(handoff.clone());
+            let _ = handoff_slot.set(handoff);
         }
         tokio::spawn(settle_creates(backend.clone()));
         tokio::spawn(serve_streams(host.clone(), streams));
@@ -303,6 +323,8 @@ async fn serve_calls(backend: Option<&ClusterBackend>, request: &[u8]) -> Result
         CallsMessage::KvGet(call) => answer::<ForwardKvGet>(&backend.serve_forwarded(call).await),
         CallsMessage::QueueSend(call) => answer::<ForwardQueueSend>(&backend.serve_forwarded(call).await),
         CallsMessage::Replicas(call) => answer::<ForwardReplicas>(&backend.serve_forwarded(call).await),
+        CallsMessage::Migrate(call) => answer::<ForwardMigrate>(&backend.serve_forwarded(call).await),
+        CallsMessage::Drain(call) => answer::<ForwardDrain>(&backend.serve_forwarded(call).await),
     })
 }
 
@@ -450,6 +472,7 @@ mod tests {
             profile: Profile::Lan,
             voters: Vec::new(),
             replication: ReplicationSettings::default(),
+            drain_on_stop: false,
         }
     }
 

@@ -12,7 +12,9 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use tern_gateway::backend::{ActorInfo, CreateRequest, InspectRequest, InspectorAuth, ReplicaSet};
+use tern_gateway::backend::{
+    ActorInfo, CreateRequest, DrainReport, InspectRequest, InspectorAuth, Migration, MigrationTarget, ReplicaSet,
+};
 use tern_proto::messages::HttpQueueSendResponse;
 use tern_proto::{ClientError, Value};
 use tern_replication::{Service, Transport};
@@ -33,6 +35,8 @@ pub mod service {
     pub const BRIDGE: Service = Service(4);
     /// Replication: WAL frames and snapshots from a home to its replicas (see [`crate::replica`]).
     pub const REPLICATION: Service = Service(5);
+    /// Hand-offs: a home asking a node to take an actor over (see [`crate::handoff`]).
+    pub const HANDOFF: Service = Service(6);
 }
 
 /// A request to a peer's service, and the reply it gets.
@@ -162,6 +166,8 @@ pub enum CallsMessage {
     KvGet(ForwardKvGet),
     QueueSend(ForwardQueueSend),
     Replicas(ForwardReplicas),
+    Migrate(ForwardMigrate),
+    Drain(ForwardDrain),
 }
 
 /// A client call forwarded to the node that hosts (or is to host) an actor: the peer answers with the call's
@@ -299,6 +305,19 @@ pub struct ForwardReplicas {
     pub actor_id: String,
 }
 forwarded_call!(ForwardReplicas => Replicas, ReplicaSet, actor);
+
+/// Move the actor to `target`; answered once it serves from its new home.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardMigrate {
+    pub actor_id: String,
+    pub target: MigrationTarget,
+}
+forwarded_call!(ForwardMigrate => Migrate, Migration, actor);
+
+/// Move every actor off the peer; answered once they moved (or failed to).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardDrain;
+forwarded_call!(ForwardDrain => Drain, DrainReport, node);
 
 /// An HTTP request (raw `/request` calls, or the upgrade request of a raw WebSocket) as it crosses nodes.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -1,10 +1,13 @@
 //! Actors changing home: the node's liveness lease ([`lease`]), which fences a home that can no longer reach the
-//! directory's voters; renewing it, and taking actors back after a fence ([`renew`]); and failover ([`failover`]),
-//! which promotes a replica when its home's lease is gone. (Migration on demand will live here too.)
+//! directory's voters; renewing it, and taking actors back after a fence ([`renew`]); failover ([`failover`]),
+//! which promotes a replica when its home's lease is gone; and moves on demand and drains ([`migrate`]), whose
+//! calls between nodes are in [`wire`].
 
 pub mod failover;
 pub mod lease;
+pub mod migrate;
 mod renew;
+pub mod wire;
 
 use std::sync::Arc;
 
@@ -27,6 +30,8 @@ pub(crate) struct Handoff {
     replication: Replication,
     members: Members,
     lease: Lease,
+    /// The actors this node is moving away.
+    moving: migrate::Moving,
 }
 
 impl Handoff {
@@ -36,7 +41,8 @@ impl Handoff {
         Lease::new(timing, recorded.and_then(|e| e.parse().ok()).unwrap_or(0))
     }
 
-    /// Starts renewing `lease` and watching for homes to fail over from, for as long as the runtime runs.
+    /// Starts renewing `lease`, watching for homes to fail over from, and settling the hand-offs a previous run
+    /// left unfinished, for as long as the runtime runs.
     pub fn start(
         local_id: String,
         region: String,
@@ -45,9 +51,35 @@ impl Handoff {
         replication: Replication,
         members: Members,
         lease: Lease,
-    ) {
-        let handoff = Arc::new(Handoff { local_id, region, backend, host, replication, members, lease });
+    ) -> Arc<Handoff> {
+        let moving = migrate::Moving::default();
+        let handoff = Arc::new(Handoff { local_id, region, backend, host, replication, members, lease, moving });
+        tokio::spawn(migrate::settle_unfinished(handoff.clone()));
         tokio::spawn(renew::run(handoff.clone()));
-        tokio::spawn(failover::run(handoff));
+        tokio::spawn(failover::run(handoff.clone()));
+        handoff
+    }
+
+    /// Answers a peer's call on the hand-off service.
+    pub async fn serve(&self, request: bytes::Bytes) -> Result<bytes::Bytes, tern_replication::Error> {
+        use crate::cluster::rpc;
+        let message = rpc::decode::<wire::HandoffMessage>(&request).map_err(tern_replication::Error::handler)?;
+        Ok(match message {
+            wire::HandoffMessage::TakeHome(call) => rpc::answer::<wire::TakeHome>(&self.take_home(call).await),
+        })
+    }
+}
+
+impl crate::cluster::backend::Mover for Handoff {
+    fn migrate<'a>(
+        &'a self,
+        actor_id: &'a str,
+        target: &'a tern_gateway::backend::MigrationTarget,
+    ) -> futures_util::future::BoxFuture<'a, Result<tern_gateway::backend::Migration, tern_proto::ClientError>> {
+        Box::pin(Handoff::migrate(self, actor_id, target))
+    }
+
+    fn drain(&self) -> futures_util::future::BoxFuture<'_, tern_gateway::backend::DrainReport> {
+        Box::pin(Handoff::drain(self))
     }
 }

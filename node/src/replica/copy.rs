@@ -89,6 +89,7 @@ impl Copies {
 
     /// Takes one chunk of a snapshot; the last one installs the copy (replacing any older one).
     pub(super) async fn receive(&self, core: &HostCore, call: ShipSnapshot) -> Result<SnapshotProgress, Refusal> {
+        lives_elsewhere(core, &call.actor_id).await?;
         let copy = self.copy(&call.actor_id);
         let mut copy = copy.lock().await;
         copy.used = Some(std::time::Instant::now());
@@ -116,6 +117,18 @@ impl Copies {
         core.node_db.set_wal_stream(&call.actor_id, &record).await.map_err(|e| Refusal::Failed(e.message))?;
         copy.replica = Some(tokio::task::block_in_place(|| Replica::open(&path, state)).map_err(refusal)?);
         Ok(SnapshotProgress::Installed(state))
+    }
+}
+
+/// Refuses a copy of an actor that lives on this node (a former home still shipping to the node that took the actor
+/// over from it): its home copy must never be replaced.
+async fn lives_elsewhere(core: &HostCore, actor_id: &str) -> Result<(), Refusal> {
+    let record = core.node_db.wal_stream(actor_id).await.map_err(|e| Refusal::Failed(e.message))?;
+    match record {
+        Some(record) if record.role == StreamRole::Home => {
+            Err(Refusal::Failed(format!("actor {actor_id} lives on this node")))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -201,6 +201,26 @@ impl HomeStream {
         }
     }
 
+    /// Waits until `replica` acknowledged `position`, for at most `limit`; false when it did not.
+    pub(super) async fn reached(&self, replica: &str, position: Position, limit: Duration) -> bool {
+        let mut acked = self.acked.subscribe();
+        let reached = acked.wait_for(|acked| acked.get(replica).is_some_and(|p| *p >= position));
+        matches!(tokio::time::timeout(limit, reached).await, Ok(Ok(_)))
+    }
+
+    /// Ends the stream on this node (its actor moved away): its shippers stop after their current step.
+    pub(super) fn retire(&self) {
+        lock(&self.replicas).clear();
+        // Wakes shippers waiting for a commit, so that they see the empty set at once.
+        self.committed.send_modify(|_| {});
+    }
+
+    /// The stream's state with the last committed position: what a copy holding everything is at.
+    pub(super) fn committed_state(&self) -> WalState {
+        let committed = self.committed();
+        WalState { generation: committed.generation, frame: committed.frame, previous_end: self.wal().previous_end }
+    }
+
     fn ack(&self, replica: &str, position: Position) {
         self.acked.send_modify(|acked| {
             acked.insert(replica.to_string(), position);

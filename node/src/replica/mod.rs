@@ -14,11 +14,11 @@
 //! * **Replicas** ([`copy`]) apply frames to their own file, written by nothing else, and record their position in
 //!   `node.db` before they acknowledge.
 //!
-//! Not yet: promoting a replica when a home dies (failover, with liveness leases), moving actors on demand, and
-//! repairing a replica set when a replica's node leaves.
+//! Failover and moves on demand are in [`crate::handoff`]; [`moving`] is replication's part in a move.
 
 mod copy;
 mod home;
+mod moving;
 mod wire;
 
 use std::collections::HashMap;
@@ -227,17 +227,31 @@ impl Replication {
     /// Every turn asks, so the map is locked only to look up and to insert; a stream is set up (`node.db`, the
     /// directory) under a separate lock that serializes setups only.
     async fn stream(&self, actor_id: &str, db: &ActorDb) -> Result<Option<Arc<HomeStream>>, ClientError> {
-        if let Some(known) = self.streams.lock().await.get(actor_id) {
-            return Ok(known.clone());
+        self.set_up_stream(actor_id, db, false).await
+    }
+
+    /// [`Self::stream`], or with `always` a stream even for an actor that keeps no replica or finds no node for
+    /// one (a move ships the database through it).
+    async fn set_up_stream(
+        &self,
+        actor_id: &str,
+        db: &ActorDb,
+        always: bool,
+    ) -> Result<Option<Arc<HomeStream>>, ClientError> {
+        let known = |streams: &HashMap<String, Option<Arc<HomeStream>>>| {
+            streams.get(actor_id).cloned().filter(|stream| stream.is_some() || !always)
+        };
+        if let Some(known) = known(&*self.streams.lock().await) {
+            return Ok(known);
         }
         let now = tokio::time::Instant::now();
-        if lock(&self.lonely_until).get(actor_id).is_some_and(|t| *t > now) {
+        if !always && lock(&self.lonely_until).get(actor_id).is_some_and(|t| *t > now) {
             // No node was free for a replica a moment ago: ask again later, not on every turn.
             return Ok(None);
         }
         let _setting_up = self.setting_up.lock().await;
-        if let Some(known) = self.streams.lock().await.get(actor_id) {
-            return Ok(known.clone());
+        if let Some(known) = known(&*self.streams.lock().await) {
+            return Ok(known);
         }
         let core = &self.ctx.core;
         let db_path = core.data_dir.actor_db_path(actor_id);
@@ -245,12 +259,12 @@ impl Replication {
         let record = match core.node_db.wal_stream(actor_id).await? {
             Some(record) if record.role == StreamRole::Home => record,
             _ => {
-                if count == 0 {
+                if count == 0 && !always {
                     self.streams.lock().await.insert(actor_id.to_string(), None);
                     return Ok(None);
                 }
                 let replicas = self.choose_replicas(count, &[]);
-                if replicas.is_empty() {
+                if replicas.is_empty() && !always {
                     lock(&self.lonely_until).insert(actor_id.to_string(), now + Duration::from_secs(10));
                     return Ok(None);
                 }
@@ -394,20 +408,25 @@ impl Replication {
             if new.is_empty() {
                 return;
             }
-            let next: Vec<String> = current.iter().chain(&new).cloned().collect();
-            if let Err(e) = self.record_replicas(actor_id, &next).await {
+            if let Err(e) = self.grow(actor_id, stream, new).await {
                 tracing::debug!(actor_id, error = %e, "cannot record a larger replica set");
-                return;
-            }
-            stream.add_replicas(&new);
-            if let Err(e) = self.ctx.core.node_db.set_wal_stream(actor_id, &stream.record()).await {
-                tracing::error!(actor_id, error = %e, "cannot record a larger replica set locally");
-            }
-            tracing::info!(actor_id, ?new, "replicating to more nodes");
-            for replica in new {
-                tokio::spawn(home::ship(self.ctx.clone(), stream.clone(), replica));
             }
         }
+    }
+
+    /// Adds `new` to the replicas of `stream`: recorded in the directory first, then here, then shipped to.
+    async fn grow(&self, actor_id: &str, stream: &Arc<HomeStream>, new: Vec<String>) -> Result<(), ClientError> {
+        let next: Vec<String> = stream.replicas().iter().chain(&new).cloned().collect();
+        self.record_replicas(actor_id, &next).await?;
+        stream.add_replicas(&new);
+        if let Err(e) = self.ctx.core.node_db.set_wal_stream(actor_id, &stream.record()).await {
+            tracing::error!(actor_id, error = %e, "cannot record a larger replica set locally");
+        }
+        tracing::info!(actor_id, ?new, "replicating to more nodes");
+        for replica in new {
+            tokio::spawn(home::ship(self.ctx.clone(), stream.clone(), replica));
+        }
+        Ok(())
     }
 
     /// Where another node's replica of `actor_id` is, if that node is alive and answers.

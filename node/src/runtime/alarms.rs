@@ -70,6 +70,16 @@ impl Alarms {
         Ok(())
     }
 
+    /// When the actor's alarm is due, if one is armed.
+    pub fn armed(&self, actor_id: &str) -> Option<i64> {
+        lock(&self.index).by_actor.get(actor_id).copied()
+    }
+
+    /// Forgets an actor's alarm in memory only (its record went with the actor's row in `node.db`).
+    pub fn forget(&self, actor_id: &str) {
+        lock(&self.index).set(actor_id, None);
+    }
+
     /// Lowers an actor's alarm to `at` if that is earlier than the one armed (or none is).
     pub async fn lower_to(&self, core: &HostCore, actor_id: &str, at: Option<i64>) -> Result<(), ClientError> {
         let Some(at) = at else { return Ok(()) };

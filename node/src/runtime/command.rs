@@ -40,6 +40,17 @@ pub(crate) enum Command {
     Ping { reply: Reply<()> },
     /// Sleep now; `done` fires once the actor has stopped.
     Sleep { done: Option<oneshot::Sender<()>> },
+    /// Sleep now because the actor moves to another node: its connections are saved (state and subscriptions) in
+    /// the final commit and told to follow it ([`ConnOutput::Moved`]) instead of being closed; `done` fires once
+    /// the actor has stopped and released its file.
+    Move { done: oneshot::Sender<()> },
+    /// A connection that followed the actor from its previous node picks up where it was: the connection kept
+    /// here since the actor arrived (see [`crate::sdk::conn::Conn`]'s detached state) sends to `outbound` from
+    /// now on. Fails with `actor.stopping` when no such connection waits.
+    Resume { conn_id: String, outbound: OutboundSender<ConnOutput>, reply: Reply<()> },
+    /// Connections that arrived with the actor and whose clients did not come back in time are disconnected
+    /// (their disconnect hook runs); the others are left alone.
+    ExpireDetached { conn_ids: Vec<String> },
     /// Destroy the actor; replies once its data is gone.
     Destroy { reply: Reply<()> },
     /// An inspector operation, run inside the turn like an action (a failing one changes nothing).
@@ -120,10 +131,13 @@ impl Command {
                     let _ = done.send(());
                 }
             }
+            Command::Move { done } => drop(done.send(())),
+            Command::Resume { reply, .. } => drop(reply.send(Err(err))),
             Command::ConnAction { .. }
             | Command::Subscribe { .. }
             | Command::Disconnect { .. }
             | Command::SocketInput { .. }
+            | Command::ExpireDetached { .. }
             | Command::Alarm => {}
         }
     }

@@ -8,7 +8,7 @@ use tern_gateway::backend::ConnOutput;
 use tern_gateway::outbound::OutboundSender;
 use tern_proto::{ClientError, Value};
 
-use super::instance::Instance;
+use super::instance::{CONN_QUEUE, Instance};
 use super::lifecycle;
 use crate::sdk::conn::Conn;
 use crate::sdk::definition::BoxFuture;
@@ -29,6 +29,10 @@ where
         let conns: Vec<Conn> = lock(&self.shared.conns).values().cloned().collect();
         for conn in conns {
             let pending = conn.take_pending();
+            if conn.is_detached() {
+                self.keep_for_client(&conn, pending);
+                continue;
+            }
             let disconnect = lock(&conn.inner.disconnect).take();
             let mut outbound = lock(&conn.inner.outbound);
             let Some(sender) = outbound.take() else { continue };
@@ -48,6 +52,12 @@ where
 
     /// Closes every connection with `reason` (on sleep, destroy or crash).
     pub fn close_all_connections(&self, reason: ClientError) {
+        self.end_all_connections(|| ConnOutput::Close(reason.clone()), &reason);
+    }
+
+    /// Ends every connection with `last` after the messages it was already given, and every raw WebSocket with
+    /// `raw_reason`.
+    fn end_all_connections(&self, last: impl Fn() -> ConnOutput, raw_reason: &ClientError) {
         let conns: Vec<Conn> = std::mem::take(&mut *lock(&self.shared.conns)).into_values().collect();
         self.core.connections_changed(&self.shared.name, -(conns.len() as i64));
         for conn in conns {
@@ -55,11 +65,67 @@ where
                 for message in conn.take_pending() {
                     let _ = sender.try_send(message);
                 }
-                sender.close(ConnOutput::Close(reason.clone()));
+                sender.close(last());
             }
         }
-        let closed = self.raw.close_all(&reason);
+        let closed = self.raw.close_all(raw_reason);
         self.core.connections_changed(&self.shared.name, -(closed as i64));
+    }
+
+    /// Keeps a detached connection's messages until its client re-binds; one that gathers more than its queue
+    /// holds is closed with `actor.overloaded` when it does (its client would have fallen behind just the same).
+    fn keep_for_client(&self, conn: &Conn, pending: Vec<ConnOutput>) {
+        if conn.pending_count() + pending.len() > CONN_QUEUE {
+            let overloaded = ClientError::overloaded("The connection fell behind the actor's events while it moved");
+            *lock(&conn.inner.disconnect) = Some(overloaded);
+            conn.take_pending();
+            return;
+        }
+        conn.keep_pending(pending);
+    }
+
+    /// Saves every connection's state and subscriptions in the turn's transaction, for the actor's next home.
+    pub(crate) async fn save_connections(&self, db: &ActorDb) -> Result<(), ClientError> {
+        let conns: Vec<Conn> = lock(&self.shared.conns).values().cloned().collect();
+        for conn in conns {
+            lifecycle::record_conn(db, &conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Tells every connection's client side that the actor moved (after the messages already produced), so that
+    /// it re-binds to the actor's new home; the connections themselves were saved by [`Self::save_connections`].
+    /// Raw WebSockets, whose handlers live in this process, are closed with `actor.stopping`.
+    pub fn hand_connections_over(&self) {
+        self.end_all_connections(|| ConnOutput::Moved, &ClientError::stopping());
+    }
+
+    /// Binds connection `conn_id`, which arrived with the actor, to its client's new stream, and records it again.
+    pub(crate) async fn resume(
+        &self,
+        db: &ActorDb,
+        conn_id: &str,
+        outbound: OutboundSender<ConnOutput>,
+    ) -> Result<(), ClientError> {
+        let conn = lock(&self.shared.conns).get(conn_id).cloned();
+        let Some(conn) = conn.filter(Conn::is_detached) else {
+            // It expired, or never came: the client reconnects as a new connection.
+            return Err(ClientError::stopping());
+        };
+        lifecycle::record_conn(db, &conn).await?;
+        conn.attach(outbound);
+        Ok(())
+    }
+
+    /// Disconnects the connections of `conn_ids` that still wait for their clients after the actor's move.
+    pub(crate) async fn expire_detached(&self, db: &ActorDb, conn_ids: &[String]) {
+        for conn_id in conn_ids {
+            let waiting = lock(&self.shared.conns).get(conn_id).is_some_and(Conn::is_detached);
+            if waiting {
+                tracing::info!(actor_id = %self.shared.actor_id, conn_id, "a connection's client did not follow its actor");
+                self.disconnect(db, conn_id).await;
+            }
+        }
     }
 
     /// Runs a connect hook within the connect budget.

@@ -61,6 +61,14 @@ pub(crate) struct HostCore {
     pub durability: Durability,
     pub actor_table: Mutex<ActorTable>,
     slots: Mutex<HashMap<String, Slot>>,
+    /// Actors whose requests wait, undelivered, while they move to another node (see [`HostCore::hold`]). Locked
+    /// only while `slots` is.
+    holds: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Actors a previous run left in the middle of a hand-off, held until the directory says where they live
+    /// (see [`crate::handoff`]).
+    pub settling: Mutex<HashMap<String, Hold>>,
+    /// Actors that just moved here: their next start keeps the connections they brought.
+    arrivals: Mutex<std::collections::HashSet<String>>,
     /// Serializes key reservations so concurrent creates of one key yield one actor.
     pub create_lock: tokio::sync::Mutex<()>,
     /// Where actor code's calls to other actors go on a cluster node: the cluster's backend, held weakly (the
@@ -126,6 +134,9 @@ impl HostCore {
             durability,
             actor_table: Mutex::new(actor_table),
             slots: Mutex::new(HashMap::new()),
+            holds: Mutex::default(),
+            settling: Mutex::default(),
+            arrivals: Mutex::default(),
             create_lock: tokio::sync::Mutex::new(()),
             actor_router: std::sync::OnceLock::new(),
             replicator: std::sync::OnceLock::new(),
@@ -160,15 +171,22 @@ impl HostCore {
         loop {
             let route = {
                 let mut slots = lock(&self.slots);
-                match slots.get(actor_id) {
-                    Some(Slot::Running(tx)) => Delivery::Send(tx.clone()),
-                    Some(Slot::Stopping(stopped)) => {
+                let held = lock(&self.holds).get(actor_id).cloned();
+                match (held, slots.get(actor_id)) {
+                    (Some(released), _) => {
+                        // Registered before the lock is released, so the release cannot be missed.
+                        let mut waiting = Box::pin(released.notified_owned());
+                        waiting.as_mut().enable();
+                        Delivery::Wait(waiting)
+                    }
+                    (None, Some(Slot::Running(tx))) => Delivery::Send(tx.clone()),
+                    (None, Some(Slot::Stopping(stopped))) => {
                         // Registered before the lock is released, so the stop's notification cannot be missed.
                         let mut waiting = Box::pin(stopped.clone().notified_owned());
                         waiting.as_mut().enable();
                         Delivery::Wait(waiting)
                     }
-                    None => {
+                    (None, None) => {
                         let start = self.start_info(actor_id)?;
                         let factory = self
                             .registry
@@ -204,19 +222,55 @@ impl HostCore {
         }
     }
 
-    /// Delivers `command` only if the actor is awake (used for messages of already open connections).
-    pub async fn dispatch_if_awake(&self, actor_id: &str, command: Command) {
+    /// Delivers `command` only if the actor is awake (used for messages of already open connections); returns
+    /// whether it was delivered.
+    pub async fn dispatch_if_awake(&self, actor_id: &str, command: Command) -> bool {
         let sender = match lock(&self.slots).get(actor_id) {
             Some(Slot::Running(tx)) => tx.clone(),
-            _ => return,
+            _ => return false,
         };
-        let _ = sender.send(command).await;
+        sender.send(command).await.is_ok()
+    }
+
+    /// Waits until the actor is not stopping (a sleep or destroy under way has finished).
+    pub async fn wait_stopped(&self, actor_id: &str) {
+        loop {
+            let waiting = match lock(&self.slots).get(actor_id) {
+                Some(Slot::Stopping(stopped)) => {
+                    let mut waiting = Box::pin(stopped.clone().notified_owned());
+                    waiting.as_mut().enable();
+                    waiting
+                }
+                _ => return,
+            };
+            waiting.await;
+        }
     }
 
     fn start_info(&self, actor_id: &str) -> Result<StartInfo, ClientError> {
         let Some(entry) = self.live(actor_id) else { return Err(ClientError::actor_not_found(actor_id)) };
         let record = entry.record;
-        Ok(StartInfo { actor_id: record.actor_id, name: record.name, key: record.key, input: record.input })
+        let arrived = lock(&self.arrivals).remove(actor_id);
+        Ok(StartInfo { actor_id: record.actor_id, name: record.name, key: record.key, input: record.input, arrived })
+    }
+
+    /// Holds every request for the actor (from clients, peers, alarms and resumed work alike) undelivered until
+    /// the returned [`Hold`] is released or dropped; the requests then go on as if they had just arrived (to a
+    /// new home if the actor left meanwhile). Commands already in the actor's mailbox are not held. `None` when
+    /// the actor is already held (another move of it runs).
+    pub fn hold(self: &Arc<Self>, actor_id: &str) -> Option<Hold> {
+        let _slots = lock(&self.slots);
+        let mut holds = lock(&self.holds);
+        if holds.contains_key(actor_id) {
+            return None;
+        }
+        holds.insert(actor_id.to_string(), Arc::new(Notify::new()));
+        Some(Hold { core: self.clone(), actor_id: actor_id.to_string() })
+    }
+
+    /// Marks the actor as just moved here: its next start keeps the connections it brought.
+    pub fn mark_arrived(&self, actor_id: &str) {
+        lock(&self.arrivals).insert(actor_id.to_string());
     }
 
     /// An instance is stopping: new requests wait for [`HostCore::finish_stop`].
@@ -296,6 +350,22 @@ impl HostCore {
         let all = futures_util::future::join_all(waits);
         if tokio::time::timeout(grace, all).await.is_err() {
             tracing::warn!(count, "some actors did not finish sleeping within the grace period");
+        }
+    }
+}
+
+/// Requests for one actor held by [`HostCore::hold`]; releasing (or dropping) it lets them go on, in the order
+/// they arrived.
+pub(crate) struct Hold {
+    core: Arc<HostCore>,
+    actor_id: String,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let _slots = lock(&self.core.slots);
+        if let Some(released) = lock(&self.core.holds).remove(&self.actor_id) {
+            released.notify_waiters();
         }
     }
 }

@@ -154,6 +154,8 @@ pub(crate) struct Instance<S, V> {
     pub run_loop: Option<RunLoop>,
     /// Set by a workflow replay: the run loop restarts after the turn.
     pub restart_run_loop: std::sync::atomic::AtomicBool,
+    /// Set by [`Command::Move`]: the coming sleep hands the connections over to the actor's next home.
+    pub moving: std::sync::atomic::AtomicBool,
 }
 
 impl<S, V> Instance<S, V>
@@ -243,6 +245,15 @@ where
                 Command::Disconnect { conn_id } => self.disconnect(&db, &conn_id).await,
                 Command::Ping { reply } => held.push(Held::new(reply, Ok(()))),
                 Command::Sleep { done } => sleeps.extend(done),
+                Command::Move { done } => {
+                    self.moving.store(true, Ordering::Release);
+                    sleeps.push(done);
+                }
+                Command::Resume { conn_id, outbound, reply } => {
+                    let result = self.resume(&db, &conn_id, outbound).await;
+                    held.push(Held::new(reply, result));
+                }
+                Command::ExpireDetached { conn_ids } => self.expire_detached(&db, &conn_ids).await,
                 Command::Destroy { reply } => destroys.push(reply),
                 Command::Inspect { auth, request, reply } => {
                     let result = self.atomically(&db, self.inspect(&db, &auth, request)).await;

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -37,6 +37,8 @@ pub(crate) struct StartInfo {
     pub key: Vec<String>,
     /// CBOR of the create input, present until the create hooks have run.
     pub input: Option<Vec<u8>>,
+    /// The actor just moved here from another node: the connections it saved there wait for their clients.
+    pub arrived: bool,
 }
 
 fn internal(actor_id: &str, stage: &str, err: impl std::fmt::Display) -> ClientError {
@@ -79,6 +81,7 @@ where
             if info.input.is_some() {
                 core.input_consumed(id).await;
             }
+            expire_unclaimed_connections(&core, &instance);
             Ok(instance)
         }
         Err(err) => {
@@ -144,6 +147,7 @@ where
         let bytes = loaded.state.ok_or_else(|| internal(id, "load state", "initialized actor has no state row"))?;
         ciborium::from_reader(bytes.as_slice()).map_err(|e| internal(id, "decode state", e))?
     };
+    let unit = Arc::new(AtomicU64::new(0));
     let shared = Arc::new(Shared {
         actor_id: info.actor_id.clone(),
         name: info.name.clone(),
@@ -152,11 +156,11 @@ where
         state: Mutex::new(state),
         state_dirty: AtomicBool::new(is_new),
         vars: Mutex::new(V::default()),
-        conns: Mutex::new(Default::default()),
+        conns: Mutex::new(arrived_connections(&core, info, loaded.connections, &unit)?),
         sql: Mutex::new(None),
         sleep_requested: AtomicBool::new(false),
         destroy_requested: AtomicBool::new(false),
-        unit: Arc::new(AtomicU64::new(0)),
+        unit: unit.clone(),
         undo: Mutex::new(None),
         recorder,
         inspector_token: loaded.inspector_token,
@@ -176,6 +180,7 @@ where
         queue: Default::default(),
         run_loop: None,
         restart_run_loop: Default::default(),
+        moving: Default::default(),
     };
     let _loan = instance.expose_db(db);
     let grace = def.options.sleep_grace_period;
@@ -198,7 +203,28 @@ where
     Ok((instance, is_new, spans))
 }
 
-/// Records an open connection in the actor's `_tern_conns` table.
+/// How long connections that arrived with a moved actor wait for their clients to re-bind before they are
+/// disconnected.
+const DETACHED_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Disconnects, after [`DETACHED_GRACE`], the connections the actor brought whose clients have not re-bound.
+fn expire_unclaimed_connections<S, V>(core: &Arc<HostCore>, instance: &Instance<S, V>) {
+    let waiting: Vec<String> =
+        lock(&instance.shared.conns).values().filter(|c| c.is_detached()).map(|c| c.id().to_string()).collect();
+    if waiting.is_empty() {
+        return;
+    }
+    let (core, actor_id) = (Arc::downgrade(core), instance.shared.actor_id.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(DETACHED_GRACE).await;
+        if let Some(core) = core.upgrade() {
+            core.dispatch_if_awake(&actor_id, Command::ExpireDetached { conn_ids: waiting }).await;
+        }
+    });
+}
+
+/// Records an open connection in the actor's `_tern_conns` table: its parameters and state (CBOR) and its
+/// subscriptions (a JSON array), as they are now.
 pub(crate) async fn record_conn(db: &ActorDb, conn: &Conn) -> Result<(), ClientError> {
     let encode = |v: &Value| {
         let mut bytes = Vec::new();
@@ -206,9 +232,45 @@ pub(crate) async fn record_conn(db: &ActorDb, conn: &Conn) -> Result<(), ClientE
     };
     let params = encode(conn.params_value()).map_err(|e| internal(conn.id(), "encode params", e))?;
     let state = encode(&lock(&conn.inner.state)).map_err(|e| internal(conn.id(), "encode conn state", e))?;
-    db.put_conn(conn.id(), Some(&params), Some(&state), "", crate::clock::now_ms())
+    let mut subscriptions: Vec<String> = lock(&conn.inner.subscriptions).iter().cloned().collect();
+    subscriptions.sort_unstable();
+    let subscriptions =
+        serde_json::to_string(&subscriptions).map_err(|e| internal(conn.id(), "encode subscriptions", e))?;
+    db.put_conn(conn.id(), Some(&params), Some(&state), &subscriptions, crate::clock::now_ms())
         .await
         .map_err(|e| internal(conn.id(), "record connection", e))
+}
+
+/// The connections an actor that just moved here saved on its previous node, waiting for their clients to
+/// re-bind (none for any other start: connections do not survive a restart).
+fn arrived_connections(
+    core: &HostCore,
+    info: &StartInfo,
+    stored: Vec<crate::storage::actor_db::StoredConn>,
+    unit: &Arc<AtomicU64>,
+) -> Result<std::collections::BTreeMap<String, Conn>, ClientError> {
+    if !info.arrived {
+        return Ok(Default::default());
+    }
+    let id = info.actor_id.as_str();
+    let decode = |bytes: Option<Vec<u8>>| -> Result<Value, ClientError> {
+        match bytes {
+            Some(bytes) => ciborium::from_reader(bytes.as_slice()).map_err(|e| internal(id, "decode connection", e)),
+            None => Ok(Value::Null),
+        }
+    };
+    let mut conns = std::collections::BTreeMap::new();
+    for row in stored {
+        let subscriptions: std::collections::HashSet<String> = match row.subscriptions.as_str() {
+            "" => Default::default(),
+            text => serde_json::from_str(text).map_err(|e| internal(id, "decode subscriptions", e))?,
+        };
+        let conn =
+            Conn::arrived(row.conn_id.clone(), decode(row.params)?, decode(row.state)?, subscriptions, unit.clone());
+        conns.insert(row.conn_id, conn);
+    }
+    core.connections_changed(&info.name, conns.len() as i64);
+    Ok(conns)
 }
 
 /// Runs a final hook (sleep or destroy) in its own transaction and saves the state.
@@ -227,8 +289,16 @@ where
         }
     }
     let spans = instance.persist_turn(&db).await?;
+    if instance.moving.load(Ordering::Acquire) {
+        // The connections go with the actor: their state and subscriptions as they are now.
+        instance.save_connections(&db).await.map_err(|e| Failure::from_client(&e))?;
+    }
     db.commit().await.map_err(|e| Failure::storage(&e))?;
     instance.export_spans(spans);
+    if let Some(replicator) = instance.core.replicator.get() {
+        // Like any commit, the last one reaches the replicas (and, in sync mode, one of them holds it).
+        replicator.committed(&instance.shared.actor_id, &db).await.map_err(|e| Failure::from_client(&e))?;
+    }
     Ok(())
 }
 
@@ -281,7 +351,11 @@ where
                 }
             }
             instance.flush_connections();
-            instance.close_all_connections(ClientError::stopping());
+            if instance.moving.load(Ordering::Acquire) {
+                instance.hand_connections_over();
+            } else {
+                instance.close_all_connections(ClientError::stopping());
+            }
             core.pool.close(&id);
             core.finish_stop(&id, false);
             core.metrics.record_sleep(&instance.shared.name);

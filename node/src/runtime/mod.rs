@@ -5,7 +5,7 @@ pub(crate) mod alarms;
 pub(crate) mod command;
 mod connections;
 mod firing;
-mod handoff;
+pub(crate) mod handoff;
 pub(crate) mod host;
 mod inspect;
 pub(crate) mod instance;

@@ -64,6 +64,16 @@ impl PendingWork {
         }
     }
 
+    /// Whether `actor_id` is recorded with unfinished work.
+    pub fn has(&self, actor_id: &str) -> bool {
+        lock(&self.actors).contains(actor_id)
+    }
+
+    /// Forgets `actor_id` in memory only (its record went with the actor's row in `node.db`).
+    pub fn drop_in_memory(&self, actor_id: &str) {
+        lock(&self.actors).remove(actor_id);
+    }
+
     fn recorded(&self) -> Vec<String> {
         lock(&self.actors).iter().cloned().collect()
     }

@@ -192,6 +192,31 @@ impl Host {
         self.request(actor_id, |reply| Command::Ping { reply }).await
     }
 
+    /// Re-binds connection `conn_id`, which came with its actor from another node, to a new client stream (the
+    /// client side following its actor, see [`crate::cluster::routing::follow`]).
+    pub(crate) async fn resume(&self, actor_id: &str, conn_id: &str) -> Result<ConnectionHandle, ClientError> {
+        let (out_tx, out_rx) = outbound::channel::<ConnOutput>(CONN_QUEUE);
+        self.resume_connection(actor_id, conn_id, out_tx).await?;
+        Ok(self.connection_handle(actor_id, conn_id.to_string(), out_rx))
+    }
+
+    /// The gateway's side of connection `conn_id`: client messages become the actor's commands (and the client
+    /// leaving a disconnect), the actor's messages come from `outbound`.
+    fn connection_handle(
+        &self,
+        actor_id: &str,
+        conn_id: String,
+        outbound: outbound::OutboundReceiver<ConnOutput>,
+    ) -> ConnectionHandle {
+        let conn = conn_id.clone();
+        let to_command = move |input| match input {
+            ConnInput::Action { id, name, args } => Command::ConnAction { conn_id: conn.clone(), id, name, args },
+            ConnInput::Subscribe { event, subscribe } => Command::Subscribe { conn_id: conn.clone(), event, subscribe },
+        };
+        let inbound = self.forward(actor_id, to_command, Command::Disconnect { conn_id: conn_id.clone() });
+        ConnectionHandle { actor_id: actor_id.to_string(), connection_id: conn_id, inbound, outbound }
+    }
+
     /// Forwards what a client sends on an open socket to the actor as commands, and `end` once the client is gone.
     /// Returns the sender the gateway feeds.
     fn forward<I: Send + 'static>(
@@ -298,18 +323,7 @@ impl Backend for Host {
     async fn connect(&self, actor_id: &str, params: Option<Value>) -> Result<ConnectionHandle, ClientError> {
         let (out_tx, out_rx) = outbound::channel::<ConnOutput>(CONN_QUEUE);
         let conn_id = self.request(actor_id, |reply| Command::Connect { params, outbound: out_tx, reply }).await?;
-        let conn = conn_id.clone();
-        let to_command = move |input| match input {
-            ConnInput::Action { id, name, args } => Command::ConnAction { conn_id: conn.clone(), id, name, args },
-            ConnInput::Subscribe { event, subscribe } => Command::Subscribe { conn_id: conn.clone(), event, subscribe },
-        };
-        let in_tx = self.forward(actor_id, to_command, Command::Disconnect { conn_id: conn_id.clone() });
-        Ok(ConnectionHandle {
-            actor_id: actor_id.to_string(),
-            connection_id: conn_id,
-            inbound: in_tx,
-            outbound: out_rx,
-        })
+        Ok(self.connection_handle(actor_id, conn_id, out_rx))
     }
 
     async fn raw_request(
@@ -418,5 +432,34 @@ impl Backend for Host {
             state: "home".into(),
         };
         Ok(ReplicaSet { home, replicas: Vec::new() })
+    }
+
+    /// A node outside a cluster (`tern dev`) is the only place an actor can be: its own region or node
+    /// (`local`) answers at once, any other is not found.
+    async fn migrate(
+        &self,
+        actor_id: &str,
+        target: tern_gateway::backend::MigrationTarget,
+    ) -> Result<tern_gateway::backend::Migration, ClientError> {
+        use tern_gateway::backend::{Migration, MigrationTarget, NodePlace};
+        if !self.hosts(actor_id) {
+            return Err(ClientError::actor_not_found(actor_id));
+        }
+        match &target {
+            MigrationTarget::Region(region) if *region != self.core.region => {
+                return Err(ClientError::region_not_found(region));
+            }
+            MigrationTarget::Node(node) if node != "local" => return Err(ClientError::node_not_found(node)),
+            _ => {}
+        }
+        let here = NodePlace { node: "local".into(), region: self.core.region.clone() };
+        Ok(Migration { actor_id: actor_id.to_string(), from: here.clone(), to: here, epoch: 0, pause_ms: 0 })
+    }
+
+    async fn drain(&self, node_id: &str) -> Result<tern_gateway::backend::DrainReport, ClientError> {
+        if node_id != "local" {
+            return Err(ClientError::node_not_found(node_id));
+        }
+        Err(ClientError::no_capacity("a node outside a cluster has no other node to move its actors to"))
     }
 }

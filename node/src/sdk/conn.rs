@@ -1,7 +1,7 @@
 //! A client connection as actor code sees it.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -12,6 +12,9 @@ use tern_proto::{ClientError, Value};
 
 use super::error::{ActorError, ActorResult};
 use crate::sync::lock;
+
+/// The unit recorded for messages whose turn already committed (no atomic unit has this number).
+const COMMITTED: u64 = u64::MAX;
 
 /// A connection to the actor: a `/connect` WebSocket, or the ephemeral connection of one stateless HTTP action.
 ///
@@ -35,6 +38,9 @@ pub(crate) struct ConnInner {
     pub pending: Mutex<Vec<(u64, ConnOutput)>>,
     /// The actor's current atomic unit (shared with [`crate::sdk::context::Shared`]).
     pub unit: Arc<AtomicU64>,
+    /// Set while the connection waits for its client to re-bind after the actor moved here: messages for it are
+    /// kept (up to the connection's queue) and sent once it does.
+    pub detached: AtomicBool,
 }
 
 impl Conn {
@@ -55,8 +61,51 @@ impl Conn {
                 disconnect: Mutex::new(None),
                 pending: Mutex::new(Vec::new()),
                 unit,
+                detached: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// A connection that arrived with its actor from another node: its id, parameters, state and subscriptions
+    /// as they were saved there, waiting for its client to re-bind ([`Conn::attach`]).
+    pub(crate) fn arrived(
+        id: String,
+        params: Value,
+        state: Value,
+        subscriptions: HashSet<String>,
+        unit: Arc<AtomicU64>,
+    ) -> Conn {
+        let conn = Conn::new(id, params, state, None, unit);
+        *lock(&conn.inner.subscriptions) = subscriptions;
+        conn.inner.detached.store(true, Ordering::Release);
+        conn
+    }
+
+    /// Whether the connection waits for its client to re-bind after a move.
+    pub(crate) fn is_detached(&self) -> bool {
+        self.inner.detached.load(Ordering::Acquire)
+    }
+
+    /// Binds a connection that arrived with its actor to its client's new stream; the messages kept meanwhile
+    /// go out with the next flush.
+    pub(crate) fn attach(&self, outbound: OutboundSender<ConnOutput>) {
+        *lock(&self.inner.outbound) = Some(outbound);
+        self.inner.detached.store(false, Ordering::Release);
+    }
+
+    /// Puts back messages a flush took but could not send yet (the connection is detached), in front of any
+    /// produced since.
+    pub(crate) fn keep_pending(&self, messages: Vec<ConnOutput>) {
+        let mut pending = lock(&self.inner.pending);
+        let newer = std::mem::take(&mut *pending);
+        // Committed already: no failing unit may drop them.
+        pending.extend(messages.into_iter().map(|m| (COMMITTED, m)));
+        pending.extend(newer);
+    }
+
+    /// How many messages wait for the turn to commit or (detached) for the client.
+    pub(crate) fn pending_count(&self) -> usize {
+        lock(&self.inner.pending).len()
     }
 
     /// The connection's id (as sent to the client in `Init`).
@@ -108,7 +157,7 @@ impl Conn {
     }
 
     pub(crate) fn push(&self, output: ConnOutput) {
-        if lock(&self.inner.outbound).is_some() {
+        if lock(&self.inner.outbound).is_some() || self.is_detached() {
             let unit = self.inner.unit.load(Ordering::Acquire);
             lock(&self.inner.pending).push((unit, output));
         }

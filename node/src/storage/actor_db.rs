@@ -79,6 +79,22 @@ pub struct LoadedActor {
     pub state: Option<Vec<u8>>,
     /// The actor's inspector token and when it was generated (ms since the epoch).
     pub inspector_token: (String, i64),
+    /// The connections recorded by the actor's previous run (forgotten in the database as it starts): a start
+    /// after a move to this node keeps them for their clients to re-bind, any other start drops them.
+    pub connections: Vec<StoredConn>,
+}
+
+/// A connection as `_tern_conns` records it.
+#[derive(Debug)]
+pub struct StoredConn {
+    /// The connection's id.
+    pub conn_id: String,
+    /// Its parameters, CBOR.
+    pub params: Option<Vec<u8>>,
+    /// Its state, CBOR.
+    pub state: Option<Vec<u8>>,
+    /// The events it subscribed to, a JSON array of names (empty text for none).
+    pub subscriptions: String,
 }
 
 impl ActorDb {
@@ -131,6 +147,16 @@ impl ActorDb {
         }
         self.sandbox.record_reserved_names(&self.conn).await?;
         // Connections do not survive a restart of the actor: forget the rows of the previous run.
+        let mut connections = Vec::new();
+        let mut rows = self.conn.query("SELECT conn_id, params, state, subscriptions FROM _tern_conns", ()).await?;
+        while let Some(row) = rows.next().await? {
+            connections.push(StoredConn {
+                conn_id: row.get(0)?,
+                params: row.get(1)?,
+                state: row.get(2)?,
+                subscriptions: row.get(3)?,
+            });
+        }
         self.conn.execute("DELETE FROM _tern_conns", ()).await?;
         let mut rows = self.conn.query("SELECT value FROM _tern_meta WHERE key = 'initialized'", ()).await?;
         let initialized = rows.next().await?.is_some();
@@ -140,7 +166,7 @@ impl ActorDb {
             None => None,
         };
         let inspector_token = self.inspector_token().await?;
-        Ok(LoadedActor { initialized, state, inspector_token })
+        Ok(LoadedActor { initialized, state, inspector_token, connections })
     }
 
     /// The version of the internal tables this database has, if it has them (`None` for a new file).

@@ -2,6 +2,7 @@
 
 pub mod actor_db;
 pub mod data_dir;
+pub mod handoffs;
 pub mod inspect_sql;
 pub mod kv;
 pub mod node_db;

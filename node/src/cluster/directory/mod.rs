@@ -98,6 +98,22 @@ pub struct MoveHome<'a> {
     pub promoted_from: Option<tern_replication::wal::Position>,
 }
 
+/// A home handing a live actor over to another node (a move on demand, see [`ClusterDirectory::hand_over`]).
+pub struct HandOver<'a> {
+    pub actor_id: &'a str,
+    /// The home handing it over.
+    pub from: &'a str,
+    /// The placement's epoch when the hand-off began: any change since (a failover, the old home taking the
+    /// actor back) makes the hand-over fail.
+    pub epoch: u64,
+    /// The node taking it over, its liveness epoch and region.
+    pub to: &'a str,
+    pub to_epoch: u64,
+    pub region: &'a str,
+    /// The new home's replicas.
+    pub replicas: Vec<String>,
+}
+
 /// The directory as one node uses it: a proposer over the voters, and caches.
 pub struct ClusterDirectory {
     proposer: Proposer<TransportVoters>,
@@ -229,6 +245,24 @@ impl ClusterDirectory {
                     promoted_from: moving.promoted_from,
                     ..placement.clone()
                 }
+            })
+        })
+        .await
+    }
+
+    /// Makes `to` the actor's home under the next epoch, if the placement is still exactly the one the hand-off
+    /// began from (`from`, `epoch`). Returns the placement afterwards, whoever changed it: `to` as home means the
+    /// actor is `to`'s from now on.
+    pub async fn hand_over(&self, moving: &HandOver<'_>) -> Result<Option<Placement>, ClientError> {
+        self.change_placement(moving.actor_id, |placement| {
+            (placement.home == moving.from && placement.epoch == moving.epoch).then(|| Placement {
+                home: moving.to.to_string(),
+                region: moving.region.to_string(),
+                epoch: placement.epoch + 1,
+                home_epoch: moving.to_epoch,
+                replicas: moving.replicas.clone(),
+                promoted_from: None,
+                ..placement.clone()
             })
         })
         .await

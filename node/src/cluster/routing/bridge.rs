@@ -33,6 +33,9 @@ pub enum StreamOpen {
     Connect { actor_id: String, params: Option<Value> },
     /// A raw WebSocket (`/websocket/...`) with its upgrade request.
     Socket { actor_id: String, request: WireRequest, params: Option<Value> },
+    /// A `/connect` connection that follows its actor, which moved to this node with it (see
+    /// [`super::follow`]).
+    Resume { actor_id: String, conn_id: String },
 }
 
 /// A socket opened on the far side: its id, and the channels the gateway uses.
@@ -114,6 +117,14 @@ pub async fn serve(host: Host, header: &[u8], send: Option<SendStream>, recv: Re
     match open {
         StreamOpen::Connect { actor_id, params } => {
             let opened = host.connect(&actor_id, params).await.map(|h| Bridged::<ConnInput, ConnOutput> {
+                id: h.connection_id,
+                inbound: h.inbound,
+                outbound: h.outbound,
+            });
+            pump(opened, send, recv).await;
+        }
+        StreamOpen::Resume { actor_id, conn_id } => {
+            let opened = host.resume(&actor_id, &conn_id).await.map(|h| Bridged::<ConnInput, ConnOutput> {
                 id: h.connection_id,
                 inbound: h.inbound,
                 outbound: h.outbound,

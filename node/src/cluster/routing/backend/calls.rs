@@ -9,8 +9,9 @@ use tern_proto::ClientError;
 
 use super::ClusterBackend;
 use crate::cluster::rpc::{
-    ForwardAction, ForwardCreate, ForwardDestroy, ForwardExport, ForwardInspect, ForwardKvGet, ForwardList,
-    ForwardQueueSend, ForwardRawRequest, ForwardReplicas, ForwardSleep, ForwardedCall, WireResponse,
+    ForwardAction, ForwardCreate, ForwardDestroy, ForwardDrain, ForwardExport, ForwardInspect, ForwardKvGet,
+    ForwardList, ForwardMigrate, ForwardQueueSend, ForwardRawRequest, ForwardReplicas, ForwardSleep, ForwardedCall,
+    WireResponse,
 };
 
 /// A forwarded call this node can serve itself.
@@ -86,5 +87,17 @@ impl ServeCall for ForwardQueueSend {
 impl ServeCall for ForwardReplicas {
     async fn serve(self, backend: &ClusterBackend) -> Result<Self::Output, ClientError> {
         backend.inner.host.replicas(&self.actor_id).await
+    }
+}
+
+impl ServeCall for ForwardMigrate {
+    async fn serve(self, backend: &ClusterBackend) -> Result<Self::Output, ClientError> {
+        backend.mover()?.migrate(&self.actor_id, &self.target).await
+    }
+}
+
+impl ServeCall for ForwardDrain {
+    async fn serve(self, backend: &ClusterBackend) -> Result<Self::Output, ClientError> {
+        Ok(backend.mover()?.drain().await)
     }
 }

@@ -9,6 +9,8 @@ mod surface;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
+use tern_gateway::backend::{DrainReport, Migration, MigrationTarget};
 use tern_proto::ClientError;
 use tern_replication::Transport;
 
@@ -43,6 +45,21 @@ struct Inner {
     lease: Option<crate::handoff::Lease>,
     /// One create at a time per key on this node, so that a create in flight is never taken for an orphan.
     creating: KeyedLocks,
+    /// What moves actors to other nodes (set once the node's hand-offs start; unset without voters).
+    mover: std::sync::OnceLock<Arc<dyn Mover>>,
+}
+
+/// Moves actors between nodes on the backend's behalf (implemented by [`crate::handoff::Handoff`]): a migration or
+/// drain that reached the node that is to run it.
+pub(crate) trait Mover: Send + Sync {
+    /// Moves `actor_id`, which lives here, to `target`.
+    fn migrate<'a>(
+        &'a self,
+        actor_id: &'a str,
+        target: &'a MigrationTarget,
+    ) -> BoxFuture<'a, Result<Migration, ClientError>>;
+    /// Moves every actor off this node.
+    fn drain(&self) -> BoxFuture<'_, DrainReport>;
 }
 
 /// Where a request for an actor goes.
@@ -106,7 +123,37 @@ impl ClusterBackend {
         lease: Option<crate::handoff::Lease>,
     ) -> Self {
         let creating = KeyedLocks::default();
-        Self { inner: Arc::new(Inner { host, local_id, region, transport, members, directory, lease, creating }) }
+        let mover = std::sync::OnceLock::new();
+        Self {
+            inner: Arc::new(Inner { host, local_id, region, transport, members, directory, lease, creating, mover }),
+        }
+    }
+
+    /// Sets what moves actors to other nodes (once, as the node starts).
+    pub(crate) fn set_mover(&self, mover: Arc<dyn Mover>) {
+        let _ = self.inner.mover.set(mover);
+    }
+
+    /// What moves actors to other nodes; `cluster.no_quorum` on a node without voters.
+    pub(super) fn mover(&self) -> Result<&Arc<dyn Mover>, ClientError> {
+        self.inner
+            .mover
+            .get()
+            .ok_or_else(|| ClientError::no_quorum("this node was started without --voters, so it cannot move actors"))
+    }
+
+    /// Moves every actor homed here to other nodes (a graceful stop with `--drain-on-stop`); a node without
+    /// voters moves nothing.
+    pub async fn drain_here(&self) -> DrainReport {
+        match self.mover() {
+            Ok(mover) => mover.drain().await,
+            Err(_) => DrainReport { node: self.inner.local_id.clone(), moved: 0, failed: Vec::new() },
+        }
+    }
+
+    /// The node's QUIC transport.
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.inner.transport
     }
 
     /// The directory, unless the node was started without voters.
@@ -161,7 +208,7 @@ impl ClusterBackend {
         // A home that says it does not host the actor, or cannot be reached (it may have failed over), makes the
         // route be looked up afresh, and the call sent there once if it is another node.
         let (stale, failure) = match self.route(actor_id, false).await? {
-            Route::Local => return call.serve(self).await,
+            Route::Local => return self.serve_here_or_follow(actor_id, call).await,
             Route::Remote(home) => match self.forward(&home, call.clone()).await {
                 Err(ForwardError::WrongHome) => (home, ClientError::actor_not_found(actor_id)),
                 Err(ForwardError::Unreachable(e)) => (home, e),
@@ -173,6 +220,23 @@ impl ClusterBackend {
             Some(Route::Remote(home)) => self.forward(&home, call).await.map_err(|e| e.into_client(actor_id)),
             None => Err(failure),
         }
+    }
+
+    /// Serves `call` for an actor this node hosts; if the actor left meanwhile (its requests were held while it
+    /// moved, see [`crate::handoff::migrate`]), sends it to the actor's new home instead.
+    async fn serve_here_or_follow<C: ServeCall>(&self, actor_id: &str, call: C) -> Result<C::Output, ClientError> {
+        match call.clone().serve(self).await {
+            Err(e) if self.moved_away(actor_id, &e) => match self.route(actor_id, true).await? {
+                Route::Local => call.serve(self).await,
+                Route::Remote(home) => self.forward(&home, call).await.map_err(|e| e.into_client(actor_id)),
+            },
+            other => other,
+        }
+    }
+
+    /// Whether a local call's `error` means that the actor no longer lives here (it moved to another node).
+    pub(super) fn moved_away(&self, actor_id: &str, error: &ClientError) -> bool {
+        error.is(&ClientError::actor_not_found("")) && !self.inner.host.hosts(actor_id)
     }
 
     /// Sends `call` to `home` and returns its answer.
@@ -204,14 +268,26 @@ impl ClusterBackend {
     /// Serves a call another node forwarded here: a call for an actor this node does not host is refused as
     /// [`CallRefusal::WrongHome`], with what this node's cache says of the actor's placement.
     pub(crate) async fn serve_forwarded<C: ServeCall>(&self, call: C) -> Result<C::Output, CallRefusal> {
-        if let Some(actor_id) = call.actor_id()
+        let actor_id = call.actor_id().map(str::to_string);
+        if let Some(actor_id) = &actor_id
             && !self.inner.host.hosts(actor_id)
         {
-            let cached = self.inner.directory.as_ref().and_then(|directory| directory.cached_placement(actor_id));
-            let (home, epoch) = cached.map(|p| (p.home, p.epoch)).unzip();
-            return Err(CallRefusal::WrongHome { home, epoch });
+            return Err(self.wrong_home(actor_id));
         }
-        call.serve(self).await.map_err(CallRefusal::Failed)
+        match call.serve(self).await {
+            // The actor moved away while the call waited for it: the caller follows it.
+            Err(e) if actor_id.as_deref().is_some_and(|id| self.moved_away(id, &e)) => {
+                Err(self.wrong_home(actor_id.as_deref().unwrap_or_default()))
+            }
+            served => served.map_err(CallRefusal::Failed),
+        }
+    }
+
+    /// The refusal of a call for an actor this node does not host, with what its cache says of the placement.
+    fn wrong_home(&self, actor_id: &str) -> CallRefusal {
+        let cached = self.inner.directory.as_ref().and_then(|directory| directory.cached_placement(actor_id));
+        let (home, epoch) = cached.map(|p| (p.home, p.epoch)).unzip();
+        CallRefusal::WrongHome { home, epoch }
     }
 
     /// The QUIC addresses of the members this node sees live, itself included.

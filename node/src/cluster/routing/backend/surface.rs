@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tern_gateway::backend::{
-    ActorInfo, Backend, ConnOutput, ConnectionHandle, CreateRequest, InspectRequest, InspectorAuth, MemberInfo,
-    RawRequest, RawResponse, RawSocketHandle, ReplicaSet, SocketOutput,
+    ActorInfo, Backend, ConnOutput, ConnectionHandle, CreateRequest, DrainReport, InspectRequest, InspectorAuth,
+    MemberInfo, Migration, MigrationTarget, RawRequest, RawResponse, RawSocketHandle, ReplicaSet, SocketOutput,
 };
 use tern_proto::key::ActorKey;
 use tern_proto::messages::HttpQueueSendResponse;
@@ -14,11 +14,47 @@ use tern_proto::{ClientError, Value};
 use super::{ClusterBackend, ForwardError, Route};
 use crate::cluster::MemberState;
 use crate::cluster::routing::bridge::{self, StreamOpen};
+use crate::cluster::routing::follow;
 use crate::cluster::routing::placement::Home;
 use crate::cluster::rpc::{
-    ForwardAction, ForwardDestroy, ForwardExport, ForwardInspect, ForwardKvGet, ForwardList, ForwardQueueSend,
-    ForwardRawRequest, ForwardReplicas, ForwardSleep, WireRequest,
+    ForwardAction, ForwardDestroy, ForwardDrain, ForwardExport, ForwardInspect, ForwardKvGet, ForwardList,
+    ForwardMigrate, ForwardQueueSend, ForwardRawRequest, ForwardReplicas, ForwardSleep, WireRequest,
 };
+
+impl ClusterBackend {
+    /// Opens `open` (a connection, new or resumed) on the actor's home `home` over a bridge.
+    async fn bridge_connection(
+        &self,
+        actor_id: &str,
+        home: &Home,
+        open: &StreamOpen,
+    ) -> Result<ConnectionHandle, ClientError> {
+        let lost = ConnOutput::Close(ClientError::stopping());
+        let bridged = bridge::open(&self.inner.transport, home.quic_addr, open, lost).await?;
+        Ok(ConnectionHandle {
+            actor_id: actor_id.to_string(),
+            connection_id: bridged.id,
+            inbound: bridged.inbound,
+            outbound: bridged.outbound,
+        })
+    }
+
+    /// Re-binds connection `conn_id` to its actor where the directory places it now (it moved there with the
+    /// actor, see [`follow`]).
+    pub(crate) async fn resume_connection(
+        &self,
+        actor_id: &str,
+        conn_id: &str,
+    ) -> Result<ConnectionHandle, ClientError> {
+        match self.route(actor_id, true).await? {
+            Route::Local => self.inner.host.resume(actor_id, conn_id).await,
+            Route::Remote(home) => {
+                let open = StreamOpen::Resume { actor_id: actor_id.to_string(), conn_id: conn_id.to_string() };
+                self.bridge_connection(actor_id, &home, &open).await
+            }
+        }
+    }
+}
 
 #[async_trait]
 impl Backend for ClusterBackend {
@@ -88,26 +124,26 @@ impl Backend for ClusterBackend {
         params: Option<Value>,
     ) -> Result<Value, ClientError> {
         if self.inner.host.hosts(actor_id) {
-            return self.inner.host.call_action(actor_id, action, args, params).await;
+            match self.inner.host.call_action(actor_id, action, args.clone(), params.clone()).await {
+                Err(e) if self.moved_away(actor_id, &e) => {}
+                answered => return answered,
+            }
         }
         let call = ForwardAction { actor_id: actor_id.to_string(), action: action.to_string(), args, params };
         self.on_actor(actor_id, call).await
     }
 
     async fn connect(&self, actor_id: &str, params: Option<Value>) -> Result<ConnectionHandle, ClientError> {
-        let home = match self.route(actor_id, false).await? {
-            Route::Local => return self.inner.host.connect(actor_id, params).await,
-            Route::Remote(home) => home,
-        };
+        let mut route = self.route(actor_id, false).await?;
+        if route == Route::Local {
+            match self.inner.host.connect(actor_id, params.clone()).await {
+                Err(e) if self.moved_away(actor_id, &e) => route = self.route(actor_id, true).await?,
+                opened => return Ok(follow::follow(self.clone(), opened?)),
+            }
+        }
+        let Route::Remote(home) = route else { return Err(ClientError::actor_not_found(actor_id)) };
         let open = StreamOpen::Connect { actor_id: actor_id.to_string(), params };
-        let lost = ConnOutput::Close(ClientError::stopping());
-        let bridged = bridge::open(&self.inner.transport, home.quic_addr, &open, lost).await?;
-        Ok(ConnectionHandle {
-            actor_id: actor_id.to_string(),
-            connection_id: bridged.id,
-            inbound: bridged.inbound,
-            outbound: bridged.outbound,
-        })
+        Ok(follow::follow(self.clone(), self.bridge_connection(actor_id, &home, &open).await?))
     }
 
     async fn raw_request(
@@ -116,11 +152,15 @@ impl Backend for ClusterBackend {
         request: RawRequest,
         params: Option<Value>,
     ) -> Result<RawResponse, ClientError> {
-        if self.inner.host.hosts(actor_id) {
-            return self.inner.host.raw_request(actor_id, request, params).await;
-        }
         let call =
             ForwardRawRequest { actor_id: actor_id.to_string(), request: WireRequest::from_http(&request), params };
+        if self.inner.host.hosts(actor_id) {
+            let params = call.params.clone();
+            match self.inner.host.raw_request(actor_id, request, params).await {
+                Err(e) if self.moved_away(actor_id, &e) => {}
+                answered => return answered,
+            }
+        }
         self.on_actor(actor_id, call).await?.into_http()
     }
 
@@ -203,5 +243,20 @@ impl Backend for ClusterBackend {
 
     async fn replicas(&self, actor_id: &str) -> Result<ReplicaSet, ClientError> {
         self.on_actor(actor_id, ForwardReplicas { actor_id: actor_id.to_string() }).await
+    }
+
+    async fn migrate(&self, actor_id: &str, target: MigrationTarget) -> Result<Migration, ClientError> {
+        self.on_actor(actor_id, ForwardMigrate { actor_id: actor_id.to_string(), target }).await
+    }
+
+    async fn drain(&self, node_id: &str) -> Result<DrainReport, ClientError> {
+        if node_id == self.inner.local_id {
+            return Ok(self.mover()?.drain().await);
+        }
+        let member = self.inner.members.get(node_id).ok_or_else(|| ClientError::node_not_found(node_id))?;
+        if member.state == MemberState::Down {
+            return Err(ClientError::unavailable(format!("node {node_id} is down")));
+        }
+        self.forward(&Home::from(&member), ForwardDrain).await.map_err(ForwardError::into_node_call_error)
     }
 }

@@ -1,0 +1,44 @@
+//! The hand-off service's calls: a home asking another node to take one of its actors over.
+
+use serde::{Deserialize, Serialize};
+use tern_proto::ClientError;
+use tern_replication::Service;
+use tern_replication::wal::Position;
+
+use crate::cluster::rpc::{PeerCall, peer_call, service};
+use crate::runtime::handoff::Arrival;
+
+/// The hand-off service's calls.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum HandoffMessage {
+    TakeHome(TakeHome),
+}
+
+/// Take actor `actor_id` over from its home `from`, which paused it: this node's replica must hold exactly
+/// `position` (everything the actor committed), and the directory must still place the actor on `from` under
+/// `epoch`. Answered with the actor's new epoch once it serves here.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TakeHome {
+    pub actor_id: String,
+    pub from: String,
+    pub epoch: u64,
+    pub position: Position,
+    /// The new home's replicas (the old home among them when it keeps a copy).
+    pub replicas: Vec<String>,
+    pub arrival: Arrival,
+}
+peer_call!(TakeHome => HandoffMessage::TakeHome, service::HANDOFF, Result<u64, HandoffRefusal>);
+
+/// Why a node did not take an actor over. In every case the directory still places the actor where it was.
+#[derive(Debug, Serialize, Deserialize, thiserror::Error)]
+pub enum HandoffRefusal {
+    /// This node's replica does not hold the position asked for (`None`: it has none).
+    #[error("the replica is at {at:?}, not at the home's last commit")]
+    Behind { at: Option<Position> },
+    /// The placement changed since the hand-off began (a failover, or the home took the actor back).
+    #[error("the actor's placement changed during the hand-off")]
+    Moved,
+    /// This node could not take it (its lease, the directory, its disk).
+    #[error("{0}")]
+    Failed(ClientError),
+}

@@ -1,0 +1,137 @@
+//! Replication's part in moving an actor to another node: on the home, making the target a caught-up replica and
+//! turning the home's copy into a replica of the new home once the actor left; on the target, checking its copy
+//! holds everything before it takes the actor (see [`crate::handoff::migrate`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tern_proto::ClientError;
+use tern_replication::wal::Position;
+
+use super::home::HomeStream;
+use super::{Replication, io_failed, remove_database, with_suffix};
+use crate::storage::wal_streams::{StreamRecord, StreamRole};
+
+impl Replication {
+    /// Makes `target` a replica of `actor_id` (homed here, awake or not) if it is not one yet, recording it in the
+    /// directory first, and waits until it holds everything committed when this was called, for at most `limit`.
+    /// Without a stream in memory (the actor sleeps since this node started) there is nothing to catch up with
+    /// yet: the move does it once the actor is paused.
+    pub(crate) async fn catch_up(&self, actor_id: &str, target: &str, limit: Duration) -> Result<(), ClientError> {
+        let Some(stream) = self.streams.lock().await.get(actor_id).cloned().flatten() else { return Ok(()) };
+        self.include(actor_id, &stream, target).await?;
+        let position = stream.committed();
+        if stream.reached(target, position, limit).await {
+            Ok(())
+        } else {
+            Err(ClientError::unavailable(format!(
+                "node {target} did not catch up with actor {actor_id} within {} s",
+                limit.as_secs()
+            )))
+        }
+    }
+
+    /// Once the actor is paused for a move (asleep, requests held): makes sure `target` holds everything it
+    /// committed, for at most `limit`, and returns the final position. An actor with no stream in memory gets one
+    /// here, from its files.
+    pub(crate) async fn final_position(
+        &self,
+        actor_id: &str,
+        target: &str,
+        limit: Duration,
+    ) -> Result<Position, ClientError> {
+        let stream = self.paused_stream(actor_id).await?;
+        self.include(actor_id, &stream, target).await?;
+        let position = stream.committed();
+        if stream.reached(target, position, limit).await {
+            Ok(position)
+        } else {
+            Err(ClientError::unavailable(format!(
+                "node {target} did not receive the last changes of actor {actor_id} within {} s",
+                limit.as_secs()
+            )))
+        }
+    }
+
+    /// The stream of a paused actor, set up from its database file (which nothing else uses while it is paused)
+    /// when it has none in memory, with its last commit noted.
+    async fn paused_stream(&self, actor_id: &str) -> Result<Arc<HomeStream>, ClientError> {
+        if let Some(stream) = self.streams.lock().await.get(actor_id).cloned().flatten() {
+            return Ok(stream);
+        }
+        let core = &self.ctx.core;
+        let path = core.data_dir.actor_db_path(actor_id);
+        let db = core.pool.connection(actor_id, &path, core.synchronous()).await.map_err(|e| {
+            tracing::error!(actor_id, error = %e, "cannot open a paused actor's database");
+            ClientError::internal()
+        })?;
+        let stream = self.set_up_stream(actor_id, &db, true).await;
+        let noted = match &stream {
+            Ok(Some(stream)) => stream.commit(&self.ctx, &db).await.map(|_| ()),
+            Ok(None) => Err(ClientError::internal()),
+            Err(e) => Err(e.clone()),
+        };
+        core.pool.close(actor_id);
+        noted?;
+        stream?.ok_or_else(ClientError::internal)
+    }
+
+    /// Adds `target` to the stream's replicas (recorded in the directory first) unless it is one.
+    async fn include(&self, actor_id: &str, stream: &Arc<HomeStream>, target: &str) -> Result<(), ClientError> {
+        if stream.replicas().iter().any(|r| r == target) {
+            return Ok(());
+        }
+        self.grow(actor_id, stream, vec![target.to_string()]).await
+    }
+
+    /// After the actor moved to `new_home`: ends its stream here, and keeps this node's copy as a replica of the
+    /// new home when `keep` (it holds exactly what the new home started from), else removes it.
+    pub(crate) async fn hand_over_copy(&self, actor_id: &str, new_home: &str, keep: bool) -> Result<(), ClientError> {
+        let core = &self.ctx.core;
+        let stream = self.streams.lock().await.remove(actor_id).flatten();
+        if let Some(stream) = &stream {
+            stream.retire();
+        }
+        let actor_path = core.data_dir.actor_db_path(actor_id);
+        let recorded = core.node_db.wal_stream(actor_id).await?;
+        let state = match (&stream, recorded) {
+            (Some(stream), _) => Some(stream.committed_state()),
+            (None, Some(record)) if record.role == StreamRole::Home => Some(record.state),
+            _ => None,
+        };
+        let Some(state) = state.filter(|_| keep) else {
+            remove_database(&actor_path)?;
+            return core.node_db.remove_wal_stream(actor_id).await;
+        };
+        let replica_path = core.data_dir.replica_db_path(actor_id);
+        if let Some(dir) = replica_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io_failed("creating the replicas' directory", e))?;
+        }
+        remove_database(&replica_path)?;
+        for suffix in ["", "-wal"] {
+            match std::fs::rename(with_suffix(&actor_path, suffix), with_suffix(&replica_path, suffix)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io_failed("keeping the old home's copy as a replica", e));
+                }
+                _ => {}
+            }
+        }
+        let record = StreamRecord { role: StreamRole::Replica, state, peers: vec![new_home.to_string()] };
+        core.node_db.set_wal_stream(actor_id, &record).await
+    }
+
+    /// Removes the home copy of an actor that was promoted here for a move the directory did not confirm (its
+    /// home sends a fresh copy if this node is still one of its replicas).
+    pub(crate) async fn drop_home_copy(&self, actor_id: &str) -> Result<(), ClientError> {
+        let core = &self.ctx.core;
+        let Some(record) = core.node_db.wal_stream(actor_id).await? else { return Ok(()) };
+        if record.role != StreamRole::Home {
+            return Ok(());
+        }
+        if let Some(stream) = self.streams.lock().await.remove(actor_id).flatten() {
+            stream.retire();
+        }
+        remove_database(&core.data_dir.actor_db_path(actor_id))?;
+        core.node_db.remove_wal_stream(actor_id).await
+    }
+}
