@@ -174,3 +174,24 @@ impl Node {
 
 /// How long a cluster of a few nodes on loopback may take to converge: generous, as a cap, never a verdict.
 pub const CONVERGE_CAP: Duration = Duration::from_secs(30);
+
+/// Three nodes, `iad-1`, `fra-1` and `sin-1`, one per region, all voters, `iad-1` the others' seed, each started
+/// with `extra` arguments (not yet converged: see [`converge`]).
+pub fn three_regions(ca: &Ca, work: &Path, extra: &[&str]) -> Vec<Node> {
+    let plans = plan(&[("iad-1", "iad"), ("fra-1", "fra"), ("sin-1", "sin")]);
+    let voters = voters_arg(&[&plans[0], &plans[1], &plans[2]]);
+    let first = [plans[0].quic.as_str()];
+    plans
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Node::start(ca, work, p, if i == 0 { &[] } else { &first }, Some(&voters), extra))
+        .collect()
+}
+
+/// Waits until every node sees every other alive.
+pub async fn converge(nodes: &[Node]) {
+    for node in nodes {
+        let all: Vec<&Node> = nodes.iter().collect();
+        crate::eventually(&format!("{} sees all alive", node.name), CONVERGE_CAP, || node.sees_alive(&all)).await;
+    }
+}

@@ -207,6 +207,26 @@ impl TernProcess {
         }
     }
 
+    /// The process's data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Waits (at most `cap`) for the process to exit on its own, e.g. at a crash point; its exit status, or `None`
+    /// if it still runs.
+    pub fn wait_exit(&mut self, cap: std::time::Duration) -> Option<ExitStatus> {
+        let started = std::time::Instant::now();
+        while started.elapsed() < cap {
+            let child = self.child.as_mut()?;
+            if let Some(status) = child.try_wait().expect("wait for the node") {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Starts the process again on the same port and data directory.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the node before restarting it");
@@ -319,5 +339,40 @@ impl Api {
         }
         let code = format!("{}.{}", body["group"].as_str().unwrap_or("?"), body["code"].as_str().unwrap_or("?"));
         Err((status, code, body))
+    }
+}
+
+/// Every string in a JSON value (the rows of a query, whatever their shape), added to `out`.
+pub fn strings(value: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+    match value {
+        serde_json::Value::String(s) => {
+            out.insert(s.clone());
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+        serde_json::Value::Object(fields) => fields.values().for_each(|v| strings(v, out)),
+        _ => {}
+    }
+}
+
+/// Inserts rows `w{writer}-{seq}` into the `sqlite` actor's table `t(w)` through `api` until `stop`, recording the
+/// acknowledged ones in `acked` (a failed write waits 20 ms and goes on).
+pub async fn insert_rows(
+    api: Api,
+    id: String,
+    writer: usize,
+    stop: std::sync::Arc<std::sync::Mutex<bool>>,
+    acked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    for seq in 0.. {
+        if *stop.lock().expect("not poisoned") {
+            return;
+        }
+        let row = format!("w{writer}-{seq}");
+        let sql = format!("INSERT INTO t(w) VALUES ('{row}')");
+        if api.call(&id, "execute", serde_json::json!([sql, null])).await.is_ok() {
+            acked.lock().expect("not poisoned").push(row);
+        } else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

@@ -9,54 +9,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tern_tests::cluster::{CONVERGE_CAP, Ca, Node, plan, voters_arg};
-use tern_tests::{Api, eventually};
+use tern_tests::cluster::{CONVERGE_CAP, Ca, Node, plan, three_regions, voters_arg};
+use tern_tests::{Api, eventually, insert_rows, strings};
 
 /// How long the actor may stay unavailable after its home died (LAN timing fails over in about 5 s).
 const FAILOVER_CAP: Duration = Duration::from_secs(60);
 /// Concurrent writers per round.
 const WRITERS: usize = 4;
 
-/// Every string in a JSON value (the rows of a query, whatever their shape).
-fn strings(value: &Value, out: &mut BTreeSet<String>) {
-    match value {
-        Value::String(s) => {
-            out.insert(s.clone());
-        }
-        Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
-        Value::Object(fields) => fields.values().for_each(|v| strings(v, out)),
-        _ => {}
-    }
-}
-
-/// Writes `(writer, seq)` rows through `api` until `stop`, recording the acknowledged ones.
-async fn write(api: Api, id: String, writer: usize, stop: Arc<Mutex<bool>>, acked: Arc<Mutex<Vec<String>>>) {
-    for seq in 0.. {
-        if *stop.lock().unwrap() {
-            return;
-        }
-        let row = format!("w{writer}-{seq}");
-        let sql = format!("INSERT INTO t(w) VALUES ('{row}')");
-        if api.call(&id, "execute", json!([sql, null])).await.is_ok() {
-            acked.lock().unwrap().push(row);
-        } else {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_home_fails_over_to_its_replica_with_every_acknowledged_write() {
     let (ca, work) = (Ca::new(), tempfile::tempdir().unwrap());
-    let plans = plan(&[("iad-1", "iad"), ("fra-1", "fra"), ("sin-1", "sin")]);
-    let voters = voters_arg(&[&plans[0], &plans[1], &plans[2]]);
-    let first = [plans[0].quic.as_str()];
-    let sync = ["--replication-mode", "sync"];
-    let mut nodes: Vec<Node> = plans
-        .iter()
-        .enumerate()
-        .map(|(i, p)| Node::start(&ca, work.path(), p, if i == 0 { &[] } else { &first }, Some(&voters), &sync))
-        .collect();
+    let mut nodes = three_regions(&ca, work.path(), &["--replication-mode", "sync"]);
     let mut failover_ms = Vec::new();
     for round in 0..5 {
         for node in &nodes {
@@ -82,7 +46,7 @@ async fn a_killed_home_fails_over_to_its_replica_with_every_acknowledged_write()
         let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
                 let api = Api::new(&nodes[survivors[w % survivors.len()]].process);
-                tokio::spawn(write(api, id.clone(), w, stop.clone(), acked.clone()))
+                tokio::spawn(insert_rows(api, id.clone(), w, stop.clone(), acked.clone()))
             })
             .collect();
         // Let writes flow, then kill the home at a random moment.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tern_client::{Client, ConnectionState, Encoding};
-use tern_tests::cluster::{CONVERGE_CAP, Ca, Node, TOKEN, plan, voters_arg};
+use tern_tests::cluster::{self, CONVERGE_CAP, Ca, Node, TOKEN};
 use tern_tests::{Api, eventually, fetch_json};
 
 /// How many moves the actor makes under load.
@@ -35,18 +35,8 @@ impl Drop for LogsOnFailure {
 
 /// Three nodes, iad-1, fra-1 and sin-1, all voters, seen alive by each other.
 async fn three_regions(ca: &Ca, work: &std::path::Path, extra: &[&str]) -> Vec<Node> {
-    let plans = plan(&[("iad-1", "iad"), ("fra-1", "fra"), ("sin-1", "sin")]);
-    let voters = voters_arg(&[&plans[0], &plans[1], &plans[2]]);
-    let first = [plans[0].quic.as_str()];
-    let nodes: Vec<Node> = plans
-        .iter()
-        .enumerate()
-        .map(|(i, p)| Node::start(ca, work, p, if i == 0 { &[] } else { &first }, Some(&voters), extra))
-        .collect();
-    for node in &nodes {
-        let all: Vec<&Node> = nodes.iter().collect();
-        eventually(&format!("{} sees all three alive", node.name), CONVERGE_CAP, || node.sees_alive(&all)).await;
-    }
+    let nodes = cluster::three_regions(ca, work, extra);
+    cluster::converge(&nodes).await;
     nodes
 }
 

@@ -15,7 +15,8 @@
 //! Back on the home: the actor is forgotten here, the home's copy becomes a replica of the new home, and the held
 //! requests go on, to the new home. If anything failed, the directory decides: a home still placed there takes the
 //! actor back under a new epoch (so a late hand-over can no longer succeed) and serves it again; otherwise it
-//! lets go. A node that crashed in the middle settles the same way when it starts ([`settle_unfinished`]).
+//! lets go. A node that crashed in the middle settles the same way when it starts ([`settle_unfinished`]); the
+//! tests crash nodes at each step ([`super::crash`]).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,7 @@ use tern_gateway::backend::{DrainReport, Migration, MigrationTarget, NodePlace};
 use tern_proto::ClientError;
 
 use super::Handoff;
+use super::crash::crash_point;
 use super::wire::{HandoffRefusal, TakeHome};
 use crate::cluster::MemberState;
 use crate::cluster::directory::{HandOver, Placement};
@@ -151,10 +153,13 @@ impl Handoff {
         self.replication.catch_up(actor_id, &to.id, CATCH_UP_LIMIT).await?;
         let core = &self.host.core;
         core.node_db.record_handoff(actor_id, HandoffRole::Leaving, &to.id).await?;
+        crash_point(&core.data_dir, "leaving:recorded");
         let hold = core.hold(actor_id).ok_or_else(|| ClientError::migration_in_progress(actor_id))?;
         let paused = Instant::now();
         let awake = self.host.pause_for_move(actor_id).await;
+        crash_point(&core.data_dir, "leaving:paused");
         let handed = self.hand_off(actor_id, &placement, &to, awake).await;
+        crash_point(&core.data_dir, "leaving:answered");
         let pause_ms = paused.elapsed().as_millis() as u64;
         let outcome = match handed {
             Ok((epoch, keep)) => {
@@ -208,6 +213,7 @@ impl Handoff {
         awake: bool,
     ) -> Result<(u64, bool), ClientError> {
         let position = self.replication.final_position(actor_id, &to.id, FINAL_LIMIT).await?;
+        crash_point(&self.host.core.data_dir, "leaving:shipped");
         let (count, _) = self.replication.policy(actor_id);
         // The old home keeps a copy (it holds exactly what the new home starts from), so the set keeps its size.
         let others = placement.replicas.iter().filter(|r| **r != to.id && **r != self.local_id).cloned();
@@ -287,6 +293,7 @@ impl Handoff {
         let core = &self.host.core;
         let failed = HandoffRefusal::Failed;
         core.node_db.record_handoff(actor_id, HandoffRole::Arriving, &call.from).await.map_err(failed)?;
+        crash_point(&core.data_dir, "arriving:recorded");
         let Some(hold) = core.hold(actor_id) else {
             core.node_db.forget_handoff(actor_id).await.map_err(failed)?;
             return Err(failed(ClientError::migration_in_progress(actor_id)));
@@ -295,6 +302,7 @@ impl Handoff {
         // routed here afterwards finds it missing.
         self.replication.promote(actor_id, call.replicas.clone()).await.map_err(failed)?;
         self.host.record_arrival(actor_record(&placement)).await.map_err(failed)?;
+        crash_point(&core.data_dir, "arriving:promoted");
         let moving = HandOver {
             actor_id,
             from: &call.from,
@@ -309,6 +317,7 @@ impl Handoff {
             // The change may or may not have been made: read what the voters decided.
             Err(_) => self.placement_when_known(actor_id).await,
         };
+        crash_point(&core.data_dir, "arriving:moved");
         match decided {
             Some(now) if now.home == self.local_id => {
                 core.node_db.forget_handoff(actor_id).await.map_err(failed)?;

@@ -3,6 +3,7 @@
 //! which promotes a replica when its home's lease is gone; and moves on demand and drains ([`migrate`]), whose
 //! calls between nodes are in [`wire`].
 
+mod crash;
 pub mod failover;
 pub mod lease;
 pub mod migrate;
