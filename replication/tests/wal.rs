@@ -344,6 +344,26 @@ fn a_restarted_replica_resumes_from_its_recorded_position() {
 }
 
 #[test]
+fn a_replica_at_the_previous_end_advances_to_a_generation_without_frames() {
+    let mut pair = Pair::new();
+    pair.home.exec("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2);");
+    pair.ship(1 << 20);
+    let next = end_generation(&mut pair.source).unwrap();
+    assert_eq!(next.frame, 0);
+    assert!(read(&pair.source, &pair.home_path(), pair.replica.position(), 1 << 20).is_none(), "no frame to ship");
+    // Only from exactly where the previous generation ended.
+    let elsewhere = WalState { previous_end: Position::new(next.previous_end.generation, 1), ..next };
+    assert!(matches!(pair.replica.advance(elsewhere), Err(WalError::Gap { .. })));
+    assert_eq!(pair.replica.advance(next).unwrap(), next);
+    assert_eq!(pair.replica.position(), next.position());
+    pair.assert_equal();
+    // Frames of the new generation follow as usual.
+    pair.home.exec("INSERT INTO t VALUES (3);");
+    pair.ship(1 << 20);
+    pair.assert_equal();
+}
+
+#[test]
 fn a_replica_down_for_ten_thousand_transactions_catches_up() {
     let mut pair = Pair::new();
     pair.home.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);");

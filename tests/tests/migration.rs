@@ -323,3 +323,35 @@ async fn a_node_stopped_with_drain_on_stop_moves_every_actor_and_no_call_fails()
     );
     assert_eq!(record(&nodes[1], &ids[0]).await["datacenter"], json!("fra"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_actor_with_a_100_mb_database_moves_to_a_node_without_a_copy() {
+    let (ca, work) = (Ca::new(), tempfile::tempdir().unwrap());
+    let nodes = three_regions(&ca, work.path(), &[]).await;
+    let _logs = LogsOnFailure::of(&nodes);
+    let iad = Api::new(&nodes[0].process);
+    let id = iad.actor("sqlite", "large").await;
+    iad.call(&id, "execute", json!(["CREATE TABLE b(n INTEGER PRIMARY KEY, data BLOB)", null])).await.unwrap();
+    for n in 0..10 {
+        let sql = format!("INSERT INTO b VALUES ({n}, randomblob(10 * 1024 * 1024))");
+        iad.call(&id, "execute", json!([sql, null])).await.unwrap();
+    }
+    let digest_sql =
+        "SELECT count(*) AS n, sum(length(data)) AS bytes, group_concat(hex(substr(data, 1, 8))) AS heads FROM b";
+    let before = iad.call(&id, "query", json!([digest_sql, null])).await.unwrap();
+    assert_eq!(before[0]["bytes"], json!(100 * 1024 * 1024));
+
+    // The node that holds no copy yet receives one while the actor serves, then takes the actor.
+    let set = admin_get(&nodes[0], &format!("/actors/{id}/replicas")).await;
+    let replica = set["replicas"][0]["node"].as_str().unwrap_or_else(|| panic!("{set}")).to_string();
+    let target = ["fra-1", "sin-1"].into_iter().find(|n| *n != replica).unwrap();
+    let started = std::time::Instant::now();
+    let (status, moved) = migrate(&nodes[1], &id, json!({ "node": target })).await;
+    assert_eq!(status, 200, "{moved}");
+    println!("moved 100 MB to {target} in {:?}, paused {} ms", started.elapsed(), moved["pause_ms"]);
+    for node in &nodes {
+        let after = Api::new(&node.process).call(&id, "query", json!([digest_sql, null])).await.unwrap();
+        assert_eq!(after, before, "through {}", node.name);
+    }
+    assert_eq!(record(&nodes[0], &id).await["datacenter"], moved["to"]["region"]);
+}

@@ -212,7 +212,7 @@ impl Handoff {
         to: &Target,
         awake: bool,
     ) -> Result<(u64, bool), ClientError> {
-        let position = self.replication.final_position(actor_id, &to.id, FINAL_LIMIT).await?;
+        let state = self.replication.final_state(actor_id, &to.id, FINAL_LIMIT).await?;
         crash_point(&self.host.core.data_dir, "leaving:shipped");
         let (count, _) = self.replication.policy(actor_id);
         // The old home keeps a copy (it holds exactly what the new home starts from), so the set keeps its size.
@@ -223,7 +223,7 @@ impl Handoff {
             actor_id: actor_id.to_string(),
             from: self.local_id.clone(),
             epoch: placement.epoch,
-            position,
+            state,
             replicas,
             arrival: self.host.departure(actor_id, awake),
         };
@@ -282,9 +282,8 @@ impl Handoff {
     pub(crate) async fn take_home(&self, call: TakeHome) -> Result<u64, HandoffRefusal> {
         self.lease.check().map_err(HandoffRefusal::Failed)?;
         let actor_id = call.actor_id.as_str();
-        let at = self.replication.copy_position(actor_id).await.ok();
-        if at != Some(call.position) {
-            return Err(HandoffRefusal::Behind { at });
+        if !self.replication.copy_holds(actor_id, &call.from, call.state).await.unwrap_or(false) {
+            return Err(HandoffRefusal::Behind { at: self.replication.copy_position(actor_id).await.ok() });
         }
         let directory = self.backend.directory().map_err(HandoffRefusal::Failed)?;
         let placement = directory.placement(actor_id, true).await.map_err(HandoffRefusal::Failed)?;

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use tern_proto::ClientError;
 use tern_replication::Service;
-use tern_replication::wal::Position;
+use tern_replication::wal::{Position, WalState};
 
 use crate::cluster::rpc::{PeerCall, peer_call, service};
 use crate::runtime::handoff::Arrival;
@@ -15,14 +15,14 @@ pub enum HandoffMessage {
 }
 
 /// Take actor `actor_id` over from its home `from`, which paused it: this node's replica must hold exactly
-/// `position` (everything the actor committed), and the directory must still place the actor on `from` under
-/// `epoch`. Answered with the actor's new epoch once it serves here.
+/// what the home's stream `state` says (everything the actor committed), and the directory must still place the
+/// actor on `from` under `epoch`. Answered with the actor's new epoch once it serves here.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TakeHome {
     pub actor_id: String,
     pub from: String,
     pub epoch: u64,
-    pub position: Position,
+    pub state: WalState,
     /// The new home's replicas (the old home among them when it keeps a copy).
     pub replicas: Vec<String>,
     pub arrival: Arrival,

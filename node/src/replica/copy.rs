@@ -87,6 +87,29 @@ impl Copies {
         Ok(state)
     }
 
+    /// Moves the copy of `actor_id` to the generation `next` its home started without frames (see
+    /// [`tern_replication::wal::Replica::advance`]), recording it before it answers.
+    pub(super) async fn advance(
+        &self,
+        core: &HostCore,
+        actor_id: &str,
+        home: &str,
+        next: WalState,
+    ) -> Result<WalState, Refusal> {
+        let copy = self.copy(actor_id);
+        let mut copy = copy.lock().await;
+        if copy.replica.is_none() {
+            let Some(record) = recorded(core, actor_id).await? else { return Err(Refusal::NeedsSnapshot) };
+            let path = core.data_dir.replica_db_path(actor_id);
+            copy.replica = Some(tokio::task::block_in_place(|| Replica::open(&path, record.state)).map_err(refusal)?);
+        }
+        let replica = copy.replica.as_mut().expect("opened above");
+        let state = tokio::task::block_in_place(|| replica.advance(next)).map_err(refusal)?;
+        let record = StreamRecord { role: StreamRole::Replica, state, peers: vec![home.to_string()] };
+        core.node_db.set_wal_stream(actor_id, &record).await.map_err(|e| Refusal::Failed(e.message))?;
+        Ok(state)
+    }
+
     /// Takes one chunk of a snapshot; the last one installs the copy (replacing any older one).
     pub(super) async fn receive(&self, core: &HostCore, call: ShipSnapshot) -> Result<SnapshotProgress, Refusal> {
         lives_elsewhere(core, &call.actor_id).await?;

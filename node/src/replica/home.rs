@@ -187,10 +187,18 @@ impl HomeStream {
         Ok(position)
     }
 
+    /// Whether a replica acknowledged at `at` holds everything up to `position`: it is at or past it, or
+    /// `position` starts the current generation (no frame yet) and the replica is exactly where the previous one
+    /// ended (the new generation's database file is that content).
+    fn holds(&self, at: Position, position: Position) -> bool {
+        let wal = self.wal();
+        at >= position || (position.frame == 0 && position.generation == wal.generation && at == wal.previous_end)
+    }
+
     /// Waits until a replica holds `position` (sync mode), for at most `limit`.
     pub(super) async fn replicated(&self, position: Position, limit: Duration) -> Result<(), ClientError> {
         let mut acked = self.acked.subscribe();
-        let reached = acked.wait_for(|acked| acked.values().any(|p| *p >= position));
+        let reached = acked.wait_for(|acked| acked.values().any(|p| self.holds(*p, position)));
         match tokio::time::timeout(limit, reached).await {
             Ok(Ok(_)) => Ok(()),
             _ => Err(ClientError::unavailable(format!(
@@ -204,7 +212,7 @@ impl HomeStream {
     /// Waits until `replica` acknowledged `position`, for at most `limit`; false when it did not.
     pub(super) async fn reached(&self, replica: &str, position: Position, limit: Duration) -> bool {
         let mut acked = self.acked.subscribe();
-        let reached = acked.wait_for(|acked| acked.get(replica).is_some_and(|p| *p >= position));
+        let reached = acked.wait_for(|acked| acked.get(replica).is_some_and(|p| self.holds(*p, position)));
         matches!(tokio::time::timeout(limit, reached).await, Ok(Ok(_)))
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tern_proto::ClientError;
-use tern_replication::wal::Position;
+use tern_replication::wal::WalState;
 
 use super::home::HomeStream;
 use super::{Replication, io_failed, remove_database, with_suffix};
@@ -32,19 +32,19 @@ impl Replication {
     }
 
     /// Once the actor is paused for a move (asleep, requests held): makes sure `target` holds everything it
-    /// committed, for at most `limit`, and returns the final position. An actor with no stream in memory gets one
-    /// here, from its files.
-    pub(crate) async fn final_position(
+    /// committed, for at most `limit`, and returns the stream's final state (its position, and where the previous
+    /// generation ended). An actor with no stream in memory gets one here, from its files.
+    pub(crate) async fn final_state(
         &self,
         actor_id: &str,
         target: &str,
         limit: Duration,
-    ) -> Result<Position, ClientError> {
+    ) -> Result<WalState, ClientError> {
         let stream = self.paused_stream(actor_id).await?;
         self.include(actor_id, &stream, target).await?;
-        let position = stream.committed();
-        if stream.reached(target, position, limit).await {
-            Ok(position)
+        let state = stream.committed_state();
+        if stream.reached(target, state.position(), limit).await {
+            Ok(state)
         } else {
             Err(ClientError::unavailable(format!(
                 "node {target} did not receive the last changes of actor {actor_id} within {} s",
@@ -118,6 +118,23 @@ impl Replication {
         }
         let record = StreamRecord { role: StreamRole::Replica, state, peers: vec![new_home.to_string()] };
         core.node_db.set_wal_stream(actor_id, &record).await
+    }
+
+    /// Whether this node's replica of `actor_id` (homed on `home`) holds exactly what the home's `state` says,
+    /// moving it to that state's generation when the home started it without frames.
+    pub(crate) async fn copy_holds(&self, actor_id: &str, home: &str, state: WalState) -> Result<bool, ClientError> {
+        let at = self.copy_position(actor_id).await?;
+        if at == state.position() {
+            return Ok(true);
+        }
+        if state.frame != 0 || at != state.previous_end {
+            return Ok(false);
+        }
+        self.copies
+            .advance(&self.ctx.core, actor_id, home, state)
+            .await
+            .map_err(|e| ClientError::unavailable(e.to_string()))?;
+        Ok(true)
     }
 
     /// Removes the home copy of an actor that was promoted here for a move the directory did not confirm (its

@@ -99,6 +99,19 @@ impl Replica {
         Ok(self.state)
     }
 
+    /// Moves the replica to the generation `next` without frames: the home ended the previous generation exactly
+    /// where the replica is (`next.previous_end`) by checkpointing, and nothing was committed since; the replica
+    /// checkpoints the same frames into its file. `Gap` if the replica is elsewhere.
+    pub fn advance(&mut self, next: WalState) -> Result<WalState, WalError> {
+        let at = self.position();
+        if at != next.previous_end || next.frame != 0 || next.generation != at.generation + 1 {
+            return Err(WalError::Gap { batch: next.previous_end, replica: at });
+        }
+        self.checkpoint()?;
+        self.state = next;
+        Ok(self.state)
+    }
+
     /// Makes the WAL's frames durable (one `fsync` for the whole batch; the file's pages are the same whichever
     /// descriptor syncs them).
     fn sync_wal(&self) -> Result<(), WalError> {
