@@ -1,13 +1,14 @@
 // The official client against a real three-node cluster (`tern node` ×3 on loopback: iad, fra, syd; mutual-TLS
 // QUIC; all three voters): an actor made through one gateway is the same actor through every other gateway
 // (stateless actions, resolve(), a connection with `newCount` events fed by calls through another node), and
-// concurrent getOrCreate of one key spread over all gateways makes exactly one actor.
+// concurrent getOrCreate of one key spread over all gateways makes exactly one actor; an actor moved between the
+// regions while clients call it through every gateway and listen on a connection fails no call and closes nothing.
 //
 // On failure the nodes' log files are kept and their paths printed.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { ENCODINGS, connected, eventually, startCluster, uniqueKey } from "./helpers.js";
+import { CLUSTER_TOKEN, ENCODINGS, connected, eventually, startCluster, uniqueKey } from "./helpers.js";
 
 const T = { timeout: 180_000 };
 
@@ -91,6 +92,64 @@ for (const encoding of ENCODINGS) {
 			for (const client of clients) {
 				assert.equal(await client.counter.get(key).getCount(), 20);
 			}
+		});
+
+		ctest("an actor moving iad → fra → syd → iad while clients call and listen: no failed call, no close, every event", async () => {
+			const clients = cluster.nodes.map((n) => n.client(encoding));
+			const key = uniqueKey("moving");
+			const id = await clients[0].counter.getOrCreate(key).resolve();
+			// A connection through syd-1 listens; its status must never leave "connected".
+			const conn = clients[2].counter.getOrCreate(key).connect();
+			const seen = [];
+			const statuses = [];
+			conn.on("newCount", (n) => seen.push(n));
+			await connected(conn, "connection through syd-1");
+			conn.onStatusChange((status) => statuses.push(status));
+			assert.equal(await conn.getCount(), 0);
+			const connectionId = conn.connectionId;
+
+			// Callers through every gateway, and through the connection itself, until the moves are done.
+			let moving = true;
+			const acked = [];
+			const failures = [];
+			const caller = async (call) => {
+				while (moving) {
+					try {
+						acked.push(await call());
+					} catch (err) {
+						failures.push(String(err?.message ?? err));
+					}
+				}
+			};
+			const callers = [
+				...clients.map((client) => caller(() => client.counter.getForId(id).increment(1))),
+				caller(() => conn.increment(1)),
+			];
+			const nodeOf = { iad: "iad-1", fra: "fra-1", syd: "syd-1" };
+			for (const region of ["fra", "syd", "iad", "fra", "iad"]) {
+				const before = acked.length;
+				await eventually(() => assert.ok(acked.length >= before + 10), { cap: 60_000, what: "calls between moves" });
+				const res = await fetch(`${cluster.nodes[1].endpoint}/actors/${id}/migrate`, {
+					method: "POST",
+					headers: { authorization: `Bearer ${CLUSTER_TOKEN}`, "content-type": "application/json" },
+					body: JSON.stringify({ region }),
+				});
+				const moved = await res.json();
+				assert.equal(res.status, 200, JSON.stringify(moved));
+				assert.equal(moved.to.node, nodeOf[region], JSON.stringify(moved));
+			}
+			moving = false;
+			await Promise.all(callers);
+
+			assert.deepEqual(failures, [], "no call failed during the moves");
+			const n = acked.length;
+			assert.deepEqual([...acked].sort((x, y) => x - y), Array.from({ length: n }, (_, i) => i + 1));
+			assert.equal(await clients[1].counter.get(key).getCount(), n);
+			await eventually(() => assert.equal(seen.length, n), { cap: 30_000, what: "every event" });
+			assert.deepEqual(seen, Array.from({ length: n }, (_, i) => i + 1), "events in order");
+			assert.deepEqual(statuses, [], "the connection never closed");
+			assert.equal(conn.connectionId, connectionId);
+			await conn.dispose();
 		});
 	});
 }
