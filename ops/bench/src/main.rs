@@ -10,6 +10,7 @@
 
 mod actors;
 mod cluster;
+mod migration;
 mod node;
 mod replication;
 mod scenarios;
@@ -68,6 +69,9 @@ enum Measurement {
     Cluster,
     /// Replication: replica lag, async and sync writes, failover after `kill -9`, bootstrap of a replica.
     Replication,
+    /// Migration: the pause of a moving actor (1 MB and 100 MB databases), and a client's latency while its actor
+    /// moves.
+    Migration,
 }
 
 /// Targets from the project's issue, and physical anchors from the peers-and-limits notes.
@@ -468,6 +472,38 @@ async fn run(args: Args) {
                 none,
             )
             .ratio(format!("{:.2}× the target of 100 MB/s", mb_s / 100.0)),
+        );
+    }
+    if runs(Measurement::Migration) {
+        let (sizes, moves, calls): (&[u64], usize, usize) =
+            if args.quick { (&[1, 20], 6, 500) } else { (&[1, 100], 20, 2000) };
+        let mut results = migration::measure(sizes, moves, calls).await;
+        for (mb, pauses) in &mut results.pauses {
+            let p99_ms = pauses.quantile(0.99).as_secs_f64() * 1e3;
+            report.rows.push(
+                Row::new(format!("migration: pause of a move, {mb} MB database (loopback)"), "", pauses).ratio(
+                    format!(
+                        "p99 {p99_ms:.0} ms against the target of one RTT + 50 ms (loopback: 50 ms): {:.2}×",
+                        p99_ms / 50.0
+                    ),
+                ),
+            );
+        }
+        let moves = results.moves_under_load;
+        let steady_p50 = results.steady.quantile(0.5).as_secs_f64() * 1e3;
+        report.rows.push(Row::new(
+            "migration: a client's call through a third gateway, steady",
+            "",
+            &mut results.steady,
+        ));
+        let during_p99 = results.during.quantile(0.99).as_secs_f64() * 1e3;
+        report.rows.push(
+            Row::new(
+                format!("migration: the same calls while the actor moves ({moves} moves)"),
+                "",
+                &mut results.during,
+            )
+            .ratio(format!("p99 {during_p99:.1} ms against steady p50 {steady_p50:.2} ms; no call failed")),
         );
     }
     report.print(workers, seconds);
