@@ -4,6 +4,7 @@
 //! region's client host ([`tern_sim::netns::Host::within`]). Needs root, iproute2, `/dev/net/tun` and the
 //! `tern-sim` binary; dropping the cluster stops the nodes and removes the simulation.
 
+use tern_sim::matrix::Pair;
 use tern_sim::{Config, Matrix, Sim, nodes};
 
 use crate::cluster::{Node, TOKEN};
@@ -22,11 +23,18 @@ impl SimCluster {
     /// Starts `nodes_per_region` nodes in each of `regions` (default round-trip times between them) and waits
     /// until each gateway serves. Panics, saying what is missing, on a machine that cannot run simulations.
     pub fn start(regions: &[&str], nodes_per_region: usize) -> SimCluster {
+        SimCluster::start_with_rtts(regions, nodes_per_region, &[])
+    }
+
+    /// Like [`start`](Self::start), with the round-trip times of some pairs of regions set: `(a, b, ms)`.
+    pub fn start_with_rtts(regions: &[&str], nodes_per_region: usize, rtts_ms: &[(&str, &str, u32)]) -> SimCluster {
         if let Err(missing) = tern_sim::prerequisites() {
             panic!("this test runs simulated regions and cannot here: {missing}");
         }
         let regions: Vec<String> = regions.iter().map(|r| r.to_string()).collect();
-        let matrix = Matrix::new(&regions, &[], &[]).expect("a matrix of known regions");
+        let rtts: Vec<Pair<u32>> =
+            rtts_ms.iter().map(|(a, b, ms)| Pair { a: a.to_string(), b: b.to_string(), value: *ms }).collect();
+        let matrix = Matrix::new(&regions, &rtts, &[]).expect("a matrix of known regions");
         let relay = workspace_binary("tern-sim", "tern-sim");
         let config = Config { matrix, hosts_per_region: nodes_per_region, relay, detached: false };
         let sim = Sim::start(config).unwrap_or_else(|e| panic!("cannot start the simulation: {e}"));

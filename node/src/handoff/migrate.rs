@@ -212,7 +212,9 @@ impl Handoff {
         to: &Target,
         awake: bool,
     ) -> Result<(u64, bool), ClientError> {
+        let paused = Instant::now();
         let state = self.replication.final_state(actor_id, &to.id, FINAL_LIMIT).await?;
+        tracing::debug!(actor_id, to = %to.id, last_frames_ms = paused.elapsed().as_millis() as u64, "the target has it all");
         crash_point(&self.host.core.data_dir, "leaving:shipped");
         let (count, _) = self.replication.policy(actor_id);
         // The old home keeps a copy (it holds exactly what the new home starts from), so the set keeps its size.
@@ -220,14 +222,17 @@ impl Handoff {
         let replicas: Vec<String> = std::iter::once(self.local_id.clone()).chain(others).take(count).collect();
         let keep = replicas.contains(&self.local_id);
         let call = TakeHome {
-            actor_id: actor_id.to_string(),
+            record: actor_record(placement),
             from: self.local_id.clone(),
             epoch: placement.epoch,
             state,
             replicas,
             arrival: self.host.departure(actor_id, awake),
         };
-        match rpc::ask(self.backend.transport(), to.quic_addr, call, TAKE_HOME_TIMEOUT).await {
+        let shipped = Instant::now();
+        let answer = rpc::ask(self.backend.transport(), to.quic_addr, call, TAKE_HOME_TIMEOUT).await;
+        tracing::debug!(actor_id, to = %to.id, take_home_ms = shipped.elapsed().as_millis() as u64, "the target answered");
+        match answer {
             Ok(Ok(epoch)) => Ok((epoch, keep)),
             Ok(Err(HandoffRefusal::Failed(e))) => Err(e),
             Ok(Err(refusal)) => Err(ClientError::unavailable(format!("node {} refused the actor: {refusal}", to.id))),
@@ -281,14 +286,11 @@ impl Handoff {
     /// Takes an actor over from its home (the target's side of a move).
     pub(crate) async fn take_home(&self, call: TakeHome) -> Result<u64, HandoffRefusal> {
         self.lease.check().map_err(HandoffRefusal::Failed)?;
-        let actor_id = call.actor_id.as_str();
+        let actor_id = call.record.actor_id.as_str();
         if !self.replication.copy_holds(actor_id, &call.from, call.state).await.unwrap_or(false) {
             return Err(HandoffRefusal::Behind { at: self.replication.copy_position(actor_id).await.ok() });
         }
         let directory = self.backend.directory().map_err(HandoffRefusal::Failed)?;
-        let placement = directory.placement(actor_id, true).await.map_err(HandoffRefusal::Failed)?;
-        let placement = placement.filter(|p| p.home == call.from && p.epoch == call.epoch && p.destroy_ts.is_none());
-        let Some(placement) = placement else { return Err(HandoffRefusal::Moved) };
         let core = &self.host.core;
         let failed = HandoffRefusal::Failed;
         core.node_db.record_handoff(actor_id, HandoffRole::Arriving, &call.from).await.map_err(failed)?;
@@ -300,7 +302,8 @@ impl Handoff {
         // The actor is recorded (its requests held) before the directory names this node, so that no request
         // routed here afterwards finds it missing.
         self.replication.promote(actor_id, call.replicas.clone()).await.map_err(failed)?;
-        self.host.record_arrival(actor_record(&placement)).await.map_err(failed)?;
+        let promoted = Instant::now();
+        self.host.record_arrival(call.record.clone()).await.map_err(failed)?;
         crash_point(&core.data_dir, "arriving:promoted");
         let moving = HandOver {
             actor_id,
@@ -317,12 +320,17 @@ impl Handoff {
             Err(_) => self.placement_when_known(actor_id).await,
         };
         crash_point(&core.data_dir, "arriving:moved");
+        let moved = Instant::now();
         match decided {
             Some(now) if now.home == self.local_id => {
                 core.node_db.forget_handoff(actor_id).await.map_err(failed)?;
                 drop(hold);
                 self.host.settle_arrival(actor_id, call.arrival).await.map_err(failed)?;
-                tracing::info!(actor_id, from = %call.from, epoch = now.epoch, "took the actor over");
+                tracing::info!(
+                    actor_id, from = %call.from, epoch = now.epoch,
+                    directory_ms = (moved - promoted).as_millis() as u64, wake_ms = moved.elapsed().as_millis() as u64,
+                    "took the actor over"
+                );
                 Ok(now.epoch)
             }
             _ => {

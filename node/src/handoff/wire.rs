@@ -7,6 +7,7 @@ use tern_replication::wal::{Position, WalState};
 
 use crate::cluster::rpc::{PeerCall, peer_call, service};
 use crate::runtime::handoff::Arrival;
+use crate::storage::ActorRecord;
 
 /// The hand-off service's calls.
 #[derive(Debug, Serialize, Deserialize)]
@@ -14,12 +15,13 @@ pub enum HandoffMessage {
     TakeHome(TakeHome),
 }
 
-/// Take actor `actor_id` over from its home `from`, which paused it: this node's replica must hold exactly
+/// Take actor `record.actor_id` over from its home `from`, which paused it: this node's replica must hold exactly
 /// what the home's stream `state` says (everything the actor committed), and the directory must still place the
 /// actor on `from` under `epoch`. Answered with the actor's new epoch once it serves here.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TakeHome {
-    pub actor_id: String,
+    /// The actor, as its new home records it.
+    pub record: ActorRecord,
     pub from: String,
     pub epoch: u64,
     pub state: WalState,

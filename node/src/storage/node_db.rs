@@ -15,7 +15,7 @@ use tern_proto::ClientError;
 use crate::metrics::Metrics;
 
 /// One actor as recorded in the node database.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ActorRecord {
     pub actor_id: String,
     pub name: String,
