@@ -107,6 +107,7 @@ struct Inner {
     wal_snapshot_bytes: Counter,
     wal_checkpoints: Counter,
     failovers: Counter,
+    traffic_moves: Counter,
     discarded_transactions: Counter,
     spans_dropped: Counter,
     storage_full: Counter,
@@ -204,6 +205,7 @@ impl Metrics {
             wal_snapshot_bytes: Counter::default(),
             wal_checkpoints: Counter::default(),
             failovers: Counter::default(),
+            traffic_moves: Counter::default(),
             discarded_transactions: Counter::default(),
             spans_dropped: Counter::default(),
             storage_full: Counter::default(),
@@ -252,6 +254,7 @@ impl Metrics {
         r.register("lease_renewals", help, inner.lease_renewals.clone());
         let help = "Spans accepted by the OTLP collector (--otlp-endpoint)";
         r.register("trace_spans_exported", help, inner.spans_exported.clone());
+        r.register("traffic_moves", "Actors moved to the region their calls came from", inner.traffic_moves.clone());
         let help =
             "How long a moving actor served no request: from its pause on the old home to its new home taking it";
         r.register_with_unit("migration_pause", help, Unit::Seconds, inner.migration_pause.clone());
@@ -360,6 +363,11 @@ impl Metrics {
     /// count is the number of moves).
     pub fn record_migration(&self, pause_ms: u64) {
         self.inner.migration_pause.observe(pause_ms as f64 / 1000.0);
+    }
+
+    /// Records an actor moved to where its calls came from (`tern_traffic_moves_total`).
+    pub fn record_traffic_move(&self) {
+        self.inner.traffic_moves.inc();
     }
 
     /// Records an actor taken over from a dead home (`tern_failovers_total`).

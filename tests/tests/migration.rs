@@ -355,3 +355,53 @@ async fn an_actor_with_a_100_mb_database_moves_to_a_node_without_a_copy() {
     }
     assert_eq!(record(&nodes[0], &id).await["datacenter"], moved["to"]["region"]);
 }
+
+/// Calls `increment(1)` on `id` through each of `apis` in turn until `stop`.
+async fn call_through(apis: Vec<Api>, id: String, stop: Arc<Mutex<bool>>) {
+    for api in apis.iter().cycle() {
+        if *stop.lock().unwrap() {
+            return;
+        }
+        api.call(&id, "increment", json!([1])).await.expect("a call");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_actor_follows_its_traffic_to_another_region_and_an_even_split_never_moves_it() {
+    let (ca, work) = (Ca::new(), tempfile::tempdir().unwrap());
+    let follow = ["--follow-traffic", "--follow-traffic-window", "1", "--follow-traffic-min-calls", "20"];
+    let nodes = three_regions(&ca, work.path(), &[&follow[..], &["--follow-traffic-dwell", "0"]].concat()).await;
+    let _logs = LogsOnFailure::of(&nodes);
+    let iad = Api::new(&nodes[0].process);
+    let traveler = iad.actor("counter", "traveler").await;
+    let split = iad.actor("counter", "split").await;
+    let stop = Arc::new(Mutex::new(false));
+    let callers = [
+        tokio::spawn(call_through(vec![Api::new(&nodes[1].process)], traveler.clone(), stop.clone())),
+        tokio::spawn(call_through(
+            vec![Api::new(&nodes[0].process), Api::new(&nodes[1].process)],
+            split.clone(),
+            stop.clone(),
+        )),
+    ];
+
+    // Calls only through fra's gateway: the actor moves to fra.
+    eventually("the actor moved to where its calls come from", CONVERGE_CAP, || async {
+        (record(&nodes[2], &traveler).await["datacenter"] == json!("fra")).then_some(())
+    })
+    .await;
+    let summary = admin_get(&nodes[2], &format!("/gateway/{traveler}/inspector/summary")).await;
+    let last_move = summary["lastMove"].as_str().unwrap_or_else(|| panic!("{summary}"));
+    assert!(last_move.starts_with("moved iad → fra: ") && last_move.ends_with(" calls from fra"), "{last_move}");
+    let metrics = reqwest::Client::new().get(format!("{}/metrics", nodes[0].process.endpoint())).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(metrics.lines().any(|l| l.starts_with("tern_traffic_moves_total ") && !l.ends_with(" 0")), "{metrics}");
+
+    // Half of the other actor's calls come from iad, half from fra: it stays, window after window.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    *stop.lock().unwrap() = true;
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    assert_eq!(record(&nodes[2], &split).await["datacenter"], json!("iad"), "an even split never moves the actor");
+}

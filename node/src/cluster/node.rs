@@ -80,6 +80,8 @@ pub struct ClusterConfig {
     pub replication: ReplicationSettings,
     /// On a graceful stop, move every actor homed here to other nodes before leaving (`--drain-on-stop`).
     pub drain_on_stop: bool,
+    /// When actors move to the region their calls come from (`--follow-traffic`).
+    pub follow_traffic: crate::handoff::FollowTraffic,
 }
 
 /// Why a node could not take its part in the cluster.
@@ -133,9 +135,9 @@ impl ClusterNode {
         };
         let calls_service = {
             let backend = backend_slot.clone();
-            move |_peer: PeerInfo, request: Bytes| {
+            move |peer: PeerInfo, request: Bytes| {
                 let backend = backend.clone();
-                async move { serve_calls(backend.get(), &request).await }
+                async move { serve_calls(backend.get(), &peer, &request).await }
             }
         };
         let replication_service = {
@@ -224,8 +226,8 @@ impl ClusterNode {
         let _ = host.core.replicator.set(Arc::new(replication.clone()));
         if let Some(lease) = lease {
             let (id, region) = (local.id.clone(), local.region.clone());
-            let handoff =
-                Handoff::start(id, region, backend.clone(), host.clone(), replication, members.clone(), lease);
+            let parts = (backend.clone(), host.clone(), replication, members.clone(), lease);
+            let handoff = Handoff::start(id, region, parts, config.follow_traffic);
             backend.set_mover(handoff.clone());
             let _ = handoff_slot.set(handoff);
         }
@@ -309,22 +311,26 @@ async fn serve_directory(
 }
 
 /// The calls service: client calls forwarded to this node.
-async fn serve_calls(backend: Option<&ClusterBackend>, request: &[u8]) -> Result<Bytes, tern_replication::Error> {
+async fn serve_calls(
+    backend: Option<&ClusterBackend>,
+    peer: &PeerInfo,
+    request: &[u8],
+) -> Result<Bytes, tern_replication::Error> {
     let backend = started(backend)?;
     Ok(match rpc::decode::<CallsMessage>(request).map_err(failed)? {
-        CallsMessage::Create(call) => answer::<ForwardCreate>(&backend.serve_forwarded(call).await),
-        CallsMessage::List(call) => answer::<ForwardList>(&backend.serve_forwarded(call).await),
-        CallsMessage::Destroy(call) => answer::<ForwardDestroy>(&backend.serve_forwarded(call).await),
-        CallsMessage::Sleep(call) => answer::<ForwardSleep>(&backend.serve_forwarded(call).await),
-        CallsMessage::Action(call) => answer::<ForwardAction>(&backend.serve_forwarded(call).await),
-        CallsMessage::RawRequest(call) => answer::<ForwardRawRequest>(&backend.serve_forwarded(call).await),
-        CallsMessage::Inspect(call) => answer::<ForwardInspect>(&backend.serve_forwarded(call).await),
-        CallsMessage::Export(call) => answer::<ForwardExport>(&backend.serve_forwarded(call).await),
-        CallsMessage::KvGet(call) => answer::<ForwardKvGet>(&backend.serve_forwarded(call).await),
-        CallsMessage::QueueSend(call) => answer::<ForwardQueueSend>(&backend.serve_forwarded(call).await),
-        CallsMessage::Replicas(call) => answer::<ForwardReplicas>(&backend.serve_forwarded(call).await),
-        CallsMessage::Migrate(call) => answer::<ForwardMigrate>(&backend.serve_forwarded(call).await),
-        CallsMessage::Drain(call) => answer::<ForwardDrain>(&backend.serve_forwarded(call).await),
+        CallsMessage::Create(call) => answer::<ForwardCreate>(&backend.serve_forwarded(call, &peer.name).await),
+        CallsMessage::List(call) => answer::<ForwardList>(&backend.serve_forwarded(call, &peer.name).await),
+        CallsMessage::Destroy(call) => answer::<ForwardDestroy>(&backend.serve_forwarded(call, &peer.name).await),
+        CallsMessage::Sleep(call) => answer::<ForwardSleep>(&backend.serve_forwarded(call, &peer.name).await),
+        CallsMessage::Action(call) => answer::<ForwardAction>(&backend.serve_forwarded(call, &peer.name).await),
+        CallsMessage::RawRequest(call) => answer::<ForwardRawRequest>(&backend.serve_forwarded(call, &peer.name).await),
+        CallsMessage::Inspect(call) => answer::<ForwardInspect>(&backend.serve_forwarded(call, &peer.name).await),
+        CallsMessage::Export(call) => answer::<ForwardExport>(&backend.serve_forwarded(call, &peer.name).await),
+        CallsMessage::KvGet(call) => answer::<ForwardKvGet>(&backend.serve_forwarded(call, &peer.name).await),
+        CallsMessage::QueueSend(call) => answer::<ForwardQueueSend>(&backend.serve_forwarded(call, &peer.name).await),
+        CallsMessage::Replicas(call) => answer::<ForwardReplicas>(&backend.serve_forwarded(call, &peer.name).await),
+        CallsMessage::Migrate(call) => answer::<ForwardMigrate>(&backend.serve_forwarded(call, &peer.name).await),
+        CallsMessage::Drain(call) => answer::<ForwardDrain>(&backend.serve_forwarded(call, &peer.name).await),
     })
 }
 
@@ -473,6 +479,7 @@ mod tests {
             voters: Vec::new(),
             replication: ReplicationSettings::default(),
             drain_on_stop: false,
+            follow_traffic: Default::default(),
         }
     }
 

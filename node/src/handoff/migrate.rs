@@ -134,6 +134,17 @@ impl Handoff {
     /// Moves `actor_id`, which lives here, to `target`, and answers once it serves from its new home. See the
     /// module's documentation for the steps.
     pub(crate) async fn migrate(&self, actor_id: &str, target: &MigrationTarget) -> Result<Migration, ClientError> {
+        self.migrate_because(actor_id, target, None).await
+    }
+
+    /// [`Self::migrate`], with why the actor moves (`None`: on request), which its new home shows in the
+    /// inspector summary.
+    pub(crate) async fn migrate_because(
+        &self,
+        actor_id: &str,
+        target: &MigrationTarget,
+        reason: Option<String>,
+    ) -> Result<Migration, ClientError> {
         if !self.host.hosts(actor_id) {
             return Err(ClientError::actor_not_found(actor_id));
         }
@@ -158,7 +169,8 @@ impl Handoff {
         let paused = Instant::now();
         let awake = self.host.pause_for_move(actor_id).await;
         crash_point(&core.data_dir, "leaving:paused");
-        let handed = self.hand_off(actor_id, &placement, &to, awake).await;
+        let reason = reason.unwrap_or_else(|| format!("moved {} → {} on request", self.region, to.region));
+        let handed = self.hand_off(actor_id, &placement, &to, awake, reason).await;
         crash_point(&core.data_dir, "leaving:answered");
         let pause_ms = paused.elapsed().as_millis() as u64;
         let outcome = match handed {
@@ -211,6 +223,7 @@ impl Handoff {
         placement: &Placement,
         to: &Target,
         awake: bool,
+        reason: String,
     ) -> Result<(u64, bool), ClientError> {
         let paused = Instant::now();
         let state = self.replication.final_state(actor_id, &to.id, FINAL_LIMIT).await?;
@@ -228,6 +241,7 @@ impl Handoff {
             state,
             replicas,
             arrival: self.host.departure(actor_id, awake),
+            reason,
         };
         let shipped = Instant::now();
         let answer = rpc::ask(self.backend.transport(), to.quic_addr, call, TAKE_HOME_TIMEOUT).await;
@@ -242,6 +256,7 @@ impl Handoff {
 
     /// Forgets an actor that left for `new_home`, keeping its copy as a replica when `keep`, and the hand-off.
     async fn leave(&self, actor_id: &str, new_home: &str, keep: bool) -> Result<(), ClientError> {
+        self.backend.traffic().forget(actor_id);
         self.host.forget_departed(actor_id).await?;
         self.replication.hand_over_copy(actor_id, new_home, keep).await?;
         self.host.core.node_db.forget_handoff(actor_id).await
@@ -324,6 +339,8 @@ impl Handoff {
         match decided {
             Some(now) if now.home == self.local_id => {
                 core.node_db.forget_handoff(actor_id).await.map_err(failed)?;
+                self.backend.traffic().arrived(actor_id);
+                core.note_move(actor_id, call.reason);
                 drop(hold);
                 self.host.settle_arrival(actor_id, call.arrival).await.map_err(failed)?;
                 tracing::info!(

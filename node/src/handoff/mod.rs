@@ -1,18 +1,20 @@
 //! Actors changing home: the node's liveness lease ([`lease`]), which fences a home that can no longer reach the
 //! directory's voters; renewing it, and taking actors back after a fence ([`renew`]); failover ([`failover`]),
-//! which promotes a replica when its home's lease is gone; and moves on demand and drains ([`migrate`]), whose
-//! calls between nodes are in [`wire`].
+//! which promotes a replica when its home's lease is gone; moves on demand and drains ([`migrate`]), whose
+//! calls between nodes are in [`wire`]; and moves that follow an actor's traffic ([`traffic`]).
 
 mod crash;
 pub mod failover;
 pub mod lease;
 pub mod migrate;
 mod renew;
+mod traffic;
 pub mod wire;
 
 use std::sync::Arc;
 
 pub use lease::{Lease, LeaseTiming};
+pub use traffic::{FollowTraffic, Traffic};
 
 use crate::cluster::Members;
 use crate::cluster::backend::ClusterBackend;
@@ -33,6 +35,8 @@ pub(crate) struct Handoff {
     lease: Lease,
     /// The actors this node is moving away.
     moving: migrate::Moving,
+    /// When actors follow their traffic.
+    follow: FollowTraffic,
 }
 
 impl Handoff {
@@ -42,22 +46,21 @@ impl Handoff {
         Lease::new(timing, recorded.and_then(|e| e.parse().ok()).unwrap_or(0))
     }
 
-    /// Starts renewing `lease`, watching for homes to fail over from, and settling the hand-offs a previous run
-    /// left unfinished, for as long as the runtime runs.
+    /// Starts renewing `lease`, watching for homes to fail over from, settling the hand-offs a previous run left
+    /// unfinished, and moving actors to where their traffic comes from (`follow`), for as long as the runtime runs.
     pub fn start(
         local_id: String,
         region: String,
-        backend: ClusterBackend,
-        host: Host,
-        replication: Replication,
-        members: Members,
-        lease: Lease,
+        (backend, host, replication, members, lease): (ClusterBackend, Host, Replication, Members, Lease),
+        follow: FollowTraffic,
     ) -> Arc<Handoff> {
         let moving = migrate::Moving::default();
-        let handoff = Arc::new(Handoff { local_id, region, backend, host, replication, members, lease, moving });
+        let handoff =
+            Arc::new(Handoff { local_id, region, backend, host, replication, members, lease, moving, follow });
         tokio::spawn(migrate::settle_unfinished(handoff.clone()));
         tokio::spawn(renew::run(handoff.clone()));
         tokio::spawn(failover::run(handoff.clone()));
+        tokio::spawn(traffic::run(handoff.clone()));
         handoff
     }
 

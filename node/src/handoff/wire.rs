@@ -28,6 +28,8 @@ pub struct TakeHome {
     /// The new home's replicas (the old home among them when it keeps a copy).
     pub replicas: Vec<String>,
     pub arrival: Arrival,
+    /// Why it moves (`moved iad → fra on request`, or the traffic that moved it), for the inspector summary.
+    pub reason: String,
 }
 peer_call!(TakeHome => HandoffMessage::TakeHome, service::HANDOFF, Result<u64, HandoffRefusal>);
 

@@ -69,6 +69,8 @@ pub(crate) struct HostCore {
     pub settling: Mutex<HashMap<String, Hold>>,
     /// Actors that just moved here: their next start keeps the connections they brought.
     arrivals: Mutex<std::collections::HashSet<String>>,
+    /// Why each actor that moved here came (its last move), for the inspector summary.
+    move_notes: Mutex<HashMap<String, String>>,
     /// Serializes key reservations so concurrent creates of one key yield one actor.
     pub create_lock: tokio::sync::Mutex<()>,
     /// Where actor code's calls to other actors go on a cluster node: the cluster's backend, held weakly (the
@@ -137,6 +139,7 @@ impl HostCore {
             holds: Mutex::default(),
             settling: Mutex::default(),
             arrivals: Mutex::default(),
+            move_notes: Mutex::default(),
             create_lock: tokio::sync::Mutex::new(()),
             actor_router: std::sync::OnceLock::new(),
             replicator: std::sync::OnceLock::new(),
@@ -266,6 +269,16 @@ impl HostCore {
         }
         holds.insert(actor_id.to_string(), Arc::new(Notify::new()));
         Some(Hold { core: self.clone(), actor_id: actor_id.to_string() })
+    }
+
+    /// Records why the actor moved here (shown as `lastMove` in its inspector summary).
+    pub fn note_move(&self, actor_id: &str, reason: String) {
+        lock(&self.move_notes).insert(actor_id.to_string(), reason);
+    }
+
+    /// Why the actor moved here, if it did since this node started.
+    pub fn last_move(&self, actor_id: &str) -> Option<String> {
+        lock(&self.move_notes).get(actor_id).cloned()
     }
 
     /// Marks the actor as just moved here: its next start keeps the connections it brought.

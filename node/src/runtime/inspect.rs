@@ -50,6 +50,7 @@ where
                 "isWorkflowEnabled": self.def.is_workflow,
                 "workflowHistory": self.workflow_history(db).await?,
                 "replicas": self.replica_set_json().await,
+                "lastMove": self.core.last_move(&self.shared.actor_id),
             }),
             InspectRequest::State => json!({ "state": self.state_json()?, "isStateEnabled": self.is_state_enabled()? }),
             InspectRequest::PatchState(state) => {

@@ -32,6 +32,9 @@ pub struct ActorOptions {
     pub replicas: Option<usize>,
     /// When replies leave, relative to replication; `None` takes the node's `--replication-mode` (Tern).
     pub replication: Option<ReplicationMode>,
+    /// Whether the actor moves to the region most of its calls come from; `None` takes the node's
+    /// `--follow-traffic` (Tern).
+    pub follow_traffic: Option<bool>,
 }
 
 /// When an actor's replies leave, relative to replication of its database.
@@ -60,6 +63,7 @@ impl Default for ActorOptions {
             statement_timeout: Duration::from_secs(10),
             replicas: None,
             replication: None,
+            follow_traffic: None,
         }
     }
 }

@@ -47,6 +47,8 @@ struct Inner {
     creating: KeyedLocks,
     /// What moves actors to other nodes (set once the node's hand-offs start; unset without voters).
     mover: std::sync::OnceLock<Arc<dyn Mover>>,
+    /// The calls of the actors homed here, by the region they came from.
+    traffic: crate::handoff::Traffic,
 }
 
 /// Moves actors between nodes on the backend's behalf (implemented by [`crate::handoff::Handoff`]): a migration or
@@ -123,9 +125,25 @@ impl ClusterBackend {
         lease: Option<crate::handoff::Lease>,
     ) -> Self {
         let creating = KeyedLocks::default();
-        let mover = std::sync::OnceLock::new();
-        Self {
-            inner: Arc::new(Inner { host, local_id, region, transport, members, directory, lease, creating, mover }),
+        let (mover, traffic) = (std::sync::OnceLock::new(), Default::default());
+        let inner = Inner { host, local_id, region, transport, members, directory, lease, creating, mover, traffic };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// The calls of the actors homed here, by the region they came from (see [`crate::handoff::Traffic`]).
+    pub(crate) fn traffic(&self) -> &crate::handoff::Traffic {
+        &self.inner.traffic
+    }
+
+    /// Counts a call served here for `actor_id` that came through the gateway of node `origin` (this node when
+    /// `None`).
+    pub(super) fn count_call(&self, actor_id: &str, origin: Option<&str>) {
+        let region = match origin {
+            None => Some(self.inner.region.clone()),
+            Some(node) => self.inner.members.get(node).map(|m| m.node.region),
+        };
+        if let Some(region) = region {
+            self.inner.traffic.record(actor_id, &region);
         }
     }
 
@@ -225,6 +243,7 @@ impl ClusterBackend {
     /// Serves `call` for an actor this node hosts; if the actor left meanwhile (its requests were held while it
     /// moved, see [`crate::handoff::migrate`]), sends it to the actor's new home instead.
     async fn serve_here_or_follow<C: ServeCall>(&self, actor_id: &str, call: C) -> Result<C::Output, ClientError> {
+        self.count_call(actor_id, None);
         match call.clone().serve(self).await {
             Err(e) if self.moved_away(actor_id, &e) => match self.route(actor_id, true).await? {
                 Route::Local => call.serve(self).await,
@@ -265,14 +284,16 @@ impl ClusterBackend {
         }
     }
 
-    /// Serves a call another node forwarded here: a call for an actor this node does not host is refused as
-    /// [`CallRefusal::WrongHome`], with what this node's cache says of the actor's placement.
-    pub(crate) async fn serve_forwarded<C: ServeCall>(&self, call: C) -> Result<C::Output, CallRefusal> {
+    /// Serves a call node `from` forwarded here: a call for an actor this node does not host is refused as
+    /// [`CallRefusal::WrongHome`], with what this node's cache says of the actor's placement. Calls for an actor
+    /// count toward its traffic from `from`'s region.
+    pub(crate) async fn serve_forwarded<C: ServeCall>(&self, call: C, from: &str) -> Result<C::Output, CallRefusal> {
         let actor_id = call.actor_id().map(str::to_string);
-        if let Some(actor_id) = &actor_id
-            && !self.inner.host.hosts(actor_id)
-        {
-            return Err(self.wrong_home(actor_id));
+        if let Some(actor_id) = &actor_id {
+            if !self.inner.host.hosts(actor_id) {
+                return Err(self.wrong_home(actor_id));
+            }
+            self.count_call(actor_id, Some(from));
         }
         match call.serve(self).await {
             // The actor moved away while the call waited for it: the caller follows it.

@@ -124,6 +124,7 @@ impl Backend for ClusterBackend {
         params: Option<Value>,
     ) -> Result<Value, ClientError> {
         if self.inner.host.hosts(actor_id) {
+            self.count_call(actor_id, None);
             match self.inner.host.call_action(actor_id, action, args.clone(), params.clone()).await {
                 Err(e) if self.moved_away(actor_id, &e) => {}
                 answered => return answered,
