@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of Tern: lints, the Rust unit and end-to-end tests, the conformance suite that drives the
+# Runs every test of Tern: lints, the Rust unit and end-to-end tests, Schemathesis against the OpenAPI document, the
+# conformance suite that drives the
 # official RivetKit JS client against a real `tern dev` process, the README's tour run as pasted, the inspector web
 # page in a real browser against a real cluster, and the deploy suite (Terraform, cloud-init, systemd, checkov,
 # hadolint, compose, the container image). Installs what it needs (idempotent).
@@ -47,6 +48,17 @@ else
   cargo test --workspace --no-fail-fast || failed+=("rust tests")
 fi
 
+echo "== openapi contract (tests/openapi/run.sh)"
+# Schemathesis against a live `tern dev` with the admin token: every operation of /openapi.json, generated inputs,
+# no 5xx and every answer matching the document. About 2 minutes. Installed into the CI venv when missing.
+venv=/opt/tern-ci-venv
+if [ ! -x "$venv/bin/schemathesis" ]; then
+  echo "== installing schemathesis into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q schemathesis
+fi
+SCHEMATHESIS="$venv/bin/schemathesis" tests/openapi/run.sh || failed+=("openapi contract")
+
 echo "== rivetkit conformance (tests/js)"
 # `npm ci` may refuse a lockfile written on another platform (its optional packages are not all served);
 # `npm install` honours the lockfile's pinned versions.
@@ -76,4 +88,4 @@ if [ ${#failed[@]} -gt 0 ]; then
   echo "== FAILED: ${failed[*]}"
   exit 1
 fi
-echo "== every suite passed: rust tests, rivetkit conformance, readme tour, inspector page, deploy"
+echo "== every suite passed: rust tests, openapi contract, rivetkit conformance, readme tour, inspector page, deploy"

@@ -19,6 +19,7 @@ pub mod error_response;
 mod gateway_routes;
 mod inspector_routes;
 mod limits;
+pub mod openapi;
 pub mod outbound;
 mod raw;
 mod request;
@@ -99,7 +100,7 @@ async fn count_request(
     response
 }
 
-/// The gateway's routes: `/metadata`, `/health`, the `/actors` REST API, `/cluster/members`, `/gateway/...` and
+/// The gateway's routes: `/metadata`, `/health`, `/openapi.json` (the document of them all, see [`openapi`]), the `/actors` REST API, `/cluster/members`, `/gateway/...` and
 /// the inspector page under `/ui/` ([`ui`]), with CORS for the origins [`GatewayConfig::cors`] allows, and admin
 /// routes closed to the others but the node's own (see [`cors`]). Unknown paths get `guard.no_route` (404), known
 /// paths with the wrong method `actor.method_not_allowed` (405), and a URI or headers over the limits
@@ -115,6 +116,7 @@ pub fn router(backend: Arc<dyn Backend>, config: GatewayConfig) -> Router {
     Router::new()
         .route("/metadata", get(rest::metadata))
         .route("/health", get(rest::health))
+        .route("/openapi.json", get(openapi::document))
         .route("/actors", get(rest::list_actors).put(rest::get_or_create_actor).post(rest::create_actor))
         .route("/actors/names", get(rest::actor_names))
         .route("/actors/{actor_id}", axum::routing::delete(rest::destroy_actor))
