@@ -94,7 +94,8 @@ pub(crate) async fn handle(State(app): State<AppState>, request: Request) -> Res
     if let Some(method) = method
         && parts.method != method
     {
-        return ErrorResponse(ClientError::method_not_allowed(parts.method.as_str(), &rest)).into_response();
+        let refused = ErrorResponse(ClientError::method_not_allowed(parts.method.as_str(), &rest));
+        return with_allow(refused.into_response(), &[method]);
     }
     let parsed = target::parse(&segment, parts.uri.query());
     if let ActorRoute::Connect | ActorRoute::WebSocket(_) = route {
@@ -114,6 +115,10 @@ pub(crate) async fn handle(State(app): State<AppState>, request: Request) -> Res
             _ => connection::upgrade(app, upgrade, &parts.headers, parsed.map(|(t, _)| t)),
         };
     }
+    let inspector_path = match &route {
+        ActorRoute::Inspector(path) => Some(path.clone()),
+        _ => None,
+    };
     let result = async {
         let (target, query) = parsed?;
         let actor_id = target::resolve(app.backend.as_ref(), target).await?;
@@ -142,8 +147,24 @@ pub(crate) async fn handle(State(app): State<AppState>, request: Request) -> Res
             }
             response
         }
-        Err(err) => ErrorResponse(err).into_response(),
+        Err(err) => {
+            let refused_method = err.is(&ClientError::method_not_allowed("", ""));
+            let response = ErrorResponse(err).into_response();
+            match inspector_path {
+                Some(path) if refused_method => with_allow(response, &inspector_routes::allowed_methods(&path)),
+                _ => response,
+            }
+        }
     }
+}
+
+/// A 405 with the `Allow` header RFC 9110 asks for, listing `methods`.
+fn with_allow(mut response: Response, methods: &[Method]) -> Response {
+    let list = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(",");
+    if let Ok(value) = HeaderValue::from_str(&list) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }
 
 /// `POST /queue/{name}`: stores a message for the actor's queue; with `wait`, answers with the completion's

@@ -187,6 +187,16 @@ fn route(method: &Method, path: &str, query: Option<&str>, body: &[u8]) -> Resul
     Ok(InspectorCall::Inspect(request))
 }
 
+/// The methods an inspector path (what follows `/inspector`) takes, for the `Allow` header of a 405: those whose
+/// request is not refused as `actor.method_not_allowed` (a bodiless one may still be refused for its body).
+pub(crate) fn allowed_methods(path: &str) -> Vec<Method> {
+    let refused = ClientError::method_not_allowed("", "");
+    [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE]
+        .into_iter()
+        .filter(|method| !matches!(route(method, path, None, b""), Err(e) if e.is(&refused)))
+        .collect()
+}
+
 fn json_object(body: &[u8]) -> Result<serde_json::Map<String, JsonValue>, ClientError> {
     match serde_json::from_slice::<JsonValue>(body) {
         Ok(JsonValue::Object(map)) => Ok(map),
@@ -275,6 +285,15 @@ mod tests {
         assert_eq!(inspect(Method::DELETE, "/state", None, "").unwrap_err(), "actor.method_not_allowed");
         assert_eq!(inspect(Method::PATCH, "/state", None, "{}").unwrap_err(), "actor.invalid_request");
         assert_eq!(inspect(Method::GET, "/nope", None, "").unwrap_err(), "actor.not_found");
+    }
+
+    #[test]
+    fn a_refused_method_names_the_allowed_ones() {
+        assert_eq!(allowed_methods("/state"), [Method::GET, Method::PATCH]);
+        assert_eq!(allowed_methods("/queue"), [Method::GET, Method::POST, Method::DELETE]);
+        assert_eq!(allowed_methods("/database/execute"), [Method::POST]);
+        assert_eq!(allowed_methods("/action/increment"), [Method::POST]);
+        assert_eq!(allowed_methods("/summary/"), [Method::GET]);
     }
 
     #[test]

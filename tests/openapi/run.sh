@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Schemathesis against a live `tern dev`: every operation of /openapi.json is called with generated inputs (the
 # admin token sent), and the run fails on any 5xx (`not_a_server_error`) or any answer whose body does not match
-# the document (`response_schema_conformance`). Bounded: a few examples per operation and a time budget.
+# the document (`response_schema_conformance`), nor a status, content type or header it does not declare, nor a
+# 405 without `Allow`. Bounded: a few examples per operation and a time budget. Extra arguments go to
+# `schemathesis run` (e.g. `--checks all` to see what else it finds).
 #
 #   tests/openapi/run.sh            # TERN_BIN (default target/debug/tern), SCHEMATHESIS (default on PATH),
-#                                   # MAX_EXAMPLES (default 20), MAX_TIME (seconds, default 90)
+#                                   # MAX_EXAMPLES (default 20), MAX_TIME (seconds, default 90),
+#                                   # SEED (default random; Schemathesis prints the one it ran)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -36,14 +39,15 @@ curl -fsS "$base/health" >/dev/null || { echo "tern dev did not answer on $base:
 
 # Live actors (`tern dev` registers counter, room and sqlite), so that the actor, inspector and admin routes are
 # called on actors that exist as well as on generated ids: the operations on one actor take its id (and, for
-# actions, a real action name) from schemathesis.toml below; DELETE /actors/{actor_id} keeps generated ids.
+# actions, a real action name) from schemathesis.toml below; DELETE /actors/{actor_id} destroys a fourth one.
 actor() {
-  curl -fsS -X PUT "$base/actors" -H 'content-type: application/json' -d "{\"name\":\"$1\",\"key\":\"openapi\"}" |
+  curl -fsS -X PUT "$base/actors" -H 'content-type: application/json' -d "{\"name\":\"$1\",\"key\":\"${2:-openapi}\"}" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["actor"]["actor_id"])'
 }
 counter=$(actor counter)
 sqlite=$(actor sqlite)
 room=$(actor room)
+doomed=$(actor counter doomed)
 cat >"$work/schemathesis.toml" <<TOML
 [[operations]]
 include-operation-id-regex = "^(action|inspectorAction)$"
@@ -60,19 +64,31 @@ parameters = { "path.actor_id" = "$counter" }
 [[operations]]
 include-operation-id-regex = "^(sleepActor|replicas|migrateActor|kvGet)$"
 parameters = { "path.actor_id" = "$room" }
+
+[[operations]]
+include-operation-id = "destroyActor"
+parameters = { "path.actor_id" = "$doomed" }
 TOML
 
+checks=not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance
+checks=$checks,response_headers_conformance,unsupported_method
+seed=${SEED:-$RANDOM}
+st() {
+  (cd "$work" && "$schemathesis" --config-file "$work/schemathesis.toml" run "$base/openapi.json" \
+    --checks "$checks" \
+    --header "Authorization: Bearer $token" \
+    --max-examples "$max_examples" \
+    --request-timeout 10 \
+    --workers 1 \
+    --seed "$seed" \
+    --suppress-health-check all \
+    "$@")
+}
 status=0
-(cd "$work" && "$schemathesis" --config-file "$work/schemathesis.toml" run "$base/openapi.json" \
-  --checks not_a_server_error,response_schema_conformance \
-  --header "Authorization: Bearer $token" \
-  --max-examples "$max_examples" \
-  --max-time "$max_time" \
-  --request-timeout 10 \
-  --workers 2 \
-  --seed "${SEED:-$RANDOM}" \
-  --suppress-health-check all \
-  "$@") || status=$?
+# Everything but destroying actors first (the stateful phase would otherwise destroy the live actors early on,
+# through the ids that GET /actors lists), then DELETE /actors/{actor_id} alone, on the actor kept for it.
+st --exclude-operation-id destroyActor --max-time "$max_time" "$@" || status=$?
+st --include-operation-id destroyActor --max-time 10 "$@" || status=$?
 
 # What the node answered, by route and status (its own count): shows that the run reached real answers.
 echo "== answers by route and status (tern_http_requests_total)"

@@ -28,3 +28,36 @@ async fn the_document_is_served_publicly_as_json() {
     let error: Value = members.json().await.unwrap();
     assert_eq!((error["group"].as_str(), error["code"].as_str()), (Some("api"), Some("unauthorized")));
 }
+
+/// A method an actor or inspector route does not take is `actor.method_not_allowed` (405) with the `Allow` header
+/// RFC 9110 asks for (Schemathesis's `unsupported_method` check found it missing under `/gateway/`).
+#[tokio::test]
+async fn a_refused_method_names_the_allowed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TernProcess::start(&tern_binary(), &dir.path().join("data"));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let created: Value = http
+        .put(format!("{}/actors", node.endpoint()))
+        .json(&serde_json::json!({"name": "counter", "key": "allow"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actor = format!("{}/gateway/{}", node.endpoint(), created["actor"]["actor_id"].as_str().unwrap());
+    for (method, path, allow) in [
+        ("DELETE", "/action/increment", "POST"),
+        ("POST", "/health", "GET"),
+        ("DELETE", "/inspector/state", "GET,PATCH"),
+        ("PUT", "/inspector/queue", "GET,POST,DELETE"),
+        ("GET", "/inspector/database/execute", "POST"),
+    ] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = http.request(method.clone(), format!("{actor}{path}")).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 405, "{method} {path}");
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["code"], "method_not_allowed", "{method} {path}");
+    }
+}
