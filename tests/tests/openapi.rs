@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tern_tests::{TernProcess, tern_binary};
+use tern_tests::{Api, TernProcess, tern_binary};
 
 #[tokio::test]
 async fn the_document_is_served_publicly_as_json() {
@@ -35,17 +35,8 @@ async fn the_document_is_served_publicly_as_json() {
 async fn a_refused_method_names_the_allowed_ones() {
     let dir = tempfile::tempdir().unwrap();
     let node = TernProcess::start(&tern_binary(), &dir.path().join("data"));
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    let created: Value = http
-        .put(format!("{}/actors", node.endpoint()))
-        .json(&serde_json::json!({"name": "counter", "key": "allow"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let actor = format!("{}/gateway/{}", node.endpoint(), created["actor"]["actor_id"].as_str().unwrap());
+    let api = Api::new(&node);
+    let actor = format!("{}/gateway/{}", node.endpoint(), api.actor("counter", "allow").await);
     for (method, path, allow) in [
         ("DELETE", "/action/increment", "POST"),
         ("POST", "/health", "GET"),
@@ -54,7 +45,7 @@ async fn a_refused_method_names_the_allowed_ones() {
         ("GET", "/inspector/database/execute", "POST"),
     ] {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let response = http.request(method.clone(), format!("{actor}{path}")).send().await.unwrap();
+        let response = api.http.request(method.clone(), format!("{actor}{path}")).send().await.unwrap();
         assert_eq!(response.status().as_u16(), 405, "{method} {path}");
         assert_eq!(response.headers()["allow"], allow, "{method} {path}");
         let error: Value = response.json().await.unwrap();
