@@ -79,7 +79,7 @@ impl Replica {
             return Err(WalError::Gap { batch: batch.after, replica: at });
         }
         let mut in_session = false;
-        for (frame_no, frame) in (batch.first_frame()..).zip(&batch.frames) {
+        for (frame_no, frame) in (batch.first_frame()..=batch.end().frame).zip(&batch.frames) {
             if !in_session {
                 self.conn.insert_begin()?;
                 in_session = true;
