@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of Tern: lints, the Rust unit and end-to-end tests, Schemathesis against the OpenAPI document, the
-# conformance suite that drives the
-# official RivetKit JS client against a real `tern dev` process, the README's tour run as pasted, the inspector web
-# page in a real browser against a real cluster, and the deploy suite (Terraform, cloud-init, systemd, checkov,
-# hadolint, compose, the container image). Installs what it needs (idempotent).
+# fuzz targets for a bounded time, the conformance suite that drives the official RivetKit JS client against a real
+# `tern dev` process, the README's tour run as pasted, the inspector web page in a real browser against a real
+# cluster, and the deploy suite (Terraform, cloud-init, systemd, checkov, hadolint, compose, the container image).
+# Installs what it needs (idempotent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,6 +61,13 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "version $schemath
 fi
 SCHEMATHESIS="$venv/bin/schemathesis" tests/openapi/run.sh || failed+=("openapi contract")
 
+echo "== fuzz (tests/fuzz/run.sh)"
+# Every decoder of outside input under libFuzzer for 30 s each, two at a time, after one build of the targets in
+# their own workspace (cargo-fuzz is installed by the script when missing; stable rustc with RUSTC_BOOTSTRAP=1).
+# A crash prints its artifact and the command that replays it. About 8 min on a fresh 2-core machine: 40 s to
+# install cargo-fuzz, 5 to 6 min to build, 2 min to fuzz.
+tests/fuzz/run.sh 30 || failed+=("fuzz")
+
 echo "== rivetkit conformance (tests/js)"
 # `npm ci` may refuse a lockfile written on another platform (its optional packages are not all served);
 # `npm install` honours the lockfile's pinned versions.
@@ -90,4 +97,4 @@ if [ ${#failed[@]} -gt 0 ]; then
   echo "== FAILED: ${failed[*]}"
   exit 1
 fi
-echo "== every suite passed: rust tests, openapi contract, rivetkit conformance, readme tour, inspector page, deploy"
+echo "== every suite passed: rust tests, openapi contract, fuzz, rivetkit conformance, readme tour, inspector page, deploy"

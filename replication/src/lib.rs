@@ -54,6 +54,12 @@
 mod transport;
 pub mod wal;
 
+/// The format of a request's response on its stream, read from and written to memory exactly as the transport
+/// reads and writes it on QUIC streams: for checking the format against arbitrary bytes (`tests/fuzz`).
+pub mod wire {
+    pub use crate::transport::wire::{Response, WireError, decode_response, encode_response};
+}
+
 pub use quinn::{RecvStream, SendStream};
 pub use transport::ca::{CA_CERT_FILE, CA_KEY_FILE, CaError, CertFiles, NodeIdentity, init_ca, issue_node};
 pub use transport::config::TransportConfig;

@@ -56,6 +56,7 @@ impl Copies {
 
     /// Where the copy of `actor_id` is, if this node holds one.
     pub(super) async fn position(&self, core: &HostCore, actor_id: &str) -> Result<Option<WalState>, Refusal> {
+        lives_elsewhere(core, actor_id).await?;
         let copy = self.copy(actor_id);
         let copy = copy.lock().await;
         if let Some(replica) = &copy.replica {
@@ -143,14 +144,13 @@ impl Copies {
     }
 }
 
-/// Refuses a copy of an actor that lives on this node (a former home still shipping to the node that took the actor
-/// over from it): its home copy must never be replaced.
+/// Refuses, as busy, a copy of an actor that lives on this node: a former home still shipping to the node that
+/// took the actor over from it (its home copy must never be replaced), or a new home shipping to this old home
+/// before it turned its copy into a replica (it will in a moment).
 async fn lives_elsewhere(core: &HostCore, actor_id: &str) -> Result<(), Refusal> {
     let record = core.node_db.wal_stream(actor_id).await.map_err(|e| Refusal::Failed(e.message))?;
     match record {
-        Some(record) if record.role == StreamRole::Home => {
-            Err(Refusal::Failed(format!("actor {actor_id} lives on this node")))
-        }
+        Some(record) if record.role == StreamRole::Home => Err(Refusal::Busy),
         _ => Ok(()),
     }
 }

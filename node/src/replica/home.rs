@@ -302,8 +302,13 @@ async fn step(ctx: &Context, stream: &HomeStream, replica: &str, at: &mut Option
         None => {
             let ask = AskPosition { actor_id: stream.actor_id.clone() };
             match rpc::ask(&ctx.transport, addr, ask, SHIP_TIMEOUT).await? {
-                Some(state) => state.position(),
-                None => return send_snapshot(ctx, stream, replica, addr, at).await.map(|()| true),
+                Ok(Some(state)) => state.position(),
+                Ok(None) => return send_snapshot(ctx, stream, replica, addr, at).await.map(|()| true),
+                Err(Refusal::Busy) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    return Ok(true);
+                }
+                Err(refusal) => return Err(refusal.into()),
             }
         }
     };

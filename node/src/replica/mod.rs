@@ -44,7 +44,7 @@ use crate::storage::wal_streams::{StreamRecord, StreamRole};
 use crate::sync::lock;
 use home::HomeStream;
 pub use wire::ReplicationMessage;
-use wire::{AskPosition, ShipFrames, ShipSnapshot};
+use wire::{AskPosition, Refusal, ShipFrames, ShipSnapshot};
 
 /// How often a home looks over the replica sets of all its actors.
 const REPAIR_EVERY: Duration = Duration::from_secs(2);
@@ -173,7 +173,12 @@ impl Replication {
             ReplicationMessage::Frames(call) => answer::<ShipFrames>(&self.copies.apply(core, call).await),
             ReplicationMessage::Snapshot(call) => answer::<ShipSnapshot>(&self.copies.receive(core, call).await),
             ReplicationMessage::Position(call) => {
-                answer::<AskPosition>(&self.copies.position(core, &call.actor_id).await.ok().flatten())
+                let position = match self.copies.position(core, &call.actor_id).await {
+                    Err(Refusal::Busy) => Err(Refusal::Busy),
+                    // A copy that cannot be read is no usable copy: the home sends a snapshot.
+                    other => Ok(other.ok().flatten()),
+                };
+                answer::<AskPosition>(&position)
             }
         })
     }
@@ -433,7 +438,7 @@ impl Replication {
     pub(crate) async fn peer_position(&self, node_id: &str, actor_id: &str) -> Option<Position> {
         let addr = self.ctx.address(node_id)?;
         let ask = AskPosition { actor_id: actor_id.to_string() };
-        let state = rpc::ask(&self.ctx.transport, addr, ask, Duration::from_secs(2)).await.ok()??;
+        let state = rpc::ask(&self.ctx.transport, addr, ask, Duration::from_secs(2)).await.ok()?.ok()??;
         Some(state.position())
     }
 

@@ -9,6 +9,9 @@ use tern_proto::ClientError;
 use tern_replication::wal::WalState;
 
 use super::home::HomeStream;
+
+/// How many times a move waits for its target to catch up with the latest commit before it pauses the actor.
+const CATCH_UP_ROUNDS: usize = 4;
 use super::{Replication, io_failed, remove_database, with_suffix};
 use crate::storage::wal_streams::{StreamRecord, StreamRole};
 
@@ -17,18 +20,26 @@ impl Replication {
     /// directory first, and waits until it holds everything committed when this was called, for at most `limit`.
     /// Without a stream in memory (the actor sleeps since this node started) there is nothing to catch up with
     /// yet: the move does it once the actor is paused.
+    ///
+    /// Under a steady stream of writes the target trails by what the actor commits during one round trip; the
+    /// wait is repeated (a few times at most) until nothing new was committed while the target caught up, so that
+    /// the pause that follows has little left to ship.
     pub(crate) async fn catch_up(&self, actor_id: &str, target: &str, limit: Duration) -> Result<(), ClientError> {
         let Some(stream) = self.streams.lock().await.get(actor_id).cloned().flatten() else { return Ok(()) };
         self.include(actor_id, &stream, target).await?;
-        let position = stream.committed();
-        if stream.reached(target, position, limit).await {
-            Ok(())
-        } else {
-            Err(ClientError::unavailable(format!(
-                "node {target} did not catch up with actor {actor_id} within {} s",
-                limit.as_secs()
-            )))
+        for _ in 0..CATCH_UP_ROUNDS {
+            let position = stream.committed();
+            if !stream.reached(target, position, limit).await {
+                return Err(ClientError::unavailable(format!(
+                    "node {target} did not catch up with actor {actor_id} within {} s",
+                    limit.as_secs()
+                )));
+            }
+            if stream.committed() == position {
+                break;
+            }
         }
+        Ok(())
     }
 
     /// Once the actor is paused for a move (asleep, requests held): makes sure `target` holds everything it

@@ -36,12 +36,13 @@ pub struct ShipSnapshot {
 }
 peer_call!(ShipSnapshot => ReplicationMessage::Snapshot, service::REPLICATION, Result<SnapshotProgress, Refusal>);
 
-/// Where the replica of `actor_id` is (`None`: this node has no copy).
+/// Where the replica of `actor_id` is (`None`: this node has no copy; `Busy`: the actor still lives on this node,
+/// which is handing it over).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AskPosition {
     pub actor_id: String,
 }
-peer_call!(AskPosition => ReplicationMessage::Position, service::REPLICATION, Option<WalState>);
+peer_call!(AskPosition => ReplicationMessage::Position, service::REPLICATION, Result<Option<WalState>, Refusal>);
 
 /// How far a snapshot got.
 #[derive(Debug, Serialize, Deserialize)]
@@ -61,7 +62,8 @@ pub enum Refusal {
     /// The replica has no usable copy (none, or one that diverged): send a snapshot.
     #[error("the replica needs a snapshot")]
     NeedsSnapshot,
-    /// The replica is busy (a reader holds its WAL, or a snapshot is being installed): retry shortly.
+    /// The replica is busy (a reader holds its WAL, a snapshot is being installed, or the actor still lives there
+    /// while its old home hands it over): retry shortly.
     #[error("the replica is busy")]
     Busy,
     /// What was sent failed its checks on the wire: resend.

@@ -133,3 +133,19 @@ fn malformed_payloads_are_invalid_requests() {
         assert_eq!(err.status, 400);
     }
 }
+
+/// Found by the `client_json` fuzz target: serde_json's default float parser is not correctly rounded, so a JSON
+/// number could decode one unit in the last place away from what JavaScript's `JSON.parse` (and Rust's own parser)
+/// reads, and encoding that float and decoding it again moved it once more.
+#[test]
+fn json_floats_decode_correctly_rounded_and_round_trip() {
+    for text in
+        ["5.333333333333333e48", "0.1", "2.2250738585072014e-308", "1.7976931348623157e308", "9007199254740993.5"]
+    {
+        let expected: f64 = text.parse().unwrap();
+        let args = Encoding::Json.decode_action_request(format!(r#"{{"args":[{text}]}}"#).as_bytes()).unwrap();
+        assert_eq!(args, Value::Array(vec![Value::Float(expected)]), "{text}");
+        let again = Encoding::Json.decode_action_request(&Encoding::Json.encode_action_request(&args)).unwrap();
+        assert_eq!(again, args, "{text}");
+    }
+}

@@ -10,4 +10,4 @@ mod serve;
 pub(crate) mod service;
 mod tls;
 pub(crate) mod version;
-mod wire;
+pub(crate) mod wire;

@@ -5,8 +5,13 @@
 //! or bidirectional) starts with `[KIND_STREAM][service][frame]` (the opener's header), then whatever the
 //! application writes. A frame is a 4-byte big-endian length and that many bytes, refused when longer than the
 //! reader's limit.
+//!
+//! The readers take any [`Source`]: a QUIC stream, or bytes in memory, through which [`decode_response`] reads a
+//! response exactly as a caller reads it from its peer.
 
 use std::net::SocketAddr;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use quinn::{ConnectionError, ReadError, ReadExactError, RecvStream, SendStream, VarInt, WriteError};
@@ -30,14 +35,22 @@ const STATUS_TOO_LARGE: u8 = 2;
 const STATUS_UNKNOWN_SERVICE: u8 = 3;
 
 /// A failure on a stream, before it is given its peer's context.
-#[derive(Debug)]
-pub(crate) enum WireError {
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
     /// The connection failed.
+    #[error("the connection failed: {0}")]
     Connection(ConnectionError),
     /// The stream failed (reset, stopped, ended inside a frame, malformed content).
+    #[error("{0}")]
     Stream(String),
     /// A frame longer than the limit.
-    TooLarge { size: u64, limit: u64 },
+    #[error("frame of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The frame's length, as its prefix says.
+        size: u64,
+        /// The reader's limit.
+        limit: u64,
+    },
 }
 
 impl WireError {
@@ -82,44 +95,91 @@ impl From<ReadExactError> for WireError {
 
 /// What a request's response says.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Response {
+pub enum Response {
     /// The handler's output.
     Ok(Bytes),
     /// The handler's error message.
     Failed(String),
     /// The request, or the handler's output, was over a limit.
-    TooLarge { size: u64, limit: u64 },
+    TooLarge {
+        /// The frame's size in bytes.
+        size: u64,
+        /// The limit it exceeded.
+        limit: u64,
+    },
     /// The peer serves no requests for the request's service.
     UnknownService,
 }
 
-/// Writes `frame` with its length prefix (the caller has checked it against the limits).
-pub(crate) async fn write_frame(send: &mut SendStream, prefix: &[u8], frame: &Bytes) -> Result<(), WireError> {
-    let length = u32::try_from(frame.len())
-        .map_err(|_| WireError::TooLarge { size: frame.len() as u64, limit: u64::from(u32::MAX) })?;
+impl Response {
+    /// The status byte and the body frame the response travels as.
+    fn to_wire(&self) -> (u8, Bytes) {
+        match self {
+            Response::Ok(body) => (STATUS_OK, body.clone()),
+            Response::Failed(message) => (STATUS_FAILED, Bytes::from(message.clone())),
+            Response::TooLarge { size, limit } => {
+                (STATUS_TOO_LARGE, Bytes::from([size.to_be_bytes(), limit.to_be_bytes()].concat()))
+            }
+            Response::UnknownService => (STATUS_UNKNOWN_SERVICE, Bytes::new()),
+        }
+    }
+}
+
+/// Where the readers take bytes from: a QUIC stream, or bytes in memory.
+pub(crate) trait Source {
+    /// Fills `buf` with the next bytes; fails when the bytes end first.
+    fn read_exact(&mut self, buf: &mut [u8]) -> impl Future<Output = Result<(), WireError>> + Send;
+}
+
+impl Source for RecvStream {
+    async fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), WireError> {
+        Ok(RecvStream::read_exact(self, buf).await?)
+    }
+}
+
+impl Source for &[u8] {
+    async fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), WireError> {
+        let (head, rest) = self
+            .split_at_checked(buf.len())
+            .ok_or_else(|| WireError::Stream("the stream ended inside a frame".into()))?;
+        buf.copy_from_slice(head);
+        *self = rest;
+        Ok(())
+    }
+}
+
+/// `prefix` and the 4-byte length of a frame of `len` bytes.
+fn frame_head(prefix: &[u8], len: usize) -> Result<Vec<u8>, WireError> {
+    let length =
+        u32::try_from(len).map_err(|_| WireError::TooLarge { size: len as u64, limit: u64::from(u32::MAX) })?;
     let mut head = prefix.to_vec();
     head.extend_from_slice(&length.to_be_bytes());
-    send.write_all(&head).await?;
+    Ok(head)
+}
+
+/// Writes `frame` with its length prefix (the caller has checked it against the limits).
+pub(crate) async fn write_frame(send: &mut SendStream, prefix: &[u8], frame: &Bytes) -> Result<(), WireError> {
+    send.write_all(&frame_head(prefix, frame.len())?).await?;
     send.write_all(frame).await?;
     Ok(())
 }
 
 /// Reads one byte.
-pub(crate) async fn read_byte(recv: &mut RecvStream) -> Result<u8, WireError> {
+pub(crate) async fn read_byte(recv: &mut impl Source) -> Result<u8, WireError> {
     let mut byte = [0u8; 1];
     recv.read_exact(&mut byte).await?;
     Ok(byte[0])
 }
 
 /// Reads the kind and service bytes a stream starts with.
-pub(crate) async fn read_kind(recv: &mut RecvStream) -> Result<(u8, Service), WireError> {
+pub(crate) async fn read_kind(recv: &mut impl Source) -> Result<(u8, Service), WireError> {
     let mut bytes = [0u8; 2];
     recv.read_exact(&mut bytes).await?;
     Ok((bytes[0], Service(bytes[1])))
 }
 
 /// Reads a length-prefixed frame of at most `limit` bytes.
-pub(crate) async fn read_frame(recv: &mut RecvStream, limit: usize) -> Result<Bytes, WireError> {
+pub(crate) async fn read_frame(recv: &mut impl Source, limit: usize) -> Result<Bytes, WireError> {
     let mut length = [0u8; 4];
     recv.read_exact(&mut length).await?;
     let length = u32::from_be_bytes(length) as usize;
@@ -133,20 +193,13 @@ pub(crate) async fn read_frame(recv: &mut RecvStream, limit: usize) -> Result<By
 
 /// Writes a response and finishes the stream.
 pub(crate) async fn write_response(send: &mut SendStream, response: &Response) -> Result<(), WireError> {
-    let (status, body) = match response {
-        Response::Ok(body) => (STATUS_OK, body.clone()),
-        Response::Failed(message) => (STATUS_FAILED, Bytes::from(message.clone())),
-        Response::TooLarge { size, limit } => {
-            (STATUS_TOO_LARGE, Bytes::from([size.to_be_bytes(), limit.to_be_bytes()].concat()))
-        }
-        Response::UnknownService => (STATUS_UNKNOWN_SERVICE, Bytes::new()),
-    };
+    let (status, body) = response.to_wire();
     write_frame(send, &[status], &body).await?;
     send.finish().map_err(|e| WireError::Stream(e.to_string()))
 }
 
 /// Reads a response whose body is at most `limit` bytes.
-pub(crate) async fn read_response(recv: &mut RecvStream, limit: usize) -> Result<Response, WireError> {
+pub(crate) async fn read_response(recv: &mut impl Source, limit: usize) -> Result<Response, WireError> {
     let status = read_byte(recv).await?;
     match status {
         STATUS_OK => Ok(Response::Ok(read_frame(recv, limit).await?)),
@@ -169,5 +222,24 @@ pub(crate) async fn read_response(recv: &mut RecvStream, limit: usize) -> Result
             Ok(Response::UnknownService)
         }
         other => Err(WireError::Stream(format!("unknown response status {other}"))),
+    }
+}
+
+/// The bytes of a response on its stream, as a serving node writes them: the status byte and the body frame.
+pub fn encode_response(response: &Response) -> Result<Vec<u8>, WireError> {
+    let (status, body) = response.to_wire();
+    let mut bytes = frame_head(&[status], body.len())?;
+    bytes.extend_from_slice(&body);
+    Ok(bytes)
+}
+
+/// Reads a response from `bytes` exactly as a caller reads it from its peer's stream, with bodies of at most
+/// `limit` bytes; bytes after the response are left unread, as the caller leaves them. Malformed or truncated
+/// bytes are a [`WireError::Stream`], a body over the limit a [`WireError::TooLarge`].
+pub fn decode_response(bytes: &[u8], limit: usize) -> Result<Response, WireError> {
+    let mut source = bytes;
+    match pin!(read_response(&mut source, limit)).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(response) => response,
+        Poll::Pending => unreachable!("bytes in memory are read without waiting"),
     }
 }

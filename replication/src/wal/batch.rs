@@ -57,14 +57,33 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// How many frames of its generation come before the batch: those of the position it follows, or none when it
+    /// starts the next generation.
+    fn frames_before(&self) -> u32 {
+        if self.generation == self.after.generation { self.after.frame } else { 0 }
+    }
+
+    /// The number of the batch's last frame; `None` when its frames would be numbered past `u32::MAX`.
+    fn last_frame(&self) -> Option<u32> {
+        u32::try_from(self.frames.len()).ok().and_then(|count| self.frames_before().checked_add(count))
+    }
+
     /// The number of the batch's first frame in its generation.
+    ///
+    /// # Panics
+    ///
+    /// If that number is past `u32::MAX` ([`Batch::validate`] refuses such a batch).
     pub fn first_frame(&self) -> u32 {
-        if self.generation == self.after.generation { self.after.frame + 1 } else { 1 }
+        self.frames_before().checked_add(1).expect("a batch's frames are numbered within u32")
     }
 
     /// The position once the batch is applied.
+    ///
+    /// # Panics
+    ///
+    /// If the batch's frames are numbered past `u32::MAX` ([`Batch::validate`] refuses such a batch).
     pub fn end(&self) -> Position {
-        Position::new(self.generation, self.first_frame() - 1 + self.frames.len() as u32)
+        Position::new(self.generation, self.last_frame().expect("a batch's frames are numbered within u32"))
     }
 
     /// The number of bytes of the pages (and frame headers) the batch carries.
@@ -72,13 +91,20 @@ impl Batch {
         self.frames.iter().map(|frame| frame.0.len()).sum()
     }
 
-    /// Checks the batch's shape: a generation that is the same or the next, frames of the page size, and a commit
-    /// frame last.
+    /// Checks the batch's shape: a generation that is the same or the next, frames numbered within `u32`, frames
+    /// of the page size, and a commit frame last.
     pub fn validate(&self) -> Result<(), WalError> {
-        if self.generation != self.after.generation && self.generation != self.after.generation + 1 {
+        if self.generation != self.after.generation && Some(self.generation) != self.after.generation.checked_add(1) {
             return Err(WalError::Corrupt(format!(
                 "a batch of generation {} cannot follow {}",
                 self.generation, self.after
+            )));
+        }
+        if self.last_frame().is_none() {
+            return Err(WalError::Corrupt(format!(
+                "{} frames after {} are numbered past the last frame number",
+                self.frames.len(),
+                self.after
             )));
         }
         if !self.page_size.is_power_of_two() || !(512..=65536).contains(&self.page_size) {
@@ -157,5 +183,38 @@ impl Batch {
         let batch = Batch { after, generation, page_size, frames };
         batch.validate()?;
         Ok(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch of one commit frame of a 512-byte page.
+    fn batch(after: Position, generation: u64) -> Batch {
+        let mut frame = vec![0u8; FRAME_HEADER + 512];
+        frame[..8].copy_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]);
+        Batch { after, generation, page_size: 512, frames: vec![Frame::new(Bytes::from(frame))] }
+    }
+
+    /// Found by the `wal_batch` fuzz target: `validate` added one to the last generation (an overflow panic in debug
+    /// builds, a batch of generation 0 accepted after it in release ones), and a batch after the last frame number
+    /// decoded, then panicked in `end`.
+    #[test]
+    fn batches_numbered_past_the_last_generation_or_frame_are_refused_as_corrupt() {
+        for (after, generation) in
+            [(Position::new(u64::MAX, 7), 0), (Position::new(u64::MAX, 7), 1), (Position::new(5, u32::MAX), 5)]
+        {
+            let wire = batch(after, generation).encode();
+            match Batch::decode(wire) {
+                Err(WalError::Corrupt(message)) => println!("after {after}, generation {generation}: {message}"),
+                other => panic!("after {after}, generation {generation}: expected Corrupt, got {other:?}"),
+            }
+        }
+        // The last numbers themselves are fine.
+        let last = Batch::decode(batch(Position::new(u64::MAX, u32::MAX - 1), u64::MAX).encode()).unwrap();
+        assert_eq!(last.end(), Position::new(u64::MAX, u32::MAX));
+        let next = Batch::decode(batch(Position::new(u64::MAX - 1, u32::MAX), u64::MAX).encode()).unwrap();
+        assert_eq!((next.first_frame(), next.end()), (1, Position::new(u64::MAX, 1)));
     }
 }

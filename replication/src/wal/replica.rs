@@ -79,7 +79,7 @@ impl Replica {
             return Err(WalError::Gap { batch: batch.after, replica: at });
         }
         let mut in_session = false;
-        for (frame_no, frame) in (batch.first_frame()..).zip(&batch.frames) {
+        for (frame_no, frame) in (batch.first_frame()..=batch.end().frame).zip(&batch.frames) {
             if !in_session {
                 self.conn.insert_begin()?;
                 in_session = true;
@@ -104,7 +104,7 @@ impl Replica {
     /// checkpoints the same frames into its file. `Gap` if the replica is elsewhere.
     pub fn advance(&mut self, next: WalState) -> Result<WalState, WalError> {
         let at = self.position();
-        if at != next.previous_end || next.frame != 0 || next.generation != at.generation + 1 {
+        if at != next.previous_end || next.frame != 0 || at.generation.checked_add(1) != Some(next.generation) {
             return Err(WalError::Gap { batch: next.previous_end, replica: at });
         }
         self.checkpoint()?;
