@@ -50,8 +50,9 @@ fi
 
 echo "== openapi contract (tests/openapi/run.sh)"
 # Schemathesis against a live `tern dev` with the admin token: every operation of /openapi.json, generated inputs,
-# no 5xx and every answer matching the document. About 2 minutes. Installed into the CI venv when missing.
-venv=/opt/tern-ci-venv
+# no 5xx and every answer matching the document. About 2 minutes. Installed into a venv of its own when missing
+# (its dependencies would upgrade ones that checkov, in the deploy suite's venv, pins).
+venv=/opt/tern-schemathesis-venv
 # Pinned: its CLI and checks change between releases.
 schemathesis_version=4.32.5
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "version $schemathesis_version\$"; then
