@@ -161,7 +161,7 @@ impl Handoff {
         if placement.home != self.local_id {
             return Err(ClientError::unavailable(format!("actor {actor_id} is moving to node {}", placement.home)));
         }
-        self.replication.catch_up(actor_id, &to.id, CATCH_UP_LIMIT).await?;
+        let _checkpoints_held = self.replication.catch_up(actor_id, &to.id, CATCH_UP_LIMIT).await?;
         let core = &self.host.core;
         core.node_db.record_handoff(actor_id, HandoffRole::Leaving, &to.id).await?;
         crash_point(&core.data_dir, "leaving:recorded");

@@ -59,6 +59,9 @@ pub(super) struct HomeStream {
     /// A transaction too large for one request is waiting: the next commit ends the generation, so the replicas
     /// receive it inside a snapshot (sent in chunks) instead.
     oversized: AtomicBool,
+    /// Set while the actor moves to another node: routine checkpoints wait, so that none falls inside the move's
+    /// pause (a large WAL takes long to checkpoint).
+    moving: AtomicBool,
 }
 
 /// How many commit times a stream remembers.
@@ -85,6 +88,7 @@ impl HomeStream {
             commit_times: Mutex::new(VecDeque::new()),
             frame_bytes: AtomicU64::new(0),
             oversized: AtomicBool::new(false),
+            moving: AtomicBool::new(false),
         })
     }
 
@@ -165,7 +169,8 @@ impl HomeStream {
             self.replicas().iter().all(|r| acked.get(r).is_some_and(|p| *p >= position))
         };
         let oversized = self.oversized.load(Ordering::Relaxed);
-        let due = (position.frame >= CHECKPOINT_FRAMES && everyone_has_it) || position.frame >= MAX_WAL_FRAMES;
+        let routine = position.frame >= CHECKPOINT_FRAMES && everyone_has_it && !self.moving.load(Ordering::Relaxed);
+        let due = routine || position.frame >= MAX_WAL_FRAMES;
         if !due && !oversized {
             return Ok(position);
         }
@@ -214,6 +219,11 @@ impl HomeStream {
         let mut acked = self.acked.subscribe();
         let reached = acked.wait_for(|acked| acked.get(replica).is_some_and(|p| self.holds(*p, position)));
         matches!(tokio::time::timeout(limit, reached).await, Ok(Ok(_)))
+    }
+
+    /// Holds routine checkpoints (`true`) while the actor moves, or lets them go on again (`false`).
+    pub(super) fn hold_checkpoints(&self, held: bool) {
+        self.moving.store(held, Ordering::Relaxed);
     }
 
     /// Ends the stream on this node (its actor moved away): its shippers stop after their current step.

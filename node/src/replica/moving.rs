@@ -15,6 +15,23 @@ const CATCH_UP_ROUNDS: usize = 4;
 use super::{Replication, io_failed, remove_database, with_suffix};
 use crate::storage::wal_streams::{StreamRecord, StreamRole};
 
+/// Routine checkpoints of one actor's WAL held while it moves (see [`Replication::catch_up`]); dropping it lets
+/// them go on.
+pub(crate) struct CheckpointsHeld(Arc<HomeStream>);
+
+impl CheckpointsHeld {
+    fn new(stream: Arc<HomeStream>) -> CheckpointsHeld {
+        stream.hold_checkpoints(true);
+        CheckpointsHeld(stream)
+    }
+}
+
+impl Drop for CheckpointsHeld {
+    fn drop(&mut self) {
+        self.0.hold_checkpoints(false);
+    }
+}
+
 impl Replication {
     /// Makes `target` a replica of `actor_id` (homed here, awake or not) if it is not one yet, recording it in the
     /// directory first, and waits until it holds everything committed when this was called, for at most `limit`.
@@ -24,8 +41,17 @@ impl Replication {
     /// Under a steady stream of writes the target trails by what the actor commits during one round trip; the
     /// wait is repeated (a few times at most) until nothing new was committed while the target caught up, so that
     /// the pause that follows has little left to ship.
-    pub(crate) async fn catch_up(&self, actor_id: &str, target: &str, limit: Duration) -> Result<(), ClientError> {
-        let Some(stream) = self.streams.lock().await.get(actor_id).cloned().flatten() else { return Ok(()) };
+    ///
+    /// Routine checkpoints of the actor's WAL wait until the returned guard is dropped (the move is over), so that
+    /// none falls inside the pause.
+    pub(crate) async fn catch_up(
+        &self,
+        actor_id: &str,
+        target: &str,
+        limit: Duration,
+    ) -> Result<Option<CheckpointsHeld>, ClientError> {
+        let Some(stream) = self.streams.lock().await.get(actor_id).cloned().flatten() else { return Ok(None) };
+        let held = CheckpointsHeld::new(stream.clone());
         self.include(actor_id, &stream, target).await?;
         for _ in 0..CATCH_UP_ROUNDS {
             let position = stream.committed();
@@ -39,7 +65,7 @@ impl Replication {
                 break;
             }
         }
-        Ok(())
+        Ok(Some(held))
     }
 
     /// Once the actor is paused for a move (asleep, requests held): makes sure `target` holds everything it
