@@ -86,7 +86,11 @@ impl Traffic {
     /// Ends the window: for each actor, whether its calls should move it, and where. `here` is this node's region.
     fn decide(&self, here: &str, policy: &FollowTraffic) -> Vec<(String, String, String)> {
         let mut moves = Vec::new();
-        for (actor_id, actor) in lock(&self.actors).iter_mut() {
+        let mut actors = lock(&self.actors);
+        // An actor nobody called in the window is forgotten (its dwell time starts again when calls come back), so
+        // the map holds only actors that are called, not every actor ever called.
+        actors.retain(|_, actor| !actor.calls.is_empty());
+        for (actor_id, actor) in actors.iter_mut() {
             let calls = std::mem::take(&mut actor.calls);
             let total: u64 = calls.values().sum();
             let top = calls.iter().max_by_key(|(region, n)| (**n, std::cmp::Reverse((*region).clone())));
@@ -183,6 +187,15 @@ mod tests {
         assert!(window(&traffic, &[("fra", 80), ("iad", 20)]).is_empty());
         assert!(window(&traffic, &[("sin", 80), ("iad", 20)]).is_empty());
         assert_eq!(window(&traffic, &[("sin", 80), ("iad", 20)])[0].1, "sin");
+    }
+
+    #[test]
+    fn actors_without_calls_in_a_window_are_forgotten() {
+        let traffic = Traffic::default();
+        window(&traffic, &[("fra", 50)]);
+        assert_eq!(lock(&traffic.actors).len(), 1);
+        traffic.decide("iad", &policy());
+        assert!(lock(&traffic.actors).is_empty());
     }
 
     #[test]
