@@ -80,6 +80,9 @@ fn parse_region(value: &str) -> Result<String, String> {
     Ok(value.to_string())
 }
 
+/// How often `tern dev --nodes` asks its nodes whether they see each other, until they do.
+const READY_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// One node of the local cluster, before it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct NodePlan {
@@ -263,7 +266,38 @@ pub(crate) fn run(args: DevArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
-    runtime.block_on(supervise(&exe, commands, &token))
+    let endpoints: Vec<String> = plans.iter().map(|p| format!("{scheme}://{}", p.listen)).collect();
+    runtime.block_on(async {
+        // Over HTTPS the gateways' certificate may be one this process does not trust: nothing is announced.
+        if scheme == "http" {
+            tokio::spawn(announce_ready(endpoints, token.clone()));
+        }
+        supervise(&exe, commands, &token).await
+    })
+}
+
+/// Logs once every node lists every node alive, so that whoever started the cluster knows that calls and moves
+/// between its nodes work from now on.
+async fn announce_ready(endpoints: Vec<String>, token: String) {
+    let clients: Vec<tern_client::Client> = endpoints
+        .iter()
+        .filter_map(|endpoint| tern_client::Client::builder(endpoint.as_str()).token(token.as_str()).build().ok())
+        .collect();
+    loop {
+        let mut ready = clients.len() == endpoints.len();
+        for client in &clients {
+            let alive = match client.cluster_members().await {
+                Ok(members) => members.iter().filter(|m| m.state == "alive").count(),
+                Err(_) => 0,
+            };
+            ready &= alive == endpoints.len();
+        }
+        if ready {
+            tracing::info!("every node sees the {} nodes alive: the cluster is ready", endpoints.len());
+            return;
+        }
+        tokio::time::sleep(READY_POLL).await;
+    }
 }
 
 /// How the children are asked to stop.

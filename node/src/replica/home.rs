@@ -12,7 +12,7 @@ use tern_replication::wal::{Position, Snapshot, Source, WalError, WalFile, WalSt
 use tokio::sync::{RwLock, watch};
 use tokio::time::Instant;
 
-use super::wire::{AskPosition, Refusal, ShipFrames, ShipSnapshot, SnapshotProgress};
+use super::wire::{AdvanceCopy, AskPosition, Refusal, ShipFrames, ShipSnapshot, SnapshotProgress};
 use super::{Context, ReplicationMode};
 use crate::cluster::rpc::{self, PeerError};
 use crate::storage::ActorDb;
@@ -232,6 +232,19 @@ impl HomeStream {
         (wire.len() <= max_shipped_batch() / 2).then_some(wire)
     }
 
+    /// Waits up to `limit` until `replica` acknowledged `position` or later itself (a replica at the end of the
+    /// previous generation does not count for a generation's start, unlike [`Self::reached`]).
+    pub(super) async fn acknowledged(&self, replica: &str, position: Position, limit: Duration) -> bool {
+        let mut acked = self.acked.subscribe();
+        let reached = acked.wait_for(|acked| acked.get(replica).is_some_and(|p| *p >= position));
+        matches!(tokio::time::timeout(limit, reached).await, Ok(Ok(_)))
+    }
+
+    /// Whether the WAL holds enough frames for a routine checkpoint.
+    pub(super) fn wal_is_long(&self) -> bool {
+        self.committed().frame >= CHECKPOINT_FRAMES
+    }
+
     /// Holds routine checkpoints (`true`) while the actor moves, or lets them go on again (`false`).
     pub(super) fn hold_checkpoints(&self, held: bool) {
         self.moving.store(held, Ordering::Relaxed);
@@ -333,9 +346,27 @@ async fn step(ctx: &Context, stream: &HomeStream, replica: &str, at: &mut Option
             }
         }
     };
+    let wal = stream.wal();
+    let committed = stream.committed();
+    if position == wal.previous_end && committed.generation == wal.generation && committed.frame == 0 {
+        // The home checkpointed and committed nothing since: the replica checkpoints the same frames now rather
+        // than when the next frame comes (or inside a move's pause).
+        let call = AdvanceCopy {
+            actor_id: stream.actor_id.clone(),
+            home: ctx.local_id.clone(),
+            state: stream.committed_state(),
+        };
+        return match rpc::ask(&ctx.transport, addr, call, SHIP_TIMEOUT).await? {
+            Ok(state) => {
+                *at = Some(state.position());
+                stream.ack(replica, state.position());
+                Ok(true)
+            }
+            Err(refusal) => answer_refusal(ctx, stream, replica, addr, at, refusal).await,
+        };
+    }
     let batch = {
         let _files = stream.files.read().await;
-        let wal = stream.wal();
         WalFile::of(&stream.db_path).read_after(position, stream.committed(), wal.previous_end, BATCH_BYTES)
     };
     let batch = match batch {
@@ -380,16 +411,31 @@ async fn step(ctx: &Context, stream: &HomeStream, replica: &str, at: &mut Option
             stream.ack(replica, state.position());
             Ok(true)
         }
-        Err(Refusal::Gap { at: replica_at }) => {
+        Err(refusal) => answer_refusal(ctx, stream, replica, addr, at, refusal).await,
+    }
+}
+
+/// What a shipping step does after the replica refused what it was sent: resend from its position after a gap,
+/// send a snapshot when its copy is unusable, try again shortly when it is busy.
+async fn answer_refusal(
+    ctx: &Context,
+    stream: &HomeStream,
+    replica: &str,
+    addr: std::net::SocketAddr,
+    at: &mut Option<Position>,
+    refusal: Refusal,
+) -> Result<bool, ShipError> {
+    match refusal {
+        Refusal::Gap { at: replica_at } => {
             *at = Some(replica_at);
             Ok(true)
         }
-        Err(Refusal::NeedsSnapshot) => send_snapshot(ctx, stream, replica, addr, at).await.map(|()| true),
-        Err(Refusal::Busy) => {
+        Refusal::NeedsSnapshot => send_snapshot(ctx, stream, replica, addr, at).await.map(|()| true),
+        Refusal::Busy => {
             tokio::time::sleep(Duration::from_millis(50)).await;
             Ok(true)
         }
-        Err(refusal) => Err(refusal.into()),
+        refusal => Err(refusal.into()),
     }
 }
 

@@ -44,7 +44,7 @@ use crate::storage::wal_streams::{StreamRecord, StreamRole};
 use crate::sync::lock;
 use home::HomeStream;
 pub use wire::ReplicationMessage;
-use wire::{AskPosition, Refusal, ShipFrames, ShipSnapshot};
+use wire::{AdvanceCopy, AskPosition, Refusal, ShipFrames, ShipSnapshot};
 
 /// How often a home looks over the replica sets of all its actors.
 const REPAIR_EVERY: Duration = Duration::from_secs(2);
@@ -172,6 +172,9 @@ impl Replication {
         Ok(match message {
             ReplicationMessage::Frames(call) => answer::<ShipFrames>(&self.copies.apply(core, call).await),
             ReplicationMessage::Snapshot(call) => answer::<ShipSnapshot>(&self.copies.receive(core, call).await),
+            ReplicationMessage::Advance(call) => {
+                answer::<AdvanceCopy>(&self.copies.advance(core, &call.actor_id, &call.home, call.state).await)
+            }
             ReplicationMessage::Position(call) => {
                 let position = match self.copies.position(core, &call.actor_id).await {
                     Err(Refusal::Busy) => Err(Refusal::Busy),

@@ -44,7 +44,9 @@ impl Replication {
     /// the pause that follows has little left to ship.
     ///
     /// Routine checkpoints of the actor's WAL wait until the returned guard is dropped (the move is over), so that
-    /// none falls inside the pause.
+    /// none falls inside the pause. A WAL long enough for one is checkpointed first, once the target holds it all
+    /// (one turn of the actor, if awake, runs it): the new home would otherwise read every frame of it to wake the
+    /// actor, inside the pause.
     pub(crate) async fn catch_up(
         &self,
         actor_id: &str,
@@ -52,8 +54,16 @@ impl Replication {
         limit: Duration,
     ) -> Result<Option<CheckpointsHeld>, ClientError> {
         let Some(stream) = self.streams.lock().await.get(actor_id).cloned().flatten() else { return Ok(None) };
-        let held = CheckpointsHeld::new(stream.clone());
         self.include(actor_id, &stream, target).await?;
+        if stream.wal_is_long() && stream.reached(target, stream.committed(), limit).await {
+            let (reply, turned) = tokio::sync::oneshot::channel();
+            if self.ctx.core.dispatch_if_awake(actor_id, crate::runtime::command::Command::Ping { reply }).await {
+                let _ = turned.await;
+                // The target checkpoints its copy too (the stream tells it to), before the pause.
+                stream.acknowledged(target, stream.committed(), limit).await;
+            }
+        }
+        let held = CheckpointsHeld::new(stream.clone());
         for _ in 0..CATCH_UP_ROUNDS {
             let position = stream.committed();
             if !stream.reached(target, position, limit).await {

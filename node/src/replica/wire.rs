@@ -1,5 +1,5 @@
-//! The replication service's calls: frames and snapshot chunks from a home to its replicas, and a replica's
-//! position.
+//! The replication service's calls: frames, generation changes and snapshot chunks from a home to its replicas,
+//! and a replica's position.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,18 @@ pub enum ReplicationMessage {
     Frames(ShipFrames),
     Snapshot(ShipSnapshot),
     Position(AskPosition),
+    Advance(AdvanceCopy),
 }
+
+/// Move the replica of `actor_id` homed on `home` to the generation `state` its home started without frames (the
+/// home checkpointed and has committed nothing since): the replica checkpoints the same frames into its file.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AdvanceCopy {
+    pub actor_id: String,
+    pub home: String,
+    pub state: WalState,
+}
+peer_call!(AdvanceCopy => ReplicationMessage::Advance, service::REPLICATION, Result<WalState, Refusal>);
 
 /// Apply one encoded [`tern_replication::wal::Batch`] to the replica of `actor_id` homed on `home`.
 #[derive(Debug, Serialize, Deserialize)]

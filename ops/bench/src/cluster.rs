@@ -114,26 +114,32 @@ impl Cluster {
         ids: &[String],
         state: &str,
     ) -> Duration {
-        let http = reqwest::Client::new();
-        for &i in observers {
-            loop {
-                assert!(started.elapsed() < CAP, "node-{i} did not see {ids:?} {state} within {CAP:?}");
-                let url = format!("{}/cluster/members", self.nodes[i].endpoint);
-                let members = match http.get(url).bearer_auth(TOKEN).send().await {
-                    Ok(response) => response.json::<serde_json::Value>().await.ok(),
-                    Err(_) => None,
-                };
-                let seen = members.as_ref().and_then(|m| m["members"].as_array()).is_some_and(|members| {
-                    ids.iter().all(|id| members.iter().any(|m| m["id"] == id.as_str() && m["state"] == state))
-                });
-                if seen {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-        started.elapsed()
+        let endpoints: Vec<&str> = observers.iter().map(|&i| self.nodes[i].endpoint.as_str()).collect();
+        wait_all_see(started, &endpoints, ids, state).await
     }
+}
+
+/// Waits until the node at each of `endpoints` lists every node of `ids` in `state`; returns how long that took
+/// from `started`.
+pub(crate) async fn wait_all_see(started: Instant, endpoints: &[&str], ids: &[String], state: &str) -> Duration {
+    let http = reqwest::Client::new();
+    for endpoint in endpoints {
+        loop {
+            assert!(started.elapsed() < CAP, "{endpoint} did not see {ids:?} {state} within {CAP:?}");
+            let members = match http.get(format!("{endpoint}/cluster/members")).bearer_auth(TOKEN).send().await {
+                Ok(response) => response.json::<serde_json::Value>().await.ok(),
+                Err(_) => None,
+            };
+            let seen = members.as_ref().and_then(|m| m["members"].as_array()).is_some_and(|members| {
+                ids.iter().all(|id| members.iter().any(|m| m["id"] == id.as_str() && m["state"] == state))
+            });
+            if seen {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    started.elapsed()
 }
 
 /// Sequential action round trips (`getCount`) over HTTP through `client`, after a warm-up.

@@ -12,6 +12,7 @@ mod actors;
 mod cluster;
 mod migration;
 mod node;
+mod regions;
 mod replication;
 mod scenarios;
 mod stats;
@@ -477,34 +478,56 @@ async fn run(args: Args) {
     if runs(Measurement::Migration) {
         let (sizes, moves, calls): (&[u64], usize, usize) =
             if args.quick { (&[1, 20], 6, 500) } else { (&[1, 100], 20, 2000) };
-        let mut results = migration::measure(sizes, moves, calls).await;
-        for (mb, pauses) in &mut results.pauses {
-            let p99_ms = pauses.quantile(0.99).as_secs_f64() * 1e3;
-            report.rows.push(
-                Row::new(format!("migration: pause of a move, {mb} MB database (loopback)"), "", pauses).ratio(
-                    format!(
-                        "p99 {p99_ms:.0} ms against the target of one RTT + 50 ms (loopback: 50 ms): {:.2}×",
-                        p99_ms / 50.0
-                    ),
-                ),
-            );
+        let results = migration::measure(sizes, moves, calls).await;
+        migration_rows(&mut report, results, None);
+        // Across simulated regions (needs root): fewer moves and calls, each crossing the round trip.
+        let (moves, calls) = if args.quick { (4, 100) } else { (8, 300) };
+        for rtt_ms in [20, 90] {
+            match migration::measure_across(rtt_ms, sizes, moves, calls).await {
+                Ok(results) => migration_rows(&mut report, results, Some(rtt_ms)),
+                Err(why) => eprintln!("migration across {rtt_ms} ms round trips not measured: {why}"),
+            }
         }
-        let moves = results.moves_under_load;
-        let steady_p50 = results.steady.quantile(0.5).as_secs_f64() * 1e3;
-        report.rows.push(Row::new(
-            "migration: a client's call through a third gateway, steady",
-            "",
-            &mut results.steady,
-        ));
-        let during_p99 = results.during.quantile(0.99).as_secs_f64() * 1e3;
-        report.rows.push(
-            Row::new(
-                format!("migration: the same calls while the actor moves ({moves} moves)"),
-                "",
-                &mut results.during,
-            )
-            .ratio(format!("p99 {during_p99:.1} ms against steady p50 {steady_p50:.2} ms; no call failed")),
-        );
     }
     report.print(workers, seconds);
+}
+
+/// The rows of one migration run, on loopback (`None`) or across simulated regions `rtt_ms` apart.
+fn migration_rows(report: &mut Report, mut results: migration::MigrationResults, rtt_ms: Option<u32>) {
+    let (place, rtt) = match rtt_ms {
+        None => ("loopback".to_string(), 0.0),
+        Some(ms) => (format!("regions {ms} ms apart"), f64::from(ms)),
+    };
+    let target_ms = rtt + 50.0;
+    for (mb, pauses) in &mut results.pauses {
+        let p50_ms = pauses.quantile(0.5).as_secs_f64() * 1e3;
+        let p99_ms = pauses.quantile(0.99).as_secs_f64() * 1e3;
+        report.rows.push(
+            Row::new(format!("migration: pause of a move, {mb} MB database ({place})"), "", pauses).ratio(format!(
+                "p50 {:.2}×, p99 {:.2}× the target of one RTT + 50 ms ({target_ms:.0} ms); p50 {:.1} RTT",
+                p50_ms / target_ms,
+                p99_ms / target_ms,
+                if rtt > 0.0 { p50_ms / rtt } else { 0.0 }
+            )),
+        );
+    }
+    let moves = results.moves_under_load;
+    let steady_p50 = results.steady.quantile(0.5).as_secs_f64() * 1e3;
+    report.rows.push(Row::new(
+        format!("migration: a client's call through a third gateway, steady ({place})"),
+        "",
+        &mut results.steady,
+    ));
+    let during_p50 = results.during.quantile(0.5).as_secs_f64() * 1e3;
+    let during_p99 = results.during.quantile(0.99).as_secs_f64() * 1e3;
+    report.rows.push(
+        Row::new(
+            format!("migration: the same calls while the actor moves ({moves} moves, {place})"),
+            "",
+            &mut results.during,
+        )
+        .ratio(format!(
+            "p50 {during_p50:.1} ms, p99 {during_p99:.1} ms against steady p50 {steady_p50:.2} ms; no call failed"
+        )),
+    );
 }

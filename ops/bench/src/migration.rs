@@ -1,13 +1,15 @@
-//! Migration measurements with real release `tern node` processes on loopback (QUIC, mutual TLS, LAN timing): how
-//! long a moving actor serves nothing (`pause_ms`, as each move reports it) for a 1 MB and a 100 MB database, and
-//! the latency a client sees while its actor moves back and forth, against the same client before the moves.
+//! Migration measurements with real release `tern node` processes (QUIC, mutual TLS, LAN timing), on loopback or
+//! in simulated regions a given round trip apart ([`crate::regions`]): how long a moving actor serves nothing
+//! (`pause_ms`, as each move reports it) for a 1 MB and a 100 MB database, and the latency a client sees while its
+//! actor moves back and forth, against the same client before the moves.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::cluster::{Cluster, TOKEN};
+use crate::cluster::{Cluster, TOKEN, wait_all_see};
+use crate::regions::RegionCluster;
 use crate::stats::Samples;
 
 /// How long any one request may take before the benchmark gives up.
@@ -63,15 +65,40 @@ async fn move_to(http: &reqwest::Client, endpoint: &str, id: &str, node: &str) -
     Duration::from_millis(moved["pause_ms"].as_u64().expect("pause_ms"))
 }
 
-/// Runs the migration measurements: `moves` moves per database size, and `calls` client round trips steady and
-/// under moves.
+/// Three nodes in iad, fra and sin (their gateways and ids): actors move between the first two, and the client
+/// calls through the third.
+struct Nodes {
+    endpoints: [String; 3],
+    ids: [String; 3],
+}
+
+/// Runs the migration measurements on loopback: `moves` moves per database size, and `calls` client round trips
+/// steady and under moves.
 pub async fn measure(sizes_mb: &[u64], moves: usize, calls: usize) -> MigrationResults {
     let cluster = Cluster::start(3, &["iad", "fra", "sin"]);
-    let started = Instant::now();
-    let ids: Vec<String> = (0..3).map(|i| format!("node-{i}")).collect();
-    cluster.wait_all_see(started, &[0, 1, 2], &ids, "alive").await;
+    let endpoints = [0, 1, 2].map(|i| cluster.nodes[i].endpoint.clone());
+    run(Nodes { endpoints, ids: [0, 1, 2].map(|i| format!("node-{i}")) }, sizes_mb, moves, calls).await
+}
+
+/// [`measure`] in simulated regions iad, fra and sin, `rtt_ms` apart; `Err` says why this machine cannot run them.
+pub async fn measure_across(
+    rtt_ms: u32,
+    sizes_mb: &[u64],
+    moves: usize,
+    calls: usize,
+) -> Result<MigrationResults, String> {
+    let regions = ["iad", "fra", "sin"];
+    let cluster = RegionCluster::start(&regions, rtt_ms)?;
+    let endpoints = [0, 1, 2].map(|i| cluster.nodes[i].endpoint.clone());
+    Ok(run(Nodes { endpoints, ids: regions.map(|r| format!("{r}-1")) }, sizes_mb, moves, calls).await)
+}
+
+async fn run(nodes: Nodes, sizes_mb: &[u64], moves: usize, calls: usize) -> MigrationResults {
+    let endpoints: Vec<&str> = nodes.endpoints.iter().map(String::as_str).collect();
+    wait_all_see(Instant::now(), &endpoints, &nodes.ids, "alive").await;
     let http = reqwest::Client::builder().timeout(REQUEST_CAP).build().expect("an HTTP client");
-    let (iad, sin) = (cluster.nodes[0].endpoint.clone(), cluster.nodes[2].endpoint.clone());
+    let (iad, sin) = (nodes.endpoints[0].clone(), nodes.endpoints[2].clone());
+    let (to_iad, to_fra) = (nodes.ids[0].as_str(), nodes.ids[1].as_str());
 
     let mut pauses = Vec::new();
     for &mb in sizes_mb {
@@ -79,7 +106,7 @@ pub async fn measure(sizes_mb: &[u64], moves: usize, calls: usize) -> MigrationR
         // The first move to each side may bootstrap a copy (not part of the pause); every move is measured.
         let mut samples = Samples::default();
         for i in 0..moves {
-            let to = if i % 2 == 0 { "node-1" } else { "node-0" };
+            let to = if i % 2 == 0 { to_fra } else { to_iad };
             samples.push(move_to(&http, &sin, &id, to).await);
         }
         pauses.push((mb, samples));
@@ -113,7 +140,7 @@ pub async fn measure(sizes_mb: &[u64], moves: usize, calls: usize) -> MigrationR
     };
     let mut moves_under_load = 0;
     while during.lock().expect("not poisoned").len() < calls {
-        let to = if moves_under_load % 2 == 0 { "node-1" } else { "node-0" };
+        let to = if moves_under_load % 2 == 0 { to_fra } else { to_iad };
         move_to(&http, &iad, &id, to).await;
         moves_under_load += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;

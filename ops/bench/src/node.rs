@@ -36,22 +36,38 @@ impl Node {
     /// Starts the node as `command` (`dev` or `node`) on `port` with data in `data_dir` and more `args`, and waits
     /// until it serves.
     pub fn start_with(command: &str, port: u16, data_dir: &Path, args: &[String]) -> Node {
+        Node::launch(&[], command, "127.0.0.1", port, data_dir, args)
+    }
+
+    /// Starts a cluster node (`node`) inside a simulated host: `wrapper` runs it in the host's network namespace,
+    /// its gateway listens on `ip`:`port` (which this process reaches directly), with data in `data_dir` and
+    /// more `args`; waits until it serves.
+    pub fn start_within(wrapper: &[String], ip: &str, port: u16, data_dir: &Path, args: &[String]) -> Node {
+        Node::launch(wrapper, "node", ip, port, data_dir, args)
+    }
+
+    /// Runs this binary as the node (behind `wrapper`, a command prefix, when not empty) and waits until its
+    /// gateway at `ip`:`port` accepts connections.
+    fn launch(wrapper: &[String], command: &str, ip: &str, port: u16, data_dir: &Path, args: &[String]) -> Node {
         let exe = std::env::current_exe().expect("the bench binary's path");
-        let child = Command::new(exe)
+        let mut line = wrapper.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        line.push(exe.into_os_string());
+        let child = Command::new(&line[0])
+            .args(&line[1..])
             .env(NODE_MODE, "1")
             .env("RUST_LOG", "warn")
-            .args([command, "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args([command, "--listen", &format!("{ip}:{port}"), "--data-dir"])
             .arg(data_dir)
             .args(args)
             .stdout(Stdio::null())
             .spawn()
             .expect("start the node");
         let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect((ip, port)).is_err() {
             assert!(started.elapsed() < Duration::from_secs(60), "the node did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Node { child, endpoint: format!("http://127.0.0.1:{port}") }
+        Node { child, endpoint: format!("http://{ip}:{port}") }
     }
 
     /// CPU time used so far by the node and by this process.
