@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tern_tests::{Api, TernProcess, fetch_json};
+use tern_tests::{Api, TernProcess, bounded, fetch_json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
@@ -25,7 +25,7 @@ impl Fixture {
     async fn start() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let node = TernProcess::start(&example_binary(), &dir.path().join("data"));
-        let http = reqwest::Client::new();
+        let http = tern_tests::http_client();
         let created: Value = http
             .put(format!("{}/actors?namespace=default", node.endpoint()))
             .json(&json!({"name": "counter", "key": "bad-input", "runner_name_selector": "default", "crash_policy": "sleep"}))
@@ -192,9 +192,9 @@ async fn open_socket(
     request
         .headers_mut()
         .insert("sec-websocket-protocol", format!("rivet, rivet_encoding.{encoding}").parse().unwrap());
-    let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let (mut socket, response) = bounded("the upgrade", tokio_tungstenite::connect_async(request)).await.unwrap();
     assert_eq!(response.headers()["sec-websocket-protocol"], "rivet");
-    let init = socket.next().await.unwrap().unwrap();
+    let init = bounded("Init", socket.next()).await.unwrap().unwrap();
     assert!(!init.is_close(), "expected Init, got {init:?}");
     socket
 }
@@ -202,7 +202,7 @@ async fn open_socket(
 async fn close_reason(
     socket: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
 ) -> (CloseCode, String) {
-    while let Some(message) = socket.next().await {
+    while let Some(message) = bounded("a close frame", socket.next()).await {
         if let Message::Close(Some(frame)) = message.unwrap() {
             return (frame.code, frame.reason.to_string());
         }
@@ -240,8 +240,8 @@ async fn connections_to_missing_actors_or_with_unknown_encodings_are_refused_wit
     let f = Fixture::start().await;
     let port = f.node.endpoint().rsplit(':').next().unwrap().to_string();
     let url = format!("ws://127.0.0.1:{port}/gateway/0123456789abcdef0123456789abcdef/connect");
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let error = socket.next().await.unwrap().unwrap();
+    let (mut socket, _) = bounded("the upgrade", tokio_tungstenite::connect_async(url)).await.unwrap();
+    let error = bounded("an Error message", socket.next()).await.unwrap().unwrap();
     let error: Value = serde_json::from_str(error.to_text().unwrap()).unwrap();
     assert_eq!(error["body"]["tag"], "Error");
     assert_eq!(error["body"]["val"]["code"], "not_found");
@@ -250,7 +250,7 @@ async fn connections_to_missing_actors_or_with_unknown_encodings_are_refused_wit
 
     let mut request = format!("ws://127.0.0.1:{port}/gateway/{}/connect", f.counter_id).into_client_request().unwrap();
     request.headers_mut().insert("sec-websocket-protocol", "rivet, rivet_encoding.yaml".parse().unwrap());
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let (mut socket, _) = bounded("the upgrade", tokio_tungstenite::connect_async(request)).await.unwrap();
     assert_eq!(
         close_reason(&mut socket).await,
         (CloseCode::Unsupported, "actor.unsupported_websocket_encoding".to_string())
@@ -321,8 +321,9 @@ async fn oversize_actor_keys_are_refused_on_every_route() {
 
     let port = f.node.endpoint().rsplit(':').next().unwrap().to_string();
     let url = format!("ws://127.0.0.1:{port}/gateway/counter/connect?rvt-method=getOrCreate&rvt-key={part}");
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let error: Value = serde_json::from_str(socket.next().await.unwrap().unwrap().to_text().unwrap()).unwrap();
+    let (mut socket, _) = bounded("the upgrade", tokio_tungstenite::connect_async(url)).await.unwrap();
+    let error = bounded("an Error message", socket.next()).await.unwrap().unwrap();
+    let error: Value = serde_json::from_str(error.to_text().unwrap()).unwrap();
     assert_eq!(error["body"]["val"]["code"], "key_too_large", "{error}");
     assert_eq!(close_reason(&mut socket).await, (CloseCode::Error, "actor.key_too_large".to_string()));
     assert_eq!(f.actors_named("counter").await.len(), 1, "no oversize key made an actor");
@@ -348,7 +349,7 @@ async fn oversize_actor_keys_are_refused_on_every_route() {
 async fn raw_upgrade(f: &Fixture, path: &str, protocols: &str) -> tokio::net::TcpStream {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = f.node.endpoint().trim_start_matches("http://").to_string();
-    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut stream = bounded("the connection", tokio::net::TcpStream::connect(&addr)).await.unwrap();
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
@@ -356,9 +357,12 @@ async fn raw_upgrade(f: &Fixture, path: &str, protocols: &str) -> tokio::net::Tc
     );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(stream.read_u8().await.unwrap());
-    }
+    bounded("the upgrade's answer", async {
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(stream.read_u8().await.unwrap());
+        }
+    })
+    .await;
     assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
     stream
 }
@@ -411,7 +415,7 @@ async fn raw_close_of(stream: &mut tokio::net::TcpStream) -> Option<(u16, String
             }
         }
     };
-    tokio::time::timeout(std::time::Duration::from_secs(30), read).await.expect("the server answers within 30 s")
+    bounded("the server's close frame", read).await
 }
 
 /// The defect: a client that broke the WebSocket protocol (a malformed frame, a text message that is not UTF-8, a

@@ -80,7 +80,7 @@ async fn five_nodes_in_three_regions_converge_and_see_failures() {
 
     // Load is published from the host: an actor created through iad-2 lives on an iad node, and fra-1 (which
     // hosts nothing) sees that node's awake actor in its gossiped load.
-    let created = reqwest::Client::new()
+    let created = tern_tests::http_client()
         .put(format!("{}/actors", n2.process.endpoint()))
         .json(&serde_json::json!({"name": "counter", "key": "k1"}))
         .send()
@@ -96,7 +96,8 @@ async fn five_nodes_in_three_regions_converge_and_see_failures() {
     .await;
 
     members_command(&n1);
-    let unauthorized = reqwest::get(format!("{}/cluster/members", n1.process.endpoint())).await.unwrap();
+    let unauthorized =
+        tern_tests::http_client().get(format!("{}/cluster/members", n1.process.endpoint())).send().await.unwrap();
     assert_eq!(unauthorized.status(), 401);
     assert_eq!(unauthorized.json::<Value>().await.unwrap()["code"], "unauthorized");
 
@@ -192,7 +193,8 @@ async fn a_node_refuses_a_voter_set_other_than_its_first() {
 async fn a_dev_node_lists_itself_alone() {
     let dir = tempfile::tempdir().unwrap();
     let node = TernProcess::start(&tern_binary(), &dir.path().join("data"));
-    let body: Value = reqwest::get(format!("{}/cluster/members", node.endpoint())).await.unwrap().json().await.unwrap();
+    let body =
+        tern_tests::fetch_json(tern_tests::http_client().get(format!("{}/cluster/members", node.endpoint()))).await;
     let members = body["members"].as_array().unwrap();
     assert_eq!(members.len(), 1, "{body}");
     let me = &members[0];

@@ -33,7 +33,7 @@ impl Fixture {
     fn start() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let node = TernProcess::start(&example_binary(), &dir.path().join("data"));
-        Fixture { node, http: reqwest::Client::new(), _dir: dir }
+        Fixture { node, http: tern_tests::http_client(), _dir: dir }
     }
 
     /// Kills the node hard and starts it again on the same data (with a fresh HTTP client: the old one's pooled
@@ -41,7 +41,7 @@ impl Fixture {
     fn kill9_and_restart(&mut self) {
         self.node.kill9();
         self.node.restart();
-        self.http = reqwest::Client::new();
+        self.http = tern_tests::http_client();
     }
 
     fn url(&self, path: &str) -> String {
