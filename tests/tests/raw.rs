@@ -197,8 +197,17 @@ async fn raw_websockets_echo_in_turns_persist_and_keep_the_actor_awake() {
     assert_eq!(next_text(&mut socket).await, "one");
     assert_eq!(f.messages(&id).await, json!({"messages": 2, "stored": 2, "last": "one"}));
 
-    // The actor sleeps after 1 s idle, but not while the socket is open.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A `web` actor sleeps after 1 s idle, but not while a raw WebSocket is open. A second one, woken after the
+    // first had its last message and holding no socket, is the witness: once it has gone to sleep twice, the
+    // first one's own idle timer has fired (it started earlier), and found the socket open.
+    let witness = f.actor("web", "ws-witness").await;
+    for _ in 0..2 {
+        assert_eq!(f.count(&witness).await, json!({"count": 0}));
+        eventually("the witness sleeps", Duration::from_secs(30), || async {
+            (!f.sleep_ts(&witness).await.is_null()).then_some(())
+        })
+        .await;
+    }
     assert_eq!(f.sleep_ts(&id).await, Value::Null, "an open raw WebSocket keeps the actor awake");
     socket.close(None).await.unwrap();
     eventually("the actor sleeps once the socket closed", Duration::from_secs(30), || async {
