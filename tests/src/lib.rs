@@ -187,12 +187,18 @@ impl TernProcess {
         }
     }
 
+    /// Asks the process to stop (SIGTERM) without waiting for it: see [`wait_exit`](Self::wait_exit).
+    pub fn sigterm(&self) {
+        let child = self.child.as_ref().expect("the node is running");
+        let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
     /// Asks the process to stop (SIGTERM) and waits for it to exit, at most a minute (then it is killed and the
     /// test fails); returns its exit status.
     pub fn terminate(&mut self) -> ExitStatus {
+        self.sigterm();
         let mut child = self.child.take().expect("the node is running");
-        let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
         let started = std::time::Instant::now();
         loop {
             if let Some(status) = child.try_wait().expect("wait for the node to stop") {
