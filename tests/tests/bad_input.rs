@@ -509,3 +509,103 @@ async fn oversize_heads_and_unparsable_queries_get_catalogue_errors() {
     }
     f.assert_count_kept().await;
 }
+
+/// CBOR: the head of an item of major type `major` with argument `n`.
+fn cbor_head(major: u8, n: usize) -> Vec<u8> {
+    match n {
+        0..=23 => vec![major << 5 | n as u8],
+        24..=0xff => vec![major << 5 | 24, n as u8],
+        _ => [vec![major << 5 | 25], (n as u16).to_be_bytes().to_vec()].concat(),
+    }
+}
+
+/// CBOR: a text string.
+fn cbor_text(text: &str) -> Vec<u8> {
+    [cbor_head(3, text.len()), text.as_bytes().to_vec()].concat()
+}
+
+/// CBOR: `depth` arrays of one element, one inside the other, around a 0.
+fn cbor_nested(depth: usize) -> Vec<u8> {
+    let mut bytes = vec![0x81; depth];
+    bytes.push(0x00);
+    bytes
+}
+
+/// CBOR: the arguments of the journal's `notify(event, value)` with `value` nested `depth` deep.
+fn notify_args(depth: usize) -> Vec<u8> {
+    [vec![0x82], cbor_text("deep"), cbor_nested(depth)].concat()
+}
+
+/// The defect guarded against: a CBOR decoder follows nesting by recursion, so an item nested deeply enough (a
+/// few bytes a level: 60,000 levels fit a 64 KiB message) would overflow the stack and crash the node for everyone.
+/// Every CBOR the node takes from a client (the `cbor` encoding's bodies and frames, the CBOR inside `bare` ones) is
+/// decoded with a nesting limit of 128: deeper is `actor.invalid_request` (400 over HTTP, close 1011 on a
+/// WebSocket) naming malformed CBOR, shallower is decoded, and the node keeps serving.
+#[tokio::test]
+async fn deeply_nested_cbor_is_refused_with_its_code_and_the_node_keeps_serving() {
+    let f = Fixture::start().await;
+    let journal = Api::new(&f.node).actor("journal", "nested").await;
+    let url = f.url(&format!("/gateway/{journal}/action/notify"));
+    let post = |encoding: &str, body: Vec<u8>| f.http.post(&url).header("x-rivet-encoding", encoding).body(body);
+    // `cbor`: the body is {"args": [...]}; `bare`: a version, then the CBOR of the arguments with its length.
+    let cbor = |depth| [vec![0xa1], cbor_text("args"), notify_args(depth)].concat();
+    let bare = |depth| {
+        let args = notify_args(depth);
+        let mut body = vec![0x04, 0x00];
+        let mut len = args.len();
+        while len >= 0x80 {
+            body.push(len as u8 | 0x80);
+            len >>= 7;
+        }
+        body.push(len as u8);
+        [body, args].concat()
+    };
+
+    // Within the limit, the value reaches the action.
+    let response = post("cbor", cbor(100)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: ciborium::Value = ciborium::from_reader(&response.bytes().await.unwrap()[..]).unwrap();
+    assert_eq!(answer, ciborium::Value::Map(vec![(ciborium::Value::Text("output".into()), ciborium::Value::Null)]));
+    assert_eq!(post("bare", bare(100)).send().await.unwrap().status(), StatusCode::OK);
+
+    for depth in [200, 60_000] {
+        for (encoding, body) in [("cbor", cbor(depth)), ("bare", bare(depth))] {
+            let response = post(encoding, body).send().await.unwrap();
+            let status = response.status();
+            let error: Value = response.json().await.unwrap();
+            let code = format!("{}.{}", error["group"].as_str().unwrap(), error["code"].as_str().unwrap());
+            assert_eq!(
+                (status, code.as_str()),
+                (StatusCode::BAD_REQUEST, "actor.invalid_request"),
+                "{encoding} {depth}"
+            );
+            let message = error["message"].as_str().unwrap();
+            assert!(message.starts_with("malformed CBOR"), "{encoding} {depth}: {message}");
+        }
+    }
+
+    // On a `cbor` connection, an action request whose arguments nest too deep closes it with the code.
+    let port = f.node.endpoint().rsplit(':').next().unwrap().to_string();
+    let mut request = format!("ws://127.0.0.1:{port}/gateway/{journal}/connect").into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", "rivet, rivet_encoding.cbor".parse().unwrap());
+    let action = |depth| {
+        let val = [vec![0xa3], cbor_text("id"), vec![0x00], cbor_text("name"), cbor_text("notify")].concat();
+        let val = [val, cbor_text("args"), notify_args(depth)].concat();
+        let body = [vec![0xa2], cbor_text("tag"), cbor_text("ActionRequest"), cbor_text("val"), val].concat();
+        Message::Binary([vec![0xa1], cbor_text("body"), body].concat().into())
+    };
+    let (mut socket, _) = bounded("the upgrade", tokio_tungstenite::connect_async(request.clone())).await.unwrap();
+    assert!(bounded("Init", socket.next()).await.unwrap().unwrap().is_binary());
+    socket.send(action(100)).await.unwrap();
+    let answer = bounded("the action's response", socket.next()).await.unwrap().unwrap().into_data();
+    let answer: ciborium::Value = ciborium::from_reader(&answer[..]).unwrap();
+    let tag = answer.as_map().and_then(|m| m[0].1.as_map()).map(|body| body[0].clone());
+    assert_eq!(tag, Some((ciborium::Value::Text("tag".into()), ciborium::Value::Text("ActionResponse".into()))));
+    for depth in [200, 60_000] {
+        let (mut socket, _) = bounded("the upgrade", tokio_tungstenite::connect_async(request.clone())).await.unwrap();
+        assert!(bounded("Init", socket.next()).await.unwrap().unwrap().is_binary());
+        socket.send(action(depth)).await.unwrap();
+        assert_eq!(close_reason(&mut socket).await, (CloseCode::Error, "actor.invalid_request".to_string()), "{depth}");
+    }
+    f.assert_count_kept().await;
+}
