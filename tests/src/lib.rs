@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod dns;
 pub mod netns;
 pub mod regions;
+pub mod syncs;
 pub mod tmpfs;
 
 use std::net::{TcpListener, UdpSocket};
