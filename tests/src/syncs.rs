@@ -73,9 +73,13 @@ impl SyncTrace {
     }
 }
 
-/// The path in a line such as `1234 fsync(17</data/actors/0a/0af8.db-wal>) = 0`, for a sync that succeeded.
+/// The path in a line such as `1234 fsync(17</data/actors/0a/0af8.db-wal>) = 0` (the thread id first when strace
+/// follows several), for a sync that succeeded.
 fn synced_path(line: &str) -> Option<PathBuf> {
-    let call = line.split_once(' ').map_or(line, |(_, call)| call).trim_start();
+    let call = match line.split_once(' ') {
+        Some((pid, call)) if pid.bytes().all(|b| b.is_ascii_digit()) => call.trim_start(),
+        _ => line,
+    };
     if !(call.starts_with("fsync(") || call.starts_with("fdatasync(")) || !call.ends_with("= 0") {
         return None;
     }
