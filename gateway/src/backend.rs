@@ -115,6 +115,15 @@ pub enum SocketOutput {
         /// The close reason, at most 123 bytes.
         reason: String,
     },
+    /// The actor moved to another node after its handler here received the socket's first `received` client
+    /// messages: whoever holds the client's socket opens it again on the actor's new home (same socket id, the
+    /// handler runs again there) and sends it the client's messages after those. A cluster node's backend does
+    /// so itself and never passes this on; a gateway that gets it anyway closes the socket like
+    /// `actor.stopping`.
+    Moved {
+        /// How many client messages the handler on the old home received.
+        received: u64,
+    },
 }
 
 impl SocketOutput {

@@ -143,7 +143,9 @@ async fn relay(app: &AppState, socket: &mut WebSocket, handle: RawSocketHandle) 
             }
             output = outbound.recv() => {
                 let message = match output {
-                    None => return Some(SocketOutput::error(&ClientError::stopping())),
+                    None | Some(SocketOutput::Moved { .. }) => {
+                        return Some(SocketOutput::error(&ClientError::stopping()));
+                    }
                     Some(close @ SocketOutput::Close { .. }) => return Some(close),
                     Some(SocketOutput::Message(message)) => message,
                 };

@@ -11,7 +11,8 @@
 //!   action timeout;
 //! - anything else → 404 `no such route`, from the handler.
 //!
-//! WebSocket, at `/gateway/{web}/websocket/...`: greets with `hello {path}[?query]`, then echoes every message,
+//! WebSocket, at `/gateway/{web}/websocket/...`: greets with `hello {path}[?query]` (not again when the socket
+//! followed the actor to another node), then echoes every message,
 //! counting it in state and storing it in SQL, each as one atomic unit. Text `close` makes the actor close the
 //! socket (4000 `bye`), `fail` stores the message and then fails the unit (`web.rejected`: nothing is kept, the
 //! socket closes with 1011), `sleep` puts the actor to sleep (the socket closes with `actor.stopping`).
@@ -82,7 +83,9 @@ async fn on_request(c: Ctx<Web>, request: Request) -> ActorResult<Response> {
 
 async fn on_websocket(c: Ctx<Web>, socket: WebSocket) -> ActorResult<()> {
     let query = socket.query().map(|q| format!("?{q}")).unwrap_or_default();
-    socket.send_text(format!("hello {}{query}", socket.path()));
+    if !socket.resumed() {
+        socket.send_text(format!("hello {}{query}", socket.path()));
+    }
     while let Some(message) = socket.recv().await {
         let (kind, body) = match &message {
             SocketMessage::Text(text) => ("text", text.as_bytes().to_vec()),

@@ -178,13 +178,18 @@ pub const CONVERGE_CAP: Duration = Duration::from_secs(30);
 /// Three nodes, `iad-1`, `fra-1` and `sin-1`, one per region, all voters, `iad-1` the others' seed, each started
 /// with `extra` arguments (not yet converged: see [`converge`]).
 pub fn three_regions(ca: &Ca, work: &Path, extra: &[&str]) -> Vec<Node> {
+    three_regions_running(&tern_binary(), ca, work, extra)
+}
+
+/// Like [`three_regions`], running `binary` (e.g. the example application) instead of `tern`.
+pub fn three_regions_running(binary: &Path, ca: &Ca, work: &Path, extra: &[&str]) -> Vec<Node> {
     let plans = plan(&[("iad-1", "iad"), ("fra-1", "fra"), ("sin-1", "sin")]);
     let voters = voters_arg(&[&plans[0], &plans[1], &plans[2]]);
     let first = [plans[0].quic.as_str()];
     plans
         .iter()
         .enumerate()
-        .map(|(i, p)| Node::start(ca, work, p, if i == 0 { &[] } else { &first }, Some(&voters), extra))
+        .map(|(i, p)| Node::launch(binary, ca, work, p, if i == 0 { &[] } else { &first }, Some(&voters), extra, None))
         .collect()
 }
 

@@ -176,6 +176,117 @@ async fn an_actor_moves_between_regions_under_load_and_no_call_fails() {
     println!("{MOVES} moves under load, {n} increments acknowledged, none failed; pauses (ms): {pauses:?}");
 }
 
+/// Text frames a raw WebSocket client received, and whether the socket closed (with what).
+#[derive(Default)]
+struct Received {
+    texts: Vec<String>,
+    closed: Option<String>,
+}
+
+/// Opens `/gateway/{actor}/websocket/room` through `node`'s gateway; a task sends `{name}-1`, `{name}-2`, … until
+/// `stop` (returning how many it sent), another records every frame the socket receives.
+async fn socket_client(
+    node: &Node,
+    actor_id: &str,
+    name: &'static str,
+    stop: Arc<Mutex<bool>>,
+) -> (tokio::task::JoinHandle<u64>, Arc<Mutex<Received>>) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("{}/gateway/{actor_id}/websocket/room", node.process.endpoint().replacen("http", "ws", 1));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", "rivet".parse().unwrap());
+    let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let (mut sink, mut stream) = socket.split();
+    let received = Arc::new(Mutex::new(Received::default()));
+    let recorder = received.clone();
+    tokio::spawn(async move {
+        while let Some(frame) = stream.next().await {
+            match frame {
+                Ok(Message::Text(text)) => recorder.lock().unwrap().texts.push(text.as_str().to_string()),
+                Ok(Message::Close(close)) => {
+                    recorder.lock().unwrap().closed = Some(format!("{close:?}"));
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    recorder.lock().unwrap().closed = Some(e.to_string());
+                    return;
+                }
+            }
+        }
+        recorder.lock().unwrap().closed = Some("the stream ended".into());
+    });
+    let sender = tokio::spawn(async move {
+        let mut sent = 0;
+        while !*stop.lock().unwrap() {
+            sent += 1;
+            sink.send(Message::text(format!("{name}-{sent}"))).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // Kept open (not closed) until the test ends.
+        std::mem::forget(sink);
+        sent
+    });
+    (sender, received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn raw_websockets_follow_their_actor_and_each_message_reaches_one_handler() {
+    let (ca, work) = (Ca::new(), tempfile::tempdir().unwrap());
+    let example = std::path::PathBuf::from(env!("CARGO_BIN_EXE_tern-example"));
+    let nodes = cluster::three_regions_running(&example, &ca, work.path(), &[]);
+    cluster::converge(&nodes).await;
+    let _logs = LogsOnFailure::of(&nodes);
+    let iad = Api::new(&nodes[0].process);
+    let id = iad.actor("web", "moving-socket").await;
+
+    // One socket through the actor's first home's gateway (local at first), one through sin's (bridged).
+    let stop = Arc::new(Mutex::new(false));
+    let clients = [
+        socket_client(&nodes[0], &id, "a", stop.clone()).await,
+        socket_client(&nodes[2], &id, "b", stop.clone()).await,
+    ];
+    let echoes = || clients.iter().map(|(_, r)| r.lock().unwrap().texts.len()).sum::<usize>();
+
+    let route = ["fra", "sin", "iad"];
+    for step in 0..6 {
+        let before = echoes();
+        eventually("echoes arrive", CONVERGE_CAP, || async { (echoes() >= before + 20).then_some(()) }).await;
+        let to = route[step % route.len()];
+        let (status, moved) = migrate(&nodes[(step + 1) % nodes.len()], &id, json!({"region": to})).await;
+        assert_eq!(status, 200, "move {step} to {to}: {moved}");
+        assert_eq!(moved["to"]["region"], json!(to), "{moved}");
+    }
+    let before = echoes();
+    eventually("echoes arrive after the last move", CONVERGE_CAP, || async { (echoes() >= before + 20).then_some(()) })
+        .await;
+    *stop.lock().unwrap() = true;
+
+    // Each socket stayed open and got one greeting, then the echo of every message it sent, once, in order.
+    let mut total = 0;
+    for ((sender, received), name) in clients.into_iter().zip(["a", "b"]) {
+        let sent = sender.await.unwrap();
+        total += sent;
+        let expected: Vec<String> =
+            std::iter::once("hello /room".to_string()).chain((1..=sent).map(|n| format!("{name}-{n}"))).collect();
+        eventually(&format!("socket {name} receives every echo"), CONVERGE_CAP, || async {
+            (received.lock().unwrap().texts.len() >= expected.len()).then_some(())
+        })
+        .await;
+        let received = received.lock().unwrap();
+        assert_eq!(received.closed, None, "socket {name} closed");
+        assert_eq!(received.texts, expected, "socket {name}: one greeting, then every echo once and in order");
+    }
+    // The actor counted and stored each message exactly once, across its homes.
+    let url = format!("{}/gateway/{id}/request/messages", nodes[1].process.endpoint());
+    let stats = fetch_json(reqwest::Client::new().get(url)).await;
+    assert_eq!(stats["messages"], json!(total), "{stats}");
+    assert_eq!(stats["stored"], json!(total), "{stats}");
+    println!("6 moves with two raw WebSockets open: {total} messages, each echoed and stored once");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sleeping_actor_moves_without_waking_and_errors_are_the_catalogues() {
     let (ca, work) = (Ca::new(), tempfile::tempdir().unwrap());

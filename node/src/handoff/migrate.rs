@@ -6,11 +6,18 @@
 //!    every new request for the actor is held ([`crate::runtime::host::HostCore::hold`]).
 //! 3. The actor finishes what its mailbox holds and sleeps; its connections are saved in its database and told to
 //!    follow it ([`tern_gateway::backend::ConnOutput::Moved`]).
-//! 4. The target receives the last frames; the home asks it to take the actor over ([`TakeHome`]).
+//! 4. The home asks the target to take the actor over ([`TakeHome`]), sending the frames the target had not
+//!    acknowledged with the request.
 //!
-//! On the target: its copy must hold exactly the home's last commit. It records the hand-off, promotes the copy,
-//! records the actor (holding its requests), and moves the placement to itself by CAS: only if the placement is
-//! still the one the hand-off began from. Then it wakes the actor if it was awake, and answers.
+//! On the target: its copy must come to hold exactly the home's last commit (it applies the frames the request
+//! carries, and waits for any the home's stream still ships). It
+//! records the hand-off, promotes the copy, records the actor (holding its requests), and moves the placement to
+//! itself by CAS: only if the placement is still the one the hand-off began from. Then it wakes the actor if it
+//! was awake, and answers.
+//!
+//! The pause is thus two round trips: the take-over request (with the last frames), and the CAS, whose first round
+//! the target ran when the home told it to [`Expect`] the actor, once it had caught up (the CAS then needs only
+//! its accept round, unless something changed the placement meanwhile).
 //!
 //! Back on the home: the actor is forgotten here, the home's copy becomes a replica of the new home, and the held
 //! requests go on, to the new home. If anything failed, the directory decides: a home still placed there takes the
@@ -27,9 +34,9 @@ use tern_proto::ClientError;
 
 use super::Handoff;
 use super::crash::crash_point;
-use super::wire::{HandoffRefusal, TakeHome};
+use super::wire::{Expect, HandoffRefusal, TakeHome};
 use crate::cluster::MemberState;
-use crate::cluster::directory::{HandOver, Placement};
+use crate::cluster::directory::{HandOver, Placement, PreparedHandOver};
 use crate::cluster::rpc;
 use crate::storage::ActorRecord;
 use crate::storage::handoffs::{HandoffRecord, HandoffRole};
@@ -37,10 +44,14 @@ use crate::sync::lock;
 
 /// How long the target may take to catch up while the actor keeps serving (a bootstrap of a large database).
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(300);
-/// How long the target may take to receive the last frames while the actor is paused.
-const FINAL_LIMIT: Duration = Duration::from_secs(30);
-/// How long the target may take to take the actor over.
+/// How long the target waits for the last frames while the actor is paused.
+const FINAL_LIMIT: Duration = Duration::from_secs(20);
+/// How long the target may take to take the actor over (receiving the last frames included).
 const TAKE_HOME_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the target may take to prepare the hand-over in the directory (see [`Expect`]).
+const EXPECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a prepared hand-over is kept for its take-over (a move that was given up never comes).
+const EXPECTED_FOR: Duration = Duration::from_secs(60);
 /// How often a node that cannot reach the directory asks again while settling a hand-off.
 const SETTLE_RETRY: Duration = Duration::from_millis(500);
 /// How many actors a drain moves at once.
@@ -70,6 +81,24 @@ impl Moving {
             return Err(ClientError::migration_in_progress(actor_id));
         }
         Ok(MoveGuard { moving: self, actor_id: actor_id.to_string() })
+    }
+}
+
+/// The hand-overs to this node prepared in the directory ahead of their take-over, by actor.
+#[derive(Default)]
+pub(crate) struct Expected {
+    prepared: Mutex<std::collections::HashMap<String, (Instant, PreparedHandOver)>>,
+}
+
+impl Expected {
+    fn insert(&self, actor_id: &str, prepared: PreparedHandOver) {
+        let mut all = lock(&self.prepared);
+        all.retain(|_, (at, _)| at.elapsed() < EXPECTED_FOR);
+        all.insert(actor_id.to_string(), (Instant::now(), prepared));
+    }
+
+    fn take(&self, actor_id: &str) -> Option<PreparedHandOver> {
+        lock(&self.prepared).remove(actor_id).filter(|(at, _)| at.elapsed() < EXPECTED_FOR).map(|(_, p)| p)
     }
 }
 
@@ -161,13 +190,23 @@ impl Handoff {
         if placement.home != self.local_id {
             return Err(ClientError::unavailable(format!("actor {actor_id} is moving to node {}", placement.home)));
         }
-        let _checkpoints_held = self.replication.catch_up(actor_id, &to.id, CATCH_UP_LIMIT).await?;
+        // The target prepares its directory change while it catches up; one that is not a replica yet is first
+        // made one, which changes the placement (and would undo that preparation).
+        let catching_up = self.replication.catch_up(actor_id, &to.id, CATCH_UP_LIMIT);
+        let _checkpoints_held = if placement.replicas.contains(&to.id) {
+            tokio::join!(catching_up, self.tell_to_expect(actor_id, &to)).0?
+        } else {
+            let held = catching_up.await?;
+            self.tell_to_expect(actor_id, &to).await;
+            held
+        };
         let core = &self.host.core;
         core.node_db.record_handoff(actor_id, HandoffRole::Leaving, &to.id).await?;
         crash_point(&core.data_dir, "leaving:recorded");
         let hold = core.hold(actor_id).ok_or_else(|| ClientError::migration_in_progress(actor_id))?;
         let paused = Instant::now();
         let awake = self.host.pause_for_move(actor_id).await;
+        let stop_ms = paused.elapsed().as_millis() as u64;
         crash_point(&core.data_dir, "leaving:paused");
         let reason = reason.unwrap_or_else(|| format!("moved {} → {} on request", self.region, to.region));
         let handed = self.hand_off(actor_id, &placement, &to, awake, reason).await;
@@ -205,7 +244,7 @@ impl Handoff {
             self.backend.tell_peers_to_forget(&now, false).await;
         }
         self.host.core.metrics.record_migration(pause_ms);
-        tracing::info!(actor_id, from = %self.local_id, to = %to.id, epoch, pause_ms, "moved the actor");
+        tracing::info!(actor_id, from = %self.local_id, to = %to.id, epoch, pause_ms, stop_ms, "moved the actor");
         Ok(Migration {
             actor_id: actor_id.to_string(),
             from: self.here(),
@@ -213,6 +252,27 @@ impl Handoff {
             epoch,
             pause_ms,
         })
+    }
+
+    /// Tells the target to prepare the hand-over (see [`Expect`]); a target that cannot is taken over from all the
+    /// same, with a longer pause.
+    async fn tell_to_expect(&self, actor_id: &str, to: &Target) {
+        let call = Expect { actor_id: actor_id.to_string() };
+        if let Err(e) = rpc::ask(self.backend.transport(), to.quic_addr, call, EXPECT_TIMEOUT).await {
+            tracing::debug!(actor_id, to = %to.id, error = %e, "the target did not prepare the hand-over");
+        }
+    }
+
+    /// The target's side of [`Expect`]: prepares the hand-over in the directory, keeping it for the take-over.
+    pub(crate) async fn expect(&self, call: Expect) {
+        let prepared = match self.backend.directory() {
+            Ok(directory) => directory.prepare_hand_over(&call.actor_id).await,
+            Err(e) => Err(e),
+        };
+        match prepared {
+            Ok(prepared) => self.expected.insert(&call.actor_id, prepared),
+            Err(e) => tracing::debug!(actor_id = call.actor_id, error = %e, "cannot prepare a hand-over"),
+        }
     }
 
     /// Steps 3–4 once requests are held and the actor paused: the last frames, then the target's take-over.
@@ -226,8 +286,8 @@ impl Handoff {
         reason: String,
     ) -> Result<(u64, bool), ClientError> {
         let paused = Instant::now();
-        let state = self.replication.final_state(actor_id, &to.id, FINAL_LIMIT).await?;
-        tracing::debug!(actor_id, to = %to.id, last_frames_ms = paused.elapsed().as_millis() as u64, "the target has it all");
+        let (state, last_frames) = self.replication.final_state(actor_id, &to.id).await?;
+        let last_frames_bytes = last_frames.as_ref().map_or(0, bytes::Bytes::len);
         crash_point(&self.host.core.data_dir, "leaving:shipped");
         let (count, _) = self.replication.policy(actor_id);
         // The old home keeps a copy (it holds exactly what the new home starts from), so the set keeps its size.
@@ -239,13 +299,17 @@ impl Handoff {
             from: self.local_id.clone(),
             epoch: placement.epoch,
             state,
+            last_frames,
             replicas,
             arrival: self.host.departure(actor_id, awake),
             reason,
         };
         let shipped = Instant::now();
         let answer = rpc::ask(self.backend.transport(), to.quic_addr, call, TAKE_HOME_TIMEOUT).await;
-        tracing::debug!(actor_id, to = %to.id, take_home_ms = shipped.elapsed().as_millis() as u64, "the target answered");
+        tracing::debug!(
+            actor_id, to = %to.id, last_frames_bytes, final_state_ms = (shipped - paused).as_millis() as u64,
+            take_home_ms = shipped.elapsed().as_millis() as u64, "the target answered"
+        );
         match answer {
             Ok(Ok(epoch)) => Ok((epoch, keep)),
             Ok(Err(HandoffRefusal::Failed(e))) => Err(e),
@@ -302,7 +366,12 @@ impl Handoff {
     pub(crate) async fn take_home(&self, call: TakeHome) -> Result<u64, HandoffRefusal> {
         self.lease.check().map_err(HandoffRefusal::Failed)?;
         let actor_id = call.record.actor_id.as_str();
-        if !self.replication.copy_holds(actor_id, &call.from, call.state).await.unwrap_or(false) {
+        let prepared = self.expected.take(actor_id);
+        let arrived = Instant::now();
+        if let Some(frames) = call.last_frames.clone() {
+            self.replication.take_last_frames(actor_id, &call.from, frames).await;
+        }
+        if !self.replication.copy_reaches(actor_id, &call.from, call.state, FINAL_LIMIT).await.unwrap_or(false) {
             return Err(HandoffRefusal::Behind { at: self.replication.copy_position(actor_id).await.ok() });
         }
         let directory = self.backend.directory().map_err(HandoffRefusal::Failed)?;
@@ -329,7 +398,7 @@ impl Handoff {
             region: &self.region,
             replicas: call.replicas,
         };
-        let decided = match directory.hand_over(&moving).await {
+        let decided = match directory.hand_over(&moving, prepared).await {
             Ok(placement) => placement,
             // The change may or may not have been made: read what the voters decided.
             Err(_) => self.placement_when_known(actor_id).await,
@@ -345,6 +414,7 @@ impl Handoff {
                 self.host.settle_arrival(actor_id, call.arrival).await.map_err(failed)?;
                 tracing::info!(
                     actor_id, from = %call.from, epoch = now.epoch,
+                    ready_ms = (promoted - arrived).as_millis() as u64,
                     directory_ms = (moved - promoted).as_millis() as u64, wake_ms = moved.elapsed().as_millis() as u64,
                     "took the actor over"
                 );

@@ -35,6 +35,8 @@ pub(crate) struct Handoff {
     lease: Lease,
     /// The actors this node is moving away.
     moving: migrate::Moving,
+    /// The hand-overs to this node prepared in the directory ahead of their take-over.
+    expected: migrate::Expected,
     /// When actors follow their traffic.
     follow: FollowTraffic,
 }
@@ -54,9 +56,19 @@ impl Handoff {
         (backend, host, replication, members, lease): (ClusterBackend, Host, Replication, Members, Lease),
         follow: FollowTraffic,
     ) -> Arc<Handoff> {
-        let moving = migrate::Moving::default();
-        let handoff =
-            Arc::new(Handoff { local_id, region, backend, host, replication, members, lease, moving, follow });
+        let (moving, expected) = (migrate::Moving::default(), migrate::Expected::default());
+        let handoff = Arc::new(Handoff {
+            local_id,
+            region,
+            backend,
+            host,
+            replication,
+            members,
+            lease,
+            moving,
+            expected,
+            follow,
+        });
         tokio::spawn(migrate::settle_unfinished(handoff.clone()));
         tokio::spawn(renew::run(handoff.clone()));
         tokio::spawn(failover::run(handoff.clone()));
@@ -70,6 +82,7 @@ impl Handoff {
         let message = rpc::decode::<wire::HandoffMessage>(&request).map_err(tern_replication::Error::handler)?;
         Ok(match message {
             wire::HandoffMessage::TakeHome(call) => rpc::answer::<wire::TakeHome>(&self.take_home(call).await),
+            wire::HandoffMessage::Expect(call) => rpc::answer::<wire::Expect>(&self.expect(call).await),
         })
     }
 }

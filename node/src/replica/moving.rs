@@ -9,6 +9,7 @@ use tern_proto::ClientError;
 use tern_replication::wal::WalState;
 
 use super::home::HomeStream;
+use super::wire::ShipFrames;
 
 /// How many times a move waits for its target to catch up with the latest commit before it pauses the actor.
 const CATCH_UP_ROUNDS: usize = 4;
@@ -68,25 +69,28 @@ impl Replication {
         Ok(Some(held))
     }
 
-    /// Once the actor is paused for a move (asleep, requests held): makes sure `target` holds everything it
-    /// committed, for at most `limit`, and returns the stream's final state (its position, and where the previous
-    /// generation ended). An actor with no stream in memory gets one here, from its files.
+    /// Once the actor is paused for a move (asleep, requests held): returns the stream's final state (its
+    /// position, and where the previous generation ended), which the stream ships to `target` from now on (the
+    /// target waits for it, [`Self::copy_reaches`]), and the frames `target` has not acknowledged yet, as a batch
+    /// for the take-over request to carry ([`Self::take_last_frames`]), so that they need no round trip of their
+    /// own. An actor with no stream in memory gets one here, from its files.
     pub(crate) async fn final_state(
         &self,
         actor_id: &str,
         target: &str,
-        limit: Duration,
-    ) -> Result<WalState, ClientError> {
+    ) -> Result<(WalState, Option<bytes::Bytes>), ClientError> {
         let stream = self.paused_stream(actor_id).await?;
         self.include(actor_id, &stream, target).await?;
-        let state = stream.committed_state();
-        if stream.reached(target, state.position(), limit).await {
-            Ok(state)
-        } else {
-            Err(ClientError::unavailable(format!(
-                "node {target} did not receive the last changes of actor {actor_id} within {} s",
-                limit.as_secs()
-            )))
+        Ok((stream.committed_state(), stream.unacknowledged_frames(target).await))
+    }
+
+    /// Applies to this node's copy of `actor_id` the last frames its home `home` sent with a take-over request
+    /// (frames the copy already holds are compared, not written again). One that does not apply is left to the
+    /// home's stream, which ships them too.
+    pub(crate) async fn take_last_frames(&self, actor_id: &str, home: &str, batch: bytes::Bytes) {
+        let call = ShipFrames { actor_id: actor_id.to_string(), home: home.to_string(), batch };
+        if let Err(refusal) = self.copies.apply(&self.ctx.core, call).await {
+            tracing::debug!(actor_id, ?refusal, "the last frames of a take-over did not apply; waiting for the stream");
         }
     }
 
@@ -157,9 +161,35 @@ impl Replication {
         core.node_db.set_wal_stream(actor_id, &record).await
     }
 
+    /// Whether this node's replica of `actor_id` (homed on `home`) comes to hold exactly what the home's `state`
+    /// says within `limit` (the home's last frames may still be on their way).
+    pub(crate) async fn copy_reaches(
+        &self,
+        actor_id: &str,
+        home: &str,
+        state: WalState,
+        limit: Duration,
+    ) -> Result<bool, ClientError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let changed = self.copies.changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match self.copy_holds(actor_id, home, state).await {
+                Ok(true) => return Ok(true),
+                Ok(false) => {}
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => {}
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Ok(false);
+            }
+        }
+    }
+
     /// Whether this node's replica of `actor_id` (homed on `home`) holds exactly what the home's `state` says,
     /// moving it to that state's generation when the home started it without frames.
-    pub(crate) async fn copy_holds(&self, actor_id: &str, home: &str, state: WalState) -> Result<bool, ClientError> {
+    async fn copy_holds(&self, actor_id: &str, home: &str, state: WalState) -> Result<bool, ClientError> {
         let at = self.copy_position(actor_id).await?;
         if at == state.position() {
             return Ok(true);

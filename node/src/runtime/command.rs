@@ -27,10 +27,12 @@ pub(crate) enum Command {
     Disconnect { conn_id: String },
     /// A raw HTTP request for the `on_request` handler, with its connection parameters.
     RawRequest { request: Box<RawRequest>, params: Option<Value>, reply: Reply<RawResponse> },
-    /// Open a raw WebSocket whose messages go to `outbound`; replies with the socket id.
+    /// Open a raw WebSocket whose messages go to `outbound`; replies with the socket id (`resumed`, when its
+    /// client's socket followed the actor here from another node).
     SocketOpen {
         request: Box<axum::http::Request<()>>,
         params: Option<Value>,
+        resumed: Option<String>,
         outbound: OutboundSender<SocketOutput>,
         reply: Reply<String>,
     },

@@ -50,14 +50,15 @@ where
         self.core.connections_changed(&self.shared.name, -(closed as i64));
     }
 
-    /// Closes every connection with `reason` (on sleep, destroy or crash).
+    /// Closes every connection and raw WebSocket with `reason` (on sleep, destroy or crash).
     pub fn close_all_connections(&self, reason: ClientError) {
-        self.end_all_connections(|| ConnOutput::Close(reason.clone()), &reason);
+        self.end_all_connections(|| ConnOutput::Close(reason.clone()));
+        let closed = self.raw.close_all(&reason);
+        self.core.connections_changed(&self.shared.name, -(closed as i64));
     }
 
-    /// Ends every connection with `last` after the messages it was already given, and every raw WebSocket with
-    /// `raw_reason`.
-    fn end_all_connections(&self, last: impl Fn() -> ConnOutput, raw_reason: &ClientError) {
+    /// Ends every connection with `last` after the messages it was already given.
+    fn end_all_connections(&self, last: impl Fn() -> ConnOutput) {
         let conns: Vec<Conn> = std::mem::take(&mut *lock(&self.shared.conns)).into_values().collect();
         self.core.connections_changed(&self.shared.name, -(conns.len() as i64));
         for conn in conns {
@@ -68,8 +69,6 @@ where
                 sender.close(last());
             }
         }
-        let closed = self.raw.close_all(raw_reason);
-        self.core.connections_changed(&self.shared.name, -(closed as i64));
     }
 
     /// Keeps a detached connection's messages until its client re-binds; one that gathers more than its queue
@@ -95,9 +94,12 @@ where
 
     /// Tells every connection's client side that the actor moved (after the messages already produced), so that
     /// it re-binds to the actor's new home; the connections themselves were saved by [`Self::save_connections`].
-    /// Raw WebSockets, whose handlers live in this process, are closed with `actor.stopping`.
+    /// Raw WebSockets, whose handlers live in this process, are told how many client messages they received, so
+    /// that their client side opens them again there and sends the rest.
     pub fn hand_connections_over(&self) {
-        self.end_all_connections(|| ConnOutput::Moved, &ClientError::stopping());
+        self.end_all_connections(|| ConnOutput::Moved);
+        let ended = self.raw.hand_over_all();
+        self.core.connections_changed(&self.shared.name, -(ended as i64));
     }
 
     /// Binds connection `conn_id`, which arrived with the actor, to its client's new stream, and records it again.

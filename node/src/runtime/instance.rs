@@ -267,8 +267,8 @@ where
                     let result = self.raw_request(&db, *request, params).await;
                     held.push(Held::new(reply, result));
                 }
-                Command::SocketOpen { request, params, outbound, reply } => {
-                    let result = self.open_socket(&db, *request, params, outbound).await;
+                Command::SocketOpen { request, params, resumed, outbound, reply } => {
+                    let result = self.open_socket(&db, *request, params, resumed, outbound).await;
                     held.push(Held::new(reply, result));
                 }
                 Command::SocketInput { socket_id, message } => self.socket_input(&db, &socket_id, message).await,

@@ -51,6 +51,14 @@ impl RawSockets {
         before - open.len()
     }
 
+    /// Ends every socket because the actor moves to another node ([`WebSocket::hand_over`]) and drops the
+    /// handlers. Returns how many ended.
+    pub fn hand_over_all(&self) -> usize {
+        let open = std::mem::take(&mut *lock(&self.open));
+        open.values().for_each(|(socket, _)| socket.hand_over());
+        open.len()
+    }
+
     /// Closes every socket with `reason` (the actor stops) and drops the handlers. Returns how many closed.
     pub fn close_all(&self, reason: &ClientError) -> usize {
         let open = std::mem::take(&mut *lock(&self.open));
@@ -127,17 +135,20 @@ where
     }
 
     /// Opens a raw WebSocket: admits the client and runs the handler up to its first wait in `recv()`, as one
-    /// atomic unit. Replies with the socket's id.
+    /// atomic unit. Replies with the socket's id: a new one, or `resumed`'s (a socket that followed its actor
+    /// here from another node).
     pub(crate) async fn open_socket(
         &self,
         db: &ActorDb,
         request: axum::http::Request<()>,
         params: Option<Value>,
+        resumed: Option<String>,
         outbound: OutboundSender<SocketOutput>,
     ) -> Result<String, ClientError> {
         let handler = self.def.on_websocket.clone().ok_or_else(|| ClientError::handler_not_defined("websocket"))?;
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let socket = WebSocket::new(id.clone(), request, outbound, self.shared.unit.clone());
+        let is_resumed = resumed.is_some();
+        let id = resumed.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        let socket = WebSocket::new(id.clone(), request, outbound, self.shared.unit.clone(), is_resumed);
         let span = self.socket_span("websocket open", &id);
         let result = self
             .atomically(db, async {

@@ -200,6 +200,26 @@ impl Host {
         Ok(self.connection_handle(actor_id, conn_id.to_string(), out_rx))
     }
 
+    /// Opens a raw WebSocket on the actor: a new one, or (`resumed`, its id) one whose client's socket followed
+    /// the actor here from another node (see [`crate::cluster::routing::follow`]).
+    pub(crate) async fn open_raw_socket(
+        &self,
+        actor_id: &str,
+        request: axum::http::Request<()>,
+        params: Option<Value>,
+        resumed: Option<String>,
+    ) -> Result<RawSocketHandle, ClientError> {
+        let (out_tx, out_rx) = outbound::channel::<SocketOutput>(CONN_QUEUE);
+        let request = Box::new(request);
+        let open = |reply| Command::SocketOpen { request, params, resumed, outbound: out_tx, reply };
+        let socket_id = self.request(actor_id, open).await?;
+        let id = socket_id.clone();
+        let to_command = move |message| Command::SocketInput { socket_id: id.clone(), message: Some(message) };
+        let closed = Command::SocketInput { socket_id: socket_id.clone(), message: None };
+        let in_tx = self.forward(actor_id, to_command, closed);
+        Ok(RawSocketHandle { actor_id: actor_id.to_string(), socket_id, inbound: in_tx, outbound: out_rx })
+    }
+
     /// The gateway's side of connection `conn_id`: client messages become the actor's commands (and the client
     /// leaving a disconnect), the actor's messages come from `outbound`.
     fn connection_handle(
@@ -341,14 +361,7 @@ impl Backend for Host {
         request: axum::http::Request<()>,
         params: Option<Value>,
     ) -> Result<RawSocketHandle, ClientError> {
-        let (out_tx, out_rx) = outbound::channel::<SocketOutput>(CONN_QUEUE);
-        let open = |reply| Command::SocketOpen { request: Box::new(request), params, outbound: out_tx, reply };
-        let socket_id = self.request(actor_id, open).await?;
-        let id = socket_id.clone();
-        let to_command = move |message| Command::SocketInput { socket_id: id.clone(), message: Some(message) };
-        let closed = Command::SocketInput { socket_id: socket_id.clone(), message: None };
-        let in_tx = self.forward(actor_id, to_command, closed);
-        Ok(RawSocketHandle { actor_id: actor_id.to_string(), socket_id, inbound: in_tx, outbound: out_rx })
+        self.open_raw_socket(actor_id, request, params, None).await
     }
 
     async fn inspect(

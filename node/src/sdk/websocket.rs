@@ -42,6 +42,11 @@
 //!   sleep, shutdown) its sockets close with code 1011 and the retryable reason `actor.stopping`
 //!   (`actor.not_found` when destroyed), and their handlers are dropped where they wait: code after the `recv()`
 //!   loop runs only when the client closes.
+//! - when the actor moves to another node (a migration, a drain) its sockets stay open: the gateway holding the
+//!   client's socket opens it again on the new home with the same id and upgrade request, where the before-connect
+//!   hooks and the handler run again from the start ([`WebSocket::resumed`] is `true`), and then sends the client
+//!   messages the old home's handler never received, in order. Each client message reaches a handler exactly
+//!   once; what the handler keeps in local variables does not move (keep it in state or SQL).
 //! - as in RivetKit, raw sockets are not connections: they are not in `c.conns()`, events and `conn.send` do not
 //!   reach them, and the connect and disconnect hooks do not run for them. An actor without a handler closes the
 //!   socket with `handler.websocket_not_defined`.
@@ -84,6 +89,10 @@ struct SocketInner {
     headers: HeaderMap,
     /// Client messages not yet received by the handler.
     inbox: Mutex<VecDeque<SocketMessage>>,
+    /// How many client messages were handed to the handler on this node.
+    received: AtomicU64,
+    /// Whether the socket was opened again here after its actor moved (see [`WebSocket::resumed`]).
+    resumed: bool,
     client_closed: AtomicBool,
     /// Set when `recv()` found nothing to receive: the handler's unit is over.
     parked: AtomicBool,
@@ -98,11 +107,14 @@ struct SocketInner {
 }
 
 impl WebSocket {
+    /// A socket for the upgrade `request`; `resumed` when its client's socket stayed open while the actor moved
+    /// here.
     pub(crate) fn new(
         id: String,
         request: axum::http::Request<()>,
         outbound: OutboundSender<SocketOutput>,
         unit: Arc<AtomicU64>,
+        resumed: bool,
     ) -> WebSocket {
         let (parts, ()) = request.into_parts();
         WebSocket {
@@ -112,6 +124,8 @@ impl WebSocket {
                 query: parts.uri.query().map(str::to_string),
                 headers: parts.headers,
                 inbox: Mutex::new(VecDeque::new()),
+                received: AtomicU64::new(0),
+                resumed,
                 client_closed: AtomicBool::new(false),
                 parked: AtomicBool::new(false),
                 outbound: Mutex::new(Some(outbound)),
@@ -140,6 +154,14 @@ impl WebSocket {
     /// The headers of the upgrade request.
     pub fn headers(&self) -> &HeaderMap {
         &self.inner.headers
+    }
+
+    /// Whether this socket was opened again on the actor's new home after the actor moved, with the same id and
+    /// upgrade request: the client's socket stayed open, and the handler runs again from its start here (what it
+    /// kept in local variables on the old home is gone; what it kept in state or SQL moved with the actor). A
+    /// handler that greets its client, say, greets only when this is `false`.
+    pub fn resumed(&self) -> bool {
+        self.inner.resumed
     }
 
     /// Whether the socket is open: neither the client nor the actor closed it.
@@ -191,7 +213,10 @@ impl WebSocket {
     /// Hands a client message to the handler, or (`None`) tells it the client closed.
     pub(crate) fn deliver(&self, message: Option<SocketMessage>) {
         match message {
-            Some(message) => lock(&self.inner.inbox).push_back(message),
+            Some(message) => {
+                self.inner.received.fetch_add(1, Ordering::AcqRel);
+                lock(&self.inner.inbox).push_back(message);
+            }
             None => {
                 self.inner.client_closed.store(true, Ordering::Release);
                 lock(&self.inner.outbound).take();
@@ -244,6 +269,15 @@ impl WebSocket {
         self.inner.client_closed.load(Ordering::Acquire)
     }
 
+    /// Ends the socket here because the actor moves to another node, after what it already sent: its client side
+    /// opens it again there ([`SocketOutput::Moved`]) and sends the messages this node's handler never received.
+    pub(crate) fn hand_over(&self) {
+        lock(&self.inner.pending).clear();
+        if let Some(sender) = lock(&self.inner.outbound).take() {
+            sender.close(SocketOutput::Moved { received: self.inner.received.load(Ordering::Acquire) });
+        }
+    }
+
     /// Closes the socket now because the actor stops, dropping anything not yet sent.
     pub(crate) fn shut(&self, reason: &ClientError) {
         lock(&self.inner.pending).clear();
@@ -280,7 +314,7 @@ mod tests {
         let (tx, rx) = outbound::channel(queue);
         let unit = Arc::new(AtomicU64::new(1));
         let request = axum::http::Request::builder().uri("/room?x=1").body(()).unwrap();
-        (WebSocket::new("s1".into(), request, tx, unit.clone()), rx, unit)
+        (WebSocket::new("s1".into(), request, tx, unit.clone(), false), rx, unit)
     }
 
     /// What the gateway would receive now, without waiting.

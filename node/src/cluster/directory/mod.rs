@@ -26,7 +26,7 @@ use tern_gateway::backend::ActorInfo;
 use tern_proto::ClientError;
 use tern_proto::key::serialize_key;
 
-use paxos::{ProposeError, Proposer, RegisterValue};
+use paxos::{Prepared, ProposeError, Proposer, RegisterValue};
 use voters::TransportVoters;
 
 /// How many placements and key bindings each cache keeps.
@@ -97,6 +97,10 @@ pub struct MoveHome<'a> {
     pub replicas: Vec<String>,
     pub promoted_from: Option<tern_replication::wal::Position>,
 }
+
+/// The first round of a hand-over of one actor, run ahead of time ([`ClusterDirectory::prepare_hand_over`]).
+#[derive(Debug)]
+pub struct PreparedHandOver(Prepared);
 
 /// A home handing a live actor over to another node (a move on demand, see [`ClusterDirectory::hand_over`]).
 pub struct HandOver<'a> {
@@ -250,11 +254,23 @@ impl ClusterDirectory {
         .await
     }
 
+    /// Runs the first of the two rounds of a coming [`Self::hand_over`] of `actor_id` now, while the actor still
+    /// serves, so that the hand-over itself takes one round trip to the voters.
+    pub async fn prepare_hand_over(&self, actor_id: &str) -> Result<PreparedHandOver, ClientError> {
+        Ok(PreparedHandOver(self.proposer.prepare(&actor_register(actor_id)).await?))
+    }
+
     /// Makes `to` the actor's home under the next epoch, if the placement is still exactly the one the hand-off
     /// began from (`from`, `epoch`). Returns the placement afterwards, whoever changed it: `to` as home means the
-    /// actor is `to`'s from now on.
-    pub async fn hand_over(&self, moving: &HandOver<'_>) -> Result<Option<Placement>, ClientError> {
-        self.change_placement(moving.actor_id, |placement| {
+    /// actor is `to`'s from now on. With `prepared` (of this actor), one round trip to the voters when nobody
+    /// changed the placement since, else two.
+    pub async fn hand_over(
+        &self,
+        moving: &HandOver<'_>,
+        prepared: Option<PreparedHandOver>,
+    ) -> Result<Option<Placement>, ClientError> {
+        let prepared = prepared.map(|p| p.0);
+        self.change_placement_prepared(moving.actor_id, prepared, |placement| {
             (placement.home == moving.from && placement.epoch == moving.epoch).then(|| Placement {
                 home: moving.to.to_string(),
                 region: moving.region.to_string(),
@@ -309,8 +325,18 @@ impl ClusterDirectory {
         actor_id: &str,
         change: impl Fn(&Placement) -> Option<Placement>,
     ) -> Result<Option<Placement>, ClientError> {
+        self.change_placement_prepared(actor_id, None, change).await
+    }
+
+    /// [`Self::change_placement`], starting from `prepared` when given.
+    async fn change_placement_prepared(
+        &self,
+        actor_id: &str,
+        prepared: Option<Prepared>,
+        change: impl Fn(&Placement) -> Option<Placement>,
+    ) -> Result<Option<Placement>, ClientError> {
         let value = self
-            .change(&actor_register(actor_id), |current| {
+            .change_prepared(&actor_register(actor_id), prepared, |current| {
                 let Some(placement) = from_value::<Placement>(current)? else { return Ok(current.clone()) };
                 if placement.destroy_ts.is_some() {
                     return Ok(current.clone());
@@ -352,7 +378,20 @@ impl ClusterDirectory {
         register: &str,
         change: impl Fn(&RegisterValue) -> Result<RegisterValue, ClientError>,
     ) -> Result<RegisterValue, ClientError> {
-        let written = self.proposer.change(register, change).await;
+        self.change_prepared(register, None, change).await
+    }
+
+    /// [`Self::change`], starting from `prepared` (made for `register`) when given.
+    async fn change_prepared(
+        &self,
+        register: &str,
+        prepared: Option<Prepared>,
+        change: impl Fn(&RegisterValue) -> Result<RegisterValue, ClientError>,
+    ) -> Result<RegisterValue, ClientError> {
+        let written = match prepared.filter(|p| p.register() == register) {
+            Some(prepared) => self.proposer.change_prepared(prepared, change).await,
+            None => self.proposer.change(register, change).await,
+        };
         self.metrics.record_directory("write", outcome(&written));
         Ok(written?)
     }

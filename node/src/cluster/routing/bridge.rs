@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tern_gateway::backend::{ConnInput, ConnOutput, SocketMessage, SocketOutput};
+use tern_gateway::backend::{ConnInput, ConnOutput, ConnectionHandle, RawSocketHandle, SocketMessage, SocketOutput};
 use tern_gateway::outbound::{self, OutboundReceiver};
 use tern_proto::{ClientError, Value};
 use tern_replication::{RecvStream, SendStream, Transport};
@@ -31,8 +31,9 @@ const MAX_FRAME: usize = 16 << 20;
 pub enum StreamOpen {
     /// A RivetKit `/connect` WebSocket.
     Connect { actor_id: String, params: Option<Value> },
-    /// A raw WebSocket (`/websocket/...`) with its upgrade request.
-    Socket { actor_id: String, request: WireRequest, params: Option<Value> },
+    /// A raw WebSocket (`/websocket/...`) with its upgrade request; `resumed` names a socket that follows its
+    /// actor, which moved to this node, and keeps its id (see [`super::follow`]).
+    Socket { actor_id: String, request: WireRequest, params: Option<Value>, resumed: Option<String> },
     /// A `/connect` connection that follows its actor, which moved to this node with it (see
     /// [`super::follow`]).
     Resume { actor_id: String, conn_id: String },
@@ -116,33 +117,30 @@ pub async fn serve(host: Host, header: &[u8], send: Option<SendStream>, recv: Re
     use tern_gateway::backend::Backend;
     match open {
         StreamOpen::Connect { actor_id, params } => {
-            let opened = host.connect(&actor_id, params).await.map(|h| Bridged::<ConnInput, ConnOutput> {
-                id: h.connection_id,
-                inbound: h.inbound,
-                outbound: h.outbound,
-            });
-            pump(opened, send, recv).await;
+            pump(host.connect(&actor_id, params).await.map(Bridged::from), send, recv).await;
         }
         StreamOpen::Resume { actor_id, conn_id } => {
-            let opened = host.resume(&actor_id, &conn_id).await.map(|h| Bridged::<ConnInput, ConnOutput> {
-                id: h.connection_id,
-                inbound: h.inbound,
-                outbound: h.outbound,
-            });
-            pump(opened, send, recv).await;
+            pump(host.resume(&actor_id, &conn_id).await.map(Bridged::from), send, recv).await;
         }
-        StreamOpen::Socket { actor_id, request, params } => {
+        StreamOpen::Socket { actor_id, request, params, resumed } => {
             let opened = match request.into_http(|_| ()) {
-                Ok(request) => host.raw_websocket(&actor_id, request, params).await,
+                Ok(request) => host.open_raw_socket(&actor_id, request, params, resumed).await,
                 Err(e) => Err(e),
             };
-            let opened = opened.map(|h| Bridged::<SocketMessage, SocketOutput> {
-                id: h.socket_id,
-                inbound: h.inbound,
-                outbound: h.outbound,
-            });
-            pump(opened, send, recv).await;
+            pump(opened.map(Bridged::from), send, recv).await;
         }
+    }
+}
+
+impl From<RawSocketHandle> for Bridged<SocketMessage, SocketOutput> {
+    fn from(handle: RawSocketHandle) -> Self {
+        Bridged { id: handle.socket_id, inbound: handle.inbound, outbound: handle.outbound }
+    }
+}
+
+impl From<ConnectionHandle> for Bridged<ConnInput, ConnOutput> {
+    fn from(handle: ConnectionHandle) -> Self {
+        Bridged { id: handle.connection_id, inbound: handle.inbound, outbound: handle.outbound }
     }
 }
 

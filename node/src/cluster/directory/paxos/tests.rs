@@ -179,6 +179,33 @@ async fn a_refused_change_writes_nothing() {
     assert_eq!(p.read("key").await.unwrap(), None);
 }
 
+#[tokio::test]
+async fn a_prepared_change_writes_in_its_accept_round_unless_the_register_changed_meanwhile() {
+    let cluster = Cluster::new(3);
+    let p = proposer(&cluster, "a", vec![true; 3], 0.0);
+    let append = |suffix: &'static str| {
+        move |current: &RegisterValue| {
+            let mut next = current.clone().unwrap_or_default();
+            next.extend_from_slice(suffix.as_bytes());
+            Ok::<_, ()>(Some(next))
+        }
+    };
+    // Untouched since its prepare: written under the prepared ballot itself.
+    let prepared = p.prepare("key").await.unwrap();
+    let ballot = prepared.ballot.clone();
+    assert_eq!(p.change_prepared(prepared, append("x")).await.unwrap(), Some(b"x".to_vec()));
+    let accepted: Vec<Ballot> =
+        cluster.voters.iter().map(|v| v.lock().unwrap().get("key").unwrap().accepted.clone()).collect();
+    assert!(accepted.iter().all(|b| *b == ballot), "{accepted:?} != {ballot:?}");
+    // Written by another proposer in between: the change applies to what that one wrote, not to the stale value.
+    let prepared = p.prepare("key").await.unwrap();
+    assert_eq!(prepared.value, Some(b"x".to_vec()));
+    let other = proposer(&cluster, "b", vec![true; 3], 0.0);
+    assert_eq!(other.change("key", append("y")).await.unwrap(), Some(b"xy".to_vec()));
+    assert_eq!(p.change_prepared(prepared, append("z")).await.unwrap(), Some(b"xyz".to_vec()));
+    assert_eq!(other.read("key").await.unwrap(), Some(b"xyz".to_vec()));
+}
+
 #[test]
 fn acceptors_refuse_old_ballots() {
     let mut state = AcceptorState::default();

@@ -39,6 +39,44 @@ impl ClusterBackend {
         })
     }
 
+    /// Opens a raw WebSocket (the upgrade `request`) on the actor's home: a new one, or (`resumed`, its id) one that
+    /// follows its actor ([`follow`]).
+    async fn open_raw_socket(
+        &self,
+        actor_id: &str,
+        request: WireRequest,
+        params: Option<Value>,
+        resumed: Option<String>,
+    ) -> Result<RawSocketHandle, ClientError> {
+        let home = match self.route(actor_id, resumed.is_some()).await? {
+            Route::Local => {
+                let request = request.into_http(|_| ())?;
+                return self.inner.host.open_raw_socket(actor_id, request, params, resumed).await;
+            }
+            Route::Remote(home) => home,
+        };
+        let open = StreamOpen::Socket { actor_id: actor_id.to_string(), request, params, resumed };
+        let lost = SocketOutput::error(&ClientError::stopping());
+        let bridged = bridge::open(&self.inner.transport, home.quic_addr, &open, lost).await?;
+        Ok(RawSocketHandle {
+            actor_id: actor_id.to_string(),
+            socket_id: bridged.id,
+            inbound: bridged.inbound,
+            outbound: bridged.outbound,
+        })
+    }
+
+    /// Opens raw WebSocket `socket_id` again on its actor where the directory places it now (see [`follow`]).
+    pub(crate) async fn resume_raw_socket(
+        &self,
+        actor_id: &str,
+        socket_id: &str,
+        request: WireRequest,
+        params: Option<Value>,
+    ) -> Result<RawSocketHandle, ClientError> {
+        self.open_raw_socket(actor_id, request, params, Some(socket_id.to_string())).await
+    }
+
     /// Re-binds connection `conn_id` to its actor where the directory places it now (it moved there with the
     /// actor, see [`follow`]).
     pub(crate) async fn resume_connection(
@@ -171,20 +209,9 @@ impl Backend for ClusterBackend {
         request: axum::http::Request<()>,
         params: Option<Value>,
     ) -> Result<RawSocketHandle, ClientError> {
-        let home = match self.route(actor_id, false).await? {
-            Route::Local => return self.inner.host.raw_websocket(actor_id, request, params).await,
-            Route::Remote(home) => home,
-        };
         let wire = WireRequest::from_http(&request.map(|()| bytes::Bytes::new()));
-        let open = StreamOpen::Socket { actor_id: actor_id.to_string(), request: wire, params };
-        let lost = SocketOutput::error(&ClientError::stopping());
-        let bridged = bridge::open(&self.inner.transport, home.quic_addr, &open, lost).await?;
-        Ok(RawSocketHandle {
-            actor_id: actor_id.to_string(),
-            socket_id: bridged.id,
-            inbound: bridged.inbound,
-            outbound: bridged.outbound,
-        })
+        let opened = self.open_raw_socket(actor_id, wire.clone(), params.clone(), None).await?;
+        Ok(follow::follow_socket(self.clone(), opened, wire, params))
     }
 
     async fn inspect(

@@ -1,32 +1,24 @@
-//! Client connections that follow their actor: a `/connect` connection opened through this node's gateway stays
-//! open when its actor moves to another node.
+//! A `/connect` connection that follows its actor.
 //!
-//! The gateway holds the client's WebSocket; this relay sits between it and the actor's side of the connection
-//! (local, or a bridge to the actor's home). When the actor moves, its old home saves the connection (id,
-//! parameters, state, subscriptions) in the actor's database and ends the actor's side with
-//! [`ConnOutput::Moved`]. The relay then re-binds to the actor's new home, where the connection waits with every
-//! event produced meanwhile, and sends again what the old home never answered:
+//! The old home saves the connection (id, parameters, state, subscriptions) in the actor's database and ends the
+//! actor's side with [`ConnOutput::Moved`]; the relay re-binds to the new home, where the connection waits with
+//! every event produced meanwhile, and sends again what the old home never answered:
 //! * actions are answered in the order the actor ran them, before `Moved`; an action without an answer by then
 //!   never ran, and is sent to the new home (so each runs exactly once);
 //! * subscriptions are set again to what the client last asked (setting one twice changes nothing).
 //!
-//! The client sees no close and misses no event.
+//! The client misses no event.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use tern_gateway::backend::{ConnInput, ConnOutput, ConnectionHandle};
 use tern_gateway::outbound::{self, OutboundSender};
 use tern_proto::{ClientError, Value};
 use tokio::sync::mpsc;
 
-use super::backend::ClusterBackend;
+use super::rebind;
+use crate::cluster::routing::backend::ClusterBackend;
 use crate::runtime::instance::CONN_QUEUE;
-
-/// How long a connection keeps trying to re-bind to its moved actor before it closes (retryable) instead.
-const REBIND_LIMIT: Duration = Duration::from_secs(30);
-/// The pause between two attempts to re-bind.
-const REBIND_RETRY: Duration = Duration::from_millis(20);
 
 /// Wraps the actor's side of a new connection (`first`) so that it follows the actor when it moves.
 pub(crate) fn follow(backend: ClusterBackend, first: ConnectionHandle) -> ConnectionHandle {
@@ -80,7 +72,7 @@ impl Relay {
                     let _ = current.inbound.send(input).await;
                 }
                 output = current.outbound.recv() => match output {
-                    Some(ConnOutput::Moved) => match self.rebind(&current.actor_id, &current.connection_id).await {
+                    Some(ConnOutput::Moved) => match self.rebind(&current).await {
                         Ok(next) => {
                             let previous = std::mem::replace(&mut current, next);
                             left_behind.push(previous.inbound);
@@ -106,20 +98,10 @@ impl Relay {
         }
     }
 
-    /// Opens the connection again where the actor lives now, trying for [`REBIND_LIMIT`]: the actor may still
-    /// be on its way (its old home holds requests until the new one has it).
-    async fn rebind(&self, actor_id: &str, conn_id: &str) -> Result<ConnectionHandle, ClientError> {
-        let deadline = Instant::now() + REBIND_LIMIT;
-        loop {
-            match self.backend.resume_connection(actor_id, conn_id).await {
-                Ok(handle) => return Ok(handle),
-                Err(e) if Instant::now() >= deadline || !retryable(&e) => {
-                    tracing::warn!(actor_id, conn_id, error = %e, "a connection could not follow its actor");
-                    return Err(e);
-                }
-                Err(_) => tokio::time::sleep(REBIND_RETRY).await,
-            }
-        }
+    /// Opens the connection again where its actor lives now.
+    async fn rebind(&self, current: &ConnectionHandle) -> Result<ConnectionHandle, ClientError> {
+        let (actor_id, conn_id) = (&current.actor_id, &current.connection_id);
+        rebind(actor_id, conn_id, || self.backend.resume_connection(actor_id, conn_id)).await
     }
 
     /// Sends the new home what the old one may have dropped: the subscriptions as the client last set them, then
@@ -134,16 +116,4 @@ impl Relay {
             let _ = current.inbound.send(input).await;
         }
     }
-}
-
-/// Whether a failed re-bind may succeed later: the actor is between homes, or its new home is not ready yet.
-fn retryable(error: &ClientError) -> bool {
-    [
-        ClientError::actor_not_found(""),
-        ClientError::stopping(),
-        ClientError::unavailable(""),
-        ClientError::no_quorum(""),
-    ]
-    .iter()
-    .any(|known| error.is(known))
 }
