@@ -12,6 +12,10 @@ command -v cc >/dev/null || need_apt+=(build-essential)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
 command -v ip >/dev/null || need_apt+=(iproute2)
+# The sync tests (tests/tests/fsync.rs) watch a node's fsync calls with strace; the partition tests cut links one
+# way with nft.
+command -v strace >/dev/null || need_apt+=(strace)
+command -v nft >/dev/null || need_apt+=(nftables)
 command -v curl >/dev/null || need_apt+=(curl)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod dns;
 pub mod netns;
 pub mod regions;
+pub mod syncs;
 pub mod tmpfs;
 
 use std::net::{TcpListener, UdpSocket};
@@ -187,12 +188,18 @@ impl TernProcess {
         }
     }
 
+    /// Asks the process to stop (SIGTERM) without waiting for it: see [`wait_exit`](Self::wait_exit).
+    pub fn sigterm(&self) {
+        let child = self.child.as_ref().expect("the node is running");
+        let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
     /// Asks the process to stop (SIGTERM) and waits for it to exit, at most a minute (then it is killed and the
     /// test fails); returns its exit status.
     pub fn terminate(&mut self) -> ExitStatus {
+        self.sigterm();
         let mut child = self.child.take().expect("the node is running");
-        let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
         let started = std::time::Instant::now();
         loop {
             if let Some(status) = child.try_wait().expect("wait for the node to stop") {
@@ -240,6 +247,27 @@ impl Drop for TernProcess {
     }
 }
 
+/// The longest any single request of a test may take before it fails: generous (the longest a test waits on
+/// purpose is a 10 s queue send), a guard against a hang, never a verdict on speed.
+pub const REQUEST_CAP: Duration = Duration::from_secs(60);
+
+/// An HTTP client whose every request is bounded by [`REQUEST_CAP`], for tests that talk HTTP to nodes directly.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(REQUEST_CAP).build().expect("an HTTP client")
+}
+
+/// How long a test waits for one message, frame or close of a socket before it fails: a guard against a hang,
+/// not a verdict on speed.
+pub const FRAME_CAP: Duration = Duration::from_secs(30);
+
+/// Awaits `future` for at most [`FRAME_CAP`]; panics naming `what` if it has not finished by then.
+pub async fn bounded<F: std::future::Future>(what: &str, future: F) -> F::Output {
+    match tokio::time::timeout(FRAME_CAP, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("not within {FRAME_CAP:?}: {what}"),
+    }
+}
+
 /// Sends `request` and returns its JSON body, whatever the status; panics if no JSON comes back.
 pub async fn fetch_json(request: reqwest::RequestBuilder) -> serde_json::Value {
     let response = request.send().await.expect("the node answers");
@@ -278,12 +306,9 @@ pub type ApiError = (u16, String, serde_json::Value);
 impl Api {
     /// A client of `node`.
     pub fn new(node: &TernProcess) -> Api {
-        // Bounded: no request of a test may hang it (the longest a test waits on purpose is a 10 s queue send).
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .timeout(std::time::Duration::from_secs(60))
-            .build()
-            .expect("an HTTP client");
+        // Bounded: no request of a test may hang it.
+        let http =
+            reqwest::Client::builder().pool_max_idle_per_host(0).timeout(REQUEST_CAP).build().expect("an HTTP client");
         Api { http, endpoint: node.endpoint() }
     }
 

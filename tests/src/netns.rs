@@ -1,12 +1,14 @@
 //! A small lab network for partition tests: one Linux network namespace per host, each joined to one bridge by a
 //! veth pair, on `10.231.R.0/24` (hosts `.1`, `.2`, ...; the test itself, in the root namespace, is `.254`), where
-//! `R` is the lab's run number, so that two test runs on one machine do not collide. A
+//! `R` is the lab's run number, so that two test runs on one machine (or two labs of one run) do not collide. A
 //! partition is made of blackhole routes inside the namespaces, so packets between the two sides vanish as on a
-//! real split while the test still reaches every host. Built from the simulator's namespace primitives
-//! (`tern_sim::netns`). Needs root and iproute2; everything made is removed on drop (and leftovers of an aborted
-//! run are removed first).
+//! real split while the test still reaches every host; a one-way cut of nft rules in the receiving namespaces,
+//! which drop what comes from the other side while their own packets still get through. Built from the
+//! simulator's namespace primitives (`tern_sim::netns`). Needs root, iproute2 and nft; everything made is removed
+//! on drop (and leftovers of an aborted run are removed first).
 
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use tern_sim::netns::{BridgePort, Host, ip};
 
@@ -20,9 +22,11 @@ struct Names {
 }
 
 impl Names {
-    /// The names of this process's lab: run number 1–200 from the process id.
+    /// The names of this process's next lab: run number 1–200 from the process id and how many labs the process
+    /// made before.
     fn of_this_run() -> Names {
-        let run = std::process::id() % 200 + 1;
+        static LABS: AtomicU32 = AtomicU32::new(0);
+        let run = (std::process::id() + 97 * LABS.fetch_add(1, Ordering::Relaxed)) % 200 + 1;
         Names {
             subnet: format!("10.231.{run}"),
             bridge: format!("tl{run}br"),
@@ -38,7 +42,12 @@ pub struct Lab {
     hosts: Vec<Host>,
     /// Blackhole routes in force: (host index, address blackholed).
     blackholes: Vec<(usize, String)>,
+    /// Hosts holding the nft table of a one-way cut.
+    cut: Vec<usize>,
 }
+
+/// The nft table of a one-way cut, in a receiving host's namespace.
+const CUT_TABLE: &str = "ternlab_cut";
 
 fn must<T>(result: Result<T, String>) -> T {
     result.unwrap_or_else(|e| panic!("{e} (partition tests need root and iproute2)"))
@@ -62,7 +71,7 @@ impl Lab {
                 must(Host::create(&format!("{}{i}", names.namespace), address, port, None))
             })
             .collect();
-        Lab { names, hosts, blackholes: Vec::new() }
+        Lab { names, hosts, blackholes: Vec::new(), cut: Vec::new() }
     }
 
     /// Host `i`'s address.
@@ -88,10 +97,38 @@ impl Lab {
         }
     }
 
-    /// Removes every blackhole route.
+    /// Cuts one way: no packet from a host of `from` reaches a host of `to`, while packets from `to` to `from`
+    /// still arrive, until [`heal`](Self::heal). Each host of `to` drops, as they come in, packets from `from`.
+    pub fn cut_one_way(&mut self, from: &[usize], to: &[usize]) {
+        for &host in to {
+            if !self.cut.contains(&host) {
+                self.nft(host, &["add", "table", "inet", CUT_TABLE]);
+                let chain = "{ type filter hook input priority 0; policy accept; }";
+                self.nft(host, &["add", "chain", "inet", CUT_TABLE, "input", chain]);
+                self.cut.push(host);
+            }
+            for &peer in from {
+                self.nft(host, &["add", "rule", "inet", CUT_TABLE, "input", "ip", "saddr", &self.ip(peer), "drop"]);
+            }
+        }
+    }
+
+    /// Runs `nft ARGS` in host `i`'s namespace.
+    fn nft(&self, i: usize, args: &[&str]) {
+        let wrapper = self.wrapper(i);
+        let output = std::process::Command::new(&wrapper[0]).args(&wrapper[1..]).arg("nft").args(args).output();
+        let output = output.unwrap_or_else(|e| panic!("cannot run nft (one-way cuts need it): {e}"));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "nft {}: {stderr}", args.join(" "));
+    }
+
+    /// Removes every blackhole route and one-way cut.
     pub fn heal(&mut self) {
         for (host, target) in std::mem::take(&mut self.blackholes) {
             must(self.hosts[host].unblackhole(&target));
+        }
+        for host in std::mem::take(&mut self.cut) {
+            self.nft(host, &["delete", "table", "inet", CUT_TABLE]);
         }
     }
 

@@ -4,7 +4,6 @@
 //! with `actor.action_timed_out` instead of hanging, and what the callee committed survives `kill -9`.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tern_tests::{Api, TernProcess};
@@ -86,12 +85,11 @@ async fn an_actor_calling_itself_fails_at_once_and_a_cycle_times_out() {
     let (_, code, _) = api.call(&a, "forward", json!(["relay", "a", "ping", []])).await.unwrap_err();
     assert_eq!(code, "actor.self_call");
 
-    // a → b → a: a is busy in its own turn, so b's call to it can only time out (relay actions: 2 s).
-    let started = Instant::now();
+    // a → b → a: a is busy in its own turn, so b's call to it can only time out (relay actions: 2 s). A cycle
+    // that hung would end at the client's own request cap as `transport.failed` instead.
     let cycle = json!(["relay", "b", "forward", ["relay", "a", "ping", []]]);
     let (status, code, _) = api.call(&a, "forward", cycle).await.unwrap_err();
     assert_eq!((status, code.as_str()), (408, "actor.action_timed_out"));
-    assert!(started.elapsed() < Duration::from_secs(10), "the cycle is cut by the timeout");
     // Both actors are free again.
     assert_eq!(api.call(&a, "ping", json!([])).await.unwrap(), json!("pong"));
     assert_eq!(api.call(&a, "forward", json!(["relay", "b", "ping", []])).await.unwrap(), json!("pong"));

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tern_tests::{Api, TernProcess, fetch_json};
+use tern_tests::{Api, TernProcess, bounded, fetch_json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
@@ -25,7 +25,7 @@ impl Fixture {
     async fn start() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let node = TernProcess::start(&example_binary(), &dir.path().join("data"));
-        let http = reqwest::Client::new();
+        let http = tern_tests::http_client();
         let created: Value = http
             .put(format!("{}/actors?namespace=default", node.endpoint()))
             .json(&json!({"name": "counter", "key": "bad-input", "runner_name_selector": "default", "crash_policy": "sleep"}))
@@ -192,9 +192,9 @@ async fn open_socket(
     request
         .headers_mut()
         .insert("sec-websocket-protocol", format!("rivet, rivet_encoding.{encoding}").parse().unwrap());
-    let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let (mut socket, response) = bounded("the upgrade", tokio_tungstenite::connect_async(request)).await.unwrap();
     assert_eq!(response.headers()["sec-websocket-protocol"], "rivet");
-    let init = socket.next().await.unwrap().unwrap();
+    let init = bounded("Init", socket.next()).await.unwrap().unwrap();
     assert!(!init.is_close(), "expected Init, got {init:?}");
     socket
 }
@@ -202,7 +202,7 @@ async fn open_socket(
 async fn close_reason(
     socket: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
 ) -> (CloseCode, String) {
-    while let Some(message) = socket.next().await {
+    while let Some(message) = bounded("a close frame", socket.next()).await {
         if let Message::Close(Some(frame)) = message.unwrap() {
             return (frame.code, frame.reason.to_string());
         }
@@ -240,8 +240,8 @@ async fn connections_to_missing_actors_or_with_unknown_encodings_are_refused_wit
     let f = Fixture::start().await;
     let port = f.node.endpoint().rsplit(':').next().unwrap().to_string();
     let url = format!("ws://127.0.0.1:{port}/gateway/0123456789abcdef0123456789abcdef/connect");
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let error = socket.next().await.unwrap().unwrap();
+    let (mut socket, _) = bounded("the upgrade", tokio_tungstenite::connect_async(url)).await.unwrap();
+    let error = bounded("an Error message", socket.next()).await.unwrap().unwrap();
     let error: Value = serde_json::from_str(error.to_text().unwrap()).unwrap();
     assert_eq!(error["body"]["tag"], "Error");
     assert_eq!(error["body"]["val"]["code"], "not_found");
@@ -250,7 +250,7 @@ async fn connections_to_missing_actors_or_with_unknown_encodings_are_refused_wit
 
     let mut request = format!("ws://127.0.0.1:{port}/gateway/{}/connect", f.counter_id).into_client_request().unwrap();
     request.headers_mut().insert("sec-websocket-protocol", "rivet, rivet_encoding.yaml".parse().unwrap());
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let (mut socket, _) = bounded("the upgrade", tokio_tungstenite::connect_async(request)).await.unwrap();
     assert_eq!(
         close_reason(&mut socket).await,
         (CloseCode::Unsupported, "actor.unsupported_websocket_encoding".to_string())
@@ -321,8 +321,9 @@ async fn oversize_actor_keys_are_refused_on_every_route() {
 
     let port = f.node.endpoint().rsplit(':').next().unwrap().to_string();
     let url = format!("ws://127.0.0.1:{port}/gateway/counter/connect?rvt-method=getOrCreate&rvt-key={part}");
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let error: Value = serde_json::from_str(socket.next().await.unwrap().unwrap().to_text().unwrap()).unwrap();
+    let (mut socket, _) = bounded("the upgrade", tokio_tungstenite::connect_async(url)).await.unwrap();
+    let error = bounded("an Error message", socket.next()).await.unwrap().unwrap();
+    let error: Value = serde_json::from_str(error.to_text().unwrap()).unwrap();
     assert_eq!(error["body"]["val"]["code"], "key_too_large", "{error}");
     assert_eq!(close_reason(&mut socket).await, (CloseCode::Error, "actor.key_too_large".to_string()));
     assert_eq!(f.actors_named("counter").await.len(), 1, "no oversize key made an actor");
@@ -348,7 +349,7 @@ async fn oversize_actor_keys_are_refused_on_every_route() {
 async fn raw_upgrade(f: &Fixture, path: &str, protocols: &str) -> tokio::net::TcpStream {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = f.node.endpoint().trim_start_matches("http://").to_string();
-    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut stream = bounded("the connection", tokio::net::TcpStream::connect(&addr)).await.unwrap();
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
@@ -356,9 +357,12 @@ async fn raw_upgrade(f: &Fixture, path: &str, protocols: &str) -> tokio::net::Tc
     );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(stream.read_u8().await.unwrap());
-    }
+    bounded("the upgrade's answer", async {
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(stream.read_u8().await.unwrap());
+        }
+    })
+    .await;
     assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
     stream
 }
@@ -411,7 +415,7 @@ async fn raw_close_of(stream: &mut tokio::net::TcpStream) -> Option<(u16, String
             }
         }
     };
-    tokio::time::timeout(std::time::Duration::from_secs(30), read).await.expect("the server answers within 30 s")
+    bounded("the server's close frame", read).await
 }
 
 /// The defect: a client that broke the WebSocket protocol (a malformed frame, a text message that is not UTF-8, a
@@ -502,6 +506,106 @@ async fn oversize_heads_and_unparsable_queries_get_catalogue_errors() {
             "{described}"
         );
         assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{described}: {body}");
+    }
+    f.assert_count_kept().await;
+}
+
+/// CBOR: the head of an item of major type `major` with argument `n`.
+fn cbor_head(major: u8, n: usize) -> Vec<u8> {
+    match n {
+        0..=23 => vec![major << 5 | n as u8],
+        24..=0xff => vec![major << 5 | 24, n as u8],
+        _ => [vec![major << 5 | 25], (n as u16).to_be_bytes().to_vec()].concat(),
+    }
+}
+
+/// CBOR: a text string.
+fn cbor_text(text: &str) -> Vec<u8> {
+    [cbor_head(3, text.len()), text.as_bytes().to_vec()].concat()
+}
+
+/// CBOR: `depth` arrays of one element, one inside the other, around a 0.
+fn cbor_nested(depth: usize) -> Vec<u8> {
+    let mut bytes = vec![0x81; depth];
+    bytes.push(0x00);
+    bytes
+}
+
+/// CBOR: the arguments of the journal's `notify(event, value)` with `value` nested `depth` deep.
+fn notify_args(depth: usize) -> Vec<u8> {
+    [vec![0x82], cbor_text("deep"), cbor_nested(depth)].concat()
+}
+
+/// The defect guarded against: a CBOR decoder follows nesting by recursion, so an item nested deeply enough (a
+/// few bytes a level: 60,000 levels fit a 64 KiB message) would overflow the stack and crash the node for everyone.
+/// Every CBOR the node takes from a client (the `cbor` encoding's bodies and frames, the CBOR inside `bare` ones) is
+/// decoded with a nesting limit of 128: deeper is `actor.invalid_request` (400 over HTTP, close 1011 on a
+/// WebSocket) naming malformed CBOR, shallower is decoded, and the node keeps serving.
+#[tokio::test]
+async fn deeply_nested_cbor_is_refused_with_its_code_and_the_node_keeps_serving() {
+    let f = Fixture::start().await;
+    let journal = Api::new(&f.node).actor("journal", "nested").await;
+    let url = f.url(&format!("/gateway/{journal}/action/notify"));
+    let post = |encoding: &str, body: Vec<u8>| f.http.post(&url).header("x-rivet-encoding", encoding).body(body);
+    // `cbor`: the body is {"args": [...]}; `bare`: a version, then the CBOR of the arguments with its length.
+    let cbor = |depth| [vec![0xa1], cbor_text("args"), notify_args(depth)].concat();
+    let bare = |depth| {
+        let args = notify_args(depth);
+        let mut body = vec![0x04, 0x00];
+        let mut len = args.len();
+        while len >= 0x80 {
+            body.push(len as u8 | 0x80);
+            len >>= 7;
+        }
+        body.push(len as u8);
+        [body, args].concat()
+    };
+
+    // Within the limit, the value reaches the action.
+    let response = post("cbor", cbor(100)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: ciborium::Value = ciborium::from_reader(&response.bytes().await.unwrap()[..]).unwrap();
+    assert_eq!(answer, ciborium::Value::Map(vec![(ciborium::Value::Text("output".into()), ciborium::Value::Null)]));
+    assert_eq!(post("bare", bare(100)).send().await.unwrap().status(), StatusCode::OK);
+
+    for depth in [200, 60_000] {
+        for (encoding, body) in [("cbor", cbor(depth)), ("bare", bare(depth))] {
+            let response = post(encoding, body).send().await.unwrap();
+            let status = response.status();
+            let error: Value = response.json().await.unwrap();
+            let code = format!("{}.{}", error["group"].as_str().unwrap(), error["code"].as_str().unwrap());
+            assert_eq!(
+                (status, code.as_str()),
+                (StatusCode::BAD_REQUEST, "actor.invalid_request"),
+                "{encoding} {depth}"
+            );
+            let message = error["message"].as_str().unwrap();
+            assert!(message.starts_with("malformed CBOR"), "{encoding} {depth}: {message}");
+        }
+    }
+
+    // On a `cbor` connection, an action request whose arguments nest too deep closes it with the code.
+    let port = f.node.endpoint().rsplit(':').next().unwrap().to_string();
+    let mut request = format!("ws://127.0.0.1:{port}/gateway/{journal}/connect").into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", "rivet, rivet_encoding.cbor".parse().unwrap());
+    let action = |depth| {
+        let val = [vec![0xa3], cbor_text("id"), vec![0x00], cbor_text("name"), cbor_text("notify")].concat();
+        let val = [val, cbor_text("args"), notify_args(depth)].concat();
+        let body = [vec![0xa2], cbor_text("tag"), cbor_text("ActionRequest"), cbor_text("val"), val].concat();
+        Message::Binary([vec![0xa1], cbor_text("body"), body].concat().into())
+    };
+    let (mut socket, _) = bounded("the upgrade", tokio_tungstenite::connect_async(request.clone())).await.unwrap();
+    assert!(bounded("Init", socket.next()).await.unwrap().unwrap().is_binary());
+    socket.send(action(100)).await.unwrap();
+    let answer = bounded("the action's response", socket.next()).await.unwrap().unwrap().into_data();
+    let answer: ciborium::Value = ciborium::from_reader(&answer[..]).unwrap();
+    let tag = answer.as_map().and_then(|m| m[0].1.as_map()).map(|body| body[0].clone());
+    assert_eq!(tag, Some((ciborium::Value::Text("tag".into()), ciborium::Value::Text("ActionResponse".into()))));
+    for depth in [200, 60_000] {
+        let (mut socket, _) = bounded("the upgrade", tokio_tungstenite::connect_async(request.clone())).await.unwrap();
+        assert!(bounded("Init", socket.next()).await.unwrap().unwrap().is_binary());
+        socket.send(action(depth)).await.unwrap();
+        assert_eq!(close_reason(&mut socket).await, (CloseCode::Error, "actor.invalid_request".to_string()), "{depth}");
     }
     f.assert_count_kept().await;
 }

@@ -154,7 +154,11 @@ async fn the_inspector_page_is_served_and_only_its_own_origin_passes_the_admin_r
     let dir = tempfile::tempdir().unwrap();
     let node = TernProcess::start(&example_binary(), &dir.path().join("data"));
     let api = Api::new(&node);
-    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(tern_tests::REQUEST_CAP)
+        .build()
+        .unwrap();
     let moved = no_redirects.get(format!("{}/ui", api.endpoint)).send().await.unwrap();
     assert_eq!((moved.status().as_u16(), header(moved.headers(), &reqwest::header::LOCATION)), (308, Some("/ui/")));
     let page = api.http.get(format!("{}/ui/", api.endpoint)).send().await.unwrap();

@@ -11,8 +11,6 @@ use tern_tests::{TernProcess, eventually, tern_binary};
 
 /// How long a `kill -9`ed node may stay alive in the others' eyes (LAN timing declares it down in about 5 s).
 const KILLED_CAP: Duration = Duration::from_secs(30);
-/// How long a node that left may stay alive in the others' eyes: well under the ~5 s that probing would take.
-const LEFT_CAP: Duration = Duration::from_secs(3);
 
 /// The state `observer` gives node `id`, after checking that it lists no node named `intruder`.
 async fn state_without_intruder(observer: &Node, id: &str) -> Option<String> {
@@ -80,7 +78,7 @@ async fn five_nodes_in_three_regions_converge_and_see_failures() {
 
     // Load is published from the host: an actor created through iad-2 lives on an iad node, and fra-1 (which
     // hosts nothing) sees that node's awake actor in its gossiped load.
-    let created = reqwest::Client::new()
+    let created = tern_tests::http_client()
         .put(format!("{}/actors", n2.process.endpoint()))
         .json(&serde_json::json!({"name": "counter", "key": "k1"}))
         .send()
@@ -96,19 +94,51 @@ async fn five_nodes_in_three_regions_converge_and_see_failures() {
     .await;
 
     members_command(&n1);
-    let unauthorized = reqwest::get(format!("{}/cluster/members", n1.process.endpoint())).await.unwrap();
+    let unauthorized =
+        tern_tests::http_client().get(format!("{}/cluster/members", n1.process.endpoint())).send().await.unwrap();
     assert_eq!(unauthorized.status(), 401);
     assert_eq!(unauthorized.json::<Value>().await.unwrap()["code"], "unauthorized");
 
-    // SIGTERM: fra-2 puts its actors to sleep, leaves, and the others know at once.
-    let status = n4.process.terminate();
-    assert!(status.success(), "fra-2 exited with {status}");
-    let took = wait_down(&[&n1, &n2, &n3, &n5], "fra-2", LEFT_CAP).await;
-    eprintln!("a node that left was seen down by all within {took:?}");
-
-    // kill -9: syd-1 says nothing; probing finds it out.
+    // syd-1 is killed with kill -9 and says nothing: the others learn of its death only by probing it, a probe
+    // unanswered making it a suspect, and the suspicion timing out. Once one of them suspects it, fra-2 gets
+    // SIGTERM, puts its actors to sleep and leaves: the others learn of that from fra-2 itself, so by the time
+    // every one of them sees fra-2 down, none sees syd-1 down yet. Had fra-2 stopped without a word, its own
+    // suspicion would begin after syd-1's, and end after it.
     n5.process.kill9();
-    let took = wait_down(&[&n1, &n2, &n3], "syd-1", KILLED_CAP).await;
+    let observers = [&n1, &n2, &n3];
+    eventually("a node suspects syd-1", KILLED_CAP, || async {
+        for observer in observers {
+            if state_without_intruder(observer, "syd-1").await.as_deref() == Some("suspect") {
+                return Some(());
+            }
+        }
+        None
+    })
+    .await;
+    n4.process.sigterm();
+    let stopping = Instant::now();
+    eventually("every node sees fra-2, which left, down", KILLED_CAP, || async {
+        let mut views = Vec::new();
+        for observer in observers {
+            let members = observer.members().await?;
+            assert!(!members.iter().any(|m| m["id"] == "intruder"), "{} lists the intruder", observer.name);
+            let state = |id: &str| members.iter().find(|m| m["id"] == id).map(|m| m["state"].clone());
+            views.push((observer.name.as_str(), state("fra-2")?, state("syd-1")?));
+        }
+        if views.iter().any(|(_, left, _)| left != "down") {
+            return None;
+        }
+        let killed_down = views.iter().any(|(_, _, killed)| killed == "down");
+        assert!(!killed_down, "a node that left was found out no sooner than a killed one: {views:?}");
+        Some(())
+    })
+    .await;
+    eprintln!("every node saw fra-2 down {:?} after SIGTERM", stopping.elapsed());
+    let status = n4.process.wait_exit(KILLED_CAP).expect("fra-2 stops");
+    assert!(status.success(), "fra-2 exited with {status}");
+
+    // kill -9: probing finds syd-1 out.
+    let took = wait_down(&observers, "syd-1", KILLED_CAP).await;
     eprintln!("a killed node was seen down by all within {took:?}");
 
     // The intruder never got in, and sees no one.
@@ -186,13 +216,17 @@ async fn a_node_refuses_a_voter_set_other_than_its_first() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("the voter set cannot change by flags") && stderr.contains("iad-1"), "{stderr}");
+    // The refusal is the changed set's: with its first voter set the same data directory starts and serves.
+    node.process.restart();
+    eventually("the node serves again", CONVERGE_CAP, || node.members()).await;
 }
 
 #[tokio::test]
 async fn a_dev_node_lists_itself_alone() {
     let dir = tempfile::tempdir().unwrap();
     let node = TernProcess::start(&tern_binary(), &dir.path().join("data"));
-    let body: Value = reqwest::get(format!("{}/cluster/members", node.endpoint())).await.unwrap().json().await.unwrap();
+    let body =
+        tern_tests::fetch_json(tern_tests::http_client().get(format!("{}/cluster/members", node.endpoint()))).await;
     let members = body["members"].as_array().unwrap();
     assert_eq!(members.len(), 1, "{body}");
     let me = &members[0];

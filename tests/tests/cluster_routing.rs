@@ -23,7 +23,7 @@ async fn get_or_create(node: &Node, name: &str, key: &str, region: Option<&str>)
         body["datacenter"] = json!(region);
     }
     let url = format!("{}/actors", node.process.endpoint());
-    let response = reqwest::Client::new().put(url).json(&body).send().await.map_err(|e| json!(e.to_string()))?;
+    let response = tern_tests::http_client().put(url).json(&body).send().await.map_err(|e| json!(e.to_string()))?;
     let ok = response.status().is_success();
     let body: Value = response.json().await.map_err(|e| json!(e.to_string()))?;
     if ok { Ok(body["actor"].clone()) } else { Err(body) }
@@ -79,22 +79,22 @@ async fn actors_are_reached_through_any_gateway_and_keys_stay_unique() {
 
     // The inspector of an actor homed elsewhere, through fra-1's gateway: admin token needed, state readable.
     let inspector = format!("{}/gateway/{id}/inspector/state", nodes[2].process.endpoint());
-    let refused = reqwest::Client::new().get(&inspector).send().await.unwrap();
+    let refused = tern_tests::http_client().get(&inspector).send().await.unwrap();
     assert_eq!(refused.status(), 401);
-    let state = fetch_json(reqwest::Client::new().get(&inspector).bearer_auth(TOKEN)).await;
+    let state = fetch_json(tern_tests::http_client().get(&inspector).bearer_auth(TOKEN)).await;
     assert_eq!(state["state"]["count"], json!(20), "{state}");
     // The actor's own inspector token (KV key 0x03, an admin read through fra-2) opens its inspector through
     // iad-2; a wrong token does not. Its database exports through syd-1.
     let kv_url = format!("{}/actors/{id}/kv/keys/Aw==", nodes[3].process.endpoint());
-    let kv = fetch_json(reqwest::Client::new().get(kv_url).bearer_auth(TOKEN)).await;
+    let kv = fetch_json(tern_tests::http_client().get(kv_url).bearer_auth(TOKEN)).await;
     let token = base64::engine::general_purpose::STANDARD.decode(kv["value"].as_str().unwrap()).unwrap();
     let summary = format!("{}/gateway/{id}/inspector/summary", nodes[1].process.endpoint());
-    let opened = reqwest::Client::new().get(&summary).bearer_auth(String::from_utf8(token).unwrap()).send().await;
+    let opened = tern_tests::http_client().get(&summary).bearer_auth(String::from_utf8(token).unwrap()).send().await;
     assert_eq!(opened.unwrap().status(), 200);
-    let wrong = reqwest::Client::new().get(&summary).bearer_auth("not-the-token").send().await.unwrap();
+    let wrong = tern_tests::http_client().get(&summary).bearer_auth("not-the-token").send().await.unwrap();
     assert_eq!(wrong.status(), 401);
     let export = format!("{}/gateway/{id}/inspector/database/export", nodes[4].process.endpoint());
-    let file = reqwest::Client::new().get(export).bearer_auth(TOKEN).send().await.unwrap().bytes().await.unwrap();
+    let file = tern_tests::http_client().get(export).bearer_auth(TOKEN).send().await.unwrap().bytes().await.unwrap();
     assert!(file.starts_with(b"SQLite format 3\0"), "an SQLite file, {} bytes", file.len());
 
     // 50 concurrent getOrCreate of one fresh key, spread over the five gateways: one actor.
@@ -111,13 +111,13 @@ async fn actors_are_reached_through_any_gateway_and_keys_stay_unique() {
     // Plain creates of a taken key are refused on every node.
     for node in &nodes {
         let url = format!("{}/actors", node.process.endpoint());
-        let response = reqwest::Client::new().post(url).json(&json!({"name": "counter", "key": "contended"}));
+        let response = tern_tests::http_client().post(url).json(&json!({"name": "counter", "key": "contended"}));
         let body: Value = response.send().await.unwrap().json().await.unwrap();
         assert_eq!(body["code"], "duplicate_key", "{body}");
     }
 
     // The admin listing through any node shows actors of every node.
-    let list = reqwest::Client::new().get(format!("{}/actors?name=counter", nodes[3].process.endpoint()));
+    let list = tern_tests::http_client().get(format!("{}/actors?name=counter", nodes[3].process.endpoint()));
     let listing = fetch_json(list.bearer_auth(TOKEN)).await;
     let listed: Vec<&str> =
         listing["actors"].as_array().unwrap().iter().filter_map(|a| a["actor_id"].as_str()).collect();
@@ -125,7 +125,7 @@ async fn actors_are_reached_through_any_gateway_and_keys_stay_unique() {
 
     // Destroyed through a gateway other than its home: gone everywhere, and the key gets a new actor on any node.
     let contended = ids[0].clone();
-    let destroyed = reqwest::Client::new()
+    let destroyed = tern_tests::http_client()
         .delete(format!("{}/actors/{contended}", nodes[2].process.endpoint()))
         .bearer_auth(TOKEN)
         .send()
@@ -204,7 +204,7 @@ async fn raw_http_and_raw_websockets_cross_one_hop() {
     let scratch = get_or_create(&home, "scratch", "pad", None).await.unwrap()["actor_id"].as_str().unwrap().to_string();
     let replicas = |actor: String| {
         let url = format!("{}/actors/{actor}/replicas", other.process.endpoint());
-        async move { fetch_json(reqwest::Client::new().get(url).bearer_auth(tern_tests::cluster::TOKEN)).await }
+        async move { fetch_json(tern_tests::http_client().get(url).bearer_auth(tern_tests::cluster::TOKEN)).await }
     };
     let web_set = eventually("web's replica set", CONVERGE_CAP, || async {
         let set = replicas(id.clone()).await;
@@ -214,7 +214,7 @@ async fn raw_http_and_raw_websockets_cross_one_hop() {
     assert_eq!(web_set["replicas"][0]["node"], json!("b-1"), "{web_set}");
     let scratch_set = replicas(scratch).await;
     assert_eq!(scratch_set["replicas"], json!([]), "{scratch_set}");
-    let http = reqwest::Client::new();
+    let http = tern_tests::http_client();
     let far = |path: &str| format!("{}/gateway/{id}{path}", other.process.endpoint());
 
     // Raw HTTP: method, path, query, headers and body cross intact, both ways.

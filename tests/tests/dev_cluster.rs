@@ -84,7 +84,7 @@ impl Drop for Dev {
 /// `/cluster/members` of the gateway at `endpoint` as `(id, region, state)`, or `None` while it does not answer.
 async fn members(endpoint: &str) -> Option<Vec<(String, String, String)>> {
     let url = format!("{endpoint}/cluster/members");
-    let response = reqwest::Client::new().get(url).bearer_auth(TOKEN).send().await.ok()?;
+    let response = tern_tests::http_client().get(url).bearer_auth(TOKEN).send().await.ok()?;
     let body: Value = response.error_for_status().ok()?.json().await.ok()?;
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     let mut list: Vec<_> =
@@ -135,7 +135,7 @@ async fn dev_starts_a_local_cluster_that_routes_and_stops_cleanly() {
     assert!(data_dir.join("certs").join("ca.pem").exists() && data_dir.join("certs").join("node-2.key").exists());
 
     // An actor created through gateway 0 answers through gateway 2.
-    let http = reqwest::Client::new();
+    let http = tern_tests::http_client();
     let created: Value = eventually("PUT /actors through gateway 0", CONVERGE_CAP, || async {
         let url = format!("{}/actors", endpoints[0]);
         let response = http.put(url).json(&json!({"name": "counter", "key": "k"})).send().await.ok()?;

@@ -107,7 +107,7 @@ fn start_node(ca: &Path, work: &Path, name: &str, quic_port: u16, more: &[&str])
 /// `Some` once `node` lists exactly `ids`, all alive.
 async fn lists_alive(node: &TernProcess, ids: &[&str]) -> Option<()> {
     let url = format!("{}/cluster/members", node.endpoint());
-    let response = reqwest::Client::new().get(url).bearer_auth(TOKEN).send().await.ok()?;
+    let response = tern_tests::http_client().get(url).bearer_auth(TOKEN).send().await.ok()?;
     let body: Value = response.error_for_status().ok()?.json().await.ok()?;
     let members = body["members"].as_array()?;
     let alive = |id: &&str| members.iter().any(|m| m["id"] == *id && m["state"] == "alive");

@@ -31,7 +31,7 @@ async fn a_killed_home_fails_over_to_its_replica_with_every_acknowledged_write()
         let region = nodes[victim].region.clone();
         let url = format!("{}/actors", nodes[victim].process.endpoint());
         let body = json!({"name": "sqlite", "key": format!("failover-{round}"), "datacenter": region});
-        let created: Value = reqwest::Client::new().put(url).json(&body).send().await.unwrap().json().await.unwrap();
+        let created: Value = tern_tests::http_client().put(url).json(&body).send().await.unwrap().json().await.unwrap();
         let id = created["actor"]["actor_id"].as_str().unwrap_or_else(|| panic!("{created}")).to_string();
         assert_eq!(
             created["actor"]["datacenter"].as_str().or(created["actor"]["region"].as_str()),
@@ -70,7 +70,7 @@ async fn a_killed_home_fails_over_to_its_replica_with_every_acknowledged_write()
         }
         failover_ms.push(killed.elapsed().as_millis());
         // Operators see the new home, in another region.
-        let set: Value = reqwest::Client::new()
+        let set: Value = tern_tests::http_client()
             .get(format!("{}/actors/{id}/replicas", nodes[survivors[0]].process.endpoint()))
             .bearer_auth(tern_tests::cluster::TOKEN)
             .send()
@@ -123,8 +123,8 @@ async fn a_killed_home_fails_over_to_its_replica_with_every_acknowledged_write()
         let mut seen = BTreeSet::new();
         strings(&count, &mut seen);
         let moved = format!("{}/actors/{id}", nodes[victim].process.endpoint());
-        let record: Value = reqwest::Client::new().get(moved).send().await.unwrap().json().await.unwrap();
-        let members: Value = reqwest::Client::new()
+        let record: Value = tern_tests::http_client().get(moved).send().await.unwrap().json().await.unwrap();
+        let members: Value = tern_tests::http_client()
             .get(format!("{}/cluster/members", nodes[victim].process.endpoint()))
             .bearer_auth(tern_tests::cluster::TOKEN)
             .send()
@@ -168,7 +168,8 @@ async fn with_two_replicas_the_old_home_comes_back_as_a_replica() {
     let set_through = |node: &Node| {
         let url = format!("{}/actors/{id}/replicas", node.process.endpoint());
         async move {
-            let response = reqwest::Client::new().get(url).bearer_auth(tern_tests::cluster::TOKEN).send().await.ok()?;
+            let response =
+                tern_tests::http_client().get(url).bearer_auth(tern_tests::cluster::TOKEN).send().await.ok()?;
             response.json::<Value>().await.ok()
         }
     };

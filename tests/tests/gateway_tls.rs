@@ -94,7 +94,7 @@ async fn the_gateway_serves_https_and_wss_and_refuses_plain_http() {
     assert_eq!(members["members"][0]["gatewayUrl"], format!("https://127.0.0.1:{}", f.port), "{members}");
 
     // Plain HTTP on the TLS port gets no answer; the failed handshake leaves the listener serving.
-    let plain = reqwest::Client::new().get(format!("http://127.0.0.1:{}/metadata", f.port)).send().await;
+    let plain = tern_tests::http_client().get(format!("http://127.0.0.1:{}/metadata", f.port)).send().await;
     assert!(plain.is_err(), "plain HTTP was answered: {plain:?}");
     let plain_ws = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/metadata", f.port)).await;
     assert!(plain_ws.is_err(), "a plain WebSocket opened");
@@ -116,7 +116,7 @@ async fn the_gateway_serves_https_and_wss_and_refuses_plain_http() {
         Some(Ok(Message::Text(text))) => Encoding::Json.decode_to_client(text.as_bytes()).unwrap(),
         other => panic!("expected a JSON message, got {other:?}"),
     };
-    match next(socket.next().await) {
+    match next(tern_tests::bounded("a message", socket.next()).await) {
         ToClient::Init { actor_id, .. } => assert_eq!(actor_id, id),
         other => panic!("expected Init, got {other:?}"),
     }
@@ -124,7 +124,7 @@ async fn the_gateway_serves_https_and_wss_and_refuses_plain_http() {
     let text = String::from_utf8(Encoding::Json.encode_to_server(&action)).unwrap();
     socket.send(Message::text(text)).await.unwrap();
     loop {
-        match next(socket.next().await) {
+        match next(tern_tests::bounded("a message", socket.next()).await) {
             ToClient::ActionResponse { id: 1, output } => {
                 assert_eq!(output, tern_proto::Value::Integer(7.into()));
                 break;

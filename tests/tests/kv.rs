@@ -25,7 +25,8 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let node = TernProcess::start(&example_binary(), &dir.path().join("data"));
         // No idle connections: the node restarts under the test, and a pooled connection would die with it.
-        let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        let http =
+            reqwest::Client::builder().pool_max_idle_per_host(0).timeout(tern_tests::REQUEST_CAP).build().unwrap();
         let created: Value = http
             .put(format!("{}/actors?namespace=default", node.endpoint()))
             .json(&json!({"name": "kv", "key": "e2e", "runner_name_selector": "default", "crash_policy": "sleep"}))

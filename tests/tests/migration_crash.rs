@@ -56,7 +56,7 @@ async fn a_crash_at_any_step_of_a_hand_off_leaves_one_home_and_every_acknowledge
         let crash_file = nodes[victim].process.data_dir().join("crash-at");
         std::fs::write(&crash_file, step).unwrap();
         let url = format!("{}/actors/{id}/migrate", nodes[2].process.endpoint());
-        let request = reqwest::Client::new().post(url).bearer_auth(TOKEN).json(&json!({"node": "fra-1"}));
+        let request = tern_tests::http_client().post(url).bearer_auth(TOKEN).json(&json!({"node": "fra-1"}));
         let migration = tokio::spawn(async move { request.timeout(Duration::from_secs(120)).send().await });
         let exited = tokio::task::block_in_place(|| nodes[victim].process.wait_exit(RECOVERY_CAP));
         assert!(exited.is_some(), "{step}: {} did not crash at the step", nodes[victim].name);
@@ -86,7 +86,7 @@ async fn a_crash_at_any_step_of_a_hand_off_leaves_one_home_and_every_acknowledge
         let mut homes = BTreeSet::new();
         for node in &nodes {
             let set = fetch_json(
-                reqwest::Client::new()
+                tern_tests::http_client()
                     .get(format!("{}/actors/{id}/replicas", node.process.endpoint()))
                     .bearer_auth(TOKEN),
             )
@@ -95,7 +95,7 @@ async fn a_crash_at_any_step_of_a_hand_off_leaves_one_home_and_every_acknowledge
         }
         assert_eq!(homes.len(), 1, "{step}: the gateways name different homes: {homes:?}");
         let listed = fetch_json(
-            reqwest::Client::new()
+            tern_tests::http_client()
                 .get(format!("{}/actors?name=sqlite&limit=1000", nodes[2].process.endpoint()))
                 .bearer_auth(TOKEN),
         )

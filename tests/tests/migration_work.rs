@@ -19,7 +19,7 @@ fn example_binary() -> PathBuf {
 /// Moves `id` to `node` through `via`'s gateway; panics unless it moved.
 async fn migrate(via: &Node, id: &str, node: &str) -> Value {
     let url = format!("{}/actors/{id}/migrate", via.process.endpoint());
-    let moved = fetch_json(reqwest::Client::new().post(url).bearer_auth(TOKEN).json(&json!({ "node": node }))).await;
+    let moved = fetch_json(tern_tests::http_client().post(url).bearer_auth(TOKEN).json(&json!({ "node": node }))).await;
     assert_eq!(moved["to"]["node"], json!(node), "{moved}");
     moved
 }

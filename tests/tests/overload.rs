@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tern_tests::{Api, TernProcess, eventually};
+use tern_tests::{Api, TernProcess, bounded, eventually};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -90,14 +90,16 @@ async fn a_connection_that_stops_reading_is_closed_as_overloaded() {
     let api = Api::new(&node);
     let firehose = api.actor("firehose", "connect").await;
     let mut client = slow_client(&node, &format!("/gateway/{firehose}/connect"), "rivet, rivet_encoding.json").await;
-    let init: Value = serde_json::from_str(&client.next().await.unwrap().unwrap().into_text().unwrap()).unwrap();
+    let init: Value =
+        serde_json::from_str(&bounded("a frame", client.next()).await.unwrap().unwrap().into_text().unwrap()).unwrap();
     assert_eq!(init["body"]["tag"], "Init", "{init}");
     let subscribe = json!({"body": {"tag": "SubscriptionRequest", "val": {"eventName": "spray", "subscribe": true}}});
     client.send(Message::text(subscribe.to_string())).await.unwrap();
     // An action after the subscription: once it answers, the subscription is in place.
     let call = json!({"body": {"tag": "ActionRequest", "val": {"id": 0, "name": "flood", "args": [0, 0]}}});
     client.send(Message::text(call.to_string())).await.unwrap();
-    let reply: Value = serde_json::from_str(&client.next().await.unwrap().unwrap().into_text().unwrap()).unwrap();
+    let reply: Value =
+        serde_json::from_str(&bounded("a frame", client.next()).await.unwrap().unwrap().into_text().unwrap()).unwrap();
     assert_eq!(reply["body"]["val"]["output"], json!({"connections": 1, "sockets": 0}), "{reply}");
 
     // From here on the client reads nothing until the actor says it dropped it.

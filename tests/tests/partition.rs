@@ -1,31 +1,49 @@
-//! A network split, for real: five `tern node` processes in their own network namespaces on one bridge, split
-//! 2|3 by blackhole routes while clients keep creating the same keys (and writing to them) on both sides. The
-//! directory's voters are three nodes, one on the small side: only the big side can decide anything. Replication
-//! is `sync`, so the small side's homes, cut off from the voters and from their replicas, stop acknowledging; the
-//! big side fails their actors over to its replicas. After healing: no key has two actors, every acknowledged write
-//! is there, and the history of acknowledged writes is one line per actor (each acknowledged increment returned a
-//! count no other acknowledged increment returned: two homes never acknowledged writes for one actor in
-//! overlapping periods). Needs root and iproute2.
+//! Network faults, for real: five `tern node` processes in their own network namespaces on one bridge, east
+//! (`n0`, `n1`) and west (`n2`, `n3`, `n4`), with the directory's voters `n0`, `n2` and `n3` (so only the west holds
+//! a majority on its own) and `sync` replication, while clients keep creating keys (fresh ones, and ones every
+//! client races for) and incrementing counters through every gateway. The faults: a 2|3 split; a voter killed
+//! with `kill -9` while creates are in flight, and restarted; a one-way cut each way; a split that heals and comes
+//! back again and again. After each, once healed:
+//! * no key has two actors: every id ever acknowledged for a key is the one, and every gateway returns it;
+//! * the history of acknowledged increments is whole and single per actor: every count an acknowledged increment
+//!   returned is at most the actor's final count (no acknowledged write missing), and no two acknowledged
+//!   increments of an actor returned the same count (none applied twice, nor acknowledged by two homes in
+//!   overlapping periods), and the final count is at most the increments attempted;
+//!
+//! and while only the west can reach a majority of voters, the east creates nothing. Needs root, iproute2 and
+//! nft. The tests take a lab each, one at a time (see `.config/nextest.toml`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tern_tests::cluster::{CONVERGE_CAP, Ca, Node, NodePlan, voters_arg};
 use tern_tests::netns::Lab;
 use tern_tests::{Api, eventually};
 
-/// How long the split lasts: longer than the LAN suspicion timeout, so each side declares the other down.
-const SPLIT_FOR: Duration = Duration::from_secs(12);
+/// How long each fault lasts: longer than the LAN suspicion timeout, so each side declares the other down.
+const FAULT_FOR: Duration = Duration::from_secs(12);
 /// How long healing may take: both sides must find each other again and rejoin.
 const HEAL_CAP: Duration = Duration::from_secs(90);
-/// Keys both sides race for during the split.
-const KEYS: usize = 8;
+/// The cap on each request of the writers: a guard against a request into a cut-off side hanging the test. A
+/// request that got no answer was not acknowledged (it may still have been applied).
+const REQUEST_CAP: Duration = Duration::from_secs(10);
+/// Keys the writers of a phase race for.
+const SHARED_KEYS: usize = 8;
+/// The hosts of each side.
+const EAST: [usize; 2] = [0, 1];
+const WEST: [usize; 3] = [2, 3, 4];
+const ALL: [usize; 5] = [0, 1, 2, 3, 4];
+
+/// One test at a time in this binary (`cargo test` runs a binary's tests in parallel): five nodes each.
+static ONE_LAB_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// `PUT /actors` (getOrCreate): the actor id, or `None` on any error.
 async fn get_or_create(api: &Api, key: &str) -> Option<String> {
     let url = format!("{}/actors", api.endpoint);
-    let response = api.http.put(url).json(&json!({"name": "counter", "key": key})).timeout(Duration::from_secs(10));
+    let response = api.http.put(url).json(&json!({"name": "counter", "key": key})).timeout(REQUEST_CAP);
     let response = response.send().await.ok()?;
     if !response.status().is_success() {
         return None;
@@ -36,7 +54,12 @@ async fn get_or_create(api: &Api, key: &str) -> Option<String> {
 
 /// Increments the counter by one: the count it acknowledged (its place in the actor's history), if it did.
 async fn increment(api: &Api, actor_id: &str) -> Option<i64> {
-    api.call(actor_id, "increment", json!([1])).await.ok()?.as_i64()
+    let url = format!("{}/gateway/{actor_id}/action/increment", api.endpoint);
+    let response = api.http.post(url).json(&json!({"args": [1]})).timeout(REQUEST_CAP).send().await.ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    response.json::<Value>().await.ok()?["output"].as_i64()
 }
 
 /// What clients saw: for each key, the ids acknowledged for it; for each actor, acknowledged and attempted writes.
@@ -49,118 +72,282 @@ struct Seen {
 }
 
 impl Seen {
-    async fn create_and_write(&mut self, api: &Api, key: &str) {
-        let Some(id) = get_or_create(api, key).await else { return };
+    /// Creates (or finds) the counter `key` through `api` and increments it, noting what was acknowledged;
+    /// whether the key got an actor id.
+    async fn create_and_write(&mut self, api: &Api, key: &str) -> bool {
+        let Some(id) = get_or_create(api, key).await else { return false };
         self.ids.entry(key.to_string()).or_default().insert(id.clone());
         *self.attempted.entry(id.clone()).or_default() += 1;
         if let Some(count) = increment(api, &id).await {
             self.acked.entry(id).or_default().push(count);
         }
+        true
+    }
+
+    fn merge(&mut self, other: Seen) {
+        for (key, ids) in other.ids {
+            self.ids.entry(key).or_default().extend(ids);
+        }
+        for (id, counts) in other.acked {
+            self.acked.entry(id).or_default().extend(counts);
+        }
+        for (id, attempts) in other.attempted {
+            *self.attempted.entry(id).or_default() += attempts;
+        }
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_two_three_split_never_gives_a_key_two_actors_and_loses_no_acknowledged_write() {
-    let mut lab = Lab::new(5);
-    let (ca, work) = (Ca::new(), tempfile::tempdir().unwrap());
-    let regions = ["east", "east", "west", "west", "west"];
-    let plans: Vec<NodePlan> = (0..5)
-        .map(|i| NodePlan { name: format!("n{i}"), region: regions[i].into(), quic: format!("{}:7420", lab.ip(i)) })
-        .collect();
-    let voters = voters_arg(&[&plans[0], &plans[2], &plans[3]]);
-    let seeds = [plans[0].quic.as_str(), plans[2].quic.as_str()];
-    let nodes: Vec<Node> = plans
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            Node::start_in_lab(&ca, work.path(), p, &seeds, Some(&voters), &["--replication-mode", "sync"], (&lab, i))
-        })
-        .collect();
-    let all: Vec<&Node> = nodes.iter().collect();
-    for node in &nodes {
-        eventually(&format!("{} sees all five", node.name), CONVERGE_CAP, || node.sees_alive(&all)).await;
-    }
-    let apis: Vec<Api> = nodes.iter().map(|n| Api::new(&n.process)).collect();
+/// The five nodes in their lab, the east and the west.
+struct Cluster {
+    lab: Lab,
+    nodes: Vec<Node>,
+    _ca: Ca,
+    _work: tempfile::TempDir,
+    _one_at_a_time: tokio::sync::MutexGuard<'static, ()>,
+}
 
-    // Before the split: actors on both sides, with acknowledged writes.
-    let mut seen = Seen::default();
-    for (i, api) in apis.iter().enumerate() {
-        seen.create_and_write(api, &format!("before-{i}")).await;
-    }
-    assert_eq!(seen.acked.len(), 5, "every write before the split is acknowledged");
-
-    // Split 2|3 and keep both sides busy with the same keys.
-    lab.partition(&[0, 1], &[2, 3, 4]);
-    let started = Instant::now();
-    let (mut small, mut big) = (Seen::default(), Seen::default());
-    let mut round = 0;
-    while started.elapsed() < SPLIT_FOR {
-        for k in 0..KEYS {
-            let key = format!("split-{k}");
-            let (a, b) = (&apis[round % 2], &apis[2 + round % 3]);
-            tokio::join!(small.create_and_write(a, &key), big.create_and_write(b, &key));
-        }
-        // Writes to the actors made before the split, from both sides.
-        for i in 0..5 {
-            let key = format!("before-{i}");
-            tokio::join!(
-                small.create_and_write(&apis[round % 2], &key),
-                big.create_and_write(&apis[2 + round % 3], &key)
-            );
-        }
-        round += 1;
-    }
-    let small_keys = small.ids.keys().filter(|k| k.starts_with("split-")).count();
-    let big_keys = big.ids.keys().filter(|k| k.starts_with("split-")).count();
-    eprintln!("during the split: the small side created {small_keys} keys, the big side {big_keys}");
-    assert_eq!(small_keys, 0, "the side without a majority of voters must not create: {:?}", small.ids);
-    assert_eq!(big_keys, KEYS, "the side with a majority keeps creating");
-
-    // Heal: both sides find each other again.
-    lab.heal();
-    for node in &nodes {
-        eventually(&format!("{} sees all five after healing", node.name), HEAL_CAP, || node.sees_alive(&all)).await;
+impl Cluster {
+    /// Starts the cluster (once no other test of this binary has one) and makes one actor per gateway before the
+    /// faults (see [`Cluster::actors_before`]): the cluster, what clients saw so far, and those actors' keys.
+    async fn start() -> (Cluster, Seen, Vec<String>) {
+        let one_at_a_time = ONE_LAB_AT_A_TIME.lock().await;
+        let lab = Lab::new(5);
+        let (ca, work) = (Ca::new(), tempfile::tempdir().unwrap());
+        let regions = ["east", "east", "west", "west", "west"];
+        let plans: Vec<NodePlan> = (0..5)
+            .map(|i| NodePlan { name: format!("n{i}"), region: regions[i].into(), quic: format!("{}:7420", lab.ip(i)) })
+            .collect();
+        let voters = voters_arg(&[&plans[0], &plans[2], &plans[3]]);
+        let seeds = [plans[0].quic.as_str(), plans[2].quic.as_str()];
+        let sync = ["--replication-mode", "sync"];
+        let nodes = plans
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Node::start_in_lab(&ca, work.path(), p, &seeds, Some(&voters), &sync, (&lab, i)))
+            .collect();
+        let cluster = Cluster { lab, nodes, _ca: ca, _work: work, _one_at_a_time: one_at_a_time };
+        cluster.converge("at the start", CONVERGE_CAP).await;
+        let mut seen = Seen::default();
+        let before = cluster.actors_before(&mut seen).await;
+        (cluster, seen, before)
     }
 
-    // No key has two actors: every id ever acknowledged for a key is the one every gateway now returns.
-    let mut keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for part in [&seen, &small, &big] {
-        for (key, ids) in &part.ids {
-            keys.entry(key.clone()).or_default().extend(ids.iter().cloned());
+    /// A client of node `i`'s gateway.
+    fn api(&self, i: usize) -> Api {
+        Api::new(&self.nodes[i].process)
+    }
+
+    /// Waits until every node sees all five alive.
+    async fn converge(&self, when: &str, cap: Duration) {
+        let all: Vec<&Node> = self.nodes.iter().collect();
+        for node in &self.nodes {
+            eventually(&format!("{} sees all five {when}", node.name), cap, || node.sees_alive(&all)).await;
         }
     }
-    for (key, ids) in &keys {
+
+    /// Heals every cut and waits until the cluster is whole again.
+    async fn heal(&mut self) {
+        self.lab.heal();
+        self.converge("after healing", HEAL_CAP).await;
+    }
+
+    /// One actor per key before the faults, each created and written through its own gateway (so homed on both
+    /// sides); the keys, for the writers to write to during the faults.
+    async fn actors_before(&self, seen: &mut Seen) -> Vec<String> {
+        let keys: Vec<String> = (0..5).map(|i| format!("before-{i}")).collect();
+        for (i, key) in keys.iter().enumerate() {
+            seen.create_and_write(&self.api(i), key).await;
+        }
+        assert_eq!(seen.acked.len(), 5, "every write before the faults is acknowledged");
+        keys
+    }
+}
+
+/// Clients writing through some gateways until [`Writers::finish`]: each round, a writer creates a key no one
+/// used before (new directory registers), then one of the phase's shared keys (which every writer of the phase
+/// races to create), then one of the keys made before, and increments each once.
+struct Writers {
+    stop: Arc<AtomicBool>,
+    /// Creates of fresh keys under way right now.
+    in_flight: Arc<AtomicUsize>,
+    /// By gateway: how many times a key of the phase (fresh or shared) got an actor id through it.
+    created: Arc<[AtomicUsize; 5]>,
+    tasks: Vec<tokio::task::JoinHandle<Seen>>,
+}
+
+impl Writers {
+    /// One writer per gateway of `gateways`; `phase` names the phase's keys.
+    fn start(cluster: &Cluster, gateways: &[usize], phase: &str, before: &[String]) -> Writers {
+        let (stop, in_flight) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+        let created: Arc<[AtomicUsize; 5]> = Arc::new(Default::default());
+        let tasks = gateways
+            .iter()
+            .map(|&gateway| {
+                let (api, phase, before) = (cluster.api(gateway), phase.to_string(), before.to_vec());
+                let (stop, in_flight, created) = (stop.clone(), in_flight.clone(), created.clone());
+                tokio::spawn(async move {
+                    let mut seen = Seen::default();
+                    for round in 0.. {
+                        if stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let (fresh, shared) =
+                            (format!("{phase}-n{gateway}-{round}"), format!("{phase}-shared-{}", round % SHARED_KEYS));
+                        in_flight.fetch_add(1, Ordering::SeqCst);
+                        let made = usize::from(seen.create_and_write(&api, &fresh).await);
+                        in_flight.fetch_sub(1, Ordering::SeqCst);
+                        let made = made + usize::from(seen.create_and_write(&api, &shared).await);
+                        created[gateway].fetch_add(made, Ordering::SeqCst);
+                        if !before.is_empty() {
+                            seen.create_and_write(&api, &before[round % before.len()]).await;
+                        }
+                        if made == 0 {
+                            // Nothing got through (a node down, a side cut off): no busy loop.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                    seen
+                })
+            })
+            .collect();
+        Writers { stop, in_flight, created, tasks }
+    }
+
+    /// How many times keys of the phase got an actor id through `gateways` so far.
+    fn created(&self, gateways: &[usize]) -> usize {
+        gateways.iter().map(|&gateway| self.created[gateway].load(Ordering::SeqCst)).sum()
+    }
+
+    /// Stops the writers and adds what they saw to `seen`.
+    async fn finish(self, seen: &mut Seen) {
+        self.stop.store(true, Ordering::SeqCst);
+        for task in self.tasks {
+            seen.merge(task.await.expect("a writer"));
+        }
+    }
+}
+
+/// Checks the invariants against the healed cluster: one actor per key, the same through every gateway; and for
+/// every actor a whole, single history of acknowledged increments.
+async fn check(cluster: &Cluster, seen: &Seen) {
+    let apis: Vec<Api> = (0..5).map(|i| cluster.api(i)).collect();
+    for (n, (key, ids)) in seen.ids.iter().enumerate() {
         assert_eq!(ids.len(), 1, "key {key} was given several actors: {ids:?}");
         let id = ids.iter().next().unwrap();
-        for api in &apis {
+        // A key one writer made is asked of one gateway (in turn); a key several raced for, of every gateway.
+        let gateways: Vec<&Api> = if key.contains("-shared-") || key.starts_with("before-") {
+            apis.iter().collect()
+        } else {
+            vec![&apis[n % apis.len()]]
+        };
+        for api in gateways {
             let now = eventually(&format!("{key} resolves"), HEAL_CAP, || get_or_create(api, key)).await;
             assert_eq!(&now, id, "key {key} through {}", api.endpoint);
         }
     }
-
-    // Every acknowledged write is there (and none appeared from nowhere), in one history per actor: no two
-    // acknowledged increments returned the same count.
-    let mut histories: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    let mut attempted: BTreeMap<String, i64> = BTreeMap::new();
-    for part in [&seen, &small, &big] {
-        part.acked.iter().for_each(|(id, counts)| histories.entry(id.clone()).or_default().extend(counts));
-        part.attempted.iter().for_each(|(id, n)| *attempted.entry(id.clone()).or_default() += n);
-    }
-    for (id, counts) in &histories {
+    let mut writes = 0;
+    for (id, attempts) in &seen.attempted {
+        let counts = seen.acked.get(id).cloned().unwrap_or_default();
         let distinct: BTreeSet<i64> = counts.iter().copied().collect();
         assert_eq!(distinct.len(), counts.len(), "actor {id} acknowledged one place in its history twice: {counts:?}");
-    }
-    let acked: BTreeMap<String, i64> = histories.iter().map(|(id, c)| (id.clone(), c.len() as i64)).collect();
-    for (id, attempts) in &attempted {
         let api = &apis[0];
         let count = eventually(&format!("{id} answers"), HEAL_CAP, || async {
             api.call(id, "getCount", json!([])).await.ok().and_then(|v| v.as_i64())
         })
         .await;
-        let acknowledged = acked.get(id).copied().unwrap_or(0);
-        assert!(count >= acknowledged, "actor {id} lost writes: {count} < {acknowledged} acknowledged");
-        let highest = histories.get(id).and_then(|c| c.iter().max()).copied().unwrap_or(0);
-        assert!(count >= highest, "actor {id} lost writes: {count} < {highest}, an acknowledged count");
+        let highest = distinct.last().copied().unwrap_or(0);
+        assert!(count >= highest, "actor {id} lost writes: count {count} < {highest}, an acknowledged count");
         assert!(count <= *attempts, "actor {id} has {count} writes, more than the {attempts} attempted");
+        writes += counts.len();
     }
+    eprintln!("checked {} keys, {} actors, {writes} acknowledged writes", seen.ids.len(), seen.attempted.len());
+}
+
+/// Writes through every gateway for [`FAULT_FOR`] while the east cannot hear back from a majority of voters:
+/// the east creates nothing, the west goes on creating.
+async fn only_the_west_creates(cluster: &Cluster, phase: &str, before: &[String], seen: &mut Seen) {
+    let writers = Writers::start(cluster, &ALL, phase, before);
+    tokio::time::sleep(FAULT_FOR).await;
+    let (east, west) = (writers.created(&EAST), writers.created(&WEST));
+    writers.finish(seen).await;
+    eprintln!("{phase}: the east created {east} keys, the west {west}");
+    assert_eq!(east, 0, "the side without a majority of voters must not create");
+    assert!(west > 0, "the side with a majority keeps creating");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_two_three_split_never_gives_a_key_two_actors_and_loses_no_acknowledged_write() {
+    let (mut cluster, mut seen, before) = Cluster::start().await;
+
+    // Split 2|3 and keep both sides busy, with the same keys.
+    cluster.lab.partition(&EAST, &WEST);
+    only_the_west_creates(&cluster, "split", &before, &mut seen).await;
+    cluster.heal().await;
+    check(&cluster, &seen).await;
+}
+
+/// A voter (`n2`, also a gateway and a home) is killed with `kill -9` at a moment when creates are under way,
+/// each a round of proposals to the voters; the other two voters are a majority, and the cluster goes on
+/// creating. The voter is started again on its data directory (its promises and acceptances are in its `node.db`)
+/// and rejoins while the writes go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_voter_killed_mid_proposal_loses_no_acknowledged_write_and_gives_no_key_two_actors() {
+    let (mut cluster, mut seen, before) = Cluster::start().await;
+    let writers = Writers::start(&cluster, &ALL, "kill", &before);
+    eventually("the writers create", CONVERGE_CAP, || async { (writers.created(&ALL) > 0).then_some(()) }).await;
+    while writers.in_flight.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    cluster.nodes[2].process.kill9();
+    let at_kill = writers.created(&ALL);
+    eprintln!("voter n2 killed with creates in flight");
+    tokio::time::sleep(FAULT_FOR).await;
+    let while_down = writers.created(&ALL) - at_kill;
+    eprintln!("{while_down} keys created while n2 was down");
+    assert!(while_down > 0, "two voters of three are a majority: creates go on");
+
+    cluster.nodes[2].process.restart();
+    cluster.converge("after the voter's restart", HEAL_CAP).await;
+    let back = writers.created(&[2]);
+    eventually("the restarted voter's gateway creates again", HEAL_CAP, || async {
+        (writers.created(&[2]) > back).then_some(())
+    })
+    .await;
+    writers.finish(&mut seen).await;
+    check(&cluster, &seen).await;
+}
+
+/// One way at a time: first the west's packets to the east vanish while the east's still reach the west, then
+/// the other way round. Either way the east cannot hear back from a majority of voters (whatever it asks of the
+/// west's voters, their answers or its questions are lost) and creates nothing; the west goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_way_cuts_either_way_never_give_a_key_two_actors_and_lose_no_acknowledged_write() {
+    let (mut cluster, mut seen, before) = Cluster::start().await;
+
+    for (phase, from, to) in [("eastward", &WEST[..], &EAST[..]), ("westward", &EAST[..], &WEST[..])] {
+        cluster.lab.cut_one_way(from, to);
+        only_the_west_creates(&cluster, phase, &before, &mut seen).await;
+        cluster.heal().await;
+    }
+    check(&cluster, &seen).await;
+}
+
+/// The 2|3 split comes and goes: split for 3 s, whole for 3 s, five times over, while the writers go on through
+/// every gateway, so that requests, suspicions, failovers and hand-offs straddle the changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flapping_split_never_gives_a_key_two_actors_and_loses_no_acknowledged_write() {
+    let (mut cluster, mut seen, before) = Cluster::start().await;
+
+    let writers = Writers::start(&cluster, &ALL, "flap", &before);
+    for _ in 0..5 {
+        cluster.lab.partition(&EAST, &WEST);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        cluster.lab.heal();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let (east, west) = (writers.created(&EAST), writers.created(&WEST));
+    writers.finish(&mut seen).await;
+    eprintln!("while the split came and went: the east created {east} keys, the west {west}");
+    cluster.heal().await;
+    check(&cluster, &seen).await;
 }

@@ -77,7 +77,8 @@ async fn bad_sends_get_clear_errors_and_lose_nothing() {
     );
     let url = format!("{}/gateway/{}/queue/jobs", worker.api.endpoint, worker.id);
     let malformed = worker.api.http.post(url).body("{\"body\":").send().await.unwrap();
-    assert_eq!(malformed.status().as_u16(), 400);
+    let status = malformed.status().as_u16();
+    assert_eq!(code((status, malformed.json().await.unwrap())), (400, "actor.invalid_request".into()));
     worker.send("jobs", json!(7), None).await.unwrap();
     eventually("the good message was processed", CAP, || async { (worker.processed().await == [7]).then_some(()) })
         .await;
@@ -181,21 +182,26 @@ async fn after_kill_9_a_backlog_of_accepted_messages_is_processed_without_any_re
     assert_eq!(listed_ts(&api, &idle.id, "start_ts").await, None, "a worker with nothing left to do stays asleep");
 }
 
+/// The worker handles a message, falls idle waiting on its queue and sleeps. Then a message is sent, and nothing
+/// else touches the worker: watched from outside only (the listing by id and `/metrics`, neither of which wakes an
+/// actor), it wakes (a later `start_ts`) and consumes the message. Only then is it asked what it processed. Polling
+/// an action instead would wake the worker by itself, and so could not tell whether the message did.
 #[tokio::test]
 async fn an_actor_waiting_on_its_queue_sleeps_and_the_next_message_wakes_it() {
     let dir = tempfile::tempdir().unwrap();
     let node = TernProcess::start(&example_binary(), &dir.path().join("data"));
     let worker = Worker::create(&node, "sleepy").await;
+    let api = &worker.api;
     worker.send("jobs", json!(1), None).await.unwrap();
-    let asleep = || async {
-        let url = format!("{}/actors?actor_ids={}", worker.api.endpoint, worker.id);
-        let listed: Value = worker.api.http.get(url).send().await.unwrap().json().await.unwrap();
-        listed["actors"][0]["sleep_ts"].as_i64()
-    };
-    eventually("the idle worker fell asleep", CAP, || async { asleep().await }).await;
+    eventually("the idle worker fell asleep", CAP, || listed_ts(api, &worker.id, "sleep_ts")).await;
+    assert_eq!(consumed(api).await, 1);
+    let started_before = listed_ts(api, &worker.id, "start_ts").await.expect("the worker woke once");
+
     worker.send("jobs", json!(2), None).await.unwrap();
-    eventually("the message woke it and was processed", CAP, || async {
-        (worker.processed().await == [1, 2]).then_some(())
+    eventually("the message woke the worker, which consumed it", CAP, || async {
+        let woke = listed_ts(api, &worker.id, "start_ts").await.is_some_and(|start| start > started_before);
+        (woke && consumed(api).await == 2).then_some(())
     })
     .await;
+    assert_eq!(worker.processed().await, [1, 2]);
 }

@@ -33,7 +33,7 @@ impl Fixture {
     fn start() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let node = TernProcess::start(&example_binary(), &dir.path().join("data"));
-        Fixture { node, http: reqwest::Client::new(), _dir: dir }
+        Fixture { node, http: tern_tests::http_client(), _dir: dir }
     }
 
     /// Kills the node hard and starts it again on the same data (with a fresh HTTP client: the old one's pooled
@@ -41,7 +41,7 @@ impl Fixture {
     fn kill9_and_restart(&mut self) {
         self.node.kill9();
         self.node.restart();
-        self.http = reqwest::Client::new();
+        self.http = tern_tests::http_client();
     }
 
     fn url(&self, path: &str) -> String {
@@ -197,8 +197,17 @@ async fn raw_websockets_echo_in_turns_persist_and_keep_the_actor_awake() {
     assert_eq!(next_text(&mut socket).await, "one");
     assert_eq!(f.messages(&id).await, json!({"messages": 2, "stored": 2, "last": "one"}));
 
-    // The actor sleeps after 1 s idle, but not while the socket is open.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A `web` actor sleeps after 1 s idle, but not while a raw WebSocket is open. A second one, woken after the
+    // first had its last message and holding no socket, is the witness: once it has gone to sleep twice, the
+    // first one's own idle timer has fired (it started earlier), and found the socket open.
+    let witness = f.actor("web", "ws-witness").await;
+    for _ in 0..2 {
+        assert_eq!(f.count(&witness).await, json!({"count": 0}));
+        eventually("the witness sleeps", Duration::from_secs(30), || async {
+            (!f.sleep_ts(&witness).await.is_null()).then_some(())
+        })
+        .await;
+    }
     assert_eq!(f.sleep_ts(&id).await, Value::Null, "an open raw WebSocket keeps the actor awake");
     socket.close(None).await.unwrap();
     eventually("the actor sleeps once the socket closed", Duration::from_secs(30), || async {

@@ -35,7 +35,7 @@ fn fastest_calls(client: &Host, gateway: &str, actors: &[String]) -> Vec<Duratio
     let calls = || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
         runtime.block_on(async {
-            let http = reqwest::Client::new();
+            let http = tern_tests::http_client();
             let mut fastest = Vec::new();
             for actor in actors {
                 let url = format!("{gateway}/gateway/{actor}/action/getCount");

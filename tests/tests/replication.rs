@@ -107,7 +107,7 @@ async fn a_replica_holds_exactly_the_homes_content_after_every_kind_of_change() 
 
     // The actor sleeps, so the home's file is closed and can be read aside; the replica then catches up.
     let sleep = format!("{}/actors/{id}/sleep", nodes[0].process.endpoint());
-    let slept = reqwest::Client::new().post(sleep).bearer_auth(TOKEN).json(&json!({})).send().await.unwrap();
+    let slept = tern_tests::http_client().post(sleep).bearer_auth(TOKEN).json(&json!({})).send().await.unwrap();
     assert!(slept.status().is_success(), "sleep: {}", slept.status());
     let home = db_path(&work.path().join("iad-1"), "actors", &id);
     let replica = db_path(&work.path().join("fra-1"), "replicas", &id);
@@ -124,7 +124,7 @@ async fn a_replica_holds_exactly_the_homes_content_after_every_kind_of_change() 
     let replicas_url = format!("{}/actors/{id}/replicas", nodes[1].process.endpoint());
     let set = eventually("the home reports its replica caught up", CATCH_UP_CAP, || async {
         let set: Value =
-            reqwest::Client::new().get(&replicas_url).bearer_auth(TOKEN).send().await.ok()?.json().await.ok()?;
+            tern_tests::http_client().get(&replicas_url).bearer_auth(TOKEN).send().await.ok()?.json().await.ok()?;
         (set["replicas"][0]["lagFrames"] == json!(0)).then_some(set)
     })
     .await;
@@ -134,15 +134,15 @@ async fn a_replica_holds_exactly_the_homes_content_after_every_kind_of_change() 
     assert_eq!(set["replicas"][0]["region"], json!("fra"), "{set}");
     assert_eq!(set["replicas"][0]["state"], json!("streaming"), "{set}");
     assert_eq!(set["replicas"][0]["position"], set["home"]["position"], "{set}");
-    let refused = reqwest::get(&replicas_url).await.unwrap();
+    let refused = tern_tests::http_client().get(&replicas_url).send().await.unwrap();
     assert_eq!(refused.status(), 401, "the replica set is an admin route");
     // The inspector's summary carries it too.
     let summary_url = format!("{}/gateway/{id}/inspector/summary", nodes[1].process.endpoint());
     let summary: Value =
-        reqwest::Client::new().get(summary_url).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+        tern_tests::http_client().get(summary_url).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
     assert_eq!(summary["replicas"]["replicas"][0]["node"], json!("fra-1"), "{summary}");
     // Each member's liveness epoch (0: never taken for dead).
-    let members: Value = reqwest::Client::new()
+    let members: Value = tern_tests::http_client()
         .get(format!("{}/cluster/members", nodes[0].process.endpoint()))
         .bearer_auth(TOKEN)
         .send()
@@ -156,7 +156,14 @@ async fn a_replica_holds_exactly_the_homes_content_after_every_kind_of_change() 
     }
 
     // The home's metrics count what it shipped.
-    let metrics = reqwest::get(format!("{}/metrics", nodes[0].process.endpoint())).await.unwrap().text().await.unwrap();
+    let metrics = tern_tests::http_client()
+        .get(format!("{}/metrics", nodes[0].process.endpoint()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let shipped: f64 = metrics
         .lines()
         .find(|l| l.starts_with("tern_wal_bytes_shipped_total"))
@@ -172,7 +179,7 @@ async fn a_replica_holds_exactly_the_homes_content_after_every_kind_of_change() 
 
     // A write after waking is replicated too.
     execute(&api, &id, "INSERT INTO users(name) VALUES ('after-wake')").await;
-    let slept = reqwest::Client::new()
+    let slept = tern_tests::http_client()
         .post(format!("{}/actors/{id}/sleep", nodes[0].process.endpoint()))
         .bearer_auth(TOKEN)
         .json(&json!({}))
@@ -188,7 +195,7 @@ async fn a_replica_holds_exactly_the_homes_content_after_every_kind_of_change() 
     .await;
 
     // Destroying the actor removes its data from every node, the replica's copy included.
-    let destroyed = reqwest::Client::new()
+    let destroyed = tern_tests::http_client()
         .delete(format!("{}/actors/{id}", nodes[1].process.endpoint()))
         .bearer_auth(TOKEN)
         .send()

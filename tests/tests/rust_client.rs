@@ -67,7 +67,7 @@ async fn a_connection_closed_by_a_sleeping_actor_reconnects_and_resubscribes() {
     conn.call::<i64>("getCount", ()).await.unwrap();
     let mut states = conn.watch_state();
 
-    let slept = reqwest::Client::new()
+    let slept = tern_tests::http_client()
         .post(format!("{}/actors/{id}/sleep", node.endpoint()))
         .json(&serde_json::json!({}))
         .send()

@@ -152,24 +152,18 @@ for (const encoding of ENCODINGS) {
 			assertError(await action(id, "increment", encoding, body), 400, "message.incoming_too_long");
 		});
 
-		test("a far larger body (4 MiB) is refused too", T, async (t) => {
+		test("a far larger body (4 MiB) is refused too", T, async () => {
+			// The node reads (and discards) a body over the limit, up to 32 MiB, so that the client gets the
+			// error answer rather than a connection reset.
 			const huge = actionBody(encoding, ["y".repeat(4 * 1024 * 1024)]);
-			let res;
-			try {
-				res = await action(id, "increment", encoding, huge);
-			} catch (err) {
-				// A server may answer before reading the whole body and close the connection; some HTTP clients
-				// then report a transport error instead of the response. Note it; the value check below still holds.
-				t.diagnostic(`4 MiB body: transport error ${err.message} (cause: ${err.cause?.code ?? err.cause?.message})`);
-			}
-			if (res) assertError(res, 400, "message.incoming_too_long");
+			assertError(await action(id, "increment", encoding, huge), 400, "message.incoming_too_long");
 			assert.equal(await countOf(id), 5);
 		});
 
-		test("wrong argument types → a 4xx error, not an internal error", T, async () => {
+		test("wrong argument types → 400 actor.invalid_request", T, async () => {
 			const res = await action(id, "increment", encoding, actionBody(encoding, ["not a number"]));
-			assert.ok(res.status >= 400 && res.status < 500, `${res.status} ${res.text}`);
-			assert.notEqual(`${res.body?.group}.${res.body?.code}`, "actor.internal_error", res.text);
+			assertError(res, 400, "actor.invalid_request");
+			assert.match(res.body.message, /^invalid arguments for action 'increment'/);
 		});
 
 		test("malformed x-rivet-conn-params → 400", T, async () => {

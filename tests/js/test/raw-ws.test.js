@@ -113,7 +113,7 @@ test("events come before the action's response; after unsubscribe the server sen
 	}
 });
 
-test("a malformed frame closes with 1011 actor.invalid_request and loses nothing", T, async (t) => {
+test("a malformed frame closes with 1011 actor.invalid_request and loses nothing", T, async () => {
 	const id = await counterId();
 	const c = await open(id);
 	await eventually(() => assert.equal(c.frames[0]?.body?.tag, "Init"), { what: "Init" });
@@ -121,25 +121,27 @@ test("a malformed frame closes with 1011 actor.invalid_request and loses nothing
 	await eventually(() => assert.ok(c.frames.some((f) => f.body?.tag === "ActionResponse")), { what: "response" });
 	c.ws.send("this is not json");
 	const closed = await within(c.closedP, 20_000, "close after malformed frame");
-	t.diagnostic(`closed with ${JSON.stringify(closed)}; frames: ${c.raw.slice(1).join(" | ")}`);
-	assert.equal(closed.code, 1011);
-	assert.match(closed.reason, /^actor\.invalid_request/);
+	assert.deepEqual(closed, { code: 1011, reason: "actor.invalid_request" });
+	// The close is preceded by an Error for no action, naming the problem.
+	const error = c.frames.at(-1).body;
+	assert.equal(error.tag, "Error", c.raw.join(" | "));
+	assert.equal(`${error.val.group}.${error.val.code}`, "actor.invalid_request");
+	assert.equal(error.val.actionId, null);
+	assert.match(error.val.message, /^malformed JSON/);
 	assert.equal(await server.client("json").counter.getForId(id).getCount(), 4);
 });
 
-test("an oversize frame (> 64 KiB) closes with 1011 message.incoming_too_long", T, async (t) => {
+test("an oversize frame (> 64 KiB) closes with 1011 message.incoming_too_long", T, async () => {
 	const id = await counterId();
 	const c = await open(id);
 	await eventually(() => assert.equal(c.frames[0]?.body?.tag, "Init"), { what: "Init" });
 	c.ws.send(actionReq(0, "increment", ["x".repeat(70 * 1024)]));
 	const closed = await within(c.closedP, 20_000, "close after oversize frame");
-	t.diagnostic(`closed with ${JSON.stringify(closed)}`);
-	assert.equal(closed.code, 1011);
-	assert.match(closed.reason, /^message\.incoming_too_long/);
+	assert.deepEqual(closed, { code: 1011, reason: "message.incoming_too_long" });
 	assert.equal(await server.client("json").counter.getForId(id).getCount(), 0);
 });
 
-test("connect to an unknown actor id fails with actor.not_found", T, async (t) => {
+test("connect to an unknown actor id fails with actor.not_found", T, async () => {
 	const url = `${server.endpoint.replace("http", "ws")}/gateway/no-such-actor/connect`;
 	const ws = new WebSocket(url, ["rivet", "rivet_encoding.json"]);
 	const frames = [];
@@ -153,8 +155,14 @@ test("connect to an unknown actor id fails with actor.not_found", T, async (t) =
 		20_000,
 		"connect to unknown actor",
 	);
-	t.diagnostic(`unknown actor connect: ${JSON.stringify(outcome)}; frames: ${frames.join(" | ")}`);
-	const text = JSON.stringify(outcome) + frames.join(" ");
-	assert.match(text, /not_found|404/);
+	// The upgrade succeeds; one Error for no action names the problem, then the close carries its code.
+	assert.deepEqual(outcome, { code: 1011, reason: "actor.not_found" });
+	assert.equal(frames.length, 1, frames.join(" | "));
+	const error = JSON.parse(frames[0]).body;
+	assert.equal(error.tag, "Error");
+	assert.deepEqual(
+		{ group: error.val.group, code: error.val.code, actionId: error.val.actionId },
+		{ group: "actor", code: "not_found", actionId: null },
+	);
 	ws.terminate();
 });
