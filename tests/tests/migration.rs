@@ -43,14 +43,14 @@ async fn three_regions(ca: &Ca, work: &std::path::Path, extra: &[&str]) -> Vec<N
 /// `POST /actors/{id}/migrate` through `node`'s gateway: the status and the body.
 async fn migrate(node: &Node, actor_id: &str, target: Value) -> (u16, Value) {
     let url = format!("{}/actors/{actor_id}/migrate", node.process.endpoint());
-    let response = reqwest::Client::new().post(url).bearer_auth(TOKEN).json(&target).send().await.unwrap();
+    let response = tern_tests::http_client().post(url).bearer_auth(TOKEN).json(&target).send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// `GET path` (admin) through `node`'s gateway, as JSON.
 async fn admin_get(node: &Node, path: &str) -> Value {
-    fetch_json(reqwest::Client::new().get(format!("{}{path}", node.process.endpoint())).bearer_auth(TOKEN)).await
+    fetch_json(tern_tests::http_client().get(format!("{}{path}", node.process.endpoint())).bearer_auth(TOKEN)).await
 }
 
 /// The actor's record through `node`'s gateway (`GET /actors?actor_ids=`).
@@ -281,7 +281,7 @@ async fn raw_websockets_follow_their_actor_and_each_message_reaches_one_handler(
     }
     // The actor counted and stored each message exactly once, across its homes.
     let url = format!("{}/gateway/{id}/request/messages", nodes[1].process.endpoint());
-    let stats = fetch_json(reqwest::Client::new().get(url)).await;
+    let stats = fetch_json(tern_tests::http_client().get(url)).await;
     assert_eq!(stats["messages"], json!(total), "{stats}");
     assert_eq!(stats["stored"], json!(total), "{stats}");
     println!("6 moves with two raw WebSockets open: {total} messages, each echoed and stored once");
@@ -299,7 +299,7 @@ async fn a_sleeping_actor_moves_without_waking_and_errors_are_the_catalogues() {
         iad.call(&id, "execute", json!([format!("INSERT INTO t VALUES ('v{i}')"), null])).await.unwrap();
     }
     let url = format!("{}/actors/{id}/sleep", nodes[0].process.endpoint());
-    let slept = reqwest::Client::new().post(url).bearer_auth(TOKEN).send().await.unwrap();
+    let slept = tern_tests::http_client().post(url).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(slept.status(), 200);
 
     // Errors first: nothing moves.
@@ -504,7 +504,8 @@ async fn an_actor_follows_its_traffic_to_another_region_and_an_even_split_never_
     let summary = admin_get(&nodes[2], &format!("/gateway/{traveler}/inspector/summary")).await;
     let last_move = summary["lastMove"].as_str().unwrap_or_else(|| panic!("{summary}"));
     assert!(last_move.starts_with("moved iad → fra: ") && last_move.ends_with(" calls from fra"), "{last_move}");
-    let metrics = reqwest::Client::new().get(format!("{}/metrics", nodes[0].process.endpoint())).send().await.unwrap();
+    let metrics =
+        tern_tests::http_client().get(format!("{}/metrics", nodes[0].process.endpoint())).send().await.unwrap();
     let metrics = metrics.text().await.unwrap();
     assert!(metrics.lines().any(|l| l.starts_with("tern_traffic_moves_total ") && !l.ends_with(" 0")), "{metrics}");
 
