@@ -163,6 +163,8 @@ pub struct Proposer<V> {
     /// The highest round this proposer used or saw; the next ballot goes above it.
     round: AtomicU64,
     attempts: u32,
+    /// Draws the random pauses after conflicts.
+    jitter: std::sync::Mutex<rand::rngs::StdRng>,
 }
 
 /// How many conflicting or quorum-less rounds a proposal tries before giving up.
@@ -175,7 +177,14 @@ const UNREACHABLE_ROUNDS: usize = 3;
 impl<V: Voters> Proposer<V> {
     /// A proposer for node `node` over `voters`.
     pub fn new(node: impl Into<String>, voters: Arc<V>) -> Self {
-        Self { node: node.into(), voters, round: AtomicU64::new(0), attempts: ATTEMPTS }
+        Self::seeded(node, voters, rand::random())
+    }
+
+    /// A proposer whose random pauses after conflicts are drawn from `seed`: the same seed, the same pauses (the
+    /// directory's simulation replays a run exactly).
+    pub fn seeded(node: impl Into<String>, voters: Arc<V>, seed: u64) -> Self {
+        let jitter = std::sync::Mutex::new(rand::SeedableRng::seed_from_u64(seed));
+        Self { node: node.into(), voters, round: AtomicU64::new(0), attempts: ATTEMPTS, jitter }
     }
 
     /// Reads the register (linearizably): one round trip when a majority agree, else a full identity change.
@@ -252,7 +261,7 @@ impl<V: Voters> Proposer<V> {
                 break;
             }
             if attempt > 0 {
-                tokio::time::sleep(pause(attempt)).await;
+                tokio::time::sleep(self.pause(attempt)).await;
             }
             let ballot = self.next_ballot();
             let current = match self.prepare_round(register, &ballot).await {
@@ -273,6 +282,12 @@ impl<V: Voters> Proposer<V> {
             }
         }
         Err(ProposeError::NoQuorum(last_failure))
+    }
+
+    /// A random pause before attempt `attempt` (from 1): up to 5 ms doubling per attempt, capped at [`MAX_PAUSE`].
+    fn pause(&self, attempt: u32) -> Duration {
+        let cap = Duration::from_millis(5).saturating_mul(1 << attempt.min(10)).min(MAX_PAUSE);
+        cap.mul_f64(rand::RngExt::random::<f64>(&mut *crate::sync::lock(&self.jitter)))
     }
 
     fn next_ballot(&self) -> Ballot {
@@ -359,11 +374,7 @@ impl RoundFailure {
     }
 }
 
-/// A random pause before attempt `attempt` (from 1): up to 5 ms doubling per attempt, capped at [`MAX_PAUSE`].
-fn pause(attempt: u32) -> Duration {
-    let cap = Duration::from_millis(5).saturating_mul(1 << attempt.min(10)).min(MAX_PAUSE);
-    cap.mul_f64(rand::random::<f64>())
-}
-
+#[cfg(test)]
+mod sim;
 #[cfg(test)]
 mod tests;
