@@ -37,6 +37,10 @@ const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 const CLOSE_TOO_BIG: u16 = 1009;
 /// A hard cap on frames the WebSocket layer buffers before Tern's own (smaller) size check answers.
 pub(crate) const FRAME_HARD_CAP: usize = 32 * 1024 * 1024;
+/// The read buffer and the write batching threshold of each client WebSocket. The WebSocket library's default is
+/// 128 KiB each, and the read buffer is allocated when the socket opens: 10,000 idle sockets held 1.25 GiB that
+/// way. Larger messages still arrive whole (the buffer grows for them); small ones, the usual traffic, fit.
+pub(crate) const SOCKET_BUFFER: usize = 8 * 1024;
 
 /// Accepts the upgrade and serves the connection to `target` (or reports why it cannot be resolved).
 pub(crate) fn upgrade(
@@ -46,6 +50,7 @@ pub(crate) fn upgrade(
     target: Result<Target, ClientError>,
 ) -> Response {
     let protocols = socket_protocols(headers);
+    let upgrade = upgrade.read_buffer_size(SOCKET_BUFFER).write_buffer_size(SOCKET_BUFFER);
     upgrade.protocols(["rivet"]).max_message_size(FRAME_HARD_CAP).on_upgrade(move |socket| async move {
         let mut socket = socket;
         let protocols = match protocols {

@@ -25,7 +25,7 @@ use tern_proto::ClientError;
 
 use crate::AppState;
 use crate::backend::{RawSocketHandle, SocketMessage, SocketOutput};
-use crate::connection::{FRAME_HARD_CAP, violation_close};
+use crate::connection::{FRAME_HARD_CAP, SOCKET_BUFFER, violation_close};
 use crate::request::{http_conn_params, read_body, socket_conn_params};
 use crate::target::{self, Target};
 
@@ -81,6 +81,7 @@ pub(crate) fn upgrade(
     parsed: Result<(Target, Option<String>), ClientError>,
 ) -> Response {
     let headers = headers.clone();
+    let upgrade = upgrade.read_buffer_size(SOCKET_BUFFER).write_buffer_size(SOCKET_BUFFER);
     upgrade.protocols(["rivet"]).max_message_size(FRAME_HARD_CAP).on_upgrade(move |mut socket| async move {
         let end = match open(&app, headers, &path, parsed).await {
             Ok(handle) => relay(&app, &mut socket, handle).await,

@@ -15,6 +15,7 @@ mod node;
 mod regions;
 mod replication;
 mod scenarios;
+mod soak;
 mod stats;
 
 use std::process::ExitCode;
@@ -44,6 +45,14 @@ struct Args {
     /// Run only these measurements (comma-separated or repeated); all when absent.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Measurement>,
+
+    /// WebSockets the soak holds open.
+    #[arg(long, default_value_t = 10_000)]
+    soak_sockets: usize,
+
+    /// How long the soak lasts, in seconds.
+    #[arg(long, default_value_t = 600)]
+    soak_seconds: u64,
 }
 
 /// The measurements, in the order they run.
@@ -73,6 +82,9 @@ enum Measurement {
     /// Migration: the pause of a moving actor (1 MB and 100 MB databases), and a client's latency while its actor
     /// moves.
     Migration,
+    /// The soak: `--soak-sockets` WebSockets held open for `--soak-seconds`, calling their actors, with the node's
+    /// resident memory sampled throughout and after they close. Only when asked for (`--only soak`).
+    Soak,
 }
 
 /// Targets from the project's issue, and physical anchors from the peers-and-limits notes.
@@ -189,7 +201,7 @@ async fn run(args: Args) {
     let (ws_count, wake_count, create_count, wait_count) = counts;
     let workers = args.workers;
     let runs = |m: Measurement| {
-        let runs = args.only.is_empty() || args.only.contains(&m);
+        let runs = (args.only.is_empty() && m != Measurement::Soak) || args.only.contains(&m);
         if runs {
             eprintln!("tern-bench: measuring {m:?}"); // progress, on stderr so the report stays clean
         }
@@ -355,6 +367,11 @@ async fn run(args: Args) {
         let measurement = format!("actor creations ({create_count}, `POST /actors`)");
         report.rows.push(Row::new(measurement, per_s(created.per_second, "actors"), none));
         scenarios::sleep_all(&client, &created.ids, workers).await;
+    }
+    if runs(Measurement::Soak) {
+        let (sockets, seconds) = if args.quick { (200, 20) } else { (args.soak_sockets, args.soak_seconds) };
+        let soak = soak::soak(&client, &node, sockets, Duration::from_secs(seconds)).await;
+        soak_rows(&mut report, &soak);
     }
     if runs(Measurement::Memory) {
         let memory = scenarios::memory(&client, &node, memory_actors, workers).await;
@@ -528,6 +545,51 @@ fn migration_rows(report: &mut Report, mut results: migration::MigrationResults,
         )
         .ratio(format!(
             "p50 {during_p50:.1} ms, p99 {during_p99:.1} ms against steady p50 {steady_p50:.2} ms; no call failed"
+        )),
+    );
+}
+
+/// The rows of the soak.
+fn soak_rows(report: &mut Report, soak: &soak::Soak) {
+    let mib = |bytes: u64| format!("{:.0} MiB", bytes as f64 / 1048576.0);
+    let none = &mut Samples::default();
+    let (low, high) = soak.rss_range_after_minute;
+    report.rows.push(
+        Row::new(
+            format!("soak: {} WebSockets for {} s, each calling every 5 s", soak.sockets, soak.duration.as_secs()),
+            format!(
+                "{} calls acknowledged, {} failed; counters sum {}; {} sockets changed state",
+                soak.calls, soak.failed, soak.counted, soak.closed
+            ),
+            none,
+        )
+        .ratio(if soak.failed == 0 && soak.counted == soak.calls as i64 && soak.closed == 0 {
+            "no loss: every call answered and counted once, every socket open throughout".to_string()
+        } else {
+            "LOSS: see the counts".to_string()
+        }),
+    );
+    report.rows.push(
+        Row::new(
+            "soak: the node's resident memory",
+            format!(
+                "{} before, {} with the sockets open, {} at 1 min, {} at the end ({} to {} after 1 min), {} 10 s after they closed",
+                mib(soak.rss_before),
+                mib(soak.rss_open),
+                mib(soak.rss_minute),
+                mib(soak.rss_end),
+                mib(low),
+                mib(high),
+                mib(soak.rss_after_close)
+            ),
+            none,
+        )
+        .ratio(format!(
+            "{:+.1}% from 1 min to the end; {:.0}% of what the sockets took given back after they closed",
+            (soak.rss_end as f64 / soak.rss_minute.max(1) as f64 - 1.0) * 100.0,
+            (soak.rss_end.saturating_sub(soak.rss_after_close)) as f64
+                / (soak.rss_end.saturating_sub(soak.rss_before)).max(1) as f64
+                * 100.0
         )),
     );
 }
