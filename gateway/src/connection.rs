@@ -38,8 +38,9 @@ const CLOSE_TOO_BIG: u16 = 1009;
 /// A hard cap on frames the WebSocket layer buffers before Tern's own (smaller) size check answers.
 pub(crate) const FRAME_HARD_CAP: usize = 32 * 1024 * 1024;
 /// The read buffer and the write batching threshold of each client WebSocket. The WebSocket library's default is
-/// 128 KiB each, and the read buffer is allocated when the socket opens: 10,000 idle sockets held 1.25 GiB that
-/// way. Larger messages still arrive whole (the buffer grows for them); small ones, the usual traffic, fit.
+/// 128 KiB each, and the read buffer is allocated when the socket opens (1.2 GiB for 10,000 sockets); with 8 KiB
+/// a socket costs the node about 23 KiB in all (`tern-bench --only soak`). Larger messages still arrive whole
+/// (the buffer grows for them); small ones, the usual traffic, fit.
 pub(crate) const SOCKET_BUFFER: usize = 8 * 1024;
 
 /// Accepts the upgrade and serves the connection to `target` (or reports why it cannot be resolved).
