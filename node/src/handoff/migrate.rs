@@ -6,18 +6,18 @@
 //!    every new request for the actor is held ([`crate::runtime::host::HostCore::hold`]).
 //! 3. The actor finishes what its mailbox holds and sleeps; its connections are saved in its database and told to
 //!    follow it ([`tern_gateway::backend::ConnOutput::Moved`]).
-//! 4. The home asks the target to take the actor over ([`TakeHome`]), sending the frames the target had not
-//!    acknowledged with the request.
+//! 4. The target acknowledges the last frames; the home asks it to take the actor over ([`TakeHome`]).
 //!
-//! On the target: its copy must come to hold exactly the home's last commit (it applies the frames the request
-//! carries, and waits for any the home's stream still ships). It
+//! On the target: its copy must hold exactly the home's last commit. It
 //! records the hand-off, promotes the copy, records the actor (holding its requests), and moves the placement to
 //! itself by CAS: only if the placement is still the one the hand-off began from. Then it wakes the actor if it
 //! was awake, and answers.
 //!
-//! The pause is thus two round trips: the take-over request (with the last frames), and the CAS, whose first round
-//! the target ran when the home told it to [`Expect`] the actor, once it had caught up (the CAS then needs only
-//! its accept round, unless something changed the placement meanwhile).
+//! The pause is thus three round trips: the last frames, the take-over request, and the CAS, whose first round the
+//! target ran when the home told it to [`Expect`] the actor, once it had caught up (the CAS then needs only its
+//! accept round, unless something changed the placement meanwhile). Sending the take-over before the target
+//! acknowledged the last frames saves one, but lets a batch still on its way reach the target's copy while the
+//! target promotes it (one test run saw a node stall that way), so the home waits.
 //!
 //! Back on the home: the actor is forgotten here, the home's copy becomes a replica of the new home, and the held
 //! requests go on, to the new home. If anything failed, the directory decides: a home still placed there takes the
@@ -286,8 +286,7 @@ impl Handoff {
         reason: String,
     ) -> Result<(u64, bool), ClientError> {
         let paused = Instant::now();
-        let (state, last_frames) = self.replication.final_state(actor_id, &to.id).await?;
-        let last_frames_bytes = last_frames.as_ref().map_or(0, bytes::Bytes::len);
+        let state = self.replication.final_state(actor_id, &to.id, FINAL_LIMIT).await?;
         crash_point(&self.host.core.data_dir, "leaving:shipped");
         let (count, _) = self.replication.policy(actor_id);
         // The old home keeps a copy (it holds exactly what the new home starts from), so the set keeps its size.
@@ -299,7 +298,6 @@ impl Handoff {
             from: self.local_id.clone(),
             epoch: placement.epoch,
             state,
-            last_frames,
             replicas,
             arrival: self.host.departure(actor_id, awake),
             reason,
@@ -307,7 +305,7 @@ impl Handoff {
         let shipped = Instant::now();
         let answer = rpc::ask(self.backend.transport(), to.quic_addr, call, TAKE_HOME_TIMEOUT).await;
         tracing::debug!(
-            actor_id, to = %to.id, last_frames_bytes, final_state_ms = (shipped - paused).as_millis() as u64,
+            actor_id, to = %to.id, last_frames_ms = (shipped - paused).as_millis() as u64,
             take_home_ms = shipped.elapsed().as_millis() as u64, "the target answered"
         );
         match answer {
@@ -368,9 +366,6 @@ impl Handoff {
         let actor_id = call.record.actor_id.as_str();
         let prepared = self.expected.take(actor_id);
         let arrived = Instant::now();
-        if let Some(frames) = call.last_frames.clone() {
-            self.replication.take_last_frames(actor_id, &call.from, frames).await;
-        }
         if !self.replication.copy_reaches(actor_id, &call.from, call.state, FINAL_LIMIT).await.unwrap_or(false) {
             return Err(HandoffRefusal::Behind { at: self.replication.copy_position(actor_id).await.ok() });
         }

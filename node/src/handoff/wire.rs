@@ -26,9 +26,9 @@ pub struct Expect {
 }
 peer_call!(Expect => HandoffMessage::Expect, service::HANDOFF, ());
 
-/// Take actor `record.actor_id` over from its home `from`, which paused it: this node's replica must come to hold
-/// exactly what the home's stream `state` says (everything the actor committed; the last frames may still be on
-/// their way), and the directory must still place the actor on `from` under `epoch`. Answered with the actor's new epoch once it serves here.
+/// Take actor `record.actor_id` over from its home `from`, which paused it: this node's replica must hold exactly
+/// what the home's stream `state` says (everything the actor committed), and the directory must still place the
+/// actor on `from` under `epoch`. Answered with the actor's new epoch once it serves here.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TakeHome {
     /// The actor, as its new home records it.
@@ -36,9 +36,6 @@ pub struct TakeHome {
     pub from: String,
     pub epoch: u64,
     pub state: WalState,
-    /// The frames the target had not acknowledged when the home paused the actor (as a replication batch), so that
-    /// they arrive with this request; `None` when they were too many (the home's stream ships them all the same).
-    pub last_frames: Option<bytes::Bytes>,
     /// The new home's replicas (the old home among them when it keeps a copy).
     pub replicas: Vec<String>,
     pub arrival: Arrival,

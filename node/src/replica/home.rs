@@ -221,17 +221,6 @@ impl HomeStream {
         matches!(tokio::time::timeout(limit, reached).await, Ok(Ok(_)))
     }
 
-    /// The frames `replica` has not acknowledged, up to the last commit (as many as one batch holds), encoded as a
-    /// batch; `None` when it acknowledged them all, its position is not known, or they do not fit in a request.
-    pub(super) async fn unacknowledged_frames(&self, replica: &str) -> Option<bytes::Bytes> {
-        let after = *self.acked.borrow().get(replica)?;
-        let _files = self.files.read().await;
-        let wal = self.wal();
-        let batch = WalFile::of(&self.db_path).read_after(after, self.committed(), wal.previous_end, BATCH_BYTES);
-        let wire = batch.ok()??.encode();
-        (wire.len() <= max_shipped_batch() / 2).then_some(wire)
-    }
-
     /// Waits up to `limit` until `replica` acknowledged `position` or later itself (a replica at the end of the
     /// previous generation does not count for a generation's start, unlike [`Self::reached`]).
     pub(super) async fn acknowledged(&self, replica: &str, position: Position, limit: Duration) -> bool {

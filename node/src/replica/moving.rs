@@ -9,10 +9,11 @@ use tern_proto::ClientError;
 use tern_replication::wal::WalState;
 
 use super::home::HomeStream;
-use super::wire::ShipFrames;
 
 /// How many times a move waits for its target to catch up with the latest commit before it pauses the actor.
 const CATCH_UP_ROUNDS: usize = 4;
+/// How long a move waits for its target to checkpoint its copy after the home checkpointed, before the pause.
+const ADVANCE_WAIT: Duration = Duration::from_secs(2);
 use super::{Replication, io_failed, remove_database, with_suffix};
 use crate::storage::wal_streams::{StreamRecord, StreamRole};
 
@@ -59,8 +60,9 @@ impl Replication {
             let (reply, turned) = tokio::sync::oneshot::channel();
             if self.ctx.core.dispatch_if_awake(actor_id, crate::runtime::command::Command::Ping { reply }).await {
                 let _ = turned.await;
-                // The target checkpoints its copy too (the stream tells it to), before the pause.
-                stream.acknowledged(target, stream.committed(), limit).await;
+                // The target checkpoints its copy too (the stream tells it to), before the pause; if it cannot
+                // soon (a reader holds its copy, say), the take-over does it instead.
+                stream.acknowledged(target, stream.committed(), ADVANCE_WAIT).await;
             }
         }
         let held = CheckpointsHeld::new(stream.clone());
@@ -79,28 +81,27 @@ impl Replication {
         Ok(Some(held))
     }
 
-    /// Once the actor is paused for a move (asleep, requests held): returns the stream's final state (its
-    /// position, and where the previous generation ended), which the stream ships to `target` from now on (the
-    /// target waits for it, [`Self::copy_reaches`]), and the frames `target` has not acknowledged yet, as a batch
-    /// for the take-over request to carry ([`Self::take_last_frames`]), so that they need no round trip of their
-    /// own. An actor with no stream in memory gets one here, from its files.
+    /// Once the actor is paused for a move (asleep, requests held): waits until `target` acknowledged everything
+    /// the actor committed, for at most `limit`, and returns the stream's final state (its position, and where the
+    /// previous generation ended). The acknowledgement must be the target's own (not only "at the end of the
+    /// previous generation"), so that nothing of this stream is still on its way to the target's copy when the
+    /// target promotes it. An actor with no stream in memory gets one here, from its files.
     pub(crate) async fn final_state(
         &self,
         actor_id: &str,
         target: &str,
-    ) -> Result<(WalState, Option<bytes::Bytes>), ClientError> {
+        limit: Duration,
+    ) -> Result<WalState, ClientError> {
         let stream = self.paused_stream(actor_id).await?;
         self.include(actor_id, &stream, target).await?;
-        Ok((stream.committed_state(), stream.unacknowledged_frames(target).await))
-    }
-
-    /// Applies to this node's copy of `actor_id` the last frames its home `home` sent with a take-over request
-    /// (frames the copy already holds are compared, not written again). One that does not apply is left to the
-    /// home's stream, which ships them too.
-    pub(crate) async fn take_last_frames(&self, actor_id: &str, home: &str, batch: bytes::Bytes) {
-        let call = ShipFrames { actor_id: actor_id.to_string(), home: home.to_string(), batch };
-        if let Err(refusal) = self.copies.apply(&self.ctx.core, call).await {
-            tracing::debug!(actor_id, ?refusal, "the last frames of a take-over did not apply; waiting for the stream");
+        let state = stream.committed_state();
+        if stream.acknowledged(target, state.position(), limit).await {
+            Ok(state)
+        } else {
+            Err(ClientError::unavailable(format!(
+                "node {target} did not receive the last changes of actor {actor_id} within {} s",
+                limit.as_secs()
+            )))
         }
     }
 
