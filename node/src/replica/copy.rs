@@ -13,7 +13,7 @@ use crate::sync::lock;
 
 /// One actor's copy: its writer while open, and a snapshot being received.
 #[derive(Default)]
-struct Copy {
+pub(super) struct Copy {
     replica: Option<Replica>,
     receiving: Option<SnapshotReceiver>,
     /// When the home last sent something.
@@ -51,6 +51,21 @@ impl Copies {
                 copy.replica = None;
             }
         }
+    }
+
+    /// Closes the copy of `actor_id` and keeps it closed until the returned guard drops: no batch, generation
+    /// change or snapshot reaches its files meanwhile (they wait for the guard, then find the copy closed and look
+    /// at the recorded stream again). A promotion holds it until the stream is recorded as this node's home.
+    pub(super) async fn hold_closed(&self, actor_id: &str) -> tokio::sync::OwnedMutexGuard<Copy> {
+        let mut copy = self.copy(actor_id).lock_owned().await;
+        copy.replica = None;
+        copy.receiving = None;
+        copy
+    }
+
+    /// Forgets the copy of `actor_id` here (after [`Self::hold_closed`]).
+    pub(super) fn forget(&self, actor_id: &str) {
+        lock(&self.open).remove(actor_id);
     }
 
     /// Closes the copy of `actor_id` and forgets it here (its files stay; the caller moves or removes them).

@@ -334,7 +334,9 @@ impl Replication {
     /// `actors/`, and the stream goes on from the replica's position (to replicas chosen now), so that the other
     /// copies of the same history continue where they are.
     pub(crate) async fn promote(&self, actor_id: &str, replicas: Vec<String>) -> Result<(), ClientError> {
-        self.copies.close(actor_id).await;
+        // Held until the stream is recorded as this node's: a batch still on its way from the old home must not
+        // open the copy's files while they move.
+        let closed = self.copies.hold_closed(actor_id).await;
         let core = &self.ctx.core;
         let record = core
             .node_db
@@ -354,6 +356,8 @@ impl Replication {
         remove_database(&from)?;
         let home = StreamRecord { role: StreamRole::Home, state: record.state, peers: replicas };
         core.node_db.set_wal_stream(actor_id, &home).await?;
+        drop(closed);
+        self.copies.forget(actor_id);
         self.streams.lock().await.remove(actor_id);
         Ok(())
     }
