@@ -44,7 +44,7 @@ use crate::sync::lock;
 
 /// How long the target may take to catch up while the actor keeps serving (a bootstrap of a large database).
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(300);
-/// How long the target waits for the last frames while the actor is paused.
+/// How long the home waits for the target to acknowledge the last frames while the actor is paused.
 const FINAL_LIMIT: Duration = Duration::from_secs(20);
 /// How long the target may take to take the actor over (receiving the last frames included).
 const TAKE_HOME_TIMEOUT: Duration = Duration::from_secs(30);
@@ -366,7 +366,7 @@ impl Handoff {
         let actor_id = call.record.actor_id.as_str();
         let prepared = self.expected.take(actor_id);
         let arrived = Instant::now();
-        if !self.replication.copy_reaches(actor_id, &call.from, call.state, FINAL_LIMIT).await.unwrap_or(false) {
+        if !self.replication.copy_holds(actor_id, &call.from, call.state).await.unwrap_or(false) {
             return Err(HandoffRefusal::Behind { at: self.replication.copy_position(actor_id).await.ok() });
         }
         let directory = self.backend.directory().map_err(HandoffRefusal::Failed)?;

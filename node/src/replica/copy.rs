@@ -24,20 +24,12 @@ pub(super) struct Copy {
 #[derive(Default)]
 pub(super) struct Copies {
     open: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Copy>>>>,
-    /// Woken whenever a copy moves on.
-    changed: tokio::sync::Notify,
 }
 
 impl Copies {
     fn copy(&self, actor_id: &str) -> Arc<tokio::sync::Mutex<Copy>> {
         let mut open = lock(&self.open);
         open.entry(actor_id.to_string()).or_default().clone()
-    }
-
-    /// Completes the next time any copy moves on (frames applied, a generation advanced, a snapshot installed);
-    /// enable it before looking at a copy so that no change is missed.
-    pub(super) fn changed(&self) -> tokio::sync::futures::Notified<'_> {
-        self.changed.notified()
     }
 
     /// Closes the writers of copies that received nothing for `idle` (their actors sleep, or write rarely), so that
@@ -108,7 +100,6 @@ impl Copies {
             let record = StreamRecord { role: StreamRole::Replica, state, peers: vec![call.home] };
             core.node_db.set_wal_stream(&call.actor_id, &record).await.map_err(|e| Refusal::Failed(e.message))?;
         }
-        self.changed.notify_waiters();
         Ok(state)
     }
 
@@ -132,7 +123,6 @@ impl Copies {
         let state = tokio::task::block_in_place(|| replica.advance(next)).map_err(refusal)?;
         let record = StreamRecord { role: StreamRole::Replica, state, peers: vec![home.to_string()] };
         core.node_db.set_wal_stream(actor_id, &record).await.map_err(|e| Refusal::Failed(e.message))?;
-        self.changed.notify_waiters();
         Ok(state)
     }
 
@@ -165,7 +155,6 @@ impl Copies {
         let record = StreamRecord { role: StreamRole::Replica, state, peers: vec![call.home] };
         core.node_db.set_wal_stream(&call.actor_id, &record).await.map_err(|e| Refusal::Failed(e.message))?;
         copy.replica = Some(tokio::task::block_in_place(|| Replica::open(&path, state)).map_err(refusal)?);
-        self.changed.notify_waiters();
         Ok(SnapshotProgress::Installed(state))
     }
 }

@@ -172,35 +172,9 @@ impl Replication {
         core.node_db.set_wal_stream(actor_id, &record).await
     }
 
-    /// Whether this node's replica of `actor_id` (homed on `home`) comes to hold exactly what the home's `state`
-    /// says within `limit` (the home's last frames may still be on their way).
-    pub(crate) async fn copy_reaches(
-        &self,
-        actor_id: &str,
-        home: &str,
-        state: WalState,
-        limit: Duration,
-    ) -> Result<bool, ClientError> {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let changed = self.copies.changed();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            match self.copy_holds(actor_id, home, state).await {
-                Ok(true) => return Ok(true),
-                Ok(false) => {}
-                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
-                Err(_) => {}
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return Ok(false);
-            }
-        }
-    }
-
     /// Whether this node's replica of `actor_id` (homed on `home`) holds exactly what the home's `state` says,
     /// moving it to that state's generation when the home started it without frames.
-    async fn copy_holds(&self, actor_id: &str, home: &str, state: WalState) -> Result<bool, ClientError> {
+    pub(crate) async fn copy_holds(&self, actor_id: &str, home: &str, state: WalState) -> Result<bool, ClientError> {
         let at = self.copy_position(actor_id).await?;
         if at == state.position() {
             return Ok(true);
