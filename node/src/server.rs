@@ -19,7 +19,7 @@ use crate::runtime::alarms::{Alarms, run_timer};
 use crate::runtime::host::{HostCore, Stores};
 use crate::runtime::resume::{PendingWork, resume};
 use crate::runtime::{Durability, Host};
-use crate::storage::{DataDir, DbPool, NodeDb};
+use crate::storage::{ActorTemplate, DataDir, DbPool, NodeDb};
 use crate::sync::lock;
 use crate::trace::export::{ExportSettings, SpanExporter, TRACES_PATH};
 
@@ -96,6 +96,9 @@ pub enum ServeError {
     TraceExport(#[from] reqwest::Error),
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    /// The database new actors start from cannot be built in the data directory.
+    #[error("cannot build the new actors' database template: {0}")]
+    Template(#[from] crate::storage::template::TemplateError),
 }
 
 /// Opens the data directory and starts the host (no listener), which wakes the actors left with unfinished work
@@ -105,7 +108,8 @@ pub async fn open_host(registry: Registry, config: &NodeConfig) -> Result<Host, 
     let metrics = Metrics::new(&config.region);
     let node_db = NodeDb::open(&data_dir.node_db_path(), metrics.clone()).await?;
     let actor_table = ActorTable::from_records(node_db.load_all().await?);
-    let pool = DbPool::new(config.max_open_databases);
+    let template = ActorTemplate::build(&data_dir.scratch_path("actor-template.db")).await?;
+    let pool = DbPool::new(config.max_open_databases, template);
     let alarms = Alarms::from_records(node_db.load_alarms().await?);
     let pending_work = PendingWork::from_records(node_db.load_pending_work().await?);
     let stores = Stores { metrics, data_dir, pool, node_db, actor_table, alarms, pending_work };

@@ -177,13 +177,16 @@ async fn state_survives_restart_and_sleep() {
     assert_eq!(node.call(&id, "add", vec![int(4)]).await.unwrap(), int(4));
     node.host.sleep_actor(&id).await.unwrap();
     assert_eq!(node.host.awake_count(), 0);
-    assert_eq!(node.host.open_databases(), 0, "a sleeping actor holds no open file");
+    // The handle stays in the bounded pool, so the wake reopens nothing, and the woken actor sees its last state.
+    assert_eq!(node.host.open_databases(), 1, "a sleeping actor's handle stays pooled");
     assert_eq!(node.call(&id, "add", vec![int(1)]).await.unwrap(), int(5));
+    node.host.sleep_actor(&id).await.unwrap();
+    assert_eq!(node.call(&id, "add", vec![int(1)]).await.unwrap(), int(6));
     let calls = node.stop().await;
 
     let node = open(dir.path(), calls).await;
     let got = node.call(&id, "get", vec![]).await.unwrap();
-    assert_eq!(got, Value::Array(vec![int(5), Value::Text("seeded".into())]));
+    assert_eq!(got, Value::Array(vec![int(6), Value::Text("seeded".into())]));
     let info = node.host.get_actor_by_key("tally", &ActorKey::new(vec!["a".into()]).unwrap()).await.unwrap().unwrap();
     assert_eq!(info.actor_id, id);
     node.stop().await;

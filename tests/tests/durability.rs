@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tern_client::Client;
@@ -85,6 +85,62 @@ async fn acknowledged_actions_survive_kill_9() {
             "{}: rows lost",
             acked.key
         );
+    }
+}
+
+/// Creates `counter` actors with fresh keys until `stop`, recording each acknowledged key and actor id.
+async fn creator(
+    client: Client,
+    prefix: String,
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicUsize>,
+) -> Vec<(String, String)> {
+    let mut created = Vec::new();
+    let mut n = 0;
+    while !stop.load(Ordering::Acquire) {
+        let key = format!("{prefix}-{n}");
+        n += 1;
+        match client.create("counter", [key.as_str()], None).await {
+            Ok(actor) => {
+                created.push((key, actor.cached_actor_id().expect("a created actor's id")));
+                acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => break,
+        }
+    }
+    created
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_creations_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = TernProcess::start(&example_binary(), &dir.path().join("data"));
+    let client = Client::new(node.endpoint()).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicUsize::new(0));
+    let creators: Vec<_> = (0..16)
+        .map(|i| tokio::spawn(creator(client.clone(), format!("burst-{i}"), stop.clone(), acked.clone())))
+        .collect();
+    // A burst of creations in flight (each a new file from the template, its first commit unsynced), then the crash.
+    tern_tests::eventually("creations under way", Duration::from_secs(60), || {
+        let acked = acked.clone();
+        async move { (acked.load(Ordering::Relaxed) >= 300).then_some(()) }
+    })
+    .await;
+    node.kill9();
+    stop.store(true, Ordering::Release);
+    let mut created = Vec::new();
+    for creator in creators {
+        created.extend(creator.await.unwrap());
+    }
+    assert!(created.len() >= 300);
+
+    node.restart();
+    let client = Client::new(node.endpoint()).unwrap();
+    for (key, id) in &created {
+        let actor = client.get("counter", [key.as_str()]);
+        assert_eq!(&actor.resolve().await.unwrap(), id, "{key} is bound to the actor its create acknowledged");
+        assert_eq!(actor.call::<i64>("increment", (1,)).await.unwrap(), 1, "{key} starts from its created state");
     }
 }
 

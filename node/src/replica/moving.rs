@@ -200,6 +200,7 @@ impl Replication {
         if let Some(stream) = self.streams.lock().await.remove(actor_id).flatten() {
             stream.retire();
         }
+        core.pool.close(actor_id);
         remove_database(&core.data_dir.actor_db_path(actor_id))?;
         core.node_db.remove_wal_stream(actor_id).await
     }

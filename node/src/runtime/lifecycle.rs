@@ -353,10 +353,13 @@ where
             instance.flush_connections();
             if instance.moving.load(Ordering::Acquire) {
                 instance.hand_connections_over();
+                // Its files are about to move to another node.
+                core.pool.close(&id);
             } else {
                 instance.close_all_connections(ClientError::stopping());
+                // The database handle stays in the pool (bounded, least recently used first out), so that a wake
+                // soon after reopens nothing.
             }
-            core.pool.close(&id);
             core.finish_stop(&id, false);
             core.metrics.record_sleep(&instance.shared.name);
             dones.into_iter().for_each(|d| {

@@ -12,6 +12,7 @@
 //! here are the statements it runs.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use base64::Engine;
 use libsql::{Connection, params};
@@ -54,6 +55,22 @@ CREATE TABLE IF NOT EXISTS _tern_kv (
 ) WITHOUT ROWID;
 ";
 
+/// Creates the internal tables (those missing) and records the schema version, last: a database that has it
+/// needs none of these statements again. Used by a new actor's [`super::template::ActorTemplate`] and to bring an
+/// older database up to date.
+pub async fn create_internal_tables(conn: &Connection) -> Result<(), libsql::Error> {
+    conn.execute_batch(SCHEMA).await?;
+    conn.execute_batch(super::schedules::SCHEMA).await?;
+    conn.execute_batch(super::queue::SCHEMA).await?;
+    conn.execute_batch(super::workflow::SCHEMA).await?;
+    conn.execute(
+        "INSERT OR REPLACE INTO _tern_meta (key, value) VALUES ('schema_version', ?1)",
+        [ACTOR_SCHEMA_VERSION],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Most spans kept per actor; older ones are dropped as new ones are written.
 pub const MAX_SPANS: i64 = 5_000;
 
@@ -68,6 +85,9 @@ pub struct ActorDb {
     statements: Arc<Statements>,
     conn: Connection,
     sandbox: Sandbox,
+    /// Set while the connection's first transaction runs with `synchronous=OFF` (see
+    /// [`super::DbPool::connection`]): the next commit puts it back to `NORMAL`.
+    relaxed: Arc<AtomicBool>,
 }
 
 /// What was found in the database when the actor started.
@@ -100,7 +120,14 @@ pub struct StoredConn {
 impl ActorDb {
     /// Wraps a connection that [`super::sandbox::open`] opened, with a fresh statement cache.
     pub fn new(conn: Connection, sandbox: Sandbox) -> ActorDb {
-        ActorDb { statements: Arc::default(), conn, sandbox }
+        ActorDb { statements: Arc::default(), conn, sandbox, relaxed: Arc::default() }
+    }
+
+    /// Marks a connection opened with `synchronous=OFF` for its first transaction: [`Self::commit`] sets
+    /// `synchronous=NORMAL` once that transaction committed.
+    pub(super) fn normal_after_first_commit(self) -> ActorDb {
+        self.relaxed.store(true, Ordering::Relaxed);
+        self
     }
 
     /// Runs one of the fixed statements of a turn through the statement cache.
@@ -127,21 +154,16 @@ impl ActorDb {
     /// Creates the internal tables if needed and records identity facts; returns what was stored before.
     pub async fn open_actor(&self, actor_id: &str, name: &str, key: &str) -> Result<LoadedActor, libsql::Error> {
         if self.internal_schema().await != Some(ACTOR_SCHEMA_VERSION) {
-            self.conn.execute_batch(SCHEMA).await?;
-            self.conn.execute_batch(super::schedules::SCHEMA).await?;
-            self.conn.execute_batch(super::queue::SCHEMA).await?;
-            self.conn.execute_batch(super::workflow::SCHEMA).await?;
+            create_internal_tables(&self.conn).await?;
+        }
+        let mut rows = self.conn.query("SELECT value FROM _tern_meta WHERE key = 'initialized'", ()).await?;
+        let initialized = rows.next().await?.is_some();
+        if !initialized {
+            // In the create transaction, with the first state.
             self.conn
                 .execute(
                     "INSERT OR IGNORE INTO _tern_meta (key, value) VALUES ('actor_id', ?1), ('name', ?2), ('key', ?3)",
                     params![actor_id, name, key],
-                )
-                .await?;
-            // Written last: a wake that finds it skips the statements above.
-            self.conn
-                .execute(
-                    "INSERT OR REPLACE INTO _tern_meta (key, value) VALUES ('schema_version', ?1)",
-                    [ACTOR_SCHEMA_VERSION],
                 )
                 .await?;
         }
@@ -158,8 +180,6 @@ impl ActorDb {
             });
         }
         self.conn.execute("DELETE FROM _tern_conns", ()).await?;
-        let mut rows = self.conn.query("SELECT value FROM _tern_meta WHERE key = 'initialized'", ()).await?;
-        let initialized = rows.next().await?.is_some();
         let mut rows = self.conn.query("SELECT data FROM _tern_state WHERE id = 0", ()).await?;
         let state = match rows.next().await? {
             Some(row) => Some(row.get::<Vec<u8>>(0)?),
@@ -215,6 +235,9 @@ impl ActorDb {
     /// Commits the turn's transaction.
     pub async fn commit(&self) -> Result<(), libsql::Error> {
         self.run("COMMIT", ()).await?;
+        if self.relaxed.swap(false, Ordering::Relaxed) {
+            self.conn.execute("PRAGMA synchronous=NORMAL", ()).await?;
+        }
         Ok(())
     }
 

@@ -14,6 +14,7 @@ pub mod schedules;
 pub mod sql_value;
 pub mod statement;
 pub mod statements;
+pub mod template;
 pub mod wal_streams;
 pub mod workflow;
 
@@ -21,6 +22,7 @@ pub use actor_db::ActorDb;
 pub use data_dir::DataDir;
 pub use node_db::{ActorRecord, NodeDb};
 pub use pool::DbPool;
+pub use template::ActorTemplate;
 
 use tern_proto::ClientError;
 

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use lru::LruCache;
 
-use super::ActorDb;
 use super::sandbox;
+use super::{ActorDb, ActorTemplate};
 
 struct OpenDb {
     actor_db: ActorDb,
@@ -23,35 +23,50 @@ struct OpenDb {
 /// Bounded cache of open per-actor connections, keyed by actor id.
 pub struct DbPool {
     open: Mutex<LruCache<String, OpenDb>>,
+    template: ActorTemplate,
 }
 
 impl DbPool {
-    /// A pool that keeps at most `capacity` databases open.
-    pub fn new(capacity: NonZeroUsize) -> DbPool {
-        DbPool { open: Mutex::new(LruCache::new(capacity)) }
+    /// A pool that keeps at most `capacity` databases open, and creates missing ones from `template`.
+    pub fn new(capacity: NonZeroUsize, template: ActorTemplate) -> DbPool {
+        DbPool { open: Mutex::new(LruCache::new(capacity)), template }
     }
 
     /// The actor's database (connection, prepared statements and SQL sandbox), opening the file (WAL mode,
-    /// `synchronous` as given) if it is not open.
+    /// `synchronous` as given) if it is not open. A file that does not exist yet is created as a copy of the
+    /// template (synced first with `synchronous=FULL`).
+    ///
+    /// With `synchronous=NORMAL`, the first transaction on a file just created runs with `synchronous=OFF`: it
+    /// writes a new WAL that holds nothing else, so skipping the sync of that WAL's header and directory entry
+    /// risks only that transaction on a power loss, which `NORMAL` risks anyway; it survives `kill -9` the same.
+    /// The connection is back at `NORMAL` once it commits ([`ActorDb::commit`]), before any checkpoint, whose
+    /// syncs keep the file consistent.
     pub async fn connection(&self, actor_id: &str, path: &Path, synchronous: &str) -> Result<ActorDb, libsql::Error> {
         if let Some(open) = self.lock().get(actor_id) {
             return Ok(open.actor_db.clone());
         }
+        let created = self
+            .template
+            .create(path, synchronous == "FULL")
+            .map_err(|e| libsql::Error::ConnectionFailed(format!("creating {}: {e}", path.display())))?;
         let (db, conn, sandbox) = sandbox::open(path).await?;
         conn.busy_timeout(Duration::from_secs(5))?;
         // Exclusive locking before WAL: one connection per actor owns the file, so SQLite keeps the WAL index in
         // heap memory (no `-shm` file: two descriptors per database, not three) and takes no lock per transaction.
         conn.query("PRAGMA locking_mode=EXCLUSIVE", ()).await?;
         conn.query("PRAGMA journal_mode=WAL", ()).await?;
-        conn.execute(&format!("PRAGMA synchronous={synchronous}"), ()).await?;
+        let relaxed_first = created && synchronous == "NORMAL";
+        let first = if relaxed_first { "OFF" } else { synchronous };
+        conn.execute(&format!("PRAGMA synchronous={first}"), ()).await?;
         let actor_db = ActorDb::new(conn, sandbox);
+        let actor_db = if relaxed_first { actor_db.normal_after_first_commit() } else { actor_db };
         // push() returns the evicted least-recently-used entry; dropping it closes that file.
         let evicted = self.lock().push(actor_id.to_string(), OpenDb { actor_db: actor_db.clone(), _db: db });
         drop(evicted);
         Ok(actor_db)
     }
 
-    /// Closes the actor's handle (on sleep or destroy).
+    /// Closes the actor's handle (on destroy, and when its files move to or from another node).
     pub fn close(&self, actor_id: &str) {
         let removed = self.lock().pop(actor_id);
         drop(removed);
@@ -80,12 +95,23 @@ mod tests {
     #[tokio::test]
     async fn connections_get_the_nodes_durability_and_the_pool_stays_bounded() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = DbPool::new(NonZeroUsize::new(2).unwrap());
+        let template = ActorTemplate::build(&dir.path().join("template.db")).await.unwrap();
+        let pool = DbPool::new(NonZeroUsize::new(2).unwrap(), template);
         // `--fsync` gives FULL (every commit fsynced); the default NORMAL.
         let full = pool.connection("a", &dir.path().join("a.db"), "FULL").await.unwrap();
         assert_eq!(synchronous(&full).await, 2);
         let normal = pool.connection("b", &dir.path().join("b.db"), "NORMAL").await.unwrap();
+        // A new file's first transaction skips the new WAL's syncs; NORMAL from its commit on.
+        assert_eq!(synchronous(&normal).await, 0);
+        normal.begin().await.unwrap();
+        normal.connection().execute("INSERT INTO _tern_kv VALUES (x'01', x'02', 0)", ()).await.unwrap();
+        normal.commit().await.unwrap();
         assert_eq!(synchronous(&normal).await, 1);
+        // An existing file opens at NORMAL at once.
+        pool.close("b");
+        drop(normal);
+        let reopened = pool.connection("b", &dir.path().join("b.db"), "NORMAL").await.unwrap();
+        assert_eq!(synchronous(&reopened).await, 1);
         let mut rows = full.connection().query("PRAGMA locking_mode", ()).await.unwrap();
         let locking: String = rows.next().await.unwrap().unwrap().get(0).unwrap();
         assert_eq!(locking, "exclusive", "one connection owns each file, with no -shm");

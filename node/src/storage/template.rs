@@ -1,0 +1,109 @@
+//! A new actor's database file, made once per process and copied for every actor created.
+//!
+//! A database file SQLite creates itself starts in rollback-journal mode: switching it to WAL and creating the
+//! internal tables costs a journal file, its deletion and several `fsync`s before the actor's first commit. The
+//! template is a database already in WAL mode (the mode is recorded in the file's header) holding the internal
+//! tables at [`ACTOR_SCHEMA_VERSION`]. A new actor's file is a copy of its bytes, so the actor's first transaction
+//! writes only its own rows, into the WAL.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::actor_db::create_internal_tables;
+use super::sandbox;
+
+/// The bytes of an empty actor database at the current internal schema, in WAL mode, fully checkpointed.
+#[derive(Clone)]
+pub struct ActorTemplate {
+    bytes: Arc<[u8]>,
+}
+
+impl ActorTemplate {
+    /// Builds the template in `scratch` (its files, left over from an interrupted build or not, are removed before
+    /// and after), through the same opening path as every actor database.
+    pub async fn build(scratch: &Path) -> Result<ActorTemplate, TemplateError> {
+        remove_files(scratch);
+        let built = Self::build_file(scratch).await.map_err(TemplateError::Sqlite);
+        let bytes = built.and_then(|()| std::fs::read(scratch).map_err(TemplateError::Io));
+        remove_files(scratch);
+        Ok(ActorTemplate { bytes: bytes?.into() })
+    }
+
+    async fn build_file(scratch: &Path) -> Result<(), libsql::Error> {
+        let (db, conn, _sandbox) = sandbox::open(scratch).await?;
+        conn.query("PRAGMA journal_mode=WAL", ()).await?;
+        create_internal_tables(&conn).await?;
+        // Everything into the file itself, and the WAL gone: the copy is complete without it.
+        conn.query("PRAGMA wal_checkpoint(TRUNCATE)", ()).await?;
+        drop(conn);
+        drop(db);
+        Ok(())
+    }
+
+    /// Creates the database file of a new actor at `path` as a copy of the template, unless a file is already
+    /// there (then it is left as it is and `false` returned). With `durable`, the file and its directory entry are
+    /// synced before this returns, as a `synchronous=FULL` commit would be.
+    pub fn create(&self, path: &Path, durable: bool) -> std::io::Result<bool> {
+        let mut file = match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if let Err(e) = file.write_all(&self.bytes).and_then(|()| if durable { file.sync_all() } else { Ok(()) }) {
+            // A partial copy must not be taken for a database the next time.
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+        if durable && let Some(dir) = path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(true)
+    }
+}
+
+fn remove_files(db: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Why the template could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("{0}")]
+    Sqlite(libsql::Error),
+    #[error("reading the template: {0}")]
+    Io(std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_copy_is_a_wal_database_with_the_internal_tables_and_an_existing_file_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let template = ActorTemplate::build(&dir.path().join("template.db")).await.unwrap();
+        assert!(!dir.path().join("template.db").exists(), "the scratch file is removed");
+        assert_eq!(&template.bytes[18..20], &[2, 2], "the header records WAL mode");
+
+        let path = dir.path().join("a.db");
+        assert!(template.create(&path, true).unwrap());
+        std::fs::write(dir.path().join("b.db"), b"not a copy").unwrap();
+        assert!(!template.create(&dir.path().join("b.db"), false).unwrap(), "an existing file is never replaced");
+        assert_eq!(std::fs::read(dir.path().join("b.db")).unwrap(), b"not a copy");
+
+        let (_db, conn, _sandbox) = sandbox::open(&path).await.unwrap();
+        let mut rows = conn.query("PRAGMA journal_mode", ()).await.unwrap();
+        assert_eq!(rows.next().await.unwrap().unwrap().get::<String>(0).unwrap(), "wal");
+        let mut rows = conn.query("SELECT value FROM _tern_meta WHERE key = 'schema_version'", ()).await.unwrap();
+        let version = rows.next().await.unwrap().unwrap().get::<i64>(0).unwrap();
+        assert_eq!(version, crate::storage::actor_db::ACTOR_SCHEMA_VERSION);
+        for table in ["_tern_state", "_tern_kv", "_tern_conns", "_tern_traces"] {
+            conn.query(&format!("SELECT count(*) FROM {table}"), ()).await.unwrap();
+        }
+    }
+}
