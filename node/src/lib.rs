@@ -14,6 +14,7 @@ pub mod clock;
 pub mod cluster;
 pub mod gateway_tls;
 pub mod handoff;
+pub mod heap;
 pub mod metrics;
 pub mod ready;
 pub mod replica;

@@ -65,6 +65,8 @@ pub struct Snapshot {
     pub open_databases: u64,
     /// Total size of all actor databases, in bytes.
     pub storage_bytes: u64,
+    /// Memory SQLite holds (page caches, schemas, prepared statements) across the node's databases, in bytes.
+    pub sqlite_memory_bytes: u64,
 }
 
 /// The node's metrics. Cloning is cheap and every clone records into the same metrics.
@@ -463,6 +465,15 @@ fn snapshot_registry(snapshot: &Snapshot) -> Registry {
     let storage = U64Gauge::default();
     storage.set(snapshot.storage_bytes);
     registry.register_with_unit("storage", "Total size of all actor databases", Unit::Bytes, storage);
+
+    let sqlite_memory = U64Gauge::default();
+    sqlite_memory.set(snapshot.sqlite_memory_bytes);
+    registry.register_with_unit(
+        "sqlite_memory",
+        "Memory SQLite holds (page caches, schemas, prepared statements) across the node's databases",
+        Unit::Bytes,
+        sqlite_memory,
+    );
     registry
 }
 
@@ -690,6 +701,7 @@ mod tests {
             connections: BTreeMap::from([("room".to_owned(), 3)]),
             open_databases: 2,
             storage_bytes: 1 << 40,
+            sqlite_memory_bytes: 3 << 20,
         };
         let s = scrape(&metrics, &snapshot);
         assert_eq!(value(&s, "tern_actors", &[("actor", "counter"), ("status", "awake")]), Some(2.0));
@@ -700,6 +712,7 @@ mod tests {
         assert_eq!(value(&s, "tern_connections", &[("actor", "room")]), Some(3.0));
         assert_eq!(value(&s, "tern_open_databases", &[]), Some(2.0));
         assert_eq!(value(&s, "tern_storage_bytes", &[]), Some((1u64 << 40) as f64));
+        assert_eq!(value(&s, "tern_sqlite_memory_bytes", &[]), Some((3u64 << 20) as f64));
         let info = [("region", "eu-west"), ("version", env!("CARGO_PKG_VERSION"))];
         assert_eq!(value(&s, "tern_node_info", &info), Some(1.0));
 

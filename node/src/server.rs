@@ -147,6 +147,7 @@ pub async fn serve(
         cluster.gateway_https = tls.is_some();
     }
     let host = open_host(registry, &config).await?;
+    crate::heap::keep_trimmed();
     let gateway = tern_gateway::GatewayConfig {
         region: config.region.clone(),
         admin_token: config.admin_token.clone(),

@@ -28,6 +28,14 @@ use tern_proto::ClientError;
 
 use crate::metrics::Metrics;
 
+/// Bytes SQLite holds in this process right now: the page caches, schemas and prepared statements of every actor
+/// database and of `node.db`.
+pub fn sqlite_memory_used() -> u64 {
+    // SAFETY: reads SQLite's global memory counter, which may be read at any time.
+    let used = unsafe { libsql::ffi::sqlite3_memory_used() };
+    u64::try_from(used).unwrap_or(0)
+}
+
 /// Whether SQLite refused a write because the file system holding the database is full: result code
 /// `SQLITE_FULL`, whatever its extended code. Read from the error's typed code, never from its message.
 ///

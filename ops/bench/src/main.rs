@@ -598,4 +598,18 @@ fn soak_rows(report: &mut Report, soak: &soak::Soak) {
                 * 100.0
         )),
     );
+    report.rows.push(
+        Row::new(
+            "soak: SQLite's memory (the actors' page caches, mostly) after 1 min",
+            format!(
+                "{} at 1 min, {} at the end: {} of the node's {} growth",
+                mib(soak.sqlite_minute),
+                mib(soak.sqlite_end),
+                mib(soak.sqlite_end.saturating_sub(soak.sqlite_minute)),
+                mib(soak.rss_end.saturating_sub(soak.rss_minute))
+            ),
+            none,
+        )
+        .ratio("each actor's cache is bounded by SQLite's cache_size (2 MiB), its spans by MAX_SPANS".to_string()),
+    );
 }

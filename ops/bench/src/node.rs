@@ -76,6 +76,16 @@ impl Node {
     }
 
     /// The node's resident set size, in bytes.
+    /// The memory SQLite holds in the node (`tern_sqlite_memory_bytes` from its `/metrics`).
+    pub async fn sqlite_memory_bytes(&self) -> u64 {
+        let text =
+            reqwest::get(format!("{}/metrics", self.endpoint)).await.expect("metrics").text().await.expect("text");
+        text.lines()
+            .find_map(|line| line.strip_prefix("tern_sqlite_memory_bytes "))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .expect("tern_sqlite_memory_bytes in the node's metrics") as u64
+    }
+
     pub fn rss_bytes(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("read /proc status");
         let kb: u64 = status

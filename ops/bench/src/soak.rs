@@ -38,6 +38,9 @@ pub struct Soak {
     pub rss_end: u64,
     pub rss_after_close: u64,
     pub rss_range_after_minute: (u64, u64),
+    /// The memory SQLite held (the actors' page caches, mostly) one minute in and at the end.
+    pub sqlite_minute: u64,
+    pub sqlite_end: u64,
 }
 
 /// Holds `sockets` connections to [`ACTORS`] counters on `node` for `duration`, each calling `increment(1)`
@@ -89,18 +92,20 @@ pub async fn soak(client: &Client, node: &Node, sockets: usize, duration: Durati
         })
         .collect();
 
-    let (mut rss_minute, mut range) = (0, (u64::MAX, 0));
+    let (mut rss_minute, mut sqlite_minute, mut range) = (0, 0, (u64::MAX, 0));
     while started.elapsed() < duration {
         tokio::time::sleep(SAMPLE_EVERY.min(duration.saturating_sub(started.elapsed()))).await;
         let rss = node.rss_bytes();
         if started.elapsed() >= Duration::from_secs(60) {
             if rss_minute == 0 {
                 rss_minute = rss;
+                sqlite_minute = node.sqlite_memory_bytes().await;
             }
             range = (range.0.min(rss), range.1.max(rss));
         }
     }
     let rss_end = node.rss_bytes();
+    let sqlite_end = node.sqlite_memory_bytes().await;
     stop.store(true, Ordering::Relaxed);
     for caller in callers {
         caller.await.expect("a caller");
@@ -125,5 +130,7 @@ pub async fn soak(client: &Client, node: &Node, sockets: usize, duration: Durati
         rss_end,
         rss_after_close,
         rss_range_after_minute: range,
+        sqlite_minute,
+        sqlite_end,
     }
 }
