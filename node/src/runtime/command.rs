@@ -147,8 +147,8 @@ impl Command {
 
 #[cfg(test)]
 mod tests {
-    /// Every awake actor's mailbox allocates room for 32 commands up front, so a command must stay small: box
-    /// large payloads.
+    /// A command travels boxed through its actor's mailbox, but it is built and matched on the stack, and batches
+    /// hold commands by value: box large payloads.
     #[test]
     fn commands_stay_small() {
         let size = std::mem::size_of::<super::Command>();

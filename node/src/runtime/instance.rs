@@ -564,8 +564,8 @@ pub(crate) async fn run<S, V>(
     def: Arc<Actor<S, V>>,
     core: Arc<HostCore>,
     start: StartInfo,
-    mut rx: mpsc::Receiver<Command>,
-    mailbox: mpsc::WeakSender<Command>,
+    mut rx: mpsc::Receiver<Box<Command>>,
+    mailbox: mpsc::WeakSender<Box<Command>>,
 ) where
     S: Serialize + DeserializeOwned + Send + 'static,
     V: Default + Send + 'static,
@@ -600,10 +600,10 @@ pub(crate) async fn run<S, V>(
             }
         };
         let Some(first) = next else { break TurnEnd::Sleep(Vec::new()) };
-        let mut batch = vec![first];
+        let mut batch = vec![*first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(command) => batch.push(command),
+                Ok(command) => batch.push(*command),
                 Err(_) => break,
             }
         }

@@ -303,7 +303,7 @@ where
 }
 
 /// Stops a running instance the way `end` says.
-pub(crate) async fn stop<S, V>(mut instance: Instance<S, V>, mut rx: mpsc::Receiver<Command>, end: TurnEnd)
+pub(crate) async fn stop<S, V>(mut instance: Instance<S, V>, mut rx: mpsc::Receiver<Box<Command>>, end: TurnEnd)
 where
     S: Serialize + DeserializeOwned + Send + 'static,
     V: Default + Send + 'static,
@@ -321,7 +321,7 @@ where
         rx.close();
         let mut queued = Vec::new();
         while let Some(command) = rx.recv().await {
-            queued.push(command);
+            queued.push(*command);
         }
         end = if queued.is_empty() {
             TurnEnd::Sleep(dones)

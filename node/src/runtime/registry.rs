@@ -19,8 +19,8 @@ pub(crate) trait ActorFactory: Send + Sync {
         self: Arc<Self>,
         core: Arc<HostCore>,
         start: StartInfo,
-        rx: mpsc::Receiver<Command>,
-        mailbox: mpsc::WeakSender<Command>,
+        rx: mpsc::Receiver<Box<Command>>,
+        mailbox: mpsc::WeakSender<Box<Command>>,
     );
 
     /// The definition's action timeout (actor-to-actor calls to it are bounded by it).
@@ -39,8 +39,8 @@ where
         self: Arc<Self>,
         core: Arc<HostCore>,
         start: StartInfo,
-        rx: mpsc::Receiver<Command>,
-        mailbox: mpsc::WeakSender<Command>,
+        rx: mpsc::Receiver<Box<Command>>,
+        mailbox: mpsc::WeakSender<Box<Command>>,
     ) {
         tokio::spawn(super::instance::run(self, core, start, rx, mailbox));
     }

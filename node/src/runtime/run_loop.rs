@@ -19,12 +19,12 @@ use crate::sync::lock;
 
 /// The run loop reaches its actor through the actor's mailbox, held weakly so that the run loop does not keep a
 /// stopped instance's mailbox open.
-impl RunMailbox for mpsc::WeakSender<Command> {
+impl RunMailbox for mpsc::WeakSender<Box<Command>> {
     fn post(&self, request: RunRequest) -> BoxFuture<Result<(), ClientError>> {
         let sender = self.upgrade();
         Box::pin(async move {
             let sender = sender.ok_or_else(ClientError::stopping)?;
-            sender.send(request.into()).await.map_err(|_| ClientError::stopping())
+            sender.send(Box::new(request.into())).await.map_err(|_| ClientError::stopping())
         })
     }
 }
@@ -56,7 +56,7 @@ where
     V: Default + Send + 'static,
 {
     /// Starts the definition's run loop, if it has one, talking to the actor through `mailbox`.
-    pub(crate) fn start_run_loop(&mut self, mailbox: mpsc::WeakSender<Command>) {
+    pub(crate) fn start_run_loop(&mut self, mailbox: mpsc::WeakSender<Box<Command>>) {
         let Some(run) = self.def.run.clone() else { return };
         let (abort, aborted) = watch::channel(false);
         let parked = Arc::new(AtomicBool::new(false));
