@@ -34,7 +34,7 @@ impl DbPool {
 
     /// The actor's database (connection, prepared statements and SQL sandbox), opening the file (WAL mode,
     /// `synchronous` as given) if it is not open. A file that does not exist yet is created as a copy of the
-    /// template (synced first with `synchronous=FULL`).
+    /// template ([`ActorTemplate::create`]: synced before SQLite opens it, its directory too with `FULL`).
     ///
     /// With `synchronous=NORMAL`, the first transaction on a file just created runs with `synchronous=OFF`: it
     /// writes a new WAL that holds nothing else, so skipping the sync of that WAL's header and directory entry

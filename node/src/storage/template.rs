@@ -42,18 +42,29 @@ impl ActorTemplate {
     }
 
     /// Creates the database file of a new actor at `path` as a copy of the template, unless a file is already
-    /// there (then it is left as it is and `false` returned). With `durable`, the file and its directory entry are
-    /// synced before this returns, as a `synchronous=FULL` commit would be.
+    /// there (then it is left as it is and `false` returned).
+    ///
+    /// The copy is written to a temporary file beside `path`, synced, and linked in place, so that `path` never
+    /// names a partial copy, whatever stops the node or the machine: SQLite writes the actor's first transaction to
+    /// the WAL on the strength of this file. With `durable`, the directory is synced too, as a
+    /// `synchronous=FULL` commit would need.
     pub fn create(&self, path: &Path, durable: bool) -> std::io::Result<bool> {
-        let mut file = match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
-            Ok(file) => file,
+        if path.exists() {
+            return Ok(false);
+        }
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(format!(".{:016x}.new", rand::random::<u64>()));
+        let partial = std::path::PathBuf::from(partial);
+        let written = std::fs::File::create(&partial).and_then(|mut file| {
+            file.write_all(&self.bytes)?;
+            file.sync_data()
+        });
+        let linked = written.and_then(|()| std::fs::hard_link(&partial, path));
+        let _ = std::fs::remove_file(&partial);
+        match linked {
+            Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
             Err(e) => return Err(e),
-        };
-        if let Err(e) = file.write_all(&self.bytes).and_then(|()| if durable { file.sync_all() } else { Ok(()) }) {
-            // A partial copy must not be taken for a database the next time.
-            let _ = std::fs::remove_file(path);
-            return Err(e);
         }
         if durable && let Some(dir) = path.parent() {
             std::fs::File::open(dir)?.sync_all()?;
@@ -92,6 +103,8 @@ mod tests {
 
         let path = dir.path().join("a.db");
         assert!(template.create(&path, true).unwrap());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["a.db"], "the temporary copy is gone");
         std::fs::write(dir.path().join("b.db"), b"not a copy").unwrap();
         assert!(!template.create(&dir.path().join("b.db"), false).unwrap(), "an existing file is never replaced");
         assert_eq!(std::fs::read(dir.path().join("b.db")).unwrap(), b"not a copy");
