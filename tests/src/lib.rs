@@ -173,7 +173,10 @@ impl TernProcess {
                 return;
             }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("node exited with {status} before serving; log: {}", self.log.display());
+                // The log lives in the test's temporary directory, gone once the test ends: its end goes with the panic.
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+                panic!("node exited with {status} before serving; log {}:\n{}", self.log.display(), tail.join("\n"));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
