@@ -21,6 +21,8 @@ pub mod replica;
 pub mod runtime;
 pub mod sdk;
 pub mod server;
+#[cfg(test)]
+mod simnet;
 pub mod storage;
 mod sync;
 pub mod trace;

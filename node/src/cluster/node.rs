@@ -16,6 +16,7 @@ use tracing::{info, warn};
 use super::backend::ClusterBackend;
 use super::directory::ClusterDirectory;
 use super::directory::acceptor::Acceptor;
+use super::directory::paxos::Proposer;
 use super::directory::voters::{TransportVoters, VoterSpec};
 use super::discovery::resolve;
 use super::routing::bridge;
@@ -197,7 +198,7 @@ impl ClusterNode {
                 transport.clone(),
                 members.clone(),
             );
-            ClusterDirectory::new(&local.id, voters, host.core.metrics.clone())
+            ClusterDirectory::new(Proposer::new(local.id.clone(), Arc::new(voters)), host.core.metrics.clone())
         });
         let lease = match directory {
             Some(_) => Some(Handoff::initial_lease(&host, LeaseTiming::for_profile(config.profile)).await),

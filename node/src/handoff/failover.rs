@@ -10,31 +10,37 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tern_proto::ClientError;
+use tern_replication::wal::Position;
 
-use super::Handoff;
-use crate::clock::now_ms;
+use super::renew::LeaseHolder;
+use super::{Handoff, Lease};
 use crate::cluster::MemberState;
-use crate::cluster::directory::MoveHome;
+use crate::cluster::directory::paxos::Voters;
+use crate::cluster::directory::{ClusterDirectory, MoveHome, Placement};
+use crate::replica::{PeerCopy, ReplicationMode};
 use crate::storage::ActorRecord;
 
 /// How often the node looks at the homes of its replicas.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
-/// How often the node looks for replicas it holds that are no longer part of their actor's replica set.
-const SWEEP_EVERY: Duration = Duration::from_secs(600);
+/// How often the node settles its copies with the directory ([`settle_copies`]).
+pub(crate) const SETTLE_EVERY: Duration = Duration::from_secs(600);
+/// How often a take-over whose outcome is unknown asks the directory again.
+const RETRY_EVERY: Duration = Duration::from_millis(100);
 
 /// Watches the homes of this node's replicas forever.
 pub(super) async fn run(handoff: Arc<Handoff>) {
-    let mut next_sweep = tokio::time::Instant::now();
+    let Ok(directory) = handoff.backend.directory() else { return };
+    let mut next_settle = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
         if handoff.lease.check().is_err() {
             // A node that cannot renew its own lease takes nothing over.
             continue;
         }
-        if tokio::time::Instant::now() >= next_sweep {
-            match sweep(&handoff).await {
-                Ok(()) => next_sweep = tokio::time::Instant::now() + SWEEP_EVERY,
-                Err(e) => tracing::debug!(error = %e, "the sweep of orphaned replicas did not finish"),
+        if tokio::time::Instant::now() >= next_settle {
+            match settle_copies(directory, &handoff.lease, &*handoff).await {
+                Ok(()) => next_settle = tokio::time::Instant::now() + SETTLE_EVERY,
+                Err(e) => tracing::debug!(error = %e, "the node's copies are not settled with the directory yet"),
             }
         }
         let copies = match handoff.replication.copies_by_home().await {
@@ -48,23 +54,50 @@ pub(super) async fn run(handoff: Arc<Handoff>) {
             if handoff.members.get(&home).is_some_and(|m| m.state == MemberState::Alive) {
                 continue;
             }
-            if let Err(e) = fail_over(&handoff, &home, actors).await {
+            if let Err(e) = fail_over(directory, &handoff.lease, &*handoff, &home, actors).await {
                 tracing::debug!(home, error = %e, "failover not done yet");
             }
         }
     }
 }
 
-/// Fences `home` if its lease expired, then takes over each of `actors`.
-async fn fail_over(handoff: &Handoff, home: &str, actors: Vec<String>) -> Result<(), ClientError> {
-    let directory = handoff.backend.directory()?;
+/// What failing an actor over to this node needs from the node.
+pub(crate) trait Successor: LeaseHolder {
+    /// This node's region.
+    fn region(&self) -> &str;
+    /// Where this node's copy of the actor is.
+    fn copy_position(&self, actor_id: &str) -> impl Future<Output = Result<Position, ClientError>> + Send;
+    /// What `node_id` says of its copy of the actor.
+    fn peer_copy(&self, node_id: &str, actor_id: &str) -> impl Future<Output = PeerCopy> + Send;
+    /// The actors this node holds copies of.
+    fn copies(&self) -> impl Future<Output = Result<Vec<String>, ClientError>> + Send;
+    /// Whether this node serves the actor.
+    fn hosts(&self, actor_id: &str) -> bool;
+    /// How many replicas the actor keeps, and when its replies leave.
+    fn policy(&self, actor_id: &str) -> (usize, ReplicationMode);
+    /// Up to `count` live nodes other than this one and `avoid` to hold the actor's replicas.
+    fn choose_replicas(&self, count: usize, avoid: &[String]) -> Vec<String>;
+    /// Deletes this node's copy of the actor.
+    fn drop_copy(&self, actor_id: &str) -> impl Future<Output = Result<(), ClientError>> + Send;
+    /// Promotes this node's copy and serves the actor here, as `placement` (which names this node) records it.
+    fn become_home(&self, placement: &Placement) -> impl Future<Output = Result<(), ClientError>> + Send;
+}
+
+/// Fences `home` if its lease expired, then takes over each of `actors`, of which this node holds copies.
+pub(crate) async fn fail_over<V: Voters>(
+    directory: &ClusterDirectory<V>,
+    lease: &Lease,
+    node: &impl Successor,
+    home: &str,
+    actors: Vec<String>,
+) -> Result<(), ClientError> {
     let Some(record) = directory.liveness(home).await? else { return Ok(()) };
-    let offset = handoff.lease.timing().max_offset.as_millis() as i64;
-    if record.expiration_ms + offset >= now_ms() {
+    let offset = lease.timing().max_offset.as_millis() as i64;
+    if record.expiration_ms + offset >= node.now_ms() {
         return Ok(());
     }
-    let fenced = directory.fence(home, record.epoch, now_ms(), offset).await?;
-    if fenced.expiration_ms + offset >= now_ms() {
+    let fenced = directory.fence(home, record.epoch, node.now_ms(), offset).await?;
+    if fenced.expiration_ms + offset >= node.now_ms() {
         // The home renewed in the meantime: it is alive after all.
         return Ok(());
     }
@@ -75,79 +108,154 @@ async fn fail_over(handoff: &Handoff, home: &str, actors: Vec<String>) -> Result
         "the node's lease expired: failing its actors over"
     );
     for actor_id in actors {
-        take_over(handoff, home, fenced.epoch, &actor_id).await?;
+        take_over(directory, lease, node, home, fenced.epoch, &actor_id).await?;
     }
     Ok(())
 }
 
-/// Takes `actor_id` over from `home` (fenced at `fenced_epoch`) if the directory still places it there.
-async fn take_over(handoff: &Handoff, home: &str, fenced_epoch: u64, actor_id: &str) -> Result<(), ClientError> {
-    let directory = handoff.backend.directory()?;
-    let position = handoff.replication.copy_position(actor_id).await?;
-    // The freshest live replica takes the actor over (a tie goes to the smallest node id); the others leave it.
+/// Takes `actor_id` over from `home` (fenced at `fenced_epoch`) if the directory still places it there and no
+/// other replica is fresher.
+async fn take_over<V: Voters>(
+    directory: &ClusterDirectory<V>,
+    lease: &Lease,
+    node: &impl Successor,
+    home: &str,
+    fenced_epoch: u64,
+    actor_id: &str,
+) -> Result<(), ClientError> {
+    let me = node.local_id();
+    let position = node.copy_position(actor_id).await?;
+    let (count, mode) = node.policy(actor_id);
+    // The freshest replica takes the actor over (a tie goes to the smallest node id); the others leave it.
     if let Some(placement) = directory.placement(actor_id, true).await? {
-        let me = handoff.local_id.as_str();
         for other in placement.replicas.iter().filter(|r| r.as_str() != me) {
-            if let Some(theirs) = handoff.replication.peer_position(other, actor_id).await
-                && (theirs > position || (theirs == position && other.as_str() < me))
-            {
-                return Ok(());
+            match node.peer_copy(other, actor_id).await {
+                PeerCopy::At(theirs) if theirs > position || (theirs == position && other.as_str() < me) => {
+                    return Ok(());
+                }
+                // In sync mode a write was acknowledged once one replica held it, perhaps that one alone: a
+                // replica that does not answer may hold acknowledged writes this copy lacks, so wait for it.
+                PeerCopy::Silent if mode == ReplicationMode::Sync => return Ok(()),
+                _ => {}
             }
         }
     }
-    let (count, _) = handoff.replication.policy(actor_id);
-    let replicas = handoff.replication.choose_replicas(count, &[home.to_string()]);
+    let replicas = node.choose_replicas(count, &[home.to_string()]);
     let moving = MoveHome {
         actor_id,
         from: home,
         fenced_epoch,
-        to: &handoff.local_id,
-        to_epoch: handoff.lease.epoch(),
-        region: &handoff.region,
-        replicas: replicas.clone(),
+        to: me,
+        to_epoch: lease.epoch(),
+        region: node.region(),
+        replicas,
         promoted_from: Some(position),
     };
-    let Some(placement) = directory.move_home(&moving).await? else {
-        handoff.replication.drop_copy(actor_id).await?;
-        return Ok(());
+    let decided = match directory.move_home(&moving).await {
+        Ok(placement) => placement,
+        // The change may or may not have been made: read what the voters decided.
+        Err(_) => directory.placement_when_known(actor_id, RETRY_EVERY).await,
     };
-    if placement.home != handoff.local_id {
+    let Some(placement) = decided else {
+        return node.drop_copy(actor_id).await;
+    };
+    if placement.home != me {
         if placement.home != home {
             // Another replica took it over: this copy is not part of its new stream.
-            handoff.replication.drop_copy(actor_id).await?;
+            node.drop_copy(actor_id).await?;
         }
         return Ok(());
     }
-    handoff.replication.promote(actor_id, replicas).await?;
-    let record = ActorRecord {
-        actor_id: actor_id.to_string(),
-        name: placement.name.clone(),
-        key: placement.key.clone(),
-        input: None,
-        create_ts: placement.create_ts,
-        destroy_ts: None,
-    };
-    handoff.host.adopt(record).await?;
-    handoff.backend.tell_peers_to_forget(&placement, false).await;
-    handoff.host.core.metrics.record_failover();
+    node.become_home(&placement).await?;
     tracing::warn!(actor_id, from = home, at = %position, epoch = placement.epoch, "took the actor over from its dead home");
     Ok(())
 }
 
-/// Deletes the replicas this node holds of actors that were destroyed, or whose replica set no longer includes
-/// this node (it was replaced while down, or the destroy's notice missed it): nothing else would ever remove them.
-async fn sweep(handoff: &Handoff) -> Result<(), ClientError> {
-    let directory = handoff.backend.directory()?;
-    for (actor_id, _home) in handoff.host.core.node_db.replica_streams().await? {
-        let placement = directory.placement(&actor_id, true).await?;
-        let orphan = match &placement {
-            None => true,
-            Some(p) if p.destroy_ts.is_some() => true,
-            Some(p) => p.home != handoff.local_id && !p.replicas.is_empty() && !p.replicas.contains(&handoff.local_id),
+impl Successor for Handoff {
+    fn region(&self) -> &str {
+        &self.region
+    }
+
+    async fn copy_position(&self, actor_id: &str) -> Result<Position, ClientError> {
+        self.replication.copy_position(actor_id).await
+    }
+
+    async fn peer_copy(&self, node_id: &str, actor_id: &str) -> PeerCopy {
+        self.replication.peer_copy(node_id, actor_id).await
+    }
+
+    async fn copies(&self) -> Result<Vec<String>, ClientError> {
+        Ok(self.host.core.node_db.replica_streams().await?.into_iter().map(|(actor_id, _)| actor_id).collect())
+    }
+
+    fn hosts(&self, actor_id: &str) -> bool {
+        self.host.hosts(actor_id)
+    }
+
+    fn policy(&self, actor_id: &str) -> (usize, ReplicationMode) {
+        self.replication.policy(actor_id)
+    }
+
+    fn choose_replicas(&self, count: usize, avoid: &[String]) -> Vec<String> {
+        self.replication.choose_replicas(count, avoid)
+    }
+
+    async fn drop_copy(&self, actor_id: &str) -> Result<(), ClientError> {
+        self.replication.drop_copy(actor_id).await
+    }
+
+    async fn become_home(&self, placement: &Placement) -> Result<(), ClientError> {
+        let actor_id = placement.actor_id.as_str();
+        self.replication.promote(actor_id, placement.replicas.clone()).await?;
+        let record = ActorRecord {
+            actor_id: actor_id.to_string(),
+            name: placement.name.clone(),
+            key: placement.key.clone(),
+            input: None,
+            create_ts: placement.create_ts,
+            destroy_ts: None,
         };
-        if orphan {
-            tracing::info!(actor_id, "removing a replica that is no longer part of its actor's replica set");
-            handoff.replication.drop_copy(&actor_id).await?;
+        self.host.adopt(record).await?;
+        self.backend.tell_peers_to_forget(placement, false).await;
+        self.host.core.metrics.record_failover();
+        Ok(())
+    }
+}
+
+/// Settles each of this node's copies with the directory. A copy of an actor that was destroyed, or whose replica
+/// set no longer includes this node (it was replaced while down, or the destroy's notice missed it), is deleted:
+/// nothing else would ever remove it. An actor the directory names this node home of, though it does not serve it
+/// (it took the actor over but crashed before it learned so), is taken up under this node's liveness epoch.
+pub(crate) async fn settle_copies<V: Voters>(
+    directory: &ClusterDirectory<V>,
+    lease: &Lease,
+    node: &impl Successor,
+) -> Result<(), ClientError> {
+    let me = node.local_id();
+    for actor_id in node.copies().await? {
+        let placement = directory.placement(&actor_id, true).await?;
+        match &placement {
+            Some(p) if p.destroy_ts.is_none() && p.home == me => {
+                if node.hosts(&actor_id) {
+                    continue;
+                }
+                let epoch = lease.epoch();
+                if let Some(now) = directory.reacquire(&actor_id, me, epoch, epoch).await?
+                    && now.home == me
+                {
+                    tracing::warn!(
+                        actor_id,
+                        epoch = now.epoch,
+                        "taking up an actor the directory names this node home of"
+                    );
+                    node.become_home(&now).await?;
+                }
+            }
+            Some(p) if p.destroy_ts.is_none() && (p.replicas.is_empty() || p.replicas.iter().any(|r| r == me)) => {}
+            _ => {
+                tracing::info!(actor_id, "removing a replica that is no longer part of its actor's replica set");
+                node.drop_copy(&actor_id).await?;
+            }
         }
     }
     Ok(())

@@ -424,15 +424,7 @@ impl Handoff {
 
     /// The actor's placement as the voters have it, asked until they answer.
     async fn placement_when_known(&self, actor_id: &str) -> Option<Placement> {
-        loop {
-            match self.backend.directory().ok()?.placement(actor_id, true).await {
-                Ok(placement) => return placement,
-                Err(e) => {
-                    tracing::debug!(actor_id, error = %e, "cannot read the placement yet");
-                    tokio::time::sleep(SETTLE_RETRY).await;
-                }
-            }
-        }
+        self.backend.directory().ok()?.placement_when_known(actor_id, SETTLE_RETRY).await
     }
 
     /// Undoes an arrival that the directory did not confirm: the actor's record and promoted copy go (its home

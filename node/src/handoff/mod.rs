@@ -8,6 +8,8 @@ pub mod failover;
 pub mod lease;
 pub mod migrate;
 mod renew;
+#[cfg(test)]
+mod sim;
 mod traffic;
 pub mod wire;
 

@@ -92,6 +92,17 @@ impl Context {
     }
 }
 
+/// What a node said of its replica of an actor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PeerCopy {
+    /// Its copy is at this position.
+    At(Position),
+    /// It holds no copy.
+    Missing,
+    /// It did not answer (unknown, down, cut off, or refused the question).
+    Silent,
+}
+
 /// A node's replication: the streams it is home to, the copies it holds for others, and the service peers call.
 /// Cheap to clone.
 #[derive(Clone)]
@@ -441,12 +452,15 @@ impl Replication {
         Ok(())
     }
 
-    /// Where another node's replica of `actor_id` is, if that node is alive and answers.
-    pub(crate) async fn peer_position(&self, node_id: &str, actor_id: &str) -> Option<Position> {
-        let addr = self.ctx.address(node_id)?;
+    /// What another node says of its replica of `actor_id`.
+    pub(crate) async fn peer_copy(&self, node_id: &str, actor_id: &str) -> PeerCopy {
+        let Some(addr) = self.ctx.address(node_id) else { return PeerCopy::Silent };
         let ask = AskPosition { actor_id: actor_id.to_string() };
-        let state = rpc::ask(&self.ctx.transport, addr, ask, Duration::from_secs(2)).await.ok()?.ok()??;
-        Some(state.position())
+        match rpc::ask(&self.ctx.transport, addr, ask, Duration::from_secs(2)).await {
+            Ok(Ok(Some(state))) => PeerCopy::At(state.position()),
+            Ok(Ok(None)) => PeerCopy::Missing,
+            Ok(Err(_)) | Err(_) => PeerCopy::Silent,
+        }
     }
 
     /// How many replicas an actor keeps and when its replies leave: its definition's options, else the node's.
@@ -535,26 +549,30 @@ impl Replicator for Replication {
     fn committed(&self, actor_id: &str, db: &ActorDb) -> BoxFuture<Result<(), ClientError>> {
         let (this, actor_id, db) = (self.clone(), actor_id.to_string(), db.clone());
         Box::pin(async move {
-            if let Some(lease) = &this.lease {
-                // A home whose lease ran out during the turn may already have been replaced: it must not reply.
-                lease.check()?;
-            }
-            let Some(stream) = this.streams.lock().await.get(&actor_id).cloned().flatten() else { return Ok(()) };
-            let position = stream.commit(&this.ctx, &db).await?;
-            this.repair(&actor_id, &stream).await;
-            if stream.mode() == ReplicationMode::Sync {
-                // Wait for a replica, replacing any whose node is declared down meanwhile.
-                let deadline = tokio::time::Instant::now() + this.settings.sync_timeout;
-                loop {
-                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    match stream.replicated(position, left.min(SYNC_REPAIR_EVERY)).await {
-                        Ok(()) => break,
-                        Err(e) if left <= SYNC_REPAIR_EVERY => return Err(e),
-                        Err(_) => this.repair(&actor_id, &stream).await,
+            let replicated = async {
+                let Some(stream) = this.streams.lock().await.get(&actor_id).cloned().flatten() else { return Ok(()) };
+                let position = stream.commit(&this.ctx, &db).await?;
+                this.repair(&actor_id, &stream).await;
+                if stream.mode() == ReplicationMode::Sync {
+                    // Wait for a replica, replacing any whose node is declared down meanwhile.
+                    let deadline = tokio::time::Instant::now() + this.settings.sync_timeout;
+                    loop {
+                        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                        match stream.replicated(position, left.min(SYNC_REPAIR_EVERY)).await {
+                            Ok(()) => break,
+                            Err(e) if left <= SYNC_REPAIR_EVERY => return Err(e),
+                            Err(_) => this.repair(&actor_id, &stream).await,
+                        }
                     }
                 }
+                Ok(())
+            };
+            match &this.lease {
+                // A home whose lease ran out during the turn or the wait may already have been replaced: it must
+                // not reply.
+                Some(lease) => lease.confirm(replicated).await,
+                None => replicated.await,
             }
-            Ok(())
         })
     }
 }

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use tern_proto::ClientError;
 
+use super::paxos::Voters;
 use super::{ClusterDirectory, from_value, to_value};
 
 /// A node's liveness record.
@@ -22,7 +23,7 @@ fn liveness_register(node_id: &str) -> String {
     format!("liveness/{node_id}")
 }
 
-impl ClusterDirectory {
+impl<V: Voters> ClusterDirectory<V> {
     /// The node's liveness record, read from a majority of the voters.
     pub async fn liveness(&self, node_id: &str) -> Result<Option<Liveness>, ClientError> {
         from_value(&self.read(&liveness_register(node_id)).await?)

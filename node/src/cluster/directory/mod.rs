@@ -17,7 +17,7 @@ pub mod paxos;
 pub mod voters;
 
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use lru::LruCache;
 use serde::de::DeserializeOwned;
@@ -26,7 +26,7 @@ use tern_gateway::backend::ActorInfo;
 use tern_proto::ClientError;
 use tern_proto::key::serialize_key;
 
-use paxos::{Prepared, ProposeError, Proposer, RegisterValue};
+use paxos::{Prepared, ProposeError, Proposer, RegisterValue, Voters};
 use voters::TransportVoters;
 
 /// How many placements and key bindings each cache keeps.
@@ -118,9 +118,10 @@ pub struct HandOver<'a> {
     pub replicas: Vec<String>,
 }
 
-/// The directory as one node uses it: a proposer over the voters, and caches.
-pub struct ClusterDirectory {
-    proposer: Proposer<TransportVoters>,
+/// The directory as one node uses it: a proposer over the voters, and caches. A node reaches its voters over the
+/// transport ([`TransportVoters`]); the deterministic simulations run the same directory over simulated voters.
+pub struct ClusterDirectory<V: Voters = TransportVoters> {
+    proposer: Proposer<V>,
     metrics: crate::metrics::Metrics,
     placements: Mutex<LruCache<String, Placement>>,
     keys: Mutex<LruCache<(String, String), String>>,
@@ -159,16 +160,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl ClusterDirectory {
-    /// The directory of node `local_id` over `voters`.
-    pub fn new(local_id: &str, voters: TransportVoters, metrics: crate::metrics::Metrics) -> Self {
+impl<V: Voters> ClusterDirectory<V> {
+    /// The directory of the node whose `proposer` reaches the voters.
+    pub fn new(proposer: Proposer<V>, metrics: crate::metrics::Metrics) -> Self {
         let size = NonZeroUsize::new(CACHE_ENTRIES).expect("non-zero");
-        Self {
-            proposer: Proposer::new(local_id, Arc::new(voters)),
-            metrics,
-            placements: Mutex::new(LruCache::new(size)),
-            keys: Mutex::new(LruCache::new(size)),
-        }
+        Self { proposer, metrics, placements: Mutex::new(LruCache::new(size)), keys: Mutex::new(LruCache::new(size)) }
     }
 
     /// The actor's placement as this node's cache has it, if it has it (never asks the voters).
@@ -187,6 +183,20 @@ impl ClusterDirectory {
             lock(&self.placements).put(actor_id.to_string(), placement.clone());
         }
         Ok(placement)
+    }
+
+    /// The actor's placement as the voters have it, asked every `retry` until they answer: what a change whose
+    /// outcome is unknown (its answer lost, no quorum) decided.
+    pub async fn placement_when_known(&self, actor_id: &str, retry: std::time::Duration) -> Option<Placement> {
+        loop {
+            match self.placement(actor_id, true).await {
+                Ok(placement) => return placement,
+                Err(e) => {
+                    tracing::debug!(actor_id, error = %e, "cannot read the placement yet");
+                    tokio::time::sleep(retry).await;
+                }
+            }
+        }
     }
 
     /// The id of the live actor bound to the key: from the cache unless `fresh`, else from the voters.

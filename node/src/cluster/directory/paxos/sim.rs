@@ -1,6 +1,6 @@
 //! A deterministic simulation of the directory's registers: the production [`Proposer`] and [`AcceptorState`]
-//! under a simulated network that loses, delays and reorders messages, cuts links (whole partitions and one-way
-//! cuts) and crashes voters, on the clock of a paused single-threaded tokio runtime, with every random choice
+//! under the simulated network of [`crate::simnet`], which loses, delays and reorders messages, cuts links
+//! (whole partitions and one-way cuts) and crashes voters, on the clock of a paused single-threaded tokio runtime, with every random choice
 //! (the faults, the delays, the proposers' pauses after conflicts) drawn from one seed. So a seed replays exactly.
 //!
 //! Each run has three proposers append to one register eight times each while the faults go on, each append a
@@ -13,8 +13,8 @@
 //! `TERN_SIM_SEEDS=N` runs seeds 1 to N (200 by default, a few seconds); `TERN_SIM_SEED=S` runs seed S alone. A seed
 //! that breaks an invariant fails the test with the command that replays it.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -22,6 +22,7 @@ use rand::{RngExt, SeedableRng};
 use tokio::time::Instant;
 
 use super::*;
+use crate::simnet::{Place, SimNet, SimVoters, Weather};
 
 /// The register the proposers append to.
 const REGISTER: &str = "log";
@@ -33,157 +34,37 @@ const APPENDS: usize = 8;
 #[derive(Debug, Clone, Copy)]
 struct Faults {
     voters: usize,
-    /// The chance that a message (request or answer) is lost.
-    loss: f64,
-    /// The longest one-way delay; each message draws its own, so messages overtake each other.
-    max_delay: Duration,
+    /// The chance of loss and the longest delay of each message; each draws its own delay, so messages overtake
+    /// each other.
+    weather: Weather,
     /// How often the nemesis strikes (crash a voter, cut links, split the voters, heal).
     nemesis_every: Duration,
 }
 
-/// One voter: what its fsynced store holds, and whether it runs.
-#[derive(Default)]
-struct Voter {
-    registers: BTreeMap<String, AcceptorState>,
-    up: bool,
-}
-
-/// The simulated network and voters.
-struct Net {
-    rng: Mutex<StdRng>,
-    voters: Vec<Mutex<Voter>>,
-    /// Directed links that drop everything: `(proposer, voter, toward_voter)`.
-    cut: Mutex<BTreeSet<(usize, usize, bool)>>,
-    faults: Faults,
-    /// The planted bug: a voter that keeps its promises and acceptances in memory only, and forgets them when it
-    /// crashes (as one that did not sync its store before answering).
-    amnesia: bool,
-}
-
-impl Net {
-    fn chance(&self, p: f64) -> bool {
-        lock(&self.rng).random::<f64>() < p
-    }
-
-    fn below(&self, n: usize) -> usize {
-        lock(&self.rng).random_range(0..n)
-    }
-
-    fn delay(&self) -> Duration {
-        let max = self.faults.max_delay.as_micros() as u64;
-        Duration::from_micros(lock(&self.rng).random_range(0..=max))
-    }
-
-    fn is_cut(&self, proposer: usize, voter: usize, toward_voter: bool) -> bool {
-        lock(&self.cut).contains(&(proposer, voter, toward_voter))
-    }
-
-    /// Strikes once: crashes a voter for a while, cuts a link one way, splits the voters from some proposers, or
-    /// heals every cut.
-    async fn strike(self: &Arc<Self>) {
-        match self.below(4) {
-            0 => {
-                let index = self.below(self.voters.len());
-                {
-                    let mut voter = lock(&self.voters[index]);
-                    voter.up = false;
-                    if self.amnesia {
-                        voter.registers.clear();
-                    }
-                }
-                let net = self.clone();
-                let down_for = Duration::from_millis(5 + self.below(60) as u64);
-                tokio::spawn(async move {
-                    tokio::time::sleep(down_for).await;
-                    lock(&net.voters[index]).up = true;
-                });
-            }
-            1 => {
-                let link = (self.below(PROPOSERS), self.below(self.voters.len()), self.chance(0.5));
-                lock(&self.cut).insert(link);
-            }
-            2 => {
-                let side: Vec<usize> = (0..self.voters.len()).filter(|_| self.chance(0.5)).collect();
-                let proposers: Vec<usize> = (0..PROPOSERS).filter(|_| self.chance(0.5)).collect();
-                let mut cut = lock(&self.cut);
-                for &p in &proposers {
-                    for &v in &side {
-                        cut.insert((p, v, true));
-                        cut.insert((p, v, false));
-                    }
+/// Strikes once: crashes a voter for a while, cuts a link one way, splits the voters from some proposers, or heals
+/// every cut.
+fn strike(net: &Arc<SimNet>) {
+    let voters = net.voter_count();
+    match net.below(4) {
+        0 => {
+            let index = net.below(voters);
+            net.crash_voter(index, Duration::from_millis(5 + net.below(60) as u64));
+        }
+        1 => {
+            let (proposer, voter) = (Place::Node(net.below(PROPOSERS)), Place::Voter(net.below(voters)));
+            if net.chance(0.5) { net.cut(proposer, voter) } else { net.cut(voter, proposer) }
+        }
+        2 => {
+            let side: Vec<usize> = (0..voters).filter(|_| net.chance(0.5)).collect();
+            let proposers: Vec<usize> = (0..PROPOSERS).filter(|_| net.chance(0.5)).collect();
+            for &p in &proposers {
+                for &v in &side {
+                    net.cut(Place::Node(p), Place::Voter(v));
+                    net.cut(Place::Voter(v), Place::Node(p));
                 }
             }
-            _ => lock(&self.cut).clear(),
         }
-    }
-
-    /// Ends every fault: cuts healed, voters up.
-    fn heal(&self) {
-        lock(&self.cut).clear();
-        self.voters.iter().for_each(|v| lock(v).up = true);
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// One proposer's view of the voters through the simulated network.
-struct Link {
-    net: Arc<Net>,
-    proposer: usize,
-}
-
-impl Link {
-    /// Carries a request to voter `index`, applies `handle` to its register there, and carries the answer back;
-    /// either message may be lost or delayed.
-    async fn call<T>(
-        &self,
-        index: usize,
-        register: &str,
-        handle: impl FnOnce(&mut AcceptorState) -> T,
-    ) -> Result<T, String> {
-        let net = &self.net;
-        tokio::time::sleep(net.delay()).await;
-        if net.chance(net.faults.loss) || net.is_cut(self.proposer, index, true) {
-            return Err(format!("the request to voter {index} was lost"));
-        }
-        let answer = {
-            let mut voter = lock(&net.voters[index]);
-            if !voter.up {
-                return Err(format!("voter {index} is down"));
-            }
-            handle(voter.registers.entry(register.to_string()).or_default())
-        };
-        tokio::time::sleep(net.delay()).await;
-        if net.chance(net.faults.loss) || net.is_cut(self.proposer, index, false) {
-            return Err(format!("the answer of voter {index} was lost"));
-        }
-        Ok(answer)
-    }
-}
-
-impl Voters for Link {
-    fn count(&self) -> usize {
-        self.net.voters.len()
-    }
-
-    async fn read(&self, index: usize, register: &str) -> Result<(Ballot, RegisterValue), String> {
-        self.call(index, register, |state| (state.accepted.clone(), state.value.clone())).await
-    }
-
-    async fn prepare(&self, index: usize, register: &str, ballot: &Ballot) -> Result<PrepareReply, String> {
-        self.call(index, register, |state| state.prepare(ballot).0).await
-    }
-
-    async fn accept(
-        &self,
-        index: usize,
-        register: &str,
-        ballot: &Ballot,
-        value: &RegisterValue,
-    ) -> Result<AcceptReply, String> {
-        self.call(index, register, |state| state.accept(ballot, value.clone()).0).await
+        _ => net.heal_links(),
     }
 }
 
@@ -218,7 +99,7 @@ fn encode(log: &[Entry]) -> RegisterValue {
 
 /// Appends `entry` if the log still has `length` entries: a compare-and-set, as every change the directory makes.
 /// Returns where the entry landed, if it did.
-async fn append(proposer: &Proposer<Link>, entry: Entry) -> Option<usize> {
+async fn append(proposer: &Proposer<SimVoters>, entry: Entry) -> Option<usize> {
     let length = decode(&proposer.read(REGISTER).await.ok()?).len();
     let written = proposer
         .change(REGISTER, |current| {
@@ -244,27 +125,28 @@ async fn simulate(seed: u64, amnesia: bool) -> History {
     let mut rng = StdRng::seed_from_u64(seed);
     let faults = Faults {
         voters: if rng.random::<bool>() { 3 } else { 5 },
-        loss: rng.random_range(0.0..0.3),
-        max_delay: Duration::from_micros(rng.random_range(100..20_000)),
+        weather: Weather {
+            loss: rng.random_range(0.0..0.3),
+            max_delay: Duration::from_micros(rng.random_range(100..20_000)),
+        },
         nemesis_every: Duration::from_millis(rng.random_range(2..40)),
     };
-    let voters = (0..faults.voters).map(|_| Mutex::new(Voter { up: true, ..Voter::default() })).collect();
-    let net = Arc::new(Net { rng: Mutex::new(rng), voters, cut: Mutex::default(), faults, amnesia });
+    let net = SimNet::new(rng.random(), faults.voters, faults.weather, amnesia);
     let start = Instant::now();
 
     let nemesis = {
         let net = net.clone();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(net.faults.nemesis_every).await;
-                net.strike().await;
+                tokio::time::sleep(faults.nemesis_every).await;
+                strike(&net);
             }
         })
     };
     let workers: Vec<_> = (0..PROPOSERS)
         .map(|p| {
-            let link = Link { net: net.clone(), proposer: p };
-            let proposer = Proposer::seeded(format!("node-{p}"), Arc::new(link), seed.rotate_left(p as u32 * 8 + 1));
+            let voters = Arc::new(net.voters(p));
+            let proposer = Proposer::seeded(format!("node-{p}"), voters, seed.rotate_left(p as u32 * 8 + 1));
             tokio::spawn(async move {
                 let mut done = Vec::new();
                 for k in 0..APPENDS {
@@ -282,7 +164,7 @@ async fn simulate(seed: u64, amnesia: bool) -> History {
     }
     nemesis.abort();
     net.heal();
-    let reader = Proposer::seeded("reader", Arc::new(Link { net: net.clone(), proposer: 0 }), seed);
+    let reader = Proposer::seeded("reader", Arc::new(net.voters(0)), seed);
     // Healed, but messages may still be lost: a read retries until it gets through.
     let final_log = loop {
         if let Ok(value) = reader.read(REGISTER).await {
