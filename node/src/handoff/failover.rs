@@ -128,6 +128,11 @@ async fn take_over<V: Voters>(
     let (count, mode) = node.policy(actor_id);
     // The freshest replica takes the actor over (a tie goes to the smallest node id); the others leave it.
     if let Some(placement) = directory.placement(actor_id, true).await? {
+        // A home that took its actor over itself started from its copy's position: a copy behind that lacks some
+        // of the history the home inherited, acknowledged writes among it, however fresh it is among the others.
+        if mode == ReplicationMode::Sync && placement.promoted_from.is_some_and(|from| position < from) {
+            return Ok(());
+        }
         for other in placement.replicas.iter().filter(|r| r.as_str() != me) {
             match node.peer_copy(other, actor_id).await {
                 PeerCopy::At(theirs) if theirs > position || (theirs == position && other.as_str() < me) => {

@@ -99,13 +99,20 @@ impl Lease {
 
     /// Runs `replicated`, what a commit waits for before its reply may leave (a replica's acknowledgement in `sync`
     /// mode), and checks the lease before and after it: a home whose lease ran out may already have been
-    /// replaced, so it must not reply, however long ago its commit began. The check after the wait is what keeps
-    /// the old home of an actor that failed over while it waited from acknowledging a write (the deterministic
-    /// simulation, `handoff/sim.rs`, finds two homes acknowledging at once without it).
+    /// replaced, so it must not reply, however long ago its commit began. After the wait the lease must still be
+    /// the one it was before (the same liveness epoch): a node taken for dead meanwhile may have let the actor go
+    /// and renewed under a new epoch, and its commit is then not the actor's history. The deterministic
+    /// simulation (`handoff/sim.rs`) finds two homes acknowledging at once without either check.
     pub async fn confirm<T>(&self, replicated: impl Future<Output = Result<T, ClientError>>) -> Result<T, ClientError> {
         self.check()?;
+        let epoch = self.epoch();
         let replicated = replicated.await?;
         self.check()?;
+        if self.epoch() != epoch {
+            return Err(ClientError::unavailable(
+                "this node was taken for dead while the write waited for its replica: the write is not acknowledged",
+            ));
+        }
         Ok(replicated)
     }
 

@@ -36,7 +36,8 @@ use super::Handoff;
 use super::crash::crash_point;
 use super::wire::{Expect, HandoffRefusal, TakeHome};
 use crate::cluster::MemberState;
-use crate::cluster::directory::{HandOver, Placement, PreparedHandOver};
+use crate::cluster::directory::paxos::Voters;
+use crate::cluster::directory::{ClusterDirectory, HandOver, Placement, PreparedHandOver};
 use crate::cluster::rpc;
 use crate::storage::ActorRecord;
 use crate::storage::handoffs::{HandoffRecord, HandoffRole};
@@ -330,14 +331,7 @@ impl Handoff {
     async fn settle_leaving(&self, actor_id: &str) -> Result<Settled, ClientError> {
         let directory = self.backend.directory()?;
         loop {
-            let epoch = self.lease.epoch();
-            let settled = match directory.placement(actor_id, true).await {
-                Ok(Some(p)) if p.home == self.local_id && p.destroy_ts.is_none() => {
-                    directory.reacquire(actor_id, &self.local_id, epoch, epoch).await
-                }
-                other => other,
-            };
-            match settled {
+            match settle_leaving_once(directory, actor_id, &self.local_id, self.lease.epoch()).await {
                 Ok(Some(p)) if p.home == self.local_id && p.destroy_ts.is_none() => {
                     self.host.core.node_db.forget_handoff(actor_id).await?;
                     return Ok(Settled::Stayed);
@@ -393,11 +387,7 @@ impl Handoff {
             region: &self.region,
             replicas: call.replicas,
         };
-        let decided = match directory.hand_over(&moving, prepared).await {
-            Ok(placement) => placement,
-            // The change may or may not have been made: read what the voters decided.
-            Err(_) => self.placement_when_known(actor_id).await,
-        };
+        let decided = claim(directory, &moving, prepared).await;
         crash_point(&core.data_dir, "arriving:moved");
         let moved = Instant::now();
         match decided {
@@ -489,6 +479,38 @@ impl Handoff {
         candidates
             .min_by_key(|m| (m.node.region != self.region, m.load.map_or(0, |l| l.awake_actors), m.node.id.clone()))
             .map(|m| m.node.id.clone())
+    }
+}
+
+/// One attempt to settle a hand-off from `me` that did not finish, `epoch` being `me`'s liveness epoch: the actor's
+/// placement as the voters decide it. A placement still naming `me` is first taken back under a new placement
+/// epoch, so that the hand-over can no longer succeed, and `me` serves the actor again; one naming another node
+/// means the actor left.
+pub(crate) async fn settle_leaving_once<V: Voters>(
+    directory: &ClusterDirectory<V>,
+    actor_id: &str,
+    me: &str,
+    epoch: u64,
+) -> Result<Option<Placement>, ClientError> {
+    match directory.placement(actor_id, true).await? {
+        Some(p) if p.home == me && p.destroy_ts.is_none() => directory.reacquire(actor_id, me, epoch, epoch).await,
+        other => Ok(other),
+    }
+}
+
+/// The target's claim of a handed-over actor: moves the placement to it by compare-and-set from the placement the
+/// hand-off began with (`moving`), starting from `prepared` when the target prepared it, and returns the placement
+/// afterwards, asked of the voters again until they answer when the change's own answer was lost. The actor is
+/// the target's only if the placement names it.
+pub(crate) async fn claim<V: Voters>(
+    directory: &ClusterDirectory<V>,
+    moving: &HandOver<'_>,
+    prepared: Option<PreparedHandOver>,
+) -> Option<Placement> {
+    match directory.hand_over(moving, prepared).await {
+        Ok(placement) => placement,
+        // The change may or may not have been made: read what the voters decided.
+        Err(_) => directory.placement_when_known(moving.actor_id, SETTLE_RETRY).await,
     }
 }
 

@@ -1,20 +1,25 @@
-//! A deterministic simulation of leases and failover: simulated nodes run the production lease ([`Lease`]), its
-//! renewal loop ([`renew_forever`], with the take-back of a fenced node's actors), failover ([`fail_over`]: the
-//! fencing of an expired home, the choice of the freshest replica, the take-over by compare-and-set) and the
-//! directory ([`ClusterDirectory`] with its production proposer) over the simulated network and voters of
-//! [`crate::simnet`], while the nemesis crashes nodes and voters, cuts links one way, isolates nodes, and moves the
-//! nodes' wall clocks within the bound the leases assume.
+//! A deterministic simulation of leases, failover and moves: simulated nodes run the production lease ([`Lease`]),
+//! its renewal loop ([`renew_forever`], with the take-back of a fenced node's actors), failover ([`fail_over`]: the
+//! fencing of an expired home, the choice of the freshest replica, the take-over by compare-and-set;
+//! [`settle_copies`]), the directory steps of a move ([`claim`], [`settle_leaving_once`]) and the directory itself
+//! ([`ClusterDirectory`] with its production proposer), over the simulated network and voters of [`crate::simnet`],
+//! while the nemesis crashes nodes and voters, cuts links one way, isolates nodes or cuts them off from the voters,
+//! membership suspects live nodes, and the nodes' wall clocks move within the bound the leases assume.
 //!
 //! What is simulated rather than run: an actor's database is a list of written values, its replication stream
 //! ships the whole list at a position (generation, length) that replicas keep only if it is newer, and a write is
-//! committed by appending to the home's list. A home takes a write only while its lease holds, and replies as the
-//! runtime does (`replica::Replication::committed`): the lease confirmed around the wait for a replica in `sync`
-//! mode ([`Lease::confirm`]).
+//! committed by appending to the home's list. A home takes a write only while its lease holds and no hand-off holds
+//! its requests, and replies as the runtime does (`replica::Replication::committed`): the lease confirmed around
+//! the wait for a replica in `sync` mode ([`Lease::confirm`]). A move follows `migrate.rs`: the target prepares the
+//! hand-over, the home records the hand-off and holds requests, lets the writes in flight finish, waits until the
+//! target holds its last position and asks it to take the actor over; the target checks its copy, records the
+//! arrival and claims the placement; a hand-off that did not finish, or that a crash interrupted, is settled by the
+//! directory.
 //!
-//! Each run has one actor, four nodes (the actor's home, one or two replicas, and a spare) and two clients writing
-//! unique values, one to whichever node it believes is the home, one to any node, for 20 simulated seconds of
-//! faults; then everything
-//! heals and the run waits until a node serves the actor again. The history of acknowledged writes must show:
+//! Each run has one actor, four nodes (the actor's home, one or two replicas, and a spare), two clients writing
+//! unique values, one to whichever node it believes is the home, one to any node, and the home moving the actor to
+//! one of its replicas every one to four seconds, for 20 simulated seconds of faults; then everything heals and the
+//! run waits until a node serves the actor again. The history of acknowledged writes must show:
 //! - **one home at a time**: in real-time order, the placement epochs under which writes were acknowledged never
 //!   go back, and each epoch belongs to one node;
 //! - **no acknowledged write lost** (`sync` mode): every acknowledged value is in the database of the node that
@@ -22,7 +27,9 @@
 //! - **an actor is served again** once the faults end.
 //!
 //! `TERN_FAILOVER_SIM_SEEDS=N` runs seeds 1 to N (100 by default); `TERN_FAILOVER_SIM_SEED=S` runs seed S alone. A
-//! seed that breaks an invariant fails the test with the command that replays it.
+//! seed that breaks an invariant fails the test with the command that replays it; three planted bugs must be
+//! caught: a home that does not check its lease after the wait for its replica, clocks eight times beyond the
+//! bound, and a move's target that serves without moving the placement.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -36,11 +43,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::failover::{SETTLE_EVERY, Successor, fail_over, settle_copies};
+use super::migrate::{claim, settle_leaving_once};
 use super::renew::{LeaseHolder, renew_forever};
 use super::{Lease, LeaseTiming};
 use crate::cluster::Profile;
 use crate::cluster::directory::paxos::Proposer;
-use crate::cluster::directory::{ClusterDirectory, Placement};
+use crate::cluster::directory::{ClusterDirectory, HandOver, Placement, PreparedHandOver};
 use crate::replica::{PeerCopy, ReplicationMode};
 use crate::simnet::{Place, SimNet, SimVoters, Weather, lock};
 
@@ -74,11 +82,13 @@ struct Setup {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Planted {
     None,
-    /// Clocks stray four times as far as the leases assume.
+    /// Clocks stray eight times as far as the leases assume.
     ClocksBeyondTheBound,
     /// A home that checks its lease before it waits for a replica but not after (the runtime did until this
     /// simulation caught it).
     NoLeaseCheckAfterTheWait,
+    /// A move's target that serves the actor without moving its placement in the directory.
+    TargetSkipsTheDirectory,
 }
 
 /// An actor's database on its home.
@@ -91,6 +101,15 @@ struct Home {
     /// The generation of its stream: the epoch under which it was last taken (so that the new home's stream
     /// supersedes an old one's).
     generation: u64,
+    /// A hand-off in progress (recorded, as `node.db` records it): the actor's requests are held.
+    handoff: Option<Role>,
+}
+
+/// A node's part in a hand-off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Leaving,
+    Arriving,
 }
 
 impl Home {
@@ -122,6 +141,10 @@ struct Memory {
     directory: Arc<ClusterDirectory<SimVoters>>,
     /// Where each replica acknowledged it is, per actor.
     acked: BTreeMap<(String, String), Position>,
+    /// One clone per write in flight.
+    writes: Arc<()>,
+    /// The hand-over this node prepared as the target of a move (`Expect`).
+    prepared: Option<PreparedHandOver>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -156,6 +179,8 @@ struct World {
     start: Instant,
     nodes: Mutex<Vec<Arc<Node>>>,
     acks: Mutex<Vec<Ack>>,
+    /// The placement epochs of the moves that finished.
+    moves: Mutex<Vec<u64>>,
 }
 
 impl World {
@@ -195,6 +220,8 @@ impl Node {
             lease: Lease::new(world.timing, epoch),
             directory: Arc::new(ClusterDirectory::new(proposer, crate::metrics::Metrics::new("sim"))),
             acked: BTreeMap::new(),
+            writes: Arc::new(()),
+            prepared: None,
             tasks: Vec::new(),
         };
         let (lease, directory) = (memory.lease.clone(), memory.directory.clone());
@@ -211,6 +238,11 @@ impl Node {
         self.track(renewing);
         self.track(watching);
         self.track(shipping);
+        let unfinished: Vec<Role> = lock(&self.disk).homes.values().filter_map(|h| h.handoff).collect();
+        for role in unfinished {
+            let node = self.clone();
+            self.track(tokio::spawn(async move { node.settle_handoff(role).await }));
+        }
     }
 
     /// Keeps `task` to abort it when the node crashes.
@@ -224,12 +256,12 @@ impl Node {
         }
     }
 
-    /// Runs a client's write of `value` as one of the node's tasks (a crash ends it unanswered).
-    async fn serve_write(self: &Arc<Self>, value: u64) -> Option<Result<(), ClientError>> {
+    /// Runs a request that arrived at this node as one of its tasks: a crash of this node ends it unanswered, and
+    /// nothing that happens to the sender stops it.
+    async fn serve<T: Send + 'static>(&self, request: impl Future<Output = T> + Send + 'static) -> Option<T> {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let node = self.clone();
         self.track(tokio::spawn(async move {
-            let _ = answer.send(node.write(value).await);
+            let _ = answer.send(request.await);
         }));
         answered.await.ok()
     }
@@ -323,11 +355,15 @@ impl Node {
     async fn write(&self, value: u64) -> Result<(), ClientError> {
         let lease = self.lease().ok_or_else(ClientError::internal)?;
         lease.check()?;
-        let (epoch, position, replicas) = {
+        let (epoch, position, replicas, _in_flight) = {
             let mut disk = lock(&self.disk);
             let home = disk.homes.get_mut(ACTOR).ok_or_else(|| ClientError::actor_not_found(ACTOR))?;
+            if home.handoff.is_some() {
+                return Err(ClientError::migration_in_progress(ACTOR));
+            }
+            let in_flight = lock(&self.memory).as_ref().map(|m| m.writes.clone());
             home.values.push(value);
-            (home.epoch, home.position(), home.replicas.clone())
+            (home.epoch, home.position(), home.replicas.clone(), in_flight)
         };
         let replicated = async {
             if self.world.setup.mode == ReplicationMode::Sync {
@@ -362,11 +398,195 @@ impl Node {
     }
 }
 
+/// Moves on demand: the home's and the target's sides of `migrate.rs`, with its directory steps
+/// ([`settle_leaving_once`], [`claim`]) run as they are.
+impl Node {
+    /// The home moves the actor to node `to`, one of its replicas: the target prepares the hand-over, the home
+    /// records the hand-off and holds requests, lets the writes in flight finish, waits until the target holds its
+    /// last position, and asks it to take the actor over; a hand-off that did not finish is settled by the
+    /// directory.
+    async fn move_to(self: &Arc<Self>, to: usize) {
+        let Some((lease, directory)) = lock(&self.memory).as_ref().map(|m| (m.lease.clone(), m.directory.clone()))
+        else {
+            return;
+        };
+        if lease.check().is_err() {
+            return;
+        }
+        let Ok(Some(placement)) = directory.placement(ACTOR, true).await else { return };
+        if placement.home != self.id {
+            return;
+        }
+        let target = self.world.node(to);
+        let net = &self.world.net;
+        if net.carry(Place::Node(self.index), Place::Node(to)).await {
+            let expecting = target.clone();
+            target.serve(async move { expecting.expect().await }).await;
+        }
+        {
+            let mut disk = lock(&self.disk);
+            let Some(home) = disk.homes.get_mut(ACTOR).filter(|h| h.handoff.is_none()) else { return };
+            home.handoff = Some(Role::Leaving);
+        }
+        self.writes_ended().await;
+        let (position, replicas) = {
+            let disk = lock(&self.disk);
+            let Some(home) = disk.homes.get(ACTOR) else { return };
+            let others = placement.replicas.iter().filter(|r| **r != target.id && **r != self.id).cloned();
+            let replicas: Vec<String> =
+                std::iter::once(self.id.clone()).chain(others).take(self.world.setup.replicas).collect();
+            (home.position(), replicas)
+        };
+        let answer = match self.reached(&target.id, position, Duration::from_secs(20)).await {
+            true if net.carry(Place::Node(self.index), Place::Node(to)).await => {
+                let (taking, from, epoch) = (target.clone(), self.id.clone(), placement.epoch);
+                let taking_home = async move { taking.take_home(&from, epoch, position, replicas).await };
+                let answer = target.serve(taking_home).await.flatten();
+                net.carry(Place::Node(to), Place::Node(self.index)).await.then_some(answer).flatten()
+            }
+            _ => None,
+        };
+        match answer {
+            Some(epoch) => {
+                self.leave(&target.id, epoch);
+                lock(&self.world.moves).push(epoch);
+            }
+            None => self.settle_handoff(Role::Leaving).await,
+        }
+    }
+
+    /// Waits until no write is in flight on this node.
+    async fn writes_ended(&self) {
+        let writes = lock(&self.memory).as_ref().map(|m| m.writes.clone());
+        // One clone is the node's, one this.
+        while writes.as_ref().is_some_and(|w| Arc::strong_count(w) > 2) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Waits up to `limit` until `replica` acknowledged `position`.
+    async fn reached(&self, replica: &str, position: Position, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let acked = lock(&self.memory)
+                .as_ref()
+                .and_then(|m| m.acked.get(&(ACTOR.to_string(), replica.to_string())).copied());
+            if acked.is_some_and(|p| p >= position) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        false
+    }
+
+    /// The target prepares the hand-over in the directory (`Expect`).
+    async fn expect(&self) {
+        let Some(directory) = lock(&self.memory).as_ref().map(|m| m.directory.clone()) else { return };
+        let prepared = directory.prepare_hand_over(ACTOR).await.ok();
+        if let Some(memory) = lock(&self.memory).as_mut() {
+            memory.prepared = prepared;
+        }
+    }
+
+    /// The target's side (`TakeHome`): its copy must be exactly at the home's last position; it records the
+    /// arrival (requests held), claims the placement, and serves the actor if the directory names it. Returns the
+    /// new placement epoch, or `None` when it refused or the directory did not name it.
+    async fn take_home(&self, from: &str, epoch: u64, position: Position, replicas: Vec<String>) -> Option<u64> {
+        let (lease, directory, prepared) = {
+            let mut memory = lock(&self.memory);
+            let memory = memory.as_mut()?;
+            (memory.lease.clone(), memory.directory.clone(), memory.prepared.take())
+        };
+        lease.check().ok()?;
+        {
+            let mut disk = lock(&self.disk);
+            let holds = disk.copies.get(ACTOR).is_some_and(|(home, copy)| home == from && copy.position == position);
+            if !holds || disk.homes.contains_key(ACTOR) {
+                return None;
+            }
+            let (_, copy) = disk.copies.remove(ACTOR)?;
+            let arriving = Home {
+                epoch,
+                replicas: replicas.clone(),
+                values: copy.values,
+                generation: position.generation,
+                handoff: Some(Role::Arriving),
+            };
+            disk.homes.insert(ACTOR.to_string(), arriving);
+        }
+        let moving =
+            HandOver { actor_id: ACTOR, from, epoch, to: &self.id, to_epoch: lease.epoch(), region: "sim", replicas };
+        if self.world.planted == Planted::TargetSkipsTheDirectory {
+            let now = Placement { home: self.id.clone(), epoch: epoch + 1, ..first_placement(vec![]) };
+            return self.arrived(Some(&now));
+        }
+        let decided = claim(&directory, &moving, prepared).await;
+        self.arrived(decided.as_ref())
+    }
+
+    /// Ends an arrival as the directory decided it: served here under `decided` if it names this node, else undone.
+    fn arrived(&self, decided: Option<&Placement>) -> Option<u64> {
+        let mut disk = lock(&self.disk);
+        match decided {
+            Some(now) if now.home == self.id => {
+                let home = disk.homes.get_mut(ACTOR)?;
+                (home.epoch, home.generation, home.handoff) = (now.epoch, now.epoch, None);
+                Some(now.epoch)
+            }
+            _ => {
+                disk.homes.remove(ACTOR);
+                None
+            }
+        }
+    }
+
+    /// The old home forgets the actor that left for `new_home`, keeping its database as a replica's copy.
+    fn leave(&self, new_home: &str, _epoch: u64) {
+        let mut disk = lock(&self.disk);
+        if let Some(home) = disk.homes.remove(ACTOR) {
+            let copy = Copy { position: home.position(), values: home.values };
+            disk.copies.insert(ACTOR.to_string(), (new_home.to_string(), copy));
+        }
+    }
+
+    /// Settles a hand-off that did not finish (or that a crash interrupted) with the directory, asking until it
+    /// answers: the home takes the actor back or lets it go ([`settle_leaving_once`]); the target keeps it only if
+    /// the directory names it.
+    async fn settle_handoff(&self, role: Role) {
+        let Some((lease, directory)) = lock(&self.memory).as_ref().map(|m| (m.lease.clone(), m.directory.clone()))
+        else {
+            return;
+        };
+        if role == Role::Arriving {
+            let decided = directory.placement_when_known(ACTOR, Duration::from_millis(500)).await;
+            self.arrived(decided.as_ref());
+            return;
+        }
+        loop {
+            match settle_leaving_once(&directory, ACTOR, &self.id, lease.epoch()).await {
+                Ok(Some(p)) if p.home == self.id => {
+                    if let Some(home) = lock(&self.disk).homes.get_mut(ACTOR) {
+                        (home.epoch, home.generation, home.handoff) = (p.epoch, p.epoch, None);
+                    }
+                    return;
+                }
+                Ok(Some(p)) => return self.leave(&p.home, p.epoch),
+                Ok(None) => {
+                    lock(&self.disk).homes.remove(ACTOR);
+                    return;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
+    }
+}
+
 impl Node {
     /// The node's state in one line, for reports.
     fn describe(&self) -> String {
         let disk = lock(&self.disk);
-        let homes: Vec<_> = disk.homes.iter().map(|(a, h)| (a, h.epoch, h.position(), &h.replicas)).collect();
+        let homes: Vec<_> =
+            disk.homes.iter().map(|(a, h)| (a, h.epoch, h.position(), &h.replicas, h.handoff)).collect();
         let copies: Vec<_> = disk.copies.iter().map(|(a, (from, c))| (a, from, c.position)).collect();
         let lease = self.lease().map(|l| (l.epoch(), l.check().is_ok()));
         format!("{} epoch {} lease {lease:?} homes {homes:?} copies {copies:?}", self.id, disk.epoch)
@@ -386,15 +606,17 @@ impl LeaseHolder for Node {
         lock(&self.disk).homes.keys().cloned().collect()
     }
 
+    /// Keeps the actor under its new epoch, or lets it go once the writes in flight ended, as `Host::release`
+    /// waits for the actor's turn to end.
     async fn taken_back(&self, placement: &Placement) -> Result<(), ClientError> {
-        let mut disk = lock(&self.disk);
         if placement.home == self.id {
-            if let Some(home) = disk.homes.get_mut(&placement.actor_id) {
+            if let Some(home) = lock(&self.disk).homes.get_mut(&placement.actor_id) {
                 (home.epoch, home.generation) = (placement.epoch, placement.epoch);
             }
-        } else {
-            disk.homes.remove(&placement.actor_id);
+            return Ok(());
         }
+        self.writes_ended().await;
+        lock(&self.disk).homes.remove(&placement.actor_id);
         Ok(())
     }
 
@@ -464,6 +686,7 @@ impl Successor for Node {
             replicas: placement.replicas.clone(),
             values: copy.values,
             generation: placement.epoch,
+            handoff: None,
         };
         disk.homes.insert(placement.actor_id.clone(), home);
         Ok(())
@@ -478,6 +701,8 @@ struct History {
     /// The node serving the actor once everything healed, and its database; `None` if none did in time.
     served: Option<(usize, Vec<u64>)>,
     failovers: u64,
+    /// How many moves finished.
+    moves: usize,
     /// The directory's placement and each node's state at the end.
     ended: String,
 }
@@ -494,8 +719,10 @@ async fn simulate(seed: u64, planted: Planted) -> History {
     let mut rng = StdRng::seed_from_u64(seed);
     let setup = {
         let spread = match planted {
-            Planted::None | Planted::NoLeaseCheckAfterTheWait => timing.max_offset / 2,
-            Planted::ClocksBeyondTheBound => timing.max_offset * 4,
+            Planted::None | Planted::NoLeaseCheckAfterTheWait | Planted::TargetSkipsTheDirectory => {
+                timing.max_offset / 2
+            }
+            Planted::ClocksBeyondTheBound => timing.max_offset * 8,
         };
         Setup {
             voters: if rng.random::<bool>() { 3 } else { 5 },
@@ -519,6 +746,7 @@ async fn simulate(seed: u64, planted: Planted) -> History {
         start: Instant::now(),
         nodes: Mutex::new(Vec::new()),
         acks: Mutex::new(Vec::new()),
+        moves: Mutex::new(Vec::new()),
     });
     for index in 0..NODES {
         let node = Node {
@@ -533,19 +761,7 @@ async fn simulate(seed: u64, planted: Planted) -> History {
     }
     // The actor starts on node 0, with its replicas on the next nodes, recorded in the directory first.
     let replicas: Vec<String> = (1..=setup.replicas).map(|i| format!("node-{i}")).collect();
-    let placement = Placement {
-        actor_id: ACTOR.to_string(),
-        name: "counter".to_string(),
-        key: vec![],
-        home: "node-0".to_string(),
-        region: "sim".to_string(),
-        epoch: 1,
-        create_ts: EPOCH_MS,
-        destroy_ts: None,
-        home_epoch: 0,
-        replicas: replicas.clone(),
-        promoted_from: None,
-    };
+    let placement = first_placement(replicas.clone());
     let reader_place = NODES + CLIENTS;
     let reader = ClusterDirectory::new(
         Proposer::seeded("reader", Arc::new(net.voters(reader_place)), seed),
@@ -554,15 +770,17 @@ async fn simulate(seed: u64, planted: Planted) -> History {
     while reader.record_placement(&placement).await.is_err() {}
     lock(&world.node(0).disk)
         .homes
-        .insert(ACTOR.to_string(), Home { epoch: 1, replicas, values: vec![], generation: 1 });
+        .insert(ACTOR.to_string(), Home { epoch: 1, replicas, values: vec![], generation: 1, handoff: None });
     for index in 0..NODES {
         world.node(index).start();
     }
 
     let nemesis = tokio::spawn(nemesis(world.clone()));
+    let mover = tokio::spawn(mover(world.clone()));
     let clients: Vec<_> = (0..CLIENTS).map(|c| tokio::spawn(client(world.clone(), c))).collect();
     tokio::time::sleep(FAULTS_FOR).await;
     nemesis.abort();
+    mover.abort();
     clients.iter().for_each(JoinHandle::abort);
     net.heal();
     for index in 0..NODES {
@@ -584,7 +802,25 @@ async fn simulate(seed: u64, planted: Planted) -> History {
     for index in 0..NODES {
         world.node(index).crash();
     }
-    History { setup: format!("{setup:?}"), acks, served, failovers, ended }
+    let moves = lock(&world.moves).len();
+    History { setup: format!("{setup:?}"), acks, served, failovers, moves, ended }
+}
+
+/// The actor's first placement: on node 0, with `replicas`.
+fn first_placement(replicas: Vec<String>) -> Placement {
+    Placement {
+        actor_id: ACTOR.to_string(),
+        name: "counter".to_string(),
+        key: vec![],
+        home: "node-0".to_string(),
+        region: "sim".to_string(),
+        epoch: 1,
+        create_ts: EPOCH_MS,
+        destroy_ts: None,
+        home_epoch: 0,
+        replicas,
+        promoted_from: None,
+    }
 }
 
 /// A clock offset within `spread` of true time.
@@ -640,6 +876,23 @@ async fn nemesis(world: Arc<World>) {
     }
 }
 
+/// Every one to four seconds until aborted, the node serving the actor moves it to one of its replicas.
+async fn mover(world: Arc<World>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(1_000 + world.net.below(3_000) as u64)).await;
+        let serving = (0..NODES).map(|i| world.node(i)).find(|node| {
+            let replicas =
+                lock(&node.disk).homes.get(ACTOR).filter(|h| h.handoff.is_none()).map(|h| h.replicas.clone());
+            replicas.is_some_and(|r| !r.is_empty()) && node.lease().is_some_and(|l| l.check().is_ok())
+        });
+        let Some(node) = serving else { continue };
+        let replicas = lock(&node.disk).homes.get(ACTOR).map(|h| h.replicas.clone()).unwrap_or_default();
+        let Some(to) = world.index_of(&replicas[world.net.below(replicas.len())]) else { continue };
+        let moving = node.clone();
+        node.track(tokio::spawn(async move { moving.move_to(to).await }));
+    }
+}
+
 /// A client writing unique values until aborted: an even one to the node it believes is the actor's home (another,
 /// at random, after a refusal), an odd one to any node at random (as gateways with stale caches would), so that
 /// two nodes acknowledging at once would both be heard.
@@ -654,7 +907,8 @@ async fn client(world: Arc<World>, c: usize) {
             if !net.carry(me, Place::Node(target)).await {
                 return false;
             }
-            let written = node.serve_write(value).await.is_some_and(|w| w.is_ok());
+            let writing = node.clone();
+            let written = node.serve(async move { writing.write(value).await }).await.is_some_and(|w| w.is_ok());
             net.carry(Place::Node(target), me).await && written
         };
         let ok = tokio::time::timeout(Duration::from_secs(2), answered).await.unwrap_or(false);
@@ -725,7 +979,7 @@ fn check(history: &History, mode_sync: bool) -> Result<(), String> {
 /// How a broken seed is reported: what broke, and the command that replays it.
 fn report(seed: u64, why: &str, history: &History) -> String {
     format!(
-        "seed {seed} broke an invariant of leases and failover: {why}\n  setup: {}\n  at the end: {}\n  replay: \
+        "seed {seed} broke an invariant of leases, failover and moves: {why}\n  setup: {}\n  at the end: {}\n  replay: \
          TERN_FAILOVER_SIM_SEED={seed} cargo test -p tern-node handoff::sim -- --nocapture",
         history.setup, history.ended
     )
@@ -746,7 +1000,7 @@ fn is_sync(history: &History) -> bool {
 
 #[test]
 fn one_home_at_a_time_and_no_acknowledged_write_lost_under_seeded_faults() {
-    let (mut runs, mut acks, mut failovers) = (0, 0, 0);
+    let (mut runs, mut acks, mut failovers, mut moves) = (0, 0, 0, 0);
     for seed in seeds() {
         let history = run(seed, Planted::None);
         if let Err(why) = check(&history, is_sync(&history)) {
@@ -755,9 +1009,13 @@ fn one_home_at_a_time_and_no_acknowledged_write_lost_under_seeded_faults() {
         runs += 1;
         acks += history.acks.len();
         failovers += history.failovers;
+        moves += history.moves;
     }
-    eprintln!("{runs} seeded runs: {acks} writes acknowledged, {failovers} changes of the acknowledging node");
+    eprintln!(
+        "{runs} seeded runs: {acks} writes acknowledged, {failovers} changes of the acknowledging node, {moves} moves"
+    );
     assert!(failovers > 0, "no run changed the actor's home: the faults leave nothing to check");
+    assert!(moves > 0, "no move finished: the hand-off went unchecked");
 }
 
 #[test]
@@ -783,8 +1041,15 @@ fn a_home_replying_without_its_lease_is_caught_and_reported_with_the_replay_comm
 }
 
 #[test]
+fn a_target_serving_without_the_directory_is_caught() {
+    let report = first_caught(Planted::TargetSkipsTheDirectory, 1..=300)
+        .expect("no seed of 300 caught a move's target that serves without the directory");
+    eprintln!("{report}");
+}
+
+#[test]
 fn clocks_beyond_the_leases_bound_are_caught() {
     let report = first_caught(Planted::ClocksBeyondTheBound, 1..=300)
-        .expect("no seed of 300 caught clocks four times beyond the leases' bound");
+        .expect("no seed of 300 caught clocks eight times beyond the leases' bound");
     eprintln!("{report}");
 }
