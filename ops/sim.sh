@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the deterministic simulations for more seeds than the test suite does, in a release build:
 #   the directory's registers (node/src/cluster/directory/paxos/sim.rs; the suite runs 200 seeds),
-#   leases, failover and moves (node/src/handoff/sim.rs; the suite runs 100 seeds).
+#   leases, failover and moves (node/src/handoff/sim/; the suite runs 100 seeds).
 # `ops/sim.sh [SEEDS]` runs seeds 1 to SEEDS of each (default 10000). A seed that breaks an invariant stops the run
 # and prints the command that replays it exactly.
 set -euo pipefail

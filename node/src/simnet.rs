@@ -1,5 +1,5 @@
 //! The simulated network and voters under the deterministic simulations of the cluster's protocols (the
-//! directory's registers, `cluster/directory/paxos/sim.rs`; leases and failover, `handoff/sim.rs`).
+//! directory's registers, `cluster/directory/paxos/sim.rs`; leases and failover, `handoff/sim/`).
 //!
 //! Messages between places (nodes and voters) take a random delay, so they overtake each other; each may be lost,
 //! and cut links drop everything one way. Voters keep what an fsynced store keeps and can crash for a while. Every

@@ -102,7 +102,7 @@ impl Lease {
     /// replaced, so it must not reply, however long ago its commit began. After the wait the lease must still be
     /// the one it was before (the same liveness epoch): a node taken for dead meanwhile may have let the actor go
     /// and renewed under a new epoch, and its commit is then not the actor's history. The deterministic
-    /// simulation (`handoff/sim.rs`) finds two homes acknowledging at once without either check.
+    /// simulation (`handoff/sim/`) finds two homes acknowledging at once without either check.
     pub async fn confirm<T>(&self, replicated: impl Future<Output = Result<T, ClientError>>) -> Result<T, ClientError> {
         self.check()?;
         let epoch = self.epoch();

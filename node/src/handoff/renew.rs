@@ -1,7 +1,7 @@
 //! Renewing the node's liveness record, and taking the node's actors back after its epoch was bumped.
 //!
 //! The loop is [`renew_forever`], generic over what it needs from the node ([`LeaseHolder`]) and over how the
-//! directory reaches its voters, so that the deterministic simulation of failover (`handoff/sim.rs`) runs this
+//! directory reaches its voters, so that the deterministic simulation of failover (`handoff/sim/`) runs this
 //! code itself on simulated nodes.
 
 use std::sync::Arc;
