@@ -7,7 +7,6 @@
 use async_trait::async_trait;
 use tern_proto::key::ActorKey;
 use tern_proto::{ClientError, Value};
-use tokio::sync::mpsc;
 
 use crate::outbound::OutboundReceiver;
 
@@ -45,7 +44,7 @@ pub struct CreateRequest {
 pub struct ConnectionHandle {
     pub actor_id: String,
     pub connection_id: String,
-    pub inbound: mpsc::Sender<ConnInput>,
+    pub inbound: crate::queue::Sender<ConnInput>,
     pub outbound: OutboundReceiver<ConnOutput>,
 }
 
@@ -149,7 +148,7 @@ pub struct RawSocketHandle {
     /// The socket's id within the actor.
     pub socket_id: String,
     /// Client messages for the actor.
-    pub inbound: mpsc::Sender<SocketMessage>,
+    pub inbound: crate::queue::Sender<SocketMessage>,
     /// What the actor sends to the client.
     pub outbound: OutboundReceiver<SocketOutput>,
 }

@@ -21,6 +21,7 @@ mod inspector_routes;
 mod limits;
 pub mod openapi;
 pub mod outbound;
+pub mod queue;
 mod raw;
 mod request;
 mod rest;

@@ -14,11 +14,13 @@
 use std::future::Future;
 
 use tokio::sync::mpsc::error::{SendError, TrySendError};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
+
+use crate::queue;
 
 /// An outbound stream whose queue holds `capacity` messages, plus the slot for its close.
 pub fn channel<T>(capacity: usize) -> (OutboundSender<T>, OutboundReceiver<T>) {
-    let (messages_tx, messages) = mpsc::channel(capacity);
+    let (messages_tx, messages) = queue::channel(capacity);
     let (close_tx, close) = oneshot::channel();
     let sender = OutboundSender { close: close_tx, messages: messages_tx };
     (sender, OutboundReceiver { messages, close: Ending::Open(close) })
@@ -35,7 +37,7 @@ struct Close<T> {
 /// The actor's side of an outbound stream. Dropping it without a close ends the stream without a last message.
 pub struct OutboundSender<T> {
     close: oneshot::Sender<Close<T>>,
-    messages: mpsc::Sender<T>,
+    messages: queue::Sender<T>,
 }
 
 impl<T> OutboundSender<T> {
@@ -66,7 +68,7 @@ impl<T> OutboundSender<T> {
 
 /// The gateway's side of an outbound stream.
 pub struct OutboundReceiver<T> {
-    messages: mpsc::Receiver<T>,
+    messages: queue::Receiver<T>,
     close: Ending<T>,
 }
 

@@ -32,6 +32,25 @@ pub fn keep_trimmed() {
     });
 }
 
+/// What the allocator holds: the bytes in live allocations, and the bytes freed but kept inside its arenas.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeapUsage {
+    pub in_use: u64,
+    pub free: u64,
+}
+
+/// The allocator's usage now (glibc's `mallinfo2`); `None` with another allocator.
+pub fn usage() -> Option<HeapUsage> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: `mallinfo2` only reads the allocator's statistics.
+        let info = unsafe { libc::mallinfo2() };
+        Some(HeapUsage { in_use: (info.uordblks + info.hblkhd) as u64, free: info.fordblks as u64 })
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    None
+}
+
 /// Bytes the program freed that glibc holds in its arenas (not counting the top of each, which it returns itself).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn free_in_arenas() -> usize {

@@ -67,6 +67,8 @@ pub struct Snapshot {
     pub storage_bytes: u64,
     /// Memory SQLite holds (page caches, schemas, prepared statements) across the node's databases, in bytes.
     pub sqlite_memory_bytes: u64,
+    /// The allocator's live and freed-but-kept bytes, where it reports them.
+    pub heap: Option<crate::heap::HeapUsage>,
 }
 
 /// The node's metrics. Cloning is cheap and every clone records into the same metrics.
@@ -113,6 +115,11 @@ struct Inner {
     discarded_transactions: Counter,
     spans_dropped: Counter,
     storage_full: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HeapLabels {
+    state: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -474,6 +481,18 @@ fn snapshot_registry(snapshot: &Snapshot) -> Registry {
         Unit::Bytes,
         sqlite_memory,
     );
+
+    if let Some(heap) = snapshot.heap {
+        let heap_bytes = Family::<HeapLabels, U64Gauge>::default();
+        heap_bytes.get_or_create(&HeapLabels { state: "in_use" }).set(heap.in_use);
+        heap_bytes.get_or_create(&HeapLabels { state: "free" }).set(heap.free);
+        registry.register_with_unit(
+            "heap",
+            "The allocator's memory: in live allocations (in_use), and freed but kept for reuse (free)",
+            Unit::Bytes,
+            heap_bytes,
+        );
+    }
     registry
 }
 
@@ -702,6 +721,7 @@ mod tests {
             open_databases: 2,
             storage_bytes: 1 << 40,
             sqlite_memory_bytes: 3 << 20,
+            heap: Some(crate::heap::HeapUsage { in_use: 5 << 20, free: 1 << 20 }),
         };
         let s = scrape(&metrics, &snapshot);
         assert_eq!(value(&s, "tern_actors", &[("actor", "counter"), ("status", "awake")]), Some(2.0));
@@ -713,6 +733,8 @@ mod tests {
         assert_eq!(value(&s, "tern_open_databases", &[]), Some(2.0));
         assert_eq!(value(&s, "tern_storage_bytes", &[]), Some((1u64 << 40) as f64));
         assert_eq!(value(&s, "tern_sqlite_memory_bytes", &[]), Some((3u64 << 20) as f64));
+        assert_eq!(value(&s, "tern_heap_bytes", &[("state", "in_use")]), Some((5u64 << 20) as f64));
+        assert_eq!(value(&s, "tern_heap_bytes", &[("state", "free")]), Some((1u64 << 20) as f64));
         let info = [("region", "eu-west"), ("version", env!("CARGO_PKG_VERSION"))];
         assert_eq!(value(&s, "tern_node_info", &info), Some(1.0));
 

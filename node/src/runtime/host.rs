@@ -344,6 +344,7 @@ impl HostCore {
         snapshot.open_databases = self.pool.open_count() as u64;
         snapshot.storage_bytes = self.data_dir.actors_size();
         snapshot.sqlite_memory_bytes = crate::storage::sqlite_memory_used();
+        snapshot.heap = crate::heap::usage();
         snapshot
     }
 

@@ -8,10 +8,11 @@ use tern_gateway::backend::{
     MemberInfo, RawRequest, RawResponse, RawSocketHandle, ReplicaInfo, ReplicaSet, SocketOutput,
 };
 use tern_gateway::outbound;
+use tern_gateway::queue;
 use tern_proto::key::ActorKey;
 use tern_proto::messages::HttpQueueSendResponse;
 use tern_proto::{ClientError, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::command::Command;
 use super::host::HostCore;
@@ -244,8 +245,8 @@ impl Host {
         actor_id: &str,
         to_command: impl Fn(I) -> Command + Send + 'static,
         end: Command,
-    ) -> mpsc::Sender<I> {
-        let (tx, mut rx) = mpsc::channel::<I>(CONN_QUEUE);
+    ) -> queue::Sender<I> {
+        let (tx, mut rx) = queue::channel::<I>(CONN_QUEUE);
         let core = self.core.clone();
         let actor = actor_id.to_string();
         tokio::spawn(async move {

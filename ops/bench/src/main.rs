@@ -24,6 +24,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use tern_client::Client;
 
+use node::Memory;
 use stats::{Samples, micros};
 
 /// Tern's benchmark.
@@ -598,18 +599,22 @@ fn soak_rows(report: &mut Report, soak: &soak::Soak) {
                 * 100.0
         )),
     );
+    let (minute, end) = (&soak.minute, &soak.end);
+    let grew = |at: fn(&Memory) -> u64| mib(at(end).saturating_sub(at(minute)));
     report.rows.push(
         Row::new(
-            "soak: SQLite's memory (the actors' page caches, mostly) after 1 min",
-            format!(
-                "{} at 1 min, {} at the end: {} of the node's {} growth",
-                mib(soak.sqlite_minute),
-                mib(soak.sqlite_end),
-                mib(soak.sqlite_end.saturating_sub(soak.sqlite_minute)),
-                mib(soak.rss_end.saturating_sub(soak.rss_minute))
-            ),
+            "soak: where the node's memory went after 1 min",
+            format!("1 min: {}; end: {}", soak::show(minute), soak::show(end)),
             none,
         )
-        .ratio("each actor's cache is bounded by SQLite's cache_size (2 MiB), its spans by MAX_SPANS".to_string()),
+        .ratio(format!(
+            "of the RSS growth ({}): SQLite {}, the allocator's live allocations {}, its free memory {}; each actor's \
+             page cache is bounded at {} KiB (`PAGE_CACHE_KIB`), its spans by MAX_SPANS",
+            grew(|m| m.rss),
+            grew(|m| m.sqlite),
+            grew(|m| m.heap_in_use),
+            grew(|m| m.heap_free),
+            tern_node::storage::pool::PAGE_CACHE_KIB
+        )),
     );
 }

@@ -27,6 +27,18 @@ pub struct Node {
     pub endpoint: String,
 }
 
+/// Where a node's memory is, in bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Memory {
+    /// Resident in RAM.
+    pub rss: u64,
+    /// Held by SQLite (page caches, schemas, statements).
+    pub sqlite: u64,
+    /// In live allocations, and freed but kept by the allocator.
+    pub heap_in_use: u64,
+    pub heap_free: u64,
+}
+
 impl Node {
     /// Starts a development node (`dev`) on `port` with data in `data_dir` and waits until it serves.
     pub fn start(port: u16, data_dir: &Path) -> Node {
@@ -75,17 +87,25 @@ impl Node {
         CpuTimes { node: process_cpu(&self.child.id().to_string()), client: process_cpu("self") }
     }
 
-    /// The node's resident set size, in bytes.
-    /// The memory SQLite holds in the node (`tern_sqlite_memory_bytes` from its `/metrics`).
-    pub async fn sqlite_memory_bytes(&self) -> u64 {
+    /// Where the node's memory is: its resident set, SQLite's share and the allocator's (from its `/metrics`).
+    pub async fn memory(&self) -> Memory {
         let text =
             reqwest::get(format!("{}/metrics", self.endpoint)).await.expect("metrics").text().await.expect("text");
-        text.lines()
-            .find_map(|line| line.strip_prefix("tern_sqlite_memory_bytes "))
-            .and_then(|value| value.trim().parse::<f64>().ok())
-            .expect("tern_sqlite_memory_bytes in the node's metrics") as u64
+        let gauge = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+                .and_then(|value| value.trim().parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("{name} in the node's metrics")) as u64
+        };
+        Memory {
+            rss: self.rss_bytes(),
+            sqlite: gauge("tern_sqlite_memory_bytes"),
+            heap_in_use: gauge("tern_heap_bytes{state=\"in_use\"}"),
+            heap_free: gauge("tern_heap_bytes{state=\"free\"}"),
+        }
     }
 
+    /// The node's resident set size, in bytes.
     pub fn rss_bytes(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("read /proc status");
         let kb: u64 = status

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tern_client::Client;
 
-use crate::node::Node;
+use crate::node::{Memory, Node};
 
 /// Actors the sockets spread over (counters; each socket calls the one its number picks).
 const ACTORS: usize = 100;
@@ -38,9 +38,9 @@ pub struct Soak {
     pub rss_end: u64,
     pub rss_after_close: u64,
     pub rss_range_after_minute: (u64, u64),
-    /// The memory SQLite held (the actors' page caches, mostly) one minute in and at the end.
-    pub sqlite_minute: u64,
-    pub sqlite_end: u64,
+    /// Where the node's memory was one minute in and at the end.
+    pub minute: Memory,
+    pub end: Memory,
 }
 
 /// Holds `sockets` connections to [`ACTORS`] counters on `node` for `duration`, each calling `increment(1)`
@@ -92,20 +92,23 @@ pub async fn soak(client: &Client, node: &Node, sockets: usize, duration: Durati
         })
         .collect();
 
-    let (mut rss_minute, mut sqlite_minute, mut range) = (0, 0, (u64::MAX, 0));
+    let (mut minute, mut range, mut minutes_shown) = (None, (u64::MAX, 0), 0);
     while started.elapsed() < duration {
         tokio::time::sleep(SAMPLE_EVERY.min(duration.saturating_sub(started.elapsed()))).await;
         let rss = node.rss_bytes();
-        if started.elapsed() >= Duration::from_secs(60) {
-            if rss_minute == 0 {
-                rss_minute = rss;
-                sqlite_minute = node.sqlite_memory_bytes().await;
-            }
+        let minutes = started.elapsed().as_secs() / 60;
+        if minutes > minutes_shown {
+            minutes_shown = minutes;
+            let memory = node.memory().await;
+            eprintln!("soak: {minutes} min: {}", show(&memory));
+            minute.get_or_insert(memory);
+        }
+        if minute.is_some() {
             range = (range.0.min(rss), range.1.max(rss));
         }
     }
-    let rss_end = node.rss_bytes();
-    let sqlite_end = node.sqlite_memory_bytes().await;
+    let end = node.memory().await;
+    let rss_end = end.rss;
     stop.store(true, Ordering::Relaxed);
     for caller in callers {
         caller.await.expect("a caller");
@@ -126,11 +129,23 @@ pub async fn soak(client: &Client, node: &Node, sockets: usize, duration: Durati
         closed: closed.load(Ordering::Relaxed),
         rss_before,
         rss_open,
-        rss_minute,
+        rss_minute: minute.map_or(0, |m| m.rss),
         rss_end,
         rss_after_close,
         rss_range_after_minute: range,
-        sqlite_minute,
-        sqlite_end,
+        minute: minute.unwrap_or_default(),
+        end,
     }
+}
+
+/// One sample of the node's memory, in MiB.
+pub fn show(memory: &Memory) -> String {
+    let mib = |bytes: u64| bytes as f64 / 1048576.0;
+    format!(
+        "RSS {:.0} MiB; SQLite {:.0} MiB; allocator {:.0} MiB in use, {:.0} MiB free",
+        mib(memory.rss),
+        mib(memory.sqlite),
+        mib(memory.heap_in_use),
+        mib(memory.heap_free)
+    )
 }

@@ -15,9 +15,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tern_gateway::backend::{ConnInput, ConnOutput, ConnectionHandle, RawSocketHandle, SocketMessage, SocketOutput};
 use tern_gateway::outbound::{self, OutboundReceiver};
+use tern_gateway::queue;
 use tern_proto::{ClientError, Value};
 use tern_replication::{RecvStream, SendStream, Transport};
-use tokio::sync::mpsc;
 
 use crate::cluster::rpc::{self, WireRequest};
 use crate::runtime::Host;
@@ -42,7 +42,7 @@ pub enum StreamOpen {
 /// A socket opened on the far side: its id, and the channels the gateway uses.
 pub struct Bridged<I, O> {
     pub id: String,
-    pub inbound: mpsc::Sender<I>,
+    pub inbound: queue::Sender<I>,
     pub outbound: OutboundReceiver<O>,
 }
 
@@ -65,7 +65,7 @@ where
         .map_err(|e| unreachable(e.to_string()))?;
     let first = read_frame(&mut recv).await.map_err(unreachable)?.ok_or_else(|| unreachable("stream ended".into()))?;
     let id = rpc::decode::<Result<String, ClientError>>(&first).map_err(unreachable)??;
-    let (in_tx, mut in_rx) = mpsc::channel::<I>(CONN_QUEUE);
+    let (in_tx, mut in_rx) = queue::channel::<I>(CONN_QUEUE);
     let (out_tx, out_rx) = outbound::channel::<O>(CONN_QUEUE);
     tokio::spawn(async move {
         while let Some(input) = in_rx.recv().await {

@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 
 use tern_gateway::backend::{ConnInput, ConnOutput, ConnectionHandle};
 use tern_gateway::outbound::{self, OutboundSender};
+use tern_gateway::queue;
 use tern_proto::{ClientError, Value};
-use tokio::sync::mpsc;
 
 use super::rebind;
 use crate::cluster::routing::backend::ClusterBackend;
@@ -22,7 +22,7 @@ use crate::runtime::instance::CONN_QUEUE;
 
 /// Wraps the actor's side of a new connection (`first`) so that it follows the actor when it moves.
 pub(crate) fn follow(backend: ClusterBackend, first: ConnectionHandle) -> ConnectionHandle {
-    let (inbound, client_in) = mpsc::channel(CONN_QUEUE);
+    let (inbound, client_in) = queue::channel(CONN_QUEUE);
     let (client_out, outbound) = outbound::channel(CONN_QUEUE);
     let handle = ConnectionHandle {
         actor_id: first.actor_id.clone(),
@@ -50,7 +50,7 @@ impl Relay {
     async fn run(
         mut self,
         mut current: ConnectionHandle,
-        mut client_in: mpsc::Receiver<ConnInput>,
+        mut client_in: queue::Receiver<ConnInput>,
         client_out: OutboundSender<ConnOutput>,
     ) {
         // The actor's sides this connection left behind stay open until the client leaves: closing one would tell

@@ -16,8 +16,8 @@ use std::collections::VecDeque;
 
 use tern_gateway::backend::{RawSocketHandle, SocketMessage, SocketOutput};
 use tern_gateway::outbound::{self, OutboundSender};
+use tern_gateway::queue;
 use tern_proto::{ClientError, Value};
-use tokio::sync::mpsc;
 
 use super::rebind;
 use crate::cluster::routing::backend::ClusterBackend;
@@ -37,7 +37,7 @@ pub(crate) fn follow_socket(
     request: WireRequest,
     params: Option<Value>,
 ) -> RawSocketHandle {
-    let (inbound, client_in) = mpsc::channel(CONN_QUEUE);
+    let (inbound, client_in) = queue::channel(CONN_QUEUE);
     let (client_out, outbound) = outbound::channel(CONN_QUEUE);
     let handle =
         RawSocketHandle { actor_id: first.actor_id.clone(), socket_id: first.socket_id.clone(), inbound, outbound };
@@ -104,7 +104,7 @@ impl Relay {
     async fn run(
         mut self,
         mut current: RawSocketHandle,
-        mut client_in: mpsc::Receiver<SocketMessage>,
+        mut client_in: queue::Receiver<SocketMessage>,
         client_out: OutboundSender<SocketOutput>,
     ) {
         // The actor's sides this socket left behind stay open until the client leaves: closing one would tell the
