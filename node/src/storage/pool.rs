@@ -122,6 +122,9 @@ mod tests {
         let mut rows = full.connection().query("PRAGMA locking_mode", ()).await.unwrap();
         let locking: String = rows.next().await.unwrap().unwrap().get(0).unwrap();
         assert_eq!(locking, "exclusive", "one connection owns each file, with no -shm");
+        let mut rows = full.connection().query("PRAGMA cache_size", ()).await.unwrap();
+        let cache: i64 = rows.next().await.unwrap().unwrap().get(0).unwrap();
+        assert_eq!(cache, -i64::from(PAGE_CACHE_KIB), "each database's page cache is bounded");
         // A third database evicts the least recently used.
         pool.connection("c", &dir.path().join("c.db"), "NORMAL").await.unwrap();
         assert_eq!(pool.open_count(), 2);
