@@ -2,7 +2,9 @@
 //!
 //! Layout: `FORMAT` (the format version), `LOCK` (held with an exclusive advisory lock while a process uses the
 //! directory), `node.db` (the node's metadata), `actors/<xx>/<actor_id>.db` (one database per actor, fanned out
-//! by the first two characters of the id so no directory grows too large).
+//! by the first two characters of the id so no directory grows too large), `tmp/` (short-lived files: exports, new
+//! actors' files before they are linked into place; emptied whenever the directory is opened, since what is there
+//! then was left by a process that stopped).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -63,6 +65,11 @@ impl DataDir {
             }
             Err(e) => return Err(io_err(e)),
         }
+        // Only this process uses the directory now: what a stopped one left in `tmp/` is of no use.
+        match fs::remove_dir_all(root.join("tmp")) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(e)),
+            _ => {}
+        }
         Ok(DataDir { root: root.to_path_buf(), _lock: lock })
     }
 
@@ -96,7 +103,8 @@ impl DataDir {
         }
     }
 
-    /// A path for a short-lived file (an export in progress) in the directory's `tmp` folder, created on demand.
+    /// A path for a short-lived file (an export in progress, a new actor's file) in the directory's `tmp` folder,
+    /// created on demand.
     pub fn scratch_path(&self, file_name: &str) -> PathBuf {
         let dir = self.root.join("tmp");
         if let Err(e) = fs::create_dir_all(&dir) {
@@ -148,6 +156,18 @@ mod tests {
         assert!(matches!(DataDir::open(dir.path()), Err(DataDirError::Locked(_))));
         drop(first);
         DataDir::open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn what_a_stopped_process_left_in_tmp_is_removed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let left = data.scratch_path("new-actor-0123456789abcdef.db");
+        fs::write(&left, b"a copy a crash interrupted").unwrap();
+        drop(data);
+        let data = DataDir::open(dir.path()).unwrap();
+        assert!(!left.exists(), "the leftover is gone");
+        assert!(data.scratch_path("x").parent().unwrap().is_dir(), "the scratch directory is there to use");
     }
 
     #[test]

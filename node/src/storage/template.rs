@@ -7,7 +7,7 @@
 //! writes only its own rows, into the WAL.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::actor_db::create_internal_tables;
@@ -17,17 +17,22 @@ use super::sandbox;
 #[derive(Clone)]
 pub struct ActorTemplate {
     bytes: Arc<[u8]>,
+    /// Where copies are written before they are linked into place: the data directory's `tmp/`, which the node
+    /// empties when it opens the directory, so that a copy a crash interrupted does not stay behind.
+    scratch_dir: PathBuf,
 }
 
 impl ActorTemplate {
     /// Builds the template in `scratch` (its files, left over from an interrupted build or not, are removed before
-    /// and after), through the same opening path as every actor database.
+    /// and after), through the same opening path as every actor database. New copies are written in `scratch`'s
+    /// directory before they are linked into place (it must be on the same file system as the actors' files).
     pub async fn build(scratch: &Path) -> Result<ActorTemplate, TemplateError> {
         remove_files(scratch);
         let built = Self::build_file(scratch).await.map_err(TemplateError::Sqlite);
         let bytes = built.and_then(|()| std::fs::read(scratch).map_err(TemplateError::Io));
         remove_files(scratch);
-        Ok(ActorTemplate { bytes: bytes?.into() })
+        let scratch_dir = scratch.parent().map_or_else(PathBuf::new, Path::to_path_buf);
+        Ok(ActorTemplate { bytes: bytes?.into(), scratch_dir })
     }
 
     async fn build_file(scratch: &Path) -> Result<(), libsql::Error> {
@@ -44,17 +49,15 @@ impl ActorTemplate {
     /// Creates the database file of a new actor at `path` as a copy of the template, unless a file is already
     /// there (then it is left as it is and `false` returned).
     ///
-    /// The copy is written to a temporary file beside `path`, synced, and linked in place, so that `path` never
-    /// names a partial copy, whatever stops the node or the machine: SQLite writes the actor's first transaction to
+    /// The copy is written to a temporary file in the scratch directory, synced, and linked in place, so that
+    /// `path` never names a partial copy, whatever stops the node or the machine: SQLite writes the actor's first transaction to
     /// the WAL on the strength of this file. With `durable`, the directory is synced too, as a
     /// `synchronous=FULL` commit would need.
     pub fn create(&self, path: &Path, durable: bool) -> std::io::Result<bool> {
         if path.exists() {
             return Ok(false);
         }
-        let mut partial = path.as_os_str().to_owned();
-        partial.push(format!(".{:016x}.new", rand::random::<u64>()));
-        let partial = std::path::PathBuf::from(partial);
+        let partial = self.scratch_dir.join(format!("new-actor-{:016x}.db", rand::random::<u64>()));
         let written = std::fs::File::create(&partial).and_then(|mut file| {
             file.write_all(&self.bytes)?;
             file.sync_data()
