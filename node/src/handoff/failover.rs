@@ -159,7 +159,7 @@ async fn take_over<V: Voters>(
     let decided = match directory.move_home(&moving).await {
         Ok(placement) => placement,
         // The change may or may not have been made: read what the voters decided.
-        Err(_) => directory.placement_when_known(actor_id, RETRY_EVERY).await,
+        Err(_) => directory.placement_settled(actor_id, RETRY_EVERY).await,
     };
     let Some(placement) = decided else {
         return node.drop_copy(actor_id).await;

@@ -413,8 +413,8 @@ impl Handoff {
     }
 
     /// The actor's placement as the voters have it, asked until they answer.
-    async fn placement_when_known(&self, actor_id: &str) -> Option<Placement> {
-        self.backend.directory().ok()?.placement_when_known(actor_id, SETTLE_RETRY).await
+    async fn placement_settled(&self, actor_id: &str) -> Option<Placement> {
+        self.backend.directory().ok()?.placement_settled(actor_id, SETTLE_RETRY).await
     }
 
     /// Undoes an arrival that the directory did not confirm: the actor's record and promoted copy go (its home
@@ -427,7 +427,7 @@ impl Handoff {
 
     /// Settles an arrival a crash interrupted: kept if the directory names this node, else undone.
     async fn settle_arriving(&self, actor_id: &str) -> Result<(), ClientError> {
-        match self.placement_when_known(actor_id).await {
+        match self.placement_settled(actor_id).await {
             Some(placement) if placement.home == self.local_id && placement.destroy_ts.is_none() => {
                 if !self.host.hosts(actor_id) {
                     if self.replication.copy_position(actor_id).await.is_ok() {
@@ -510,7 +510,7 @@ pub(crate) async fn claim<V: Voters>(
     match directory.hand_over(moving, prepared).await {
         Ok(placement) => placement,
         // The change may or may not have been made: read what the voters decided.
-        Err(_) => directory.placement_when_known(moving.actor_id, SETTLE_RETRY).await,
+        Err(_) => directory.placement_settled(moving.actor_id, SETTLE_RETRY).await,
     }
 }
 

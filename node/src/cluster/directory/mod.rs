@@ -185,14 +185,22 @@ impl<V: Voters> ClusterDirectory<V> {
         Ok(placement)
     }
 
-    /// The actor's placement as the voters have it, asked every `retry` until they answer: what a change whose
-    /// outcome is unknown (its answer lost, no quorum) decided.
-    pub async fn placement_when_known(&self, actor_id: &str, retry: std::time::Duration) -> Option<Placement> {
+    /// The actor's placement once every change of it in flight is settled, asked every `retry` until the voters
+    /// answer: what a change whose outcome is unknown (its answer lost, no quorum) decided. Both rounds of Paxos
+    /// run (an identity change), so a change accepted by a minority only is either completed here or can never be
+    /// made afterwards; a plain read could see the old placement and the change still land later.
+    pub async fn placement_settled(&self, actor_id: &str, retry: std::time::Duration) -> Option<Placement> {
         loop {
-            match self.placement(actor_id, true).await {
-                Ok(placement) => return placement,
+            let settled = self.change(&actor_register(actor_id), |current| Ok(current.clone())).await;
+            match settled.and_then(|value| from_value::<Placement>(&value)) {
+                Ok(placement) => {
+                    if let Some(placement) = &placement {
+                        lock(&self.placements).put(actor_id.to_string(), placement.clone());
+                    }
+                    return placement;
+                }
                 Err(e) => {
-                    tracing::debug!(actor_id, error = %e, "cannot read the placement yet");
+                    tracing::debug!(actor_id, error = %e, "cannot settle the placement yet");
                     tokio::time::sleep(retry).await;
                 }
             }

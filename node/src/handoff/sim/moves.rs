@@ -178,7 +178,7 @@ impl Node {
             return;
         };
         if role == Role::Arriving {
-            let decided = directory.placement_when_known(ACTOR, Duration::from_millis(500)).await;
+            let decided = directory.placement_settled(ACTOR, Duration::from_millis(500)).await;
             self.arrived(decided.as_ref());
             return;
         }
