@@ -41,6 +41,7 @@ use crate::cluster::directory::{ClusterDirectory, HandOver, Placement, PreparedH
 use crate::cluster::rpc;
 use crate::storage::ActorRecord;
 use crate::storage::handoffs::{HandoffRecord, HandoffRole};
+use crate::storage::wal_streams::StreamRole;
 use crate::sync::lock;
 
 /// How long the target may take to catch up while the actor keeps serving (a bootstrap of a large database).
@@ -406,7 +407,7 @@ impl Handoff {
                 Ok(now.epoch)
             }
             _ => {
-                self.unpack(actor_id).await.map_err(failed)?;
+                self.unpack(actor_id, &call.from, decided.as_ref()).await.map_err(failed)?;
                 Err(HandoffRefusal::Moved)
             }
         }
@@ -417,17 +418,30 @@ impl Handoff {
         self.backend.directory().ok()?.placement_settled(actor_id, SETTLE_RETRY).await
     }
 
-    /// Undoes an arrival that the directory did not confirm: the actor's record and promoted copy go (its home
-    /// sends this node a fresh copy if it is still one of its replicas).
-    async fn unpack(&self, actor_id: &str) -> Result<(), ClientError> {
+    /// Undoes an arrival from `from` that the directory did not confirm (`decided`: the placement it holds): the
+    /// actor's record goes. The promoted copy becomes a replica of `from` again when the directory still names
+    /// `from` with this node among its replicas: it holds everything `from` committed, writes `from` acknowledged
+    /// in `sync` mode on the strength of this copy among them, and `from` may be gone for good. Otherwise it goes
+    /// (its home sends a fresh copy if this node is one of its replicas).
+    async fn unpack(&self, actor_id: &str, from: &str, decided: Option<&Placement>) -> Result<(), ClientError> {
+        let me = self.local_id.as_str();
+        let keep =
+            decided.is_some_and(|p| p.destroy_ts.is_none() && p.home == from && p.replicas.iter().any(|r| r == me));
         self.host.forget_departed(actor_id).await?;
-        self.replication.drop_home_copy(actor_id).await?;
+        let promoted = self.host.core.node_db.wal_stream(actor_id).await?.is_some_and(|r| r.role == StreamRole::Home);
+        match (keep, promoted) {
+            (true, true) => self.replication.hand_over_copy(actor_id, from, true).await?,
+            // Not promoted yet (a crash before it): the replica's copy is as it was.
+            (true, false) => {}
+            (false, _) => self.replication.drop_home_copy(actor_id).await?,
+        }
         self.host.core.node_db.forget_handoff(actor_id).await
     }
 
-    /// Settles an arrival a crash interrupted: kept if the directory names this node, else undone.
-    async fn settle_arriving(&self, actor_id: &str) -> Result<(), ClientError> {
-        match self.placement_settled(actor_id).await {
+    /// Settles an arrival from `from` that a crash interrupted: kept if the directory names this node, else undone.
+    async fn settle_arriving(&self, actor_id: &str, from: &str) -> Result<(), ClientError> {
+        let decided = self.placement_settled(actor_id).await;
+        match decided.clone() {
             Some(placement) if placement.home == self.local_id && placement.destroy_ts.is_none() => {
                 if !self.host.hosts(actor_id) {
                     if self.replication.copy_position(actor_id).await.is_ok() {
@@ -439,7 +453,7 @@ impl Handoff {
                 tracing::info!(actor_id, "kept an actor whose arrival a restart interrupted");
                 Ok(())
             }
-            _ => self.unpack(actor_id).await,
+            _ => self.unpack(actor_id, from, decided.as_ref()).await,
         }
     }
 
@@ -540,7 +554,7 @@ pub(super) async fn settle_unfinished(handoff: Arc<Handoff>) {
         tracing::warn!(actor_id, ?role, peer, "settling a hand-off a restart interrupted");
         let settled = match role {
             HandoffRole::Leaving => handoff.settle_leaving(&actor_id).await.map(|_| ()),
-            HandoffRole::Arriving => handoff.settle_arriving(&actor_id).await,
+            HandoffRole::Arriving => handoff.settle_arriving(&actor_id, &peer).await,
         };
         if let Err(e) = settled {
             tracing::error!(actor_id, error = %e, "cannot settle an interrupted hand-off");

@@ -447,8 +447,11 @@ fn one_home_at_a_time_and_no_acknowledged_write_lost_under_seeded_faults() {
     eprintln!(
         "{runs} seeded runs: {acks} writes acknowledged, {failovers} changes of the acknowledging node, {moves} moves"
     );
-    assert!(failovers > 0, "no run changed the actor's home: the faults leave nothing to check");
-    assert!(moves > 0, "no move finished: the hand-off went unchecked");
+    // A seed replayed alone may change nothing; many seeds must.
+    if runs >= 10 {
+        assert!(failovers > 0, "no run changed the actor's home: the faults leave nothing to check");
+        assert!(moves > 0, "no move finished: the hand-off went unchecked");
+    }
 }
 
 #[test]

@@ -130,7 +130,7 @@ impl Node {
                 replicas: replicas.clone(),
                 values: copy.values,
                 generation: position.generation,
-                handoff: Some(Role::Arriving),
+                handoff: Some(Role::Arriving { from: self.world.index_of(from)? }),
             };
             disk.homes.insert(ACTOR.to_string(), arriving);
         }
@@ -138,14 +138,16 @@ impl Node {
             HandOver { actor_id: ACTOR, from, epoch, to: &self.id, to_epoch: lease.epoch(), region: "sim", replicas };
         if self.world.planted == Planted::TargetSkipsTheDirectory {
             let now = Placement { home: self.id.clone(), epoch: epoch + 1, ..first_placement(vec![]) };
-            return self.arrived(Some(&now));
+            return self.arrived(Some(&now), from);
         }
         let decided = claim(&directory, &moving, prepared).await;
-        self.arrived(decided.as_ref())
+        self.arrived(decided.as_ref(), from)
     }
 
-    /// Ends an arrival as the directory decided it: served here under `decided` if it names this node, else undone.
-    pub(super) fn arrived(&self, decided: Option<&Placement>) -> Option<u64> {
+    /// Ends an arrival from `from` as the directory decided it: served here under `decided` if it names this node;
+    /// else undone as `migrate.rs` `unpack` does, the promoted copy kept as a replica of `from` when the directory
+    /// still names `from` with this node among its replicas.
+    pub(super) fn arrived(&self, decided: Option<&Placement>, from: &str) -> Option<u64> {
         let mut disk = lock(&self.disk);
         match decided {
             Some(now) if now.home == self.id => {
@@ -154,7 +156,12 @@ impl Node {
                 Some(now.epoch)
             }
             _ => {
-                disk.homes.remove(ACTOR);
+                let home = disk.homes.remove(ACTOR)?;
+                let keep = decided.is_some_and(|p| p.home == from && p.replicas.contains(&self.id));
+                if keep {
+                    let copy = ReplicaCopy { position: home.position(), values: home.values };
+                    disk.copies.insert(ACTOR.to_string(), (from.to_string(), copy));
+                }
                 None
             }
         }
@@ -177,9 +184,9 @@ impl Node {
         else {
             return;
         };
-        if role == Role::Arriving {
+        if let Role::Arriving { from } = role {
             let decided = directory.placement_settled(ACTOR, Duration::from_millis(500)).await;
-            self.arrived(decided.as_ref());
+            self.arrived(decided.as_ref(), &self.world.node(from).id);
             return;
         }
         loop {

@@ -42,7 +42,10 @@ pub(super) struct Home {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Role {
     Leaving,
-    Arriving,
+    /// From the node of this index.
+    Arriving {
+        from: usize,
+    },
 }
 
 impl Home {
