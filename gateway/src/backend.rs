@@ -24,6 +24,49 @@ pub struct ActorInfo {
     pub destroy_ts: Option<i64>,
 }
 
+/// Where a listing of actors goes on: just past the actor created at `create_ts` with id `actor_id`. Listings run
+/// newest first, actors created in the same millisecond by descending id, so a position is a total order across
+/// every node's actors and a page fetched from several nodes and merged goes on from its last actor.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ListCursor {
+    pub create_ts: i64,
+    pub actor_id: String,
+}
+
+impl ListCursor {
+    /// The position just past `actor` (the last of a page).
+    pub fn after(actor: &ActorInfo) -> ListCursor {
+        ListCursor { create_ts: actor.create_ts, actor_id: actor.actor_id.clone() }
+    }
+
+    /// Whether `actor` comes after this position in a listing's order.
+    pub fn precedes(&self, actor: &ActorInfo) -> bool {
+        (actor.create_ts, actor.actor_id.as_str()) < (self.create_ts, self.actor_id.as_str())
+    }
+
+    /// The cursor's text as clients see it: `<create_ts>.<actor_id>`.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.create_ts, self.actor_id)
+    }
+
+    /// Reads a cursor a listing handed out; `actor.invalid_request` when `text` is not one.
+    pub fn parse(text: &str) -> Result<ListCursor, ClientError> {
+        let invalid =
+            || ClientError::invalid_request(format!("`cursor` {text:?} is not a cursor a listing handed out"));
+        let (create_ts, actor_id) = text.split_once('.').ok_or_else(invalid)?;
+        let create_ts = create_ts.parse().map_err(|_| invalid())?;
+        if actor_id.is_empty() {
+            return Err(invalid());
+        }
+        Ok(ListCursor { create_ts, actor_id: actor_id.to_string() })
+    }
+}
+
+/// Orders actors as a listing does: newest first, then by descending id.
+pub fn listing_order(a: &ActorInfo, b: &ActorInfo) -> std::cmp::Ordering {
+    (b.create_ts, b.actor_id.as_str()).cmp(&(a.create_ts, a.actor_id.as_str()))
+}
+
 /// A request to create an actor (`POST /actors`, `PUT /actors`, or a `getOrCreate` gateway query).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CreateRequest {
@@ -338,8 +381,14 @@ pub trait Backend: Send + Sync + 'static {
     async fn get_actor_by_key(&self, name: &str, key: &ActorKey) -> Result<Option<ActorInfo>, ClientError>;
     /// The actors with these ids (destroyed ones included, so clients can see `destroy_ts`); unknown ids are skipped.
     async fn get_actors_by_ids(&self, ids: &[String]) -> Result<Vec<ActorInfo>, ClientError>;
-    /// Live actors, optionally of one name, newest first, at most `limit`.
-    async fn list_actors(&self, name: Option<&str>, limit: usize) -> Result<Vec<ActorInfo>, ClientError>;
+    /// Live actors, optionally of one name, in listing order ([`listing_order`]), from just past `after` (from
+    /// the newest without it), at most `limit`.
+    async fn list_actors(
+        &self,
+        name: Option<&str>,
+        after: Option<&ListCursor>,
+        limit: usize,
+    ) -> Result<Vec<ActorInfo>, ClientError>;
     /// Creates an actor; `actor.duplicate_key` if the key is taken.
     async fn create_actor(&self, req: CreateRequest) -> Result<ActorInfo, ClientError>;
     /// Returns the actor for the key, creating it if needed; the flag says whether it was created. Concurrent

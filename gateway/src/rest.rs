@@ -18,7 +18,7 @@ use tern_proto::key::{ActorKey, serialize_key};
 
 use crate::AppState;
 use crate::auth::require_admin;
-use crate::backend::{ActorInfo, CreateRequest, MigrationTarget};
+use crate::backend::{ActorInfo, CreateRequest, ListCursor, MigrationTarget};
 use crate::error_response::ErrorResponse;
 use crate::request::{Checked, decode_input};
 use crate::target::check_namespace;
@@ -77,6 +77,8 @@ pub(crate) struct ListQuery {
     /// One id (RivetKit allows it repeated; Tern takes one, use `actor_ids` for several).
     actor_id: Option<String>,
     limit: Option<usize>,
+    /// Where a listing goes on (the `pagination.cursor` of the page before).
+    cursor: Option<String>,
 }
 
 impl ListQuery {
@@ -102,6 +104,7 @@ pub(crate) async fn list_actors(
 ) -> ApiResult {
     check_namespace(q.namespace.as_deref())?;
     let ids = q.ids();
+    let mut next = None;
     let actors = if !ids.is_empty() {
         if q.name.is_some() || q.key.is_some() {
             return Err(ClientError::invalid_request("actor ids cannot be combined with name or key").into());
@@ -113,11 +116,17 @@ pub(crate) async fn list_actors(
     } else {
         require_admin(&app.config, &headers)?;
         let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT).clamp(1, MAX_LIST_LIMIT);
-        app.backend.list_actors(q.name.as_deref(), limit).await?
+        let after = q.cursor.as_deref().map(ListCursor::parse).transpose()?;
+        let page = app.backend.list_actors(q.name.as_deref(), after.as_ref(), limit).await?;
+        // A full page may have more after it; the last page is the first one that comes back short.
+        if page.len() == limit {
+            next = page.last().map(|last| ListCursor::after(last).encode());
+        }
+        page
     };
     Ok(Json(json!({
         "actors": actors.iter().map(actor_json).collect::<Vec<_>>(),
-        "pagination": { "cursor": null },
+        "pagination": { "cursor": next },
     })))
 }
 

@@ -14,7 +14,6 @@ use crate::cluster::{ClusterConfig, ClusterError, ClusterNode, Roster};
 use crate::gateway_tls::{GatewayTls, GatewayTlsError};
 use crate::metrics::Metrics;
 use crate::runtime::Registry;
-use crate::runtime::actor_table::ActorTable;
 use crate::runtime::alarms::{Alarms, run_timer};
 use crate::runtime::host::{HostCore, Stores};
 use crate::runtime::resume::{PendingWork, resume};
@@ -107,12 +106,11 @@ pub async fn open_host(registry: Registry, config: &NodeConfig) -> Result<Host, 
     let data_dir = DataDir::open(&config.data_dir)?;
     let metrics = Metrics::new(&config.region);
     let node_db = NodeDb::open(&data_dir.node_db_path(), metrics.clone()).await?;
-    let actor_table = ActorTable::from_records(node_db.load_all().await?);
     let template = ActorTemplate::build(&data_dir.scratch_path("actor-template.db")).await?;
     let pool = DbPool::new(config.max_open_databases, template);
     let alarms = Alarms::from_records(node_db.load_alarms().await?);
     let pending_work = PendingWork::from_records(node_db.load_pending_work().await?);
-    let stores = Stores { metrics, data_dir, pool, node_db, actor_table, alarms, pending_work };
+    let stores = Stores { metrics, data_dir, pool, node_db, alarms, pending_work };
     let mut core = HostCore::new(registry, stores, config.region.clone(), config.durability);
     if let Some(endpoint) = &config.otlp_endpoint {
         core.span_export = Some(SpanExporter::spawn(endpoint, ExportSettings::default(), core.metrics.clone())?);
@@ -192,9 +190,12 @@ pub async fn serve(
         if let Some(backend) = drainer {
             // The gateway keeps serving while the actors move: calls for them follow them to their new homes.
             tracing::info!("stopping: moving every actor to other nodes first (--drain-on-stop)");
-            let report = backend.drain_here().await;
-            if !report.failed.is_empty() {
-                tracing::warn!(failed = report.failed.len(), "some actors could not move; they sleep here");
+            match backend.drain_here().await {
+                Ok(report) if !report.failed.is_empty() => {
+                    tracing::warn!(failed = report.failed.len(), "some actors could not move; they sleep here");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "cannot list the actors to move; they sleep here"),
             }
         }
         let _ = stop_tx.send(true);

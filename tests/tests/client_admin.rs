@@ -29,6 +29,21 @@ async fn admin_calls() {
     let counters = client.list_actors(Some("counter"), None).await.unwrap();
     assert!(counters.len() == 2 && counters.iter().all(|a| a.name == "counter"));
     assert_eq!(client.list_actors(None, Some(1)).await.unwrap().len(), 1);
+    // Pages of one actor each, by the cursor each page hands out: all three, newest first, then the end.
+    let mut paged = Vec::new();
+    let mut url = format!("{}/actors?limit=1", node.endpoint());
+    loop {
+        let page = tern_tests::fetch_json(tern_tests::http_client().get(&url)).await;
+        paged.extend(page["actors"].as_array().unwrap().iter().map(|a| a["create_ts"].as_i64().unwrap()));
+        let Some(cursor) = page["pagination"]["cursor"].as_str() else { break };
+        url = format!("{}/actors?limit=1&cursor={cursor}", node.endpoint());
+        assert!(paged.len() <= 3, "pages go on past the last actor");
+    }
+    assert!(paged.len() == 3 && paged.is_sorted_by(|a, b| a >= b), "{paged:?}");
+    let bad = tern_tests::http_client().get(format!("{}/actors?cursor=nonsense", node.endpoint())).send().await;
+    let bad = bad.unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.json::<serde_json::Value>().await.unwrap()["code"], "invalid_request");
 
     let found = client.actor_by_id(&counter.actor_id).await.unwrap().unwrap();
     assert_eq!((found.name.as_str(), found.key.as_deref()), ("counter", Some("a")));

@@ -122,6 +122,22 @@ async fn actors_are_reached_through_any_gateway_and_keys_stay_unique() {
     let listed: Vec<&str> =
         listing["actors"].as_array().unwrap().iter().filter_map(|a| a["actor_id"].as_str()).collect();
     assert!(listed.contains(&id.as_str()) && listed.contains(&ids[0].as_str()), "{listing}");
+    // Page by page through another node, one actor a page: the same actors in the same order, each once.
+    let mut paged: Vec<String> = Vec::new();
+    let mut cursor: Option<String> = None;
+    while paged.len() <= listed.len() {
+        let mut url = format!("{}/actors?name=counter&limit=1", nodes[1].process.endpoint());
+        if let Some(cursor) = &cursor {
+            url.push_str(&format!("&cursor={cursor}"));
+        }
+        let page = fetch_json(tern_tests::http_client().get(url).bearer_auth(TOKEN)).await;
+        paged.extend(page["actors"].as_array().unwrap().iter().map(|a| a["actor_id"].as_str().unwrap().to_string()));
+        match page["pagination"]["cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(paged, listed, "pages against the whole listing");
 
     // Destroyed through a gateway other than its home: gone everywhere, and the key gets a new actor on any node.
     let contended = ids[0].clone();

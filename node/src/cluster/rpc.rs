@@ -226,6 +226,8 @@ forwarded_call!(ForwardCreate => Create, (ActorInfo, bool), node);
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ForwardList {
     pub name: Option<String>,
+    /// Where the listing goes on (from the newest without it).
+    pub after: Option<tern_gateway::backend::ListCursor>,
     pub limit: usize,
 }
 forwarded_call!(ForwardList => List, Vec<ActorInfo>, node);

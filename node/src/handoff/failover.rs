@@ -72,9 +72,9 @@ pub(crate) trait Successor: LeaseHolder {
     /// The actors this node holds copies of.
     fn copies(&self) -> impl Future<Output = Result<Vec<String>, ClientError>> + Send;
     /// Whether this node serves the actor.
-    fn hosts(&self, actor_id: &str) -> bool;
+    fn hosts(&self, actor_id: &str) -> impl Future<Output = Result<bool, ClientError>> + Send;
     /// How many replicas the actor keeps, and when its replies leave.
-    fn policy(&self, actor_id: &str) -> (usize, ReplicationMode);
+    fn policy(&self, actor_id: &str) -> impl Future<Output = Result<(usize, ReplicationMode), ClientError>> + Send;
     /// Up to `count` live nodes other than this one and `avoid` to hold the actor's replicas.
     fn choose_replicas(&self, count: usize, avoid: &[String]) -> Vec<String>;
     /// Deletes this node's copy of the actor.
@@ -125,7 +125,7 @@ async fn take_over<V: Voters>(
 ) -> Result<(), ClientError> {
     let me = node.local_id();
     let position = node.copy_position(actor_id).await?;
-    let (count, mode) = node.policy(actor_id);
+    let (count, mode) = node.policy(actor_id).await?;
     // The freshest replica takes the actor over (a tie goes to the smallest node id); the others leave it.
     if let Some(placement) = directory.placement(actor_id, true).await? {
         // A home that took its actor over itself started from its copy's position: a copy behind that lacks some
@@ -193,12 +193,12 @@ impl Successor for Handoff {
         Ok(self.host.core.node_db.replica_streams().await?.into_iter().map(|(actor_id, _)| actor_id).collect())
     }
 
-    fn hosts(&self, actor_id: &str) -> bool {
-        self.host.hosts(actor_id)
+    async fn hosts(&self, actor_id: &str) -> Result<bool, ClientError> {
+        self.host.hosts(actor_id).await
     }
 
-    fn policy(&self, actor_id: &str) -> (usize, ReplicationMode) {
-        self.replication.policy(actor_id)
+    async fn policy(&self, actor_id: &str) -> Result<(usize, ReplicationMode), ClientError> {
+        self.replication.policy(actor_id).await
     }
 
     fn choose_replicas(&self, count: usize, avoid: &[String]) -> Vec<String> {
@@ -241,7 +241,7 @@ pub(crate) async fn settle_copies<V: Voters>(
         let placement = directory.placement(&actor_id, true).await?;
         match &placement {
             Some(p) if p.destroy_ts.is_none() && p.home == me => {
-                if node.hosts(&actor_id) {
+                if node.hosts(&actor_id).await? {
                     continue;
                 }
                 let epoch = lease.epoch();

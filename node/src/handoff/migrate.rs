@@ -176,7 +176,7 @@ impl Handoff {
         target: &MigrationTarget,
         reason: Option<String>,
     ) -> Result<Migration, ClientError> {
-        if !self.host.hosts(actor_id) {
+        if !self.host.hosts(actor_id).await? {
             return Err(ClientError::actor_not_found(actor_id));
         }
         let directory = self.backend.directory()?;
@@ -290,7 +290,7 @@ impl Handoff {
         let paused = Instant::now();
         let state = self.replication.final_state(actor_id, &to.id, FINAL_LIMIT).await?;
         crash_point(&self.host.core.data_dir, "leaving:shipped");
-        let (count, _) = self.replication.policy(actor_id);
+        let (count, _) = self.replication.policy(actor_id).await?;
         // The old home keeps a copy (it holds exactly what the new home starts from), so the set keeps its size.
         let others = placement.replicas.iter().filter(|r| **r != to.id && **r != self.local_id).cloned();
         let replicas: Vec<String> = std::iter::once(self.local_id.clone()).chain(others).take(count).collect();
@@ -443,7 +443,7 @@ impl Handoff {
         let decided = self.placement_settled(actor_id).await;
         match decided.clone() {
             Some(placement) if placement.home == self.local_id && placement.destroy_ts.is_none() => {
-                if !self.host.hosts(actor_id) {
+                if !self.host.hosts(actor_id).await? {
                     if self.replication.copy_position(actor_id).await.is_ok() {
                         self.replication.promote(actor_id, placement.replicas.clone()).await?;
                     }
@@ -458,9 +458,9 @@ impl Handoff {
     }
 
     /// Moves every actor hosted here to other live nodes (this node's region first, then the least loaded).
-    pub(crate) async fn drain(&self) -> DrainReport {
+    pub(crate) async fn drain(&self) -> Result<DrainReport, ClientError> {
         use futures_util::StreamExt;
-        let actors = self.host.local_actor_ids();
+        let actors = self.host.local_actor_ids().await?;
         tracing::info!(actors = actors.len(), "draining the node");
         let results: Vec<(String, Result<Migration, ClientError>)> = futures_util::stream::iter(actors)
             .map(|actor_id| async move {
@@ -483,7 +483,7 @@ impl Handoff {
             }
         }
         tracing::info!(moved = report.moved, failed = report.failed.len(), "drained the node");
-        report
+        Ok(report)
     }
 
     /// The node a drained actor goes to: a live member of this region, else of any, the least loaded.

@@ -98,7 +98,9 @@ impl crate::cluster::backend::Mover for Handoff {
         Box::pin(Handoff::migrate(self, actor_id, target))
     }
 
-    fn drain(&self) -> futures_util::future::BoxFuture<'_, tern_gateway::backend::DrainReport> {
+    fn drain(
+        &self,
+    ) -> futures_util::future::BoxFuture<'_, Result<tern_gateway::backend::DrainReport, tern_proto::ClientError>> {
         Box::pin(Handoff::drain(self))
     }
 }

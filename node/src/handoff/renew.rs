@@ -22,7 +22,7 @@ pub(crate) trait LeaseHolder: Send + Sync {
     /// The node's wall clock, in milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
     /// The actors this node hosts.
-    fn local_actor_ids(&self) -> Vec<String>;
+    fn local_actor_ids(&self) -> impl Future<Output = Result<Vec<String>, ClientError>> + Send;
     /// An actor this node hosted, after the node tried to take it back under its new epoch: `placement` names
     /// this node (it keeps the actor, under the placement's epoch) or another, which took it over while this node
     /// was taken for dead (it lets the actor go).
@@ -83,7 +83,7 @@ async fn take_back<V: Voters>(
     old: u64,
     new: u64,
 ) -> Result<(), ClientError> {
-    for actor_id in node.local_actor_ids() {
+    for actor_id in node.local_actor_ids().await? {
         if let Some(placement) = directory.reacquire(&actor_id, node.local_id(), old, new).await? {
             node.taken_back(&placement).await?;
         }
@@ -106,8 +106,8 @@ impl LeaseHolder for Handoff {
         now_ms()
     }
 
-    fn local_actor_ids(&self) -> Vec<String> {
-        self.host.local_actor_ids()
+    async fn local_actor_ids(&self) -> Result<Vec<String>, ClientError> {
+        self.host.local_actor_ids().await
     }
 
     /// Lets go of an actor placed elsewhere, counting the transactions it committed here that its new home never

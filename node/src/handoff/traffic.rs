@@ -121,11 +121,18 @@ pub(super) async fn run(handoff: Arc<Handoff>) {
         tokio::time::sleep(policy.window).await;
         let traffic = handoff.backend.traffic();
         for (actor_id, region, reason) in traffic.decide(&handoff.region, &policy) {
-            if !handoff.host.hosts(&actor_id) {
-                traffic.forget(&actor_id);
-                continue;
-            }
-            if !follows(&handoff, &actor_id) {
+            let entry = match handoff.host.core.live(&actor_id).await {
+                Ok(Some(entry)) => entry,
+                Ok(None) => {
+                    traffic.forget(&actor_id);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(actor_id, error = %e, "cannot tell whether the actor is still here");
+                    continue;
+                }
+            };
+            if !follows(&handoff, &entry.record.name) {
                 continue;
             }
             tracing::info!(actor_id, to = %region, reason, "moving the actor to where its calls come from");
@@ -137,10 +144,9 @@ pub(super) async fn run(handoff: Arc<Handoff>) {
     }
 }
 
-/// Whether the actor follows its traffic: its definition's choice, else the node's.
-fn follows(handoff: &Handoff, actor_id: &str) -> bool {
-    let core = &handoff.host.core;
-    let options = core.entry(actor_id).and_then(|e| core.registry.get(&e.record.name).map(|f| f.options().clone()));
+/// Whether actors named `name` follow their traffic: their definition's choice, else the node's.
+fn follows(handoff: &Handoff, name: &str) -> bool {
+    let options = handoff.host.core.registry.get(name).map(|f| f.options().clone());
     options.and_then(|o| o.follow_traffic).unwrap_or(handoff.follow.enabled)
 }
 

@@ -274,7 +274,7 @@ impl Replication {
         }
         let core = &self.ctx.core;
         let db_path = core.data_dir.actor_db_path(actor_id);
-        let (count, mode) = self.policy(actor_id);
+        let (count, mode) = self.policy(actor_id).await?;
         let record = match core.node_db.wal_stream(actor_id).await? {
             Some(record) if record.role == StreamRole::Home => record,
             _ => {
@@ -464,12 +464,13 @@ impl Replication {
     }
 
     /// How many replicas an actor keeps and when its replies leave: its definition's options, else the node's.
-    pub(crate) fn policy(&self, actor_id: &str) -> (usize, ReplicationMode) {
+    pub(crate) async fn policy(&self, actor_id: &str) -> Result<(usize, ReplicationMode), ClientError> {
         let core = &self.ctx.core;
-        let options = core.entry(actor_id).and_then(|e| core.registry.get(&e.record.name).map(|f| f.options().clone()));
+        let entry = core.entry(actor_id).await?;
+        let options = entry.and_then(|e| core.registry.get(&e.record.name).map(|f| f.options().clone()));
         let replicas = options.as_ref().and_then(|o| o.replicas).unwrap_or(self.settings.replicas);
         let mode = options.and_then(|o| o.replication).unwrap_or(self.settings.mode);
-        (replicas, mode)
+        Ok((replicas, mode))
     }
 
     /// Up to `count` live members other than this node and `avoid`: other regions first, then other zones, then

@@ -10,7 +10,6 @@ use tokio::sync::oneshot;
 use super::Host;
 use super::command::Command;
 use crate::storage::ActorRecord;
-use crate::sync::lock;
 
 /// What an actor that moves here brings besides its database.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -36,9 +35,7 @@ impl Host {
 
     /// Records an arriving actor as hosted here (in `node.db` and the actor table) without waking it.
     pub(crate) async fn record_arrival(&self, record: ActorRecord) -> Result<(), ClientError> {
-        self.core.node_db.insert(&record).await?;
-        lock(&self.core.actor_table).insert(record);
-        Ok(())
+        self.core.actor_table.insert(&self.core.node_db, record).await
     }
 
     /// Finishes taking in an actor recorded with [`Host::record_arrival`]: arms its alarm, records its unfinished
@@ -80,10 +77,9 @@ impl Host {
     /// its files stay for the replication layer to keep as a replica or remove.
     pub(crate) async fn forget_departed(&self, actor_id: &str) -> Result<(), ClientError> {
         self.core.pool.close(actor_id);
-        lock(&self.core.actor_table).remove(actor_id);
         self.core.alarms.forget(actor_id);
         self.core.pending_work.drop_in_memory(actor_id);
-        self.core.node_db.remove_actor(actor_id).await
+        self.core.actor_table.remove(&self.core.node_db, actor_id).await
     }
 
     /// Lets go of an actor that lives on another node now: puts it to sleep, and removes its record and files
@@ -120,8 +116,8 @@ impl Host {
         self.request(actor_id, |reply| Command::Ping { reply }).await
     }
 
-    /// The ids of the live actors recorded on this node.
-    pub(crate) fn local_actor_ids(&self) -> Vec<String> {
-        lock(&self.core.actor_table).live(None, usize::MAX).into_iter().map(|e| e.record.actor_id.clone()).collect()
+    /// The ids of the live actors recorded on this node (read from `node.db`: every one, however many).
+    pub(crate) async fn local_actor_ids(&self) -> Result<Vec<String>, ClientError> {
+        self.core.node_db.live_ids().await
     }
 }

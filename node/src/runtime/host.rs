@@ -24,7 +24,7 @@ use crate::clock::now_ms;
 use crate::cluster::Roster;
 use crate::metrics::{Metrics, Snapshot};
 use crate::sdk::actors::ActorCalls;
-use crate::storage::{DataDir, DbPool, NodeDb};
+use crate::storage::{ActorRecord, DataDir, DbPool, NodeDb};
 use crate::sync::lock;
 use crate::trace::export::SpanExporter;
 
@@ -36,6 +36,8 @@ const MAILBOX: usize = 256;
 enum Delivery {
     Send(mpsc::Sender<Box<Command>>),
     Wait(Pin<Box<tokio::sync::futures::OwnedNotified>>),
+    /// The actor sleeps and its record is not cached: read it from `node.db`, then try again.
+    Load,
 }
 
 enum Slot {
@@ -60,7 +62,10 @@ pub(crate) struct HostCore {
     pub node_db: NodeDb,
     pub region: String,
     pub durability: Durability,
-    pub actor_table: Mutex<ActorTable>,
+    /// The actors recorded here: `node.db` behind a bounded cache.
+    pub actor_table: ActorTable,
+    /// The size of the actors' files, as `/metrics` reports it.
+    storage_size: crate::storage::data_dir::ActorsSize,
     slots: Mutex<HashMap<String, Slot>>,
     /// Actors whose requests wait, undelivered, while they move to another node (see [`HostCore::hold`]). Locked
     /// only while `slots` is.
@@ -116,7 +121,6 @@ pub(crate) struct Stores {
     pub data_dir: DataDir,
     pub pool: DbPool,
     pub node_db: NodeDb,
-    pub actor_table: ActorTable,
     pub alarms: Alarms,
     pub pending_work: PendingWork,
 }
@@ -124,7 +128,7 @@ pub(crate) struct Stores {
 impl HostCore {
     /// A host for `registry`'s actors over `stores`, serving `region`.
     pub fn new(registry: Registry, stores: Stores, region: String, durability: Durability) -> HostCore {
-        let Stores { metrics, data_dir, pool, node_db, actor_table, alarms, pending_work } = stores;
+        let Stores { metrics, data_dir, pool, node_db, alarms, pending_work } = stores;
         HostCore {
             alarms,
             pending_work,
@@ -135,7 +139,8 @@ impl HostCore {
             node_db,
             region,
             durability,
-            actor_table: Mutex::new(actor_table),
+            actor_table: ActorTable::new(super::actor_table::CACHED),
+            storage_size: Default::default(),
             slots: Mutex::new(HashMap::new()),
             holds: Mutex::default(),
             settling: Mutex::default(),
@@ -159,14 +164,14 @@ impl HostCore {
         }
     }
 
-    /// A copy of the directory entry of an actor.
-    pub fn entry(&self, actor_id: &str) -> Option<Entry> {
-        lock(&self.actor_table).get(actor_id).cloned()
+    /// A copy of the table's entry of an actor, destroyed or not: `None` for one not recorded here.
+    pub async fn entry(&self, actor_id: &str) -> Result<Option<Entry>, ClientError> {
+        self.actor_table.get(&self.node_db, actor_id).await
     }
 
-    /// A copy of the directory entry of an actor that exists: `None` for one unknown here or destroyed.
-    pub fn live(&self, actor_id: &str) -> Option<Entry> {
-        self.entry(actor_id).filter(|entry| entry.record.destroy_ts.is_none())
+    /// A copy of the table's entry of an actor that exists: `None` for one not recorded here or destroyed.
+    pub async fn live(&self, actor_id: &str) -> Result<Option<Entry>, ClientError> {
+        Ok(self.entry(actor_id).await?.filter(|entry| entry.record.destroy_ts.is_none()))
     }
 
     /// Delivers `command` to the actor, waking it if it sleeps. Fails with `actor.not_found` for unknown or
@@ -190,28 +195,32 @@ impl HostCore {
                         waiting.as_mut().enable();
                         Delivery::Wait(waiting)
                     }
-                    (None, None) => {
-                        let start = self.start_info(actor_id)?;
-                        let factory = self
-                            .registry
-                            .get(&start.name)
-                            .ok_or_else(|| ClientError::not_registered(&start.name))?
-                            .clone();
-                        let (tx, rx) = mpsc::channel(MAILBOX);
-                        slots.insert(actor_id.to_string(), Slot::Running(tx.clone()));
-                        if let Some(entry) = lock(&self.actor_table).get_mut(actor_id) {
-                            entry.start_ts = Some(now_ms());
-                            entry.sleep_ts = None;
+                    (None, None) => match self.actor_table.cached_record(actor_id) {
+                        None => Delivery::Load,
+                        Some(None) => return Err(ClientError::actor_not_found(actor_id)),
+                        Some(Some(record)) => {
+                            let factory = self
+                                .registry
+                                .get(&record.name)
+                                .ok_or_else(|| ClientError::not_registered(&record.name))?
+                                .clone();
+                            let (tx, rx) = mpsc::channel(MAILBOX);
+                            slots.insert(actor_id.to_string(), Slot::Running(tx.clone()));
+                            self.actor_table.woke(actor_id, now_ms());
+                            factory.spawn(self.clone(), self.start_info(record), rx, tx.downgrade());
+                            Delivery::Send(tx)
                         }
-                        factory.spawn(self.clone(), start, rx, tx.downgrade());
-                        Delivery::Send(tx)
-                    }
+                    },
                 }
             };
             let sender = match route {
                 Delivery::Send(sender) => sender,
                 Delivery::Wait(waiting) => {
                     waiting.await;
+                    continue;
+                }
+                Delivery::Load => {
+                    self.actor_table.get(&self.node_db, actor_id).await?;
                     continue;
                 }
             };
@@ -251,11 +260,9 @@ impl HostCore {
         }
     }
 
-    fn start_info(&self, actor_id: &str) -> Result<StartInfo, ClientError> {
-        let Some(entry) = self.live(actor_id) else { return Err(ClientError::actor_not_found(actor_id)) };
-        let record = entry.record;
-        let arrived = lock(&self.arrivals).remove(actor_id);
-        Ok(StartInfo { actor_id: record.actor_id, name: record.name, key: record.key, input: record.input, arrived })
+    fn start_info(&self, record: ActorRecord) -> StartInfo {
+        let arrived = lock(&self.arrivals).remove(&record.actor_id);
+        StartInfo { actor_id: record.actor_id, name: record.name, key: record.key, input: record.input, arrived }
     }
 
     /// Holds every request for the actor (from clients, peers, alarms and resumed work alike) undelivered until
@@ -300,25 +307,19 @@ impl HostCore {
         if let Some(Slot::Stopping(stopped)) = lock(&self.slots).remove(actor_id) {
             stopped.notify_waiters();
         }
-        if !destroyed && let Some(entry) = lock(&self.actor_table).get_mut(actor_id) {
-            entry.sleep_ts = Some(now_ms());
+        if !destroyed {
+            self.actor_table.slept(actor_id, now_ms());
         }
     }
 
     /// Records the destroy durably and frees the key; later requests get `actor.not_found`.
     pub async fn mark_destroyed(&self, actor_id: &str) -> Result<(), ClientError> {
-        let ts = now_ms();
-        self.node_db.mark_destroyed(actor_id, ts).await?;
-        lock(&self.actor_table).mark_destroyed(actor_id, ts);
-        Ok(())
+        self.actor_table.mark_destroyed(&self.node_db, actor_id, now_ms()).await
     }
 
     /// The actor consumed its create input; forget it.
     pub async fn input_consumed(&self, actor_id: &str) {
-        if let Some(entry) = lock(&self.actor_table).get_mut(actor_id) {
-            entry.record.input = None;
-        }
-        if let Err(e) = self.node_db.clear_input(actor_id).await {
+        if let Err(e) = self.actor_table.clear_input(&self.node_db, actor_id).await {
             tracing::warn!(actor_id, error = %e, "could not clear the create input");
         }
     }
@@ -330,19 +331,23 @@ impl HostCore {
         *count = count.saturating_add_signed(delta);
     }
 
-    /// The figures the metrics report at scrape time.
-    pub fn metrics_snapshot(&self) -> Snapshot {
+    /// The figures the metrics report at scrape time, given how many live actors of each name are recorded (see
+    /// [`ActorTable::live_counts`]). May walk the data directory: call it off the async workers.
+    pub fn metrics_snapshot(&self, live: BTreeMap<String, u64>) -> Snapshot {
         let mut snapshot = Snapshot { connections: lock(&self.connections).clone(), ..Snapshot::default() };
-        let slots = lock(&self.slots);
-        for entry in lock(&self.actor_table).live(None, usize::MAX) {
-            let name = entry.record.name.clone();
-            let bucket =
-                if slots.contains_key(&entry.record.actor_id) { &mut snapshot.awake } else { &mut snapshot.asleep };
-            *bucket.entry(name).or_default() += 1;
+        let awake = {
+            let slots = lock(&self.slots);
+            self.actor_table.names(slots.keys())
+        };
+        for name in awake {
+            *snapshot.awake.entry(name).or_default() += 1;
         }
-        drop(slots);
+        for (name, count) in live {
+            let asleep = count.saturating_sub(snapshot.awake.get(&name).copied().unwrap_or(0));
+            snapshot.asleep.insert(name, asleep);
+        }
         snapshot.open_databases = self.pool.open_count() as u64;
-        snapshot.storage_bytes = self.data_dir.actors_size();
+        snapshot.storage_bytes = self.storage_size.read(&self.data_dir);
         snapshot.sqlite_memory_bytes = crate::storage::sqlite_memory_used();
         snapshot.heap = crate::heap::usage();
         snapshot

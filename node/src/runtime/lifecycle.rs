@@ -368,8 +368,7 @@ where
             tracing::debug!(actor_id = %id, "actor asleep");
         }
         TurnEnd::Destroy(replies) => {
-            let already = core.entry(&id).is_some_and(|e| e.record.destroy_ts.is_some());
-            let destroyed = if already { Ok(()) } else { core.mark_destroyed(&id).await };
+            let destroyed = core.mark_destroyed(&id).await;
             core.begin_stop(&id);
             rx.close();
             while let Some(command) = rx.recv().await {

@@ -92,7 +92,7 @@ pub(crate) async fn resume(core: Arc<HostCore>) {
         .for_each_concurrent(WAKE_CONCURRENCY, |actor_id| {
             let core = core.clone();
             async move {
-                if core.live(&actor_id).is_none() {
+                if matches!(core.live(&actor_id).await, Ok(None)) {
                     // Destroyed since (a destroy under way forgets it too): nothing is left to do.
                     core.pending_work.forget(&core, &actor_id).await;
                     return;

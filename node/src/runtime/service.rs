@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tern_gateway::backend::{
     ActorInfo, Backend, ConnInput, ConnOutput, ConnectionHandle, CreateRequest, InspectRequest, InspectorAuth,
-    MemberInfo, RawRequest, RawResponse, RawSocketHandle, ReplicaInfo, ReplicaSet, SocketOutput,
+    ListCursor, MemberInfo, RawRequest, RawResponse, RawSocketHandle, ReplicaInfo, ReplicaSet, SocketOutput,
 };
 use tern_gateway::outbound;
 use tern_gateway::queue;
@@ -49,15 +49,14 @@ impl Host {
         })?
     }
 
-    fn info(&self, actor_id: &str) -> Result<ActorInfo, ClientError> {
-        self.core
-            .entry(actor_id)
-            .map(|e| e.info(&self.core.region))
-            .ok_or_else(|| ClientError::actor_not_found(actor_id))
+    async fn info(&self, actor_id: &str) -> Result<ActorInfo, ClientError> {
+        let entry = self.core.entry(actor_id).await?;
+        entry.map(|e| e.info(&self.core.region)).ok_or_else(|| ClientError::actor_not_found(actor_id))
     }
 
-    fn existing(&self, name: &str, key: &[String]) -> Option<ActorInfo> {
-        lock(&self.core.actor_table).live_by_key(name, key).map(|e| e.info(&self.core.region))
+    async fn existing(&self, name: &str, key: &[String]) -> Result<Option<ActorInfo>, ClientError> {
+        let entry = self.core.actor_table.live_by_key(&self.core.node_db, name, key).await?;
+        Ok(entry.map(|e| e.info(&self.core.region)))
     }
 
     /// Checks the request and encodes its input for the actor's record.
@@ -85,10 +84,10 @@ impl Host {
     }
 
     async fn insert(&self, record: ActorRecord) -> Result<String, ClientError> {
-        self.core.node_db.insert(&record).await?;
         let id = record.actor_id.clone();
-        self.core.metrics.record_created(&record.name);
-        lock(&self.core.actor_table).insert(record);
+        let name = record.name.clone();
+        self.core.actor_table.insert(&self.core.node_db, record).await?;
+        self.core.metrics.record_created(&name);
         Ok(id)
     }
 
@@ -96,7 +95,7 @@ impl Host {
     async fn reserve(&self, req: &CreateRequest, reuse: bool) -> Result<(String, bool), ClientError> {
         let record = self.new_record(req, new_actor_id())?;
         let _reservation = self.core.create_lock.lock().await;
-        if let Some(existing) = self.existing(&req.name, req.key.parts()) {
+        if let Some(existing) = self.existing(&req.name, req.key.parts()).await? {
             if reuse {
                 return Ok((existing.actor_id, false));
             }
@@ -132,15 +131,12 @@ impl Host {
     pub(crate) async fn unsettled(&self) -> Result<Vec<(String, Option<(String, Vec<String>)>)>, ClientError> {
         let ids = self.core.node_db.pending().await?;
         let in_flight = lock(&self.core.creates_in_flight).clone();
-        Ok(ids
-            .into_iter()
-            .filter(|id| !in_flight.contains(id))
-            .map(|id| {
-                let live = self.core.live(&id);
-                let named = live.map(|e| (e.record.name, e.record.key));
-                (id, named)
-            })
-            .collect())
+        let mut out = Vec::new();
+        for id in ids.into_iter().filter(|id| !in_flight.contains(id)) {
+            let named = self.core.live(&id).await?.map(|e| (e.record.name, e.record.key));
+            out.push((id, named));
+        }
+        Ok(out)
     }
 
     /// Routes the calls actor code makes to other actors through `backend` (a cluster node's), which must outlive
@@ -150,24 +146,25 @@ impl Host {
     }
 
     /// The live local actor holding this name and key, if any.
-    pub(crate) fn local_by_key(&self, name: &str, key: &[String]) -> Option<String> {
-        self.existing(name, key).map(|info| info.actor_id)
+    pub(crate) async fn local_by_key(&self, name: &str, key: &[String]) -> Result<Option<String>, ClientError> {
+        Ok(self.existing(name, key).await?.map(|info| info.actor_id))
     }
 
     /// Whether the actor lives on this node and is not destroyed.
-    pub(crate) fn hosts(&self, actor_id: &str) -> bool {
-        self.destroy_ts(actor_id).is_some_and(|ts| ts.is_none())
+    pub(crate) async fn hosts(&self, actor_id: &str) -> Result<bool, ClientError> {
+        Ok(self.destroy_ts(actor_id).await?.is_some_and(|ts| ts.is_none()))
     }
 
     /// Whether this node recorded the actor and destroyed it.
-    pub(crate) fn destroyed_here(&self, actor_id: &str) -> bool {
-        self.destroy_ts(actor_id).is_some_and(|ts| ts.is_some())
+    pub(crate) async fn destroyed_here(&self, actor_id: &str) -> Result<bool, ClientError> {
+        Ok(self.destroy_ts(actor_id).await?.is_some_and(|ts| ts.is_some()))
     }
 
     /// Whether this node recorded the actor (`Some`), and when it was destroyed; looked up without copying the
     /// entry, since every request of a cluster node asks.
-    fn destroy_ts(&self, actor_id: &str) -> Option<Option<i64>> {
-        lock(&self.core.actor_table).get(actor_id).map(|e| e.record.destroy_ts)
+    async fn destroy_ts(&self, actor_id: &str) -> Result<Option<Option<i64>>, ClientError> {
+        let core = &self.core;
+        core.actor_table.with(&core.node_db, actor_id, |entry| entry.map(|e| e.record.destroy_ts)).await
     }
 
     /// Whether actors named `name` are registered on this node.
@@ -185,7 +182,7 @@ impl Host {
     /// Makes sure a new actor ran its create hooks before the create is acknowledged.
     pub(crate) async fn start_new(&self, actor_id: &str) -> Result<ActorInfo, ClientError> {
         self.ensure_started(actor_id).await?;
-        self.info(actor_id)
+        self.info(actor_id).await
     }
 
     /// Makes sure a new actor ran its create hooks before the create is acknowledged.
@@ -291,22 +288,32 @@ impl Backend for Host {
     }
 
     async fn get_actor_by_key(&self, name: &str, key: &ActorKey) -> Result<Option<ActorInfo>, ClientError> {
-        Ok(self.existing(name, key.parts()))
+        self.existing(name, key.parts()).await
     }
 
     async fn get_actors_by_ids(&self, ids: &[String]) -> Result<Vec<ActorInfo>, ClientError> {
-        Ok(ids.iter().filter_map(|id| self.info(id).ok()).collect())
+        let mut out = Vec::new();
+        for id in ids {
+            out.extend(self.core.entry(id).await?.map(|e| e.info(&self.core.region)));
+        }
+        Ok(out)
     }
 
-    async fn list_actors(&self, name: Option<&str>, limit: usize) -> Result<Vec<ActorInfo>, ClientError> {
-        let dir = lock(&self.core.actor_table);
-        Ok(dir.live(name, limit).into_iter().map(|e| e.info(&self.core.region)).collect())
+    async fn list_actors(
+        &self,
+        name: Option<&str>,
+        after: Option<&ListCursor>,
+        limit: usize,
+    ) -> Result<Vec<ActorInfo>, ClientError> {
+        let after = after.map(|c| (c.create_ts, c.actor_id.as_str()));
+        let page = self.core.actor_table.page(&self.core.node_db, name, after, limit).await?;
+        Ok(page.iter().map(|e| e.info(&self.core.region)).collect())
     }
 
     async fn create_actor(&self, req: CreateRequest) -> Result<ActorInfo, ClientError> {
         let (id, _) = self.reserve(&req, false).await?;
         self.ensure_started(&id).await?;
-        self.info(&id)
+        self.info(&id).await
     }
 
     async fn get_or_create_actor(&self, req: CreateRequest) -> Result<(ActorInfo, bool), ClientError> {
@@ -314,7 +321,7 @@ impl Backend for Host {
         if created {
             self.ensure_started(&id).await?;
         }
-        Ok((self.info(&id)?, created))
+        Ok((self.info(&id).await?, created))
     }
 
     async fn destroy_actor(&self, actor_id: &str) -> Result<(), ClientError> {
@@ -322,7 +329,7 @@ impl Backend for Host {
     }
 
     async fn sleep_actor(&self, actor_id: &str) -> Result<(), ClientError> {
-        if self.core.live(actor_id).is_none() {
+        if self.core.live(actor_id).await?.is_none() {
             return Err(ClientError::actor_not_found(actor_id));
         }
         let (done, stopped) = oneshot::channel();
@@ -410,8 +417,15 @@ impl Backend for Host {
 
     async fn metrics(&self) -> String {
         let core = self.core.clone();
+        let live = match core.actor_table.live_counts(&core.node_db).await {
+            Ok(live) => live,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot count the actors for the metrics");
+                Default::default()
+            }
+        };
         // The snapshot walks the data directory for storage bytes: keep it off the async workers.
-        match tokio::task::spawn_blocking(move || core.metrics_snapshot()).await {
+        match tokio::task::spawn_blocking(move || core.metrics_snapshot(live)).await {
             Ok(snapshot) => self.core.metrics.render(&snapshot),
             Err(e) => {
                 tracing::error!(error = %e, "metrics snapshot failed");
@@ -430,7 +444,7 @@ impl Backend for Host {
     }
 
     async fn replicas(&self, actor_id: &str) -> Result<ReplicaSet, ClientError> {
-        if !self.hosts(actor_id) {
+        if !self.hosts(actor_id).await? {
             return Err(ClientError::actor_not_found(actor_id));
         }
         if let Some(replicator) = self.core.replicator.get() {
@@ -456,7 +470,7 @@ impl Backend for Host {
         target: tern_gateway::backend::MigrationTarget,
     ) -> Result<tern_gateway::backend::Migration, ClientError> {
         use tern_gateway::backend::{Migration, MigrationTarget, NodePlace};
-        if !self.hosts(actor_id) {
+        if !self.hosts(actor_id).await? {
             return Err(ClientError::actor_not_found(actor_id));
         }
         match &target {

@@ -145,6 +145,31 @@ impl DataDir {
     }
 }
 
+/// The total size of the actors' files, re-measured (by walking them) only when the last measure is older than ten
+/// times what that walk took: measuring costs at most a tenth of one core, and a directory of a million actors is
+/// walked every half minute or so rather than on every scrape.
+#[derive(Default)]
+pub struct ActorsSize {
+    /// When the last walk ended, how long it took and what it found.
+    last: std::sync::Mutex<Option<(std::time::Instant, std::time::Duration, u64)>>,
+}
+
+impl ActorsSize {
+    /// The size of `dir`'s actor files, as of the last walk (walking now if that is due). Blocks while it walks.
+    pub fn read(&self, dir: &DataDir) -> u64 {
+        let mut last = self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((ended, took, size)) = *last
+            && ended.elapsed() < took * 10
+        {
+            return size;
+        }
+        let started = std::time::Instant::now();
+        let size = dir.actors_size();
+        *last = Some((std::time::Instant::now(), started.elapsed(), size));
+        size
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 //! Every create and destroy is committed here before it is acknowledged. A (name, key) pair has at most one
 //! live actor, enforced by a partial unique index.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use libsql::{Connection, params};
@@ -44,6 +45,8 @@ CREATE TABLE IF NOT EXISTS actors (
     destroy_ts INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS actors_live_key ON actors(name, key) WHERE destroy_ts IS NULL;
+CREATE INDEX IF NOT EXISTS actors_live_age ON actors(create_ts, actor_id) WHERE destroy_ts IS NULL;
+CREATE INDEX IF NOT EXISTS actors_live_name_age ON actors(name, create_ts, actor_id) WHERE destroy_ts IS NULL;
 CREATE TABLE IF NOT EXISTS alarms (actor_id TEXT PRIMARY KEY, fire_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS registers (name TEXT PRIMARY KEY, state BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -61,6 +64,15 @@ CREATE TABLE IF NOT EXISTS wal_streams (
 );
 ";
 
+/// A page of live actors past position (?1 create_ts, ?2 actor_id), at most ?3, read in order from `actors_live_age`.
+const LIVE_PAGE: &str = "SELECT actor_id, name, key, input, create_ts, destroy_ts FROM actors \
+    WHERE destroy_ts IS NULL AND (create_ts, actor_id) < (?1, ?2) ORDER BY create_ts DESC, actor_id DESC LIMIT ?3";
+
+/// [`LIVE_PAGE`] of the actors named ?4, read in order from `actors_live_name_age`.
+const LIVE_PAGE_OF_NAME: &str = "SELECT actor_id, name, key, input, create_ts, destroy_ts FROM actors \
+    WHERE name = ?4 AND destroy_ts IS NULL AND (create_ts, actor_id) < (?1, ?2) \
+    ORDER BY create_ts DESC, actor_id DESC LIMIT ?3";
+
 impl NodeDb {
     /// Opens (creating if needed) the node database at `path`; writes it cannot make are counted in `metrics`.
     pub async fn open(path: &Path, metrics: Metrics) -> Result<NodeDb, libsql::Error> {
@@ -73,22 +85,84 @@ impl NodeDb {
         Ok(NodeDb { conn: Mutex::new(conn), metrics, _db: db })
     }
 
-    /// All actors ever recorded, destroyed ones included.
-    pub async fn load_all(&self) -> Result<Vec<ActorRecord>, libsql::Error> {
+    /// The actor recorded as `actor_id` (destroyed or not), if any.
+    pub async fn actor(&self, actor_id: &str) -> Result<Option<ActorRecord>, ClientError> {
+        let sql = "SELECT actor_id, name, key, input, create_ts, destroy_ts FROM actors WHERE actor_id = ?1";
+        Ok(self.records(sql, [actor_id]).await?.pop())
+    }
+
+    /// The live actor holding `name` and `key`, if any (found on the key's unique index).
+    pub async fn live_by_key(&self, name: &str, key: &[String]) -> Result<Option<ActorRecord>, ClientError> {
+        let sql = "SELECT actor_id, name, key, input, create_ts, destroy_ts FROM actors \
+                   WHERE name = ?1 AND key = ?2 AND destroy_ts IS NULL";
+        Ok(self.records(sql, params![name, serialize_key(key)]).await?.pop())
+    }
+
+    /// At most `limit` live actors, optionally of one name, newest first (then by descending id), from just past
+    /// the actor created at `after`'s (create_ts, actor_id). Read from an index in that order: a page costs its
+    /// own rows, however many actors there are.
+    pub async fn live_page(
+        &self,
+        name: Option<&str>,
+        after: Option<(i64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<ActorRecord>, ClientError> {
+        let (ts, id) = after.unwrap_or((i64::MAX, ""));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // With no cursor, the first page starts past a position later than every actor's.
+        match name {
+            Some(name) => self.records(LIVE_PAGE_OF_NAME, params![ts, id, limit, name]).await,
+            None => self.records(LIVE_PAGE, params![ts, id, limit]).await,
+        }
+    }
+
+    /// How many live actors of each name are recorded (read from the key index, not the table).
+    pub async fn live_counts(&self) -> Result<BTreeMap<String, u64>, ClientError> {
         let conn = self.conn.lock().await;
-        let mut rows = conn.query("SELECT actor_id, name, key, input, create_ts, destroy_ts FROM actors", ()).await?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().await? {
-            out.push(ActorRecord {
-                actor_id: row.get(0)?,
-                name: row.get(1)?,
-                key: deserialize_key(&row.get::<String>(2)?),
-                input: row.get(3)?,
-                create_ts: row.get(4)?,
-                destroy_ts: row.get(5)?,
-            });
+        let sql = "SELECT name, count(*) FROM actors WHERE destroy_ts IS NULL GROUP BY name";
+        let mut rows = conn.query(sql, ()).await.map_err(|e| self.failed(e))?;
+        let mut out = BTreeMap::new();
+        while let Some(row) = rows.next().await.map_err(|e| self.failed(e))? {
+            let count: i64 = row.get(1).map_err(|e| self.failed(e))?;
+            out.insert(row.get(0).map_err(|e| self.failed(e))?, u64::try_from(count).unwrap_or(0));
         }
         Ok(out)
+    }
+
+    /// The ids of every live actor recorded.
+    pub async fn live_ids(&self) -> Result<Vec<String>, ClientError> {
+        let conn = self.conn.lock().await;
+        let mut rows =
+            conn.query("SELECT actor_id FROM actors WHERE destroy_ts IS NULL", ()).await.map_err(|e| self.failed(e))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().await.map_err(|e| self.failed(e))? {
+            out.push(row.get(0).map_err(|e| self.failed(e))?);
+        }
+        Ok(out)
+    }
+
+    async fn records(
+        &self,
+        sql: &str,
+        params: impl libsql::params::IntoParams,
+    ) -> Result<Vec<ActorRecord>, ClientError> {
+        let conn = self.conn.lock().await;
+        let read = async {
+            let mut rows = conn.query(sql, params).await?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().await? {
+                out.push(ActorRecord {
+                    actor_id: row.get(0)?,
+                    name: row.get(1)?,
+                    key: deserialize_key(&row.get::<String>(2)?),
+                    input: row.get(3)?,
+                    create_ts: row.get(4)?,
+                    destroy_ts: row.get(5)?,
+                });
+            }
+            Ok(out)
+        };
+        read.await.map_err(|e| self.failed(e))
     }
 
     /// Records a new actor. Fails with `actor.duplicate_key` if a live actor already has this name and key.
@@ -205,5 +279,27 @@ impl NodeDb {
             tracing::error!(error = %err, "node database error");
         }
         error
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_page_reads_an_index_in_order_rather_than_sorting_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = NodeDb::open(&dir.path().join("node.db"), Metrics::new("local")).await.unwrap();
+        let conn = db.conn.lock().await;
+        for (sql, index) in [(LIVE_PAGE, "actors_live_age"), (LIVE_PAGE_OF_NAME, "actors_live_name_age")] {
+            let mut rows = conn.query(&format!("EXPLAIN QUERY PLAN {sql}"), params![1, "a", 10, "n"]).await.unwrap();
+            let mut plan = Vec::new();
+            while let Some(row) = rows.next().await.unwrap() {
+                plan.push(row.get::<String>(3).unwrap());
+            }
+            let plan = plan.join("; ");
+            assert!(plan.contains(&format!("USING INDEX {index}")), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "the page is sorted, not read in order: {plan}");
+        }
     }
 }

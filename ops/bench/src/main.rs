@@ -11,6 +11,7 @@
 mod actors;
 mod cluster;
 mod migration;
+mod million;
 mod node;
 mod regions;
 mod replication;
@@ -54,6 +55,10 @@ struct Args {
     /// How long the soak lasts, in seconds.
     #[arg(long, default_value_t = 600)]
     soak_seconds: u64,
+
+    /// Sleeping actors the `million` measurement creates.
+    #[arg(long, default_value_t = 1_000_000)]
+    million_actors: usize,
 }
 
 /// The measurements, in the order they run.
@@ -86,6 +91,9 @@ enum Measurement {
     /// The soak: `--soak-sockets` WebSockets held open for `--soak-seconds`, calling their actors, with the node's
     /// resident memory sampled throughout and after they close. Only when asked for (`--only soak`).
     Soak,
+    /// `--million-actors` sleeping actors on one node: disk and memory per actor, open files, a restart, the admin
+    /// listing's pages and cold wakes. Only when asked for (`--only million`): creating them takes long.
+    Million,
 }
 
 /// Targets from the project's issue, and physical anchors from the peers-and-limits notes.
@@ -93,6 +101,8 @@ const TARGET_WS_P50_US: f64 = 100.0;
 const TARGET_WAKE_P50_US: f64 = 500.0;
 const TARGET_CREATIONS_PER_S: f64 = 10_000.0;
 const TARGET_BYTES_PER_ACTOR: f64 = 10_000.0;
+const TARGET_RESTART_S: f64 = 2.0;
+const TARGET_LISTING_PAGE_MS: f64 = 10.0;
 const TOKIO_TCP_ECHO_P50_US: f64 = 6.0;
 const SQLITE_WAL_NORMAL_COMMIT_US: f64 = 12.0;
 const SQLITE_BATCHED_ROWS_PER_S: f64 = 600_000.0;
@@ -203,7 +213,8 @@ async fn run(args: Args) {
     let (ws_count, wake_count, create_count, wait_count) = counts;
     let workers = args.workers;
     let runs = |m: Measurement| {
-        let runs = (args.only.is_empty() && m != Measurement::Soak) || args.only.contains(&m);
+        let on_request = [Measurement::Soak, Measurement::Million];
+        let runs = (args.only.is_empty() && !on_request.contains(&m)) || args.only.contains(&m);
         if runs {
             eprintln!("tern-bench: measuring {m:?}"); // progress, on stderr so the report stays clean
         }
@@ -401,6 +412,13 @@ async fn run(args: Args) {
         ));
     }
     drop(node);
+    if runs(Measurement::Million) {
+        let count = if args.quick { 20_000 } else { args.million_actors };
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let million = million::measure(port, &dir.path().join("data"), count).await;
+        million_rows(&mut report, million);
+    }
     if runs(Measurement::Cluster) {
         let big = if args.quick { 8 } else { 20 };
         let mut results = cluster::measure(ws_count / 4, big).await;
@@ -514,6 +532,61 @@ async fn run(args: Args) {
         }
     }
     report.print(workers, seconds);
+}
+
+/// The rows of the `million` run.
+fn million_rows(report: &mut Report, mut m: million::Million) {
+    let none = &mut Samples::default();
+    let n = m.actors;
+    let mib = |bytes: u64| format!("{:.0} MiB", bytes as f64 / 1048576.0);
+    report.rows.push(Row::new(
+        format!("{n} sleeping actors: creations (`POST /actors`, 64 creators)"),
+        per_s(m.creations_per_second, "actors"),
+        none,
+    ));
+    report.rows.push(Row::new(
+        format!("{n} sleeping actors: disk per actor (its database file)"),
+        format!("{:.1} KiB", m.disk_per_actor / 1024.0),
+        none,
+    ));
+    report.rows.push(
+        Row::new(
+            format!("{n} sleeping actors: node RSS before / after a restart / after {} cold wakes", m.cold_wakes.len()),
+            format!("{} / {} / {}", mib(m.rss_before_restart), mib(m.rss_after_restart), mib(m.rss_after_wakes)),
+            none,
+        )
+        .ratio(format!("{:.0} B per sleeping actor after the restart", m.rss_after_restart as f64 / n as f64)),
+    );
+    report.rows.push(
+        Row::new(format!("{n} sleeping actors: open files"), m.open_files.to_string(), none)
+            .ratio("bound: 2 per pooled database (4,096 by default) + the node's own".to_string()),
+    );
+    let restart = m.restart_ready.as_secs_f64();
+    report.rows.push(
+        Row::new(
+            format!("{n} sleeping actors: restart, process start → first listing answered"),
+            format!("{restart:.2} s"),
+            none,
+        )
+        .ratio(format!("{:.2}× target {TARGET_RESTART_S} s", restart / TARGET_RESTART_S)),
+    );
+    for (what, pages) in [("all names", &mut m.pages), ("one name", &mut m.named_pages)] {
+        let p50_ms = pages.quantile(0.5).as_secs_f64() * 1e3;
+        let measurement = format!("{n} sleeping actors: admin listing, 100 a page by cursor, {what}");
+        report.rows.push(
+            Row::new(measurement, format!("{} pages", pages.len()), pages)
+                .ratio(format!("{:.2}× target {TARGET_LISTING_PAGE_MS} ms", p50_ms / TARGET_LISTING_PAGE_MS)),
+        );
+    }
+    let wake_p50 = m.cold_wakes.quantile(0.5).as_secs_f64() * 1e6;
+    report.rows.push(
+        Row::new(
+            format!("{n} sleeping actors: action waking a random one after the restart (cold)"),
+            "",
+            &mut m.cold_wakes,
+        )
+        .ratio(format!("{:.2}× the pooled-wake target {TARGET_WAKE_P50_US} µs", wake_p50 / TARGET_WAKE_P50_US)),
+    );
 }
 
 /// The rows of one migration run, on loopback (`None`) or across simulated regions `rtt_ms` apart.

@@ -148,6 +148,19 @@ impl CpuTimes {
 }
 
 impl Node {
+    /// Stops the node as an operator would (SIGTERM: it puts its actors to sleep first) and waits until it exits.
+    pub fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+        assert!(sent.success(), "SIGTERM to the node");
+        let _ = self.child.wait();
+    }
+
+    /// How many file descriptors the node has open.
+    pub fn open_files(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).expect("read /proc fd").count()
+    }
+
     /// Kills the node with SIGKILL (as a crash would).
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

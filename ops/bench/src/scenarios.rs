@@ -123,6 +123,9 @@ pub async fn creations(client: &Client, name: &str, prefix: &str, count: usize, 
                     if i >= count {
                         break;
                     }
+                    if i > 0 && i % 100_000 == 0 {
+                        eprintln!("tern-bench: {i} actors created in {:.0} s", started.elapsed().as_secs_f64());
+                    }
                     let actor = client.create(&name, format!("{prefix}-{i}"), None).await.expect("create");
                     ids.push(actor.cached_actor_id().expect("a created actor's id"));
                 }

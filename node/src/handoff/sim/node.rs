@@ -318,8 +318,8 @@ impl LeaseHolder for Node {
         EPOCH_MS + self.world.start.elapsed().as_millis() as i64 + *lock(&self.offset_ms)
     }
 
-    fn local_actor_ids(&self) -> Vec<String> {
-        lock(&self.disk).homes.keys().cloned().collect()
+    async fn local_actor_ids(&self) -> Result<Vec<String>, ClientError> {
+        Ok(lock(&self.disk).homes.keys().cloned().collect())
     }
 
     /// Keeps the actor under its new epoch, or lets it go once the writes in flight ended, as `Host::release`
@@ -368,12 +368,12 @@ impl Successor for Node {
         Ok(lock(&self.disk).copies.keys().cloned().collect())
     }
 
-    fn hosts(&self, actor_id: &str) -> bool {
-        lock(&self.disk).homes.contains_key(actor_id)
+    async fn hosts(&self, actor_id: &str) -> Result<bool, ClientError> {
+        Ok(lock(&self.disk).homes.contains_key(actor_id))
     }
 
-    fn policy(&self, _actor_id: &str) -> (usize, ReplicationMode) {
-        (self.world.setup.replicas, self.world.setup.mode)
+    async fn policy(&self, _actor_id: &str) -> Result<(usize, ReplicationMode), ClientError> {
+        Ok((self.world.setup.replicas, self.world.setup.mode))
     }
 
     fn choose_replicas(&self, count: usize, avoid: &[String]) -> Vec<String> {

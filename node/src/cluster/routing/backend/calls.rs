@@ -28,7 +28,7 @@ impl ServeCall for ForwardCreate {
 
 impl ServeCall for ForwardList {
     async fn serve(self, backend: &ClusterBackend) -> Result<Self::Output, ClientError> {
-        backend.inner.host.list_actors(self.name.as_deref(), self.limit).await
+        backend.inner.host.list_actors(self.name.as_deref(), self.after.as_ref(), self.limit).await
     }
 }
 
@@ -98,6 +98,6 @@ impl ServeCall for ForwardMigrate {
 
 impl ServeCall for ForwardDrain {
     async fn serve(self, backend: &ClusterBackend) -> Result<Self::Output, ClientError> {
-        Ok(backend.mover()?.drain().await)
+        backend.mover()?.drain().await
     }
 }

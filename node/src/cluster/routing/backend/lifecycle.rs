@@ -50,7 +50,7 @@ impl ClusterBackend {
         let lock_key = format!("{}/{}", request.name, request.key.serialize());
         let _creating = self.inner.creating.lock(lock_key).await;
         // A local record of this key that the directory does not know is left from a create that failed midway.
-        let orphan = match host.local_by_key(&request.name, request.key.parts()) {
+        let orphan = match host.local_by_key(&request.name, request.key.parts()).await? {
             Some(local) => match directory.binding(&request.name, request.key.parts(), true).await? {
                 Some(bound) if bound == local => return self.existing(&bound, reuse, &request).await,
                 _ => Some(local),
@@ -106,7 +106,7 @@ impl ClusterBackend {
 
     /// What the REST API reports for one actor; `None` when no node hosts it and the directory does not know it.
     pub(super) async fn info(&self, actor_id: &str) -> Result<Option<ActorInfo>, ClientError> {
-        if self.inner.host.hosts(actor_id) {
+        if self.inner.host.hosts(actor_id).await? {
             let infos = self.inner.host.get_actors_by_ids(&[actor_id.to_string()]).await?;
             return Ok(infos.into_iter().next());
         }
@@ -119,7 +119,7 @@ impl ClusterBackend {
     pub(super) async fn destroy_here(&self, actor_id: &str) -> Result<(), ClientError> {
         let host = &self.inner.host;
         let directory = self.directory()?;
-        if !host.destroyed_here(actor_id) {
+        if !host.destroyed_here(actor_id).await? {
             host.destroy_actor(actor_id).await?;
         }
         let placement =

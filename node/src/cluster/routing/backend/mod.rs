@@ -60,8 +60,8 @@ pub(crate) trait Mover: Send + Sync {
         actor_id: &'a str,
         target: &'a MigrationTarget,
     ) -> BoxFuture<'a, Result<Migration, ClientError>>;
-    /// Moves every actor off this node.
-    fn drain(&self) -> BoxFuture<'_, DrainReport>;
+    /// Moves every actor off this node; fails only when the node cannot read which actors it hosts.
+    fn drain(&self) -> BoxFuture<'_, Result<DrainReport, ClientError>>;
 }
 
 /// Where a request for an actor goes.
@@ -162,10 +162,10 @@ impl ClusterBackend {
 
     /// Moves every actor homed here to other nodes (a graceful stop with `--drain-on-stop`); a node without
     /// voters moves nothing.
-    pub async fn drain_here(&self) -> DrainReport {
+    pub async fn drain_here(&self) -> Result<DrainReport, ClientError> {
         match self.mover() {
             Ok(mover) => mover.drain().await,
-            Err(_) => DrainReport { node: self.inner.local_id.clone(), moved: 0, failed: Vec::new() },
+            Err(_) => Ok(DrainReport { node: self.inner.local_id.clone(), moved: 0, failed: Vec::new() }),
         }
     }
 
@@ -195,7 +195,7 @@ impl ClusterBackend {
     /// Where requests for the actor go: here if this node hosts it, else its home per the directory (`fresh`
     /// skips the cache).
     async fn route(&self, actor_id: &str, fresh: bool) -> Result<Route, ClientError> {
-        if self.inner.host.hosts(actor_id) {
+        if self.inner.host.hosts(actor_id).await? {
             return Ok(Route::Local);
         }
         let directory = self.directory()?;
@@ -244,18 +244,27 @@ impl ClusterBackend {
     /// moved, see [`crate::handoff::migrate`]), sends it to the actor's new home instead.
     async fn serve_here_or_follow<C: ServeCall>(&self, actor_id: &str, call: C) -> Result<C::Output, ClientError> {
         self.count_call(actor_id, None);
-        match call.clone().serve(self).await {
-            Err(e) if self.moved_away(actor_id, &e) => match self.route(actor_id, true).await? {
-                Route::Local => call.serve(self).await,
-                Route::Remote(home) => self.forward(&home, call).await.map_err(|e| e.into_client(actor_id)),
-            },
-            other => other,
+        let served = call.clone().serve(self).await;
+        if !self.moved_away(actor_id, &served).await? {
+            return served;
+        }
+        match self.route(actor_id, true).await? {
+            Route::Local => call.serve(self).await,
+            Route::Remote(home) => self.forward(&home, call).await.map_err(|e| e.into_client(actor_id)),
         }
     }
 
-    /// Whether a local call's `error` means that the actor no longer lives here (it moved to another node).
-    pub(super) fn moved_away(&self, actor_id: &str, error: &ClientError) -> bool {
-        error.is(&ClientError::actor_not_found("")) && !self.inner.host.hosts(actor_id)
+    /// Whether a local call's `answer` is an error meaning that the actor no longer lives here (it moved to
+    /// another node).
+    pub(super) async fn moved_away<T>(
+        &self,
+        actor_id: &str,
+        answer: &Result<T, ClientError>,
+    ) -> Result<bool, ClientError> {
+        match answer {
+            Err(e) if e.is(&ClientError::actor_not_found("")) => Ok(!self.inner.host.hosts(actor_id).await?),
+            _ => Ok(false),
+        }
     }
 
     /// Sends `call` to `home` and returns its answer.
@@ -290,18 +299,19 @@ impl ClusterBackend {
     pub(crate) async fn serve_forwarded<C: ServeCall>(&self, call: C, from: &str) -> Result<C::Output, CallRefusal> {
         let actor_id = call.actor_id().map(str::to_string);
         if let Some(actor_id) = &actor_id {
-            if !self.inner.host.hosts(actor_id) {
+            if !self.inner.host.hosts(actor_id).await.map_err(CallRefusal::Failed)? {
                 return Err(self.wrong_home(actor_id));
             }
             self.count_call(actor_id, Some(from));
         }
-        match call.serve(self).await {
+        let served = call.serve(self).await;
+        if let Some(actor_id) = &actor_id
+            && self.moved_away(actor_id, &served).await.map_err(CallRefusal::Failed)?
+        {
             // The actor moved away while the call waited for it: the caller follows it.
-            Err(e) if actor_id.as_deref().is_some_and(|id| self.moved_away(id, &e)) => {
-                Err(self.wrong_home(actor_id.as_deref().unwrap_or_default()))
-            }
-            served => served.map_err(CallRefusal::Failed),
+            return Err(self.wrong_home(actor_id));
         }
+        served.map_err(CallRefusal::Failed)
     }
 
     /// The refusal of a call for an actor this node does not host, with what its cache says of the placement.

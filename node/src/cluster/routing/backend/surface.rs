@@ -5,7 +5,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tern_gateway::backend::{
     ActorInfo, Backend, ConnOutput, ConnectionHandle, CreateRequest, DrainReport, InspectRequest, InspectorAuth,
-    MemberInfo, Migration, MigrationTarget, RawRequest, RawResponse, RawSocketHandle, ReplicaSet, SocketOutput,
+    ListCursor, MemberInfo, Migration, MigrationTarget, RawRequest, RawResponse, RawSocketHandle, ReplicaSet,
+    SocketOutput, listing_order,
 };
 use tern_proto::key::ActorKey;
 use tern_proto::messages::HttpQueueSendResponse;
@@ -115,9 +116,14 @@ impl Backend for ClusterBackend {
         Ok(out)
     }
 
-    async fn list_actors(&self, name: Option<&str>, limit: usize) -> Result<Vec<ActorInfo>, ClientError> {
-        let mut all = self.inner.host.list_actors(name, limit).await?;
-        let call = ForwardList { name: name.map(str::to_string), limit };
+    async fn list_actors(
+        &self,
+        name: Option<&str>,
+        after: Option<&ListCursor>,
+        limit: usize,
+    ) -> Result<Vec<ActorInfo>, ClientError> {
+        let mut all = self.inner.host.list_actors(name, after, limit).await?;
+        let call = ForwardList { name: name.map(str::to_string), after: after.cloned(), limit };
         for member in self.inner.members.all() {
             if member.local || member.state == MemberState::Down {
                 continue;
@@ -125,7 +131,7 @@ impl Backend for ClusterBackend {
             let home = Home::from(&member);
             all.extend(self.forward(&home, call.clone()).await.map_err(ForwardError::into_node_call_error)?);
         }
-        all.sort_by(|a, b| b.create_ts.cmp(&a.create_ts).then(a.actor_id.cmp(&b.actor_id)));
+        all.sort_by(listing_order);
         all.truncate(limit);
         Ok(all)
     }
@@ -140,7 +146,7 @@ impl Backend for ClusterBackend {
 
     async fn destroy_actor(&self, actor_id: &str) -> Result<(), ClientError> {
         // A destroy interrupted after its local part is finished by its home, so route by the directory.
-        let placement = match self.inner.host.hosts(actor_id) {
+        let placement = match self.inner.host.hosts(actor_id).await? {
             true => None,
             false => self.directory()?.placement(actor_id, true).await?,
         };
@@ -161,11 +167,11 @@ impl Backend for ClusterBackend {
         args: Value,
         params: Option<Value>,
     ) -> Result<Value, ClientError> {
-        if self.inner.host.hosts(actor_id) {
+        if self.inner.host.hosts(actor_id).await? {
             self.count_call(actor_id, None);
-            match self.inner.host.call_action(actor_id, action, args.clone(), params.clone()).await {
-                Err(e) if self.moved_away(actor_id, &e) => {}
-                answered => return answered,
+            let answered = self.inner.host.call_action(actor_id, action, args.clone(), params.clone()).await;
+            if !self.moved_away(actor_id, &answered).await? {
+                return answered;
             }
         }
         let call = ForwardAction { actor_id: actor_id.to_string(), action: action.to_string(), args, params };
@@ -175,10 +181,11 @@ impl Backend for ClusterBackend {
     async fn connect(&self, actor_id: &str, params: Option<Value>) -> Result<ConnectionHandle, ClientError> {
         let mut route = self.route(actor_id, false).await?;
         if route == Route::Local {
-            match self.inner.host.connect(actor_id, params.clone()).await {
-                Err(e) if self.moved_away(actor_id, &e) => route = self.route(actor_id, true).await?,
-                opened => return Ok(follow::follow(self.clone(), opened?)),
+            let opened = self.inner.host.connect(actor_id, params.clone()).await;
+            if !self.moved_away(actor_id, &opened).await? {
+                return Ok(follow::follow(self.clone(), opened?));
             }
+            route = self.route(actor_id, true).await?;
         }
         let Route::Remote(home) = route else { return Err(ClientError::actor_not_found(actor_id)) };
         let open = StreamOpen::Connect { actor_id: actor_id.to_string(), params };
@@ -193,11 +200,11 @@ impl Backend for ClusterBackend {
     ) -> Result<RawResponse, ClientError> {
         let call =
             ForwardRawRequest { actor_id: actor_id.to_string(), request: WireRequest::from_http(&request), params };
-        if self.inner.host.hosts(actor_id) {
+        if self.inner.host.hosts(actor_id).await? {
             let params = call.params.clone();
-            match self.inner.host.raw_request(actor_id, request, params).await {
-                Err(e) if self.moved_away(actor_id, &e) => {}
-                answered => return answered,
+            let answered = self.inner.host.raw_request(actor_id, request, params).await;
+            if !self.moved_away(actor_id, &answered).await? {
+                return answered;
             }
         }
         self.on_actor(actor_id, call).await?.into_http()
@@ -279,7 +286,7 @@ impl Backend for ClusterBackend {
 
     async fn drain(&self, node_id: &str) -> Result<DrainReport, ClientError> {
         if node_id == self.inner.local_id {
-            return Ok(self.mover()?.drain().await);
+            return self.mover()?.drain().await;
         }
         let member = self.inner.members.get(node_id).ok_or_else(|| ClientError::node_not_found(node_id))?;
         if member.state == MemberState::Down {
