@@ -70,11 +70,11 @@ impl Client {
             let page: ListPage = json_body(self.authorized(self.http().get(url)).send().await?).await?;
             let page_len = page.actors.len();
             actors.extend(page.actors);
-            if let Some(limit) = limit {
-                actors.truncate(limit);
-                if actors.len() >= limit {
-                    break;
-                }
+            // Without a limit, one page: the server's default page size.
+            let Some(limit) = limit else { break };
+            actors.truncate(limit);
+            if actors.len() >= limit {
+                break;
             }
             match page.pagination.and_then(|p| p.cursor) {
                 Some(next) if page_len > 0 && cursor.as_deref() != Some(next.as_str()) => cursor = Some(next),

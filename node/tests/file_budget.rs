@@ -1,5 +1,5 @@
-//! Awake actors beyond the database pool's capacity hold no open file: the process's descriptors stay bounded
-//! by the pool, not by the number of actors. (Its own test binary, so no other test opens files meanwhile.)
+//! Awake actors beyond the database pool's capacity hold no open file, and a restarted node opens nothing per
+//! sleeping actor: the process's descriptors stay bounded by the pool, not by the number of actors. (Its own test binary, so no other test opens files meanwhile.)
 
 use std::num::NonZeroUsize;
 
@@ -33,5 +33,21 @@ async fn open_files_are_bounded_by_the_pool_not_by_awake_actors() {
     let opened = open_descriptors().saturating_sub(before);
     // Four databases of two descriptors each (file and WAL; exclusive locking needs no shared memory), plus slack.
     assert!(opened <= 4 * 2 + 4, "60 awake actors hold {opened} descriptors");
+    host.shutdown(std::time::Duration::from_secs(5)).await;
+    drop(host);
+
+    // Restarted, the node opens nothing per actor; woken one by one (each record read from `node.db`, each file
+    // opened cold), the sleeping actors still hold no more than the pool.
+    let before = open_descriptors();
+    let host = open_host(tern_node::ready::registry(), &config).await.unwrap();
+    assert!(open_descriptors().saturating_sub(before) <= 8, "a restart opens files per actor");
+    let listed = host.list_actors(Some("counter"), None, 100).await.unwrap();
+    assert_eq!(listed.len(), 60);
+    for actor in &listed {
+        let count = host.call_action(&actor.actor_id, "getCount", Value::Array(vec![]), None).await.unwrap();
+        assert_eq!(count, Value::Integer(1.into()), "{} kept its count", actor.actor_id);
+    }
+    let opened = open_descriptors().saturating_sub(before);
+    assert!(opened <= 4 * 2 + 8, "60 woken actors hold {opened} descriptors");
     host.shutdown(std::time::Duration::from_secs(5)).await;
 }
