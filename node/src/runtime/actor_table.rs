@@ -94,8 +94,7 @@ impl ActorTable {
             return Ok(f(cached.as_ref()));
         }
         let _writes = self.writes.lock().await;
-        self.load(db, actor_id).await?;
-        Ok(f(lock(&self.cache).by_id.get(actor_id).and_then(Option::as_ref)))
+        Ok(f(self.load(db, actor_id).await?.as_ref()))
     }
 
     /// A copy of the actor's entry, destroyed or not; `None` when it is not recorded here.
