@@ -147,18 +147,30 @@ impl ActorTable {
         Ok(())
     }
 
-    /// Forgets the actor (it lives on another node now), in `node.db` first with its alarm and unfinished-work
-    /// marks.
+    /// Forgets the actor (it lives on another node now), with its alarm and unfinished-work marks in `node.db`.
+    /// The table answers "not here" at once, before `node.db` is written, so that no request is served here
+    /// from then on; if the write fails, the next lookup reads `node.db` again.
     pub async fn remove(&self, db: &NodeDb, actor_id: &str) -> Result<(), ClientError> {
+        let cached = {
+            let mut cache = lock(&self.cache);
+            let cached = cache.by_id.get(actor_id).cloned();
+            cache.forget(actor_id);
+            // A fill under way finds this and leaves it (it fills only what is not cached).
+            cache.by_id.insert(actor_id.to_string(), None);
+            cached
+        };
         let _writes = self.writes.lock().await;
-        let entry = self.load(db, actor_id).await?;
-        db.remove_actor(actor_id).await?;
-        let mut cache = lock(&self.cache);
-        if let Some(entry) = entry.filter(|e| e.record.destroy_ts.is_none()) {
-            cache.count(&entry.record.name, -1);
+        let record = match cached {
+            Some(entry) => entry.map(|e| e.record),
+            None => db.actor(actor_id).await?,
+        };
+        if let Err(e) = db.remove_actor(actor_id).await {
+            lock(&self.cache).forget(actor_id);
+            return Err(e);
         }
-        cache.forget(actor_id);
-        cache.by_id.insert(actor_id.to_string(), None);
+        if let Some(record) = record.filter(|r| r.destroy_ts.is_none()) {
+            lock(&self.cache).count(&record.name, -1);
+        }
         Ok(())
     }
 
