@@ -39,11 +39,6 @@ impl ListCursor {
         ListCursor { create_ts: actor.create_ts, actor_id: actor.actor_id.clone() }
     }
 
-    /// Whether `actor` comes after this position in a listing's order.
-    pub fn precedes(&self, actor: &ActorInfo) -> bool {
-        (actor.create_ts, actor.actor_id.as_str()) < (self.create_ts, self.actor_id.as_str())
-    }
-
     /// The cursor's text as clients see it: `<create_ts>.<actor_id>`.
     pub fn encode(&self) -> String {
         format!("{}.{}", self.create_ts, self.actor_id)
