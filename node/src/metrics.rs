@@ -242,7 +242,8 @@ impl Metrics {
             inner.http_requests.clone(),
         );
         let help = "Calls forwarded to another node (one QUIC hop), by outcome: ok, failed (the call's own error), \
-                    wrong_home (the node did not host the actor), unreachable";
+                    wrong_home (the node did not host the actor), unreachable (the call never left), unanswered (it \
+                    left and no answer came)";
         r.register("forwarded_calls", help, inner.forwarded_calls.clone());
         let help = "Time of a call forwarded to another node, round trip included";
         r.register_with_unit("forwarded_call_duration", help, Unit::Seconds, inner.forward_duration.clone());
@@ -416,8 +417,8 @@ impl Metrics {
         self.inner.http_requests.get_or_create(&HttpLabels { route: route.to_owned(), status }).inc();
     }
 
-    /// Records a call forwarded to another node: `outcome` is `ok`, `failed`, `wrong_home` or `unreachable`
-    /// (`tern_forwarded_calls_total`, `tern_forwarded_call_duration_seconds`).
+    /// Records a call forwarded to another node: `outcome` is `ok`, `failed`, `wrong_home`, `unreachable` or
+    /// `unanswered` (`tern_forwarded_calls_total`, `tern_forwarded_call_duration_seconds`).
     pub fn record_forward(&self, outcome: &'static str, duration: Duration) {
         self.inner.forwarded_calls.get_or_create(&OutcomeLabels { outcome }).inc();
         self.inner.forward_duration.observe(duration.as_secs_f64());

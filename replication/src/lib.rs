@@ -40,9 +40,11 @@
 //! * **Requests** run on their own bidirectional stream: a length-prefixed frame each way, refused with
 //!   [`Error::FrameTooLarge`] over [`TransportConfig::max_frame_size`] (on either side: sender, receiver, or a
 //!   response over the caller's limit). A request either returns the handler's response, the handler's error as
-//!   [`Error::Remote`], or fails; it fails with [`Error::Timeout`] when its timeout (dial included) elapses, and
-//!   the peer then drops the handler's future. A request that failed may or may not have run: make requests
-//!   idempotent or give them ids.
+//!   [`Error::Remote`], or fails. Its timeout covers the dial too: it fails with [`Error::Timeout`] if that
+//!   elapses before the request left, and with [`Error::Unanswered`] if it elapses (or the connection is lost)
+//!   after; the peer then drops the handler's future. [`Error::may_have_run`] tells the failures after which the
+//!   handler may have run (make those requests idempotent or give them ids) from those after which it did not
+//!   (sending again is safe).
 //! * **Datagrams** are unreliable and unordered (QUIC datagrams): they may be lost, never corrupted, and are
 //!   delivered with the sender's identity. One larger than the connection allows is refused with
 //!   [`Error::FrameTooLarge`].

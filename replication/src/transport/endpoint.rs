@@ -177,9 +177,21 @@ impl Shared {
         Ok(())
     }
 
-    async fn request(self: &Arc<Self>, addr: SocketAddr, service: Service, body: Bytes) -> Result<Bytes, Error> {
+    /// Dials `addr` if needed and opens a request's stream; nothing of the request has left when this fails.
+    async fn open_request(self: &Arc<Self>, addr: SocketAddr) -> Result<(SendStream, RecvStream), Error> {
         let link = self.link(addr).await?;
-        let (mut send, mut recv) = link.conn.open_bi().await.map_err(|e| connection_error(addr, &e, &self.ours))?;
+        link.conn.open_bi().await.map_err(|e| connection_error(addr, &e, &self.ours))
+    }
+
+    /// Sends a request on a stream [`Shared::open_request`] opened and reads its answer. Once the first byte is
+    /// written the peer may run the request, so a failure without an answer is [`Error::Unanswered`].
+    async fn exchange(
+        &self,
+        addr: SocketAddr,
+        service: Service,
+        body: Bytes,
+        (mut send, mut recv): (SendStream, RecvStream),
+    ) -> Result<Bytes, Error> {
         let sent = async {
             wire::write_frame(&mut send, &[KIND_REQUEST, service.0], &body).await?;
             send.finish().map_err(|e| WireError::Stream(e.to_string()))
@@ -192,7 +204,10 @@ impl Shared {
             (Ok(Response::Failed(message)), _) => Err(Error::Remote { addr, message }),
             (Ok(Response::TooLarge { size, limit }), _) => Err(Error::FrameTooLarge { size, limit }),
             (Ok(Response::UnknownService), _) => Err(Error::UnknownService { addr, service: service.0 }),
-            (Err(_), Err(e)) | (Err(e), Ok(())) => Err(self.wire_error(addr)(e)),
+            (Err(_), Err(e)) | (Err(e), Ok(())) => match self.wire_error(addr)(e) {
+                Error::Unreachable { reason, .. } => Err(Error::Unanswered { addr, reason }),
+                other => Err(other),
+            },
         }
     }
 
@@ -281,7 +296,12 @@ impl Transport {
         timeout: Duration,
     ) -> Result<Bytes, Error> {
         self.shared.check_frame(request.len())?;
-        bounded(addr, timeout, self.shared.request(addr, service, request)).await
+        let deadline = tokio::time::Instant::now() + timeout;
+        let stream = bounded(addr, timeout, self.shared.open_request(addr)).await?;
+        let exchange = self.shared.exchange(addr, service, request, stream);
+        tokio::time::timeout_at(deadline, exchange)
+            .await
+            .unwrap_or_else(|_| Err(Error::Unanswered { addr, reason: format!("no answer within {timeout:?}") }))
     }
 
     /// Sends one datagram to the peer at `addr` (dialling if needed). Delivery is not guaranteed; a datagram

@@ -33,13 +33,22 @@ pub enum Error {
         /// The versions this node offered, e.g. `tern/2, tern/1`.
         ours: String,
     },
-    /// The request (or opening a stream) took longer than its timeout.
+    /// Dialling the peer or opening a stream took longer than the timeout; nothing of the request was sent.
     #[error("request to {addr} timed out after {after:?}")]
     Timeout {
         /// The peer's address.
         addr: SocketAddr,
         /// The timeout that elapsed.
         after: Duration,
+    },
+    /// The request was sent, in part or whole, and no answer came: the connection was lost or the timeout
+    /// elapsed. The peer may have run it (see [`Error::may_have_run`]).
+    #[error("request to {addr} got no answer: {reason}")]
+    Unanswered {
+        /// The peer's address.
+        addr: SocketAddr,
+        /// What happened.
+        reason: String,
     },
     /// A frame (request, response, stream header or datagram) exceeds the limit of the side that refused it.
     #[error("frame of {size} bytes exceeds the limit of {limit} bytes")]
@@ -96,6 +105,14 @@ impl Error {
     /// An error for a request handler to return: the caller receives `message` in [`Error::Remote`].
     pub fn handler(message: impl std::fmt::Display) -> Self {
         Self::Handler(message.to_string())
+    }
+
+    /// Whether a request that failed with this error may have run on the peer: it reached the peer's handler
+    /// ([`Error::Remote`]), or it left and no well-formed answer came ([`Error::Unanswered`],
+    /// [`Error::Protocol`]). Every other failure of a request means its handler never ran, so sending it again
+    /// (to the same peer or another) cannot run it twice.
+    pub fn may_have_run(&self) -> bool {
+        matches!(self, Self::Remote { .. } | Self::Unanswered { .. } | Self::Protocol { .. })
     }
 
     /// Whether the peer refused to talk to us at the TLS level (certificate or version): re-dialling at once

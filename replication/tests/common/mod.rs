@@ -42,6 +42,8 @@ pub struct Node {
     pub streams: mpsc::Receiver<IncomingStream>,
     /// Signalled when a `sleep` request's handler is dropped before it finished.
     pub cancelled: mpsc::UnboundedReceiver<()>,
+    /// Signalled when a `sleep` request's handler starts.
+    pub sleeping: mpsc::UnboundedReceiver<()>,
 }
 
 impl Node {
@@ -76,11 +78,13 @@ pub fn start_at(identity: NodeIdentity, listen: SocketAddr, config: TransportCon
     let (datagram_tx, datagrams) = mpsc::channel(1024);
     let (stream_tx, streams) = mpsc::channel(16);
     let (cancel_tx, cancelled) = mpsc::unbounded_channel();
+    let (sleeping_tx, sleeping) = mpsc::unbounded_channel();
     let transport = Transport::builder(identity, listen)
         .config(config)
         .serve(TEST_SERVICE, move |peer: PeerInfo, body: Bytes| {
             let name = name.clone();
             let cancel_tx = cancel_tx.clone();
+            let sleeping_tx = sleeping_tx.clone();
             async move {
                 let text = String::from_utf8_lossy(&body).into_owned();
                 if text == "fail" {
@@ -91,6 +95,7 @@ pub fn start_at(identity: NodeIdentity, listen: SocketAddr, config: TransportCon
                 }
                 if text == "sleep" {
                     let _guard = DropSignal(cancel_tx);
+                    let _ = sleeping_tx.send(());
                     tokio::time::sleep(Duration::from_secs(3600)).await;
                 }
                 if let Some(size) = text.strip_prefix("big:") {
@@ -102,7 +107,7 @@ pub fn start_at(identity: NodeIdentity, listen: SocketAddr, config: TransportCon
         .on_datagram(datagram_tx)
         .accept_streams(TEST_SERVICE, stream_tx)
         .bind()?;
-    Ok(Node { transport, datagrams, streams, cancelled })
+    Ok(Node { transport, datagrams, streams, cancelled, sleeping })
 }
 
 struct DropSignal(mpsc::UnboundedSender<()>);

@@ -78,15 +78,19 @@ pub(super) enum ForwardError {
     Failed(ClientError),
     /// The home does not host the actor: the route was stale.
     WrongHome,
-    /// The home could not be reached (`actor.unavailable` for the client).
+    /// The home could not be reached and the call never left: it did not run, so it may be sent elsewhere
+    /// (`actor.unavailable` for the client).
     Unreachable(ClientError),
+    /// The call left but no answer came (the home crashed, or the connection or the timeout ran out): it may
+    /// have run, so it is never sent again (`actor.unavailable` for the client).
+    Unanswered(ClientError),
 }
 
 impl ForwardError {
     /// The error the client sees for a call on `actor_id`.
     fn into_client(self, actor_id: &str) -> ClientError {
         match self {
-            ForwardError::Failed(e) | ForwardError::Unreachable(e) => e,
+            ForwardError::Failed(e) | ForwardError::Unreachable(e) | ForwardError::Unanswered(e) => e,
             ForwardError::WrongHome => ClientError::actor_not_found(actor_id),
         }
     }
@@ -95,7 +99,7 @@ impl ForwardError {
     /// refuses as a wrong home.
     pub(super) fn into_node_call_error(self) -> ClientError {
         match self {
-            ForwardError::Failed(e) | ForwardError::Unreachable(e) => e,
+            ForwardError::Failed(e) | ForwardError::Unreachable(e) | ForwardError::Unanswered(e) => e,
             ForwardError::WrongHome => {
                 tracing::error!("a peer refused a call for no actor as a call for an actor elsewhere");
                 ClientError::internal()
@@ -224,7 +228,8 @@ impl ClusterBackend {
     /// stale cache) makes the route be looked up afresh, and the call sent there, once.
     async fn on_actor<C: ServeCall>(&self, actor_id: &str, call: C) -> Result<C::Output, ClientError> {
         // A home that says it does not host the actor, or cannot be reached (it may have failed over), makes the
-        // route be looked up afresh, and the call sent there once if it is another node.
+        // route be looked up afresh, and the call sent there once if it is another node. A call that left and got
+        // no answer is never sent again: it may have run, and running it twice is worse than failing it.
         let (stale, failure) = match self.route(actor_id, false).await? {
             Route::Local => return self.serve_here_or_follow(actor_id, call).await,
             Route::Remote(home) => match self.forward(&home, call.clone()).await {
@@ -275,6 +280,7 @@ impl ClusterBackend {
             Ok(Ok(_)) => "ok",
             Ok(Err(CallRefusal::WrongHome { .. })) => "wrong_home",
             Ok(Err(CallRefusal::Failed(_))) | Err(rpc::PeerError::Malformed(_)) => "failed",
+            Err(rpc::PeerError::Transport(e)) if e.may_have_run() => "unanswered",
             Err(rpc::PeerError::Transport(_)) => "unreachable",
         };
         self.inner.host.core.metrics.record_forward(outcome, started.elapsed());
@@ -282,6 +288,12 @@ impl ClusterBackend {
             Ok(Ok(output)) => Ok(output),
             Ok(Err(CallRefusal::Failed(e))) => Err(ForwardError::Failed(e)),
             Ok(Err(CallRefusal::WrongHome { .. })) => Err(ForwardError::WrongHome),
+            Err(rpc::PeerError::Transport(e)) if e.may_have_run() => {
+                Err(ForwardError::Unanswered(ClientError::unavailable(format!(
+                    "the actor's home, node {}, did not answer, and the call may have run there: {e}",
+                    home.id
+                ))))
+            }
             Err(rpc::PeerError::Transport(e)) => Err(ForwardError::Unreachable(ClientError::unavailable(format!(
                 "the actor's home, node {}, cannot be reached: {e}",
                 home.id
