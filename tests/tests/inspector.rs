@@ -389,3 +389,35 @@ async fn queue_routes_and_spans_for_queue_messages_and_workflow_steps() {
     let names = span_names(&node, &saga).await;
     assert!(names.contains(&"workflow step first#0".to_string()), "{names:?}");
 }
+
+/// The bytes of an actor's write-ahead log, which every commit that changes anything appends to.
+fn wal_bytes(node: &Node, id: &str) -> Vec<u8> {
+    let shard: String = id.chars().take(2).collect();
+    let wal = node.process.data_dir().join("actors").join(shard).join(format!("{id}.db-wal"));
+    std::fs::read(&wal).unwrap_or_else(|e| panic!("{}: {e}", wal.display()))
+}
+
+#[tokio::test]
+async fn a_turn_that_changes_nothing_commits_nothing_and_keeps_its_spans() {
+    let node = Node::start(&[]);
+    let counter = node.create("counter", "read-only").await;
+    assert_eq!(node.action(&counter, "increment", json!([1])).await, json!(1));
+    let before = wal_bytes(&node, &counter);
+    for _ in 0..20 {
+        assert_eq!(node.action(&counter, "getCount", json!([])).await, json!(1));
+    }
+    assert!(wal_bytes(&node, &counter) == before, "a read-only action wrote to the database");
+    assert_eq!(node.action(&counter, "increment", json!([1])).await, json!(2));
+    assert!(wal_bytes(&node, &counter) != before, "a writing action must commit");
+
+    // The spans of the read-only turns were kept, then written by the next turn that wrote: the actor sleeps
+    // (its last turn writes whatever is still unsaved) and the inspector reads them from the woken actor's file.
+    for _ in 0..3 {
+        node.action(&counter, "getCount", json!([])).await;
+    }
+    let slept = node.http.post(node.url(&format!("/actors/{counter}/sleep"))).json(&json!({})).send().await.unwrap();
+    assert!(slept.status().is_success());
+    let names = span_names(&node, &counter).await;
+    assert_eq!(names.iter().filter(|n| *n == "action getCount").count(), 23, "{names:?}");
+    assert_eq!(names.iter().filter(|n| *n == "action increment").count(), 2, "{names:?}");
+}

@@ -42,8 +42,22 @@ use crate::trace::{Span, SpanKind};
 /// Most commands handled in one turn (one commit).
 pub(crate) const MAX_BATCH: usize = 128;
 
+/// Most spans kept in memory from turns that changed nothing (see [`Instance::persist_turn`]); the turn that
+/// would pass this writes them all.
+pub(crate) const UNSAVED_SPANS: usize = 256;
+
 /// Capacity of each connection's outgoing queue; a client that falls this far behind is disconnected.
 pub(crate) const CONN_QUEUE: usize = 1024;
+
+/// When [`Instance::persist_turn`] writes the spans of a turn.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum SpanSaving {
+    /// Only if the turn changed something else (or too many are unsaved): a turn that changed nothing commits
+    /// nothing.
+    WhenChanged,
+    /// Always, with every span still unsaved: the last turn before the actor sleeps, moves or stops.
+    Always,
+}
 
 /// How a turn ended.
 pub(crate) enum TurnEnd {
@@ -156,6 +170,8 @@ pub(crate) struct Instance<S, V> {
     pub restart_run_loop: std::sync::atomic::AtomicBool,
     /// Set by [`Command::Move`]: the coming sleep hands the connections over to the actor's next home.
     pub moving: std::sync::atomic::AtomicBool,
+    /// Finished spans of turns that changed nothing, not yet written (see [`Instance::persist_turn`]).
+    pub unsaved_spans: Mutex<Vec<Span>>,
 }
 
 impl<S, V> Instance<S, V>
@@ -256,6 +272,11 @@ where
                 Command::ExpireDetached { conn_ids } => self.expire_detached(&db, &conn_ids).await,
                 Command::Destroy { reply } => destroys.push(reply),
                 Command::Inspect { auth, request, reply } => {
+                    // What the inspector reads includes the spans kept in memory so far.
+                    let unsaved = std::mem::take(&mut *lock(&self.unsaved_spans));
+                    if let Err(e) = db.write_spans(&unsaved).await {
+                        return self.abort_turn(&db, held, "save spans", Failure::storage(&e)).await;
+                    }
                     let result = self.atomically(&db, self.inspect(&db, &auth, request)).await;
                     held.push(Held::new(reply, result));
                 }
@@ -312,7 +333,7 @@ where
             Ok(delivered) => held.extend(delivered),
             Err(e) => return self.abort_turn(&db, held, "deliver queue messages", Failure::from_client(&e)).await,
         }
-        let spans = match self.persist_turn(&db).await {
+        let spans = match self.persist_turn(&db, SpanSaving::WhenChanged).await {
             Ok(spans) => spans,
             Err(e) => return self.abort_turn(&db, held, "save state", e).await,
         };
@@ -368,10 +389,25 @@ where
     /// Writes what the turn produced besides its SQL: the state (when it changed, after telling the state-change
     /// hook) and the turn's spans. Runs inside the turn's transaction, just before the commit; returns the spans,
     /// for [`Instance::export_spans`] once the commit succeeded.
-    pub async fn persist_turn(&self, db: &ActorDb) -> Result<Vec<Span>, Failure> {
+    ///
+    /// With [`SpanSaving::WhenChanged`], a turn that changed nothing else keeps its spans in memory (up to
+    /// [`UNSAVED_SPANS`]) instead of writing them, so it commits nothing: its commit writes no WAL frame and
+    /// replicates nothing. The next turn that writes, the inspector's next read and the final turn before sleep
+    /// write them. Spans are diagnostics: a crash loses those still in memory, never anything an action did.
+    pub async fn persist_turn(&self, db: &ActorDb, saving: SpanSaving) -> Result<Vec<Span>, Failure> {
         let spans = self.shared.recorder.take();
+        let state_changed = self.shared.state_dirty.swap(false, Ordering::AcqRel);
+        if saving == SpanSaving::WhenChanged && !state_changed && !db.has_written() {
+            let mut unsaved = lock(&self.unsaved_spans);
+            if unsaved.len() + spans.len() <= UNSAVED_SPANS {
+                unsaved.extend(spans.iter().cloned());
+                return Ok(spans);
+            }
+        }
+        let unsaved = std::mem::take(&mut *lock(&self.unsaved_spans));
+        db.write_spans(&unsaved).await.map_err(|e| Failure::storage(&e))?;
         db.write_spans(&spans).await.map_err(|e| Failure::storage(&e))?;
-        if !self.shared.state_dirty.swap(false, Ordering::AcqRel) {
+        if !state_changed {
             return Ok(spans);
         }
         let bytes = {

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use super::command::Command;
 use super::host::HostCore;
-use super::instance::{Failure, Instance, TurnEnd};
+use super::instance::{Failure, Instance, SpanSaving, TurnEnd};
 use crate::sdk::actors::ActorCalls;
 use crate::sdk::conn::Conn;
 use crate::sdk::context::Shared;
@@ -181,6 +181,7 @@ where
         run_loop: None,
         restart_run_loop: Default::default(),
         moving: Default::default(),
+        unsaved_spans: Default::default(),
     };
     let _loan = instance.expose_db(db);
     let grace = def.options.sleep_grace_period;
@@ -199,7 +200,10 @@ where
     if let Some(hook) = &def.on_wake {
         instance.run_hook("onWake", grace, hook(instance.ctx())).await?;
     }
-    let spans = instance.persist_turn(db).await.map_err(|f| start_failed(&instance.core, id, "save state", f))?;
+    let spans = instance
+        .persist_turn(db, SpanSaving::WhenChanged)
+        .await
+        .map_err(|f| start_failed(&instance.core, id, "save state", f))?;
     Ok((instance, is_new, spans))
 }
 
@@ -288,7 +292,7 @@ where
             tracing::warn!(actor_id = %instance.shared.actor_id, hook = name, error = %e, "hook failed");
         }
     }
-    let spans = instance.persist_turn(&db).await?;
+    let spans = instance.persist_turn(&db, SpanSaving::Always).await?;
     if instance.moving.load(Ordering::Acquire) {
         // The connections go with the actor: their state and subscriptions as they are now.
         instance.save_connections(&db).await.map_err(|e| Failure::from_client(&e))?;

@@ -226,10 +226,21 @@ impl ActorDb {
         Ok(())
     }
 
-    /// Starts the turn's transaction (taking the write lock at once).
+    /// Starts the turn's transaction, deferred: SQLite takes the write lock at the transaction's first change
+    /// (this connection is the file's only one, in exclusive locking mode, so taking it late is never refused),
+    /// and [`ActorDb::has_written`] tells a transaction that changed nothing.
     pub async fn begin(&self) -> Result<(), libsql::Error> {
-        self.run("BEGIN IMMEDIATE", ()).await?;
+        self.run("BEGIN", ()).await?;
         Ok(())
+    }
+
+    /// Whether the open transaction has changed anything (SQLite's transaction state is `WRITE`): a statement
+    /// that writes, or one that could have, even if it changed no row.
+    pub fn has_written(&self) -> bool {
+        // SAFETY: the handle is valid while `self` lives, and `sqlite3_txn_state` only reads the connection's
+        // state (a null schema name asks for the highest state over every attached database).
+        let state = unsafe { libsql::ffi::sqlite3_txn_state(self.raw_handle(), std::ptr::null()) };
+        state == libsql::ffi::SQLITE_TXN_WRITE
     }
 
     /// Commits the turn's transaction.
