@@ -157,7 +157,7 @@ struct StorageArgs {
     #[arg(long)]
     fsync: bool,
     /// Most actor databases kept open at once (each uses two file descriptors: the database and its WAL).
-    #[arg(long, default_value_t = NonZeroUsize::new(4096).expect("non-zero"))]
+    #[arg(long, default_value_t = NonZeroUsize::new(4096).expect("non-zero"), env = "TERN_MAX_OPEN_DATABASES")]
     max_open_databases: NonZeroUsize,
 }
 
