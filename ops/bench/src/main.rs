@@ -380,10 +380,12 @@ async fn run(args: Args) {
         scenarios::sleep_all(&client, &[id], 1).await;
     }
     if runs(Measurement::Create) {
+        let cpu = node.cpu_times();
         let created = scenarios::creations(&client, "counter", "created", create_count, workers).await;
+        let cpu = cpu.per_op_since(node.cpu_times(), created.ids.len() as f64);
         let measurement = format!("actor creations ({create_count}, `POST /actors`)");
         let ratio = format!("{:.3}× target {TARGET_CREATIONS_PER_S}/s", created.per_second / TARGET_CREATIONS_PER_S);
-        report.rows.push(Row::new(measurement, per_s(created.per_second, "actors"), none).ratio(ratio));
+        report.rows.push(Row::new(measurement, per_s(created.per_second, "actors"), none).cpu(cpu).ratio(ratio));
         scenarios::sleep_all(&client, &created.ids, workers).await;
     }
     if runs(Measurement::Soak) {
@@ -570,6 +572,12 @@ fn million_rows(report: &mut Report, mut m: million::Million) {
         )
         .ratio(format!("{:.2}× target {TARGET_RESTART_S} s", restart / TARGET_RESTART_S)),
     );
+    let (first, second) = m.scrapes;
+    report.rows.push(Row::new(
+        format!("{n} sleeping actors: `GET /metrics` after the restart, first / second"),
+        format!("{:.1} / {:.1} ms", first.as_secs_f64() * 1e3, second.as_secs_f64() * 1e3),
+        none,
+    ));
     for (what, pages) in [("all names", &mut m.pages), ("one name", &mut m.named_pages)] {
         let p50_ms = pages.quantile(0.5).as_secs_f64() * 1e3;
         let measurement = format!("{n} sleeping actors: admin listing, 100 a page by cursor, {what}");

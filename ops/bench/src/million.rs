@@ -24,6 +24,9 @@ pub struct Million {
     /// Start of the restarted process → its first answered listing.
     pub restart_ready: Duration,
     pub rss_after_restart: u64,
+    /// The restarted node's first `GET /metrics` (it counts the live actors on `node.db`'s key index and walks
+    /// every actor's files for `tern_storage_bytes`) and the one right after it (which reuses both).
+    pub scrapes: (Duration, Duration),
     /// `GET /actors?limit=100` pages, following the cursor from the newest actor on.
     pub pages: Samples,
     /// The same, of one actor name.
@@ -61,6 +64,7 @@ pub async fn measure(port: u16, data_dir: &Path, count: usize) -> Million {
     assert!(first.status().is_success(), "the restarted node lists its actors");
     let restart_ready = restarted.elapsed();
     let rss_after_restart = node.rss_bytes();
+    let scrapes = (scrape(&http, &node.endpoint).await, scrape(&http, &node.endpoint).await);
 
     let pages = listing(&http, &node.endpoint, None).await;
     let named_pages = listing(&http, &node.endpoint, Some("counter")).await;
@@ -86,11 +90,21 @@ pub async fn measure(port: u16, data_dir: &Path, count: usize) -> Million {
         open_files,
         restart_ready,
         rss_after_restart,
+        scrapes,
         pages,
         named_pages,
         cold_wakes,
         rss_after_wakes,
     }
+}
+
+/// How long one `GET /metrics` of the node at `endpoint` takes.
+async fn scrape(http: &reqwest::Client, endpoint: &str) -> Duration {
+    let t = Instant::now();
+    let answer = http.get(format!("{endpoint}/metrics")).send().await.expect("a scrape");
+    assert!(answer.status().is_success(), "the node answers /metrics");
+    answer.text().await.expect("the metrics");
+    t.elapsed()
 }
 
 /// Reads [`PAGES`] pages of the admin listing (of actors named `name`, or all), each from the cursor of the one
