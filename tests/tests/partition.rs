@@ -137,12 +137,40 @@ impl Cluster {
         Api::new(&self.nodes[i].process)
     }
 
-    /// Waits until every node sees all five alive.
+    /// Waits until every node sees all five alive. If that does not happen within `cap`, fails with what each
+    /// node sees and the membership lines of its log, which the test's temporary directory takes with it.
     async fn converge(&self, when: &str, cap: Duration) {
         let all: Vec<&Node> = self.nodes.iter().collect();
+        let started = std::time::Instant::now();
         for node in &self.nodes {
-            eventually(&format!("{} sees all five {when}", node.name), cap, || node.sees_alive(&all)).await;
+            while node.sees_alive(&all).await.is_none() {
+                if started.elapsed() > cap {
+                    panic!(
+                        "not within {cap:?}: {} sees all five {when}\n{}",
+                        node.name,
+                        self.membership_report().await
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
+    }
+
+    /// Each node's view of the members and the last membership lines of its log.
+    async fn membership_report(&self) -> String {
+        let mut report = String::new();
+        for node in &self.nodes {
+            let view: Vec<String> = (node.members().await.unwrap_or_default().iter())
+                .map(|m| format!("{}={}", m["id"].as_str().unwrap_or("?"), m["state"].as_str().unwrap_or("?")))
+                .collect();
+            report.push_str(&format!("{} sees [{}]\n", node.name, view.join(", ")));
+            let log = std::fs::read_to_string(node.process.log_path()).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().filter(|l| l.contains("membership") || l.contains("cluster")).collect();
+            for line in &lines[lines.len().saturating_sub(15)..] {
+                report.push_str(&format!("  {line}\n"));
+            }
+        }
+        report
     }
 
     /// Heals every cut and waits until the cluster is whole again.
