@@ -4,7 +4,7 @@
 use std::num::NonZeroUsize;
 
 use bytes::Bytes;
-use foca::{AccumulatingRuntime, Foca, OwnedNotification, Timer};
+use foca::{AccumulatingRuntime, Foca, OwnedNotification, Timer, TimerToken};
 use rand::rngs::StdRng;
 use tern_replication::{Datagram, Transport};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -44,6 +44,8 @@ pub(super) struct Driver {
     max_packet_size: NonZeroUsize,
     /// The cluster size foca's configuration was made for.
     sized_for: usize,
+    /// The token of the last timer foca scheduled, which is its current one (see [`carry_over`]).
+    token: Option<TimerToken>,
     /// This node's latest load record.
     load: LoadRecord,
     /// Set when a member came up (this node re-broadcasts its load so that the newcomer learns it) or this node
@@ -67,6 +69,7 @@ impl Driver {
             foca: Foca::with_custom_broadcast(local, config, rand::make_rng(), CborCodec, handler),
             runtime: AccumulatingRuntime::new(),
             timers: Timers::new(),
+            token: None,
             transport,
             sending: JoinSet::new(),
             view,
@@ -140,6 +143,7 @@ impl Driver {
     fn fire_timers(&mut self) {
         let now = Instant::now();
         while let Some(timer) = self.timers.pop_due(now) {
+            let timer = carry_over(timer, self.token);
             if refuted(&timer, self.foca.iter_membership_state()) {
                 continue;
             }
@@ -168,6 +172,7 @@ impl Driver {
                 self.send(to, data);
             }
             while let Some((after, timer)) = self.runtime.to_schedule() {
+                self.token = token_of(&timer).or(self.token);
                 self.timers.schedule(timer, after);
             }
             while let Some(notification) = self.runtime.to_notify() {
@@ -260,27 +265,78 @@ fn refuted<'a>(timer: &Timer<NodeInfo>, mut state: impl Iterator<Item = &'a foca
     !state.any(|member| member.id() == member_id && member.incarnation() == *incarnation)
 }
 
+/// The token foca gave `timer`, if it carries one.
+fn token_of<T>(timer: &Timer<T>) -> Option<TimerToken> {
+    match timer {
+        Timer::ProbeRandomMember(token)
+        | Timer::PeriodicAnnounce(token)
+        | Timer::PeriodicAnnounceDown(token)
+        | Timer::PeriodicGossip(token)
+        | Timer::SendIndirectProbe { token, .. }
+        | Timer::ChangeSuspectToDown { token, .. } => Some(*token),
+        Timer::RemoveDown(_) => None,
+    }
+}
+
+/// A suspicion's timer, carried over to foca's current `token`. foca renews its token when this node rejoins as a
+/// new generation, and ignores every timer it scheduled before. A member that was suspect then would stay suspect
+/// in this node's view for good, since nothing schedules its timer again and the member, having long stopped
+/// hearing of the suspicion, never refutes it. (Seen under load after a flapping partition: four nodes that had
+/// rejoined listed a fifth, live node as suspect 90 s after the network healed.) Carried over, the timer does
+/// only what foca would have done: declare the member down if it is still suspect at the same incarnation.
+fn carry_over(timer: Timer<NodeInfo>, token: Option<TimerToken>) -> Timer<NodeInfo> {
+    match (timer, token) {
+        (Timer::ChangeSuspectToDown { member_id, incarnation, .. }, Some(token)) => {
+            Timer::ChangeSuspectToDown { member_id, incarnation, token }
+        }
+        (timer, _) => timer,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use foca::State;
 
     use super::*;
 
-    #[test]
-    fn only_a_standing_suspicion_is_carried_out() {
-        let node = NodeInfo {
+    /// Member `b`, first generation.
+    fn member_b() -> NodeInfo {
+        NodeInfo {
             id: "b".into(),
             generation: 1,
             region: "iad".into(),
             zone: None,
             gateway_url: String::new(),
             quic_addr: "127.0.0.1:1".parse().unwrap(),
-        };
+        }
+    }
+
+    #[test]
+    fn only_a_standing_suspicion_is_carried_out() {
+        let node = member_b();
         let timer = |incarnation| Timer::ChangeSuspectToDown { member_id: node.clone(), incarnation, token: 0 };
         let suspect = [foca::Member::new(node.clone(), 3, State::Suspect)];
         assert!(!refuted(&timer(3), suspect.iter()), "still suspect: declare it down");
         assert!(refuted(&timer(2), suspect.iter()), "refuted by a higher incarnation");
         assert!(refuted(&timer(3), [].iter()), "forgotten");
         assert!(!refuted(&Timer::ProbeRandomMember(0), [].iter()), "other timers always run");
+    }
+
+    #[test]
+    fn a_suspicion_outlives_a_change_of_token_and_nothing_else_does() {
+        let node = member_b();
+        let suspicion = Timer::ChangeSuspectToDown { member_id: node.clone(), incarnation: 3, token: 7 };
+        assert_eq!(token_of(&suspicion), Some(7));
+        assert_eq!(
+            carry_over(suspicion.clone(), Some(8)),
+            Timer::ChangeSuspectToDown { member_id: node.clone(), incarnation: 3, token: 8 }
+        );
+        assert_eq!(carry_over(suspicion.clone(), None), suspicion, "no token seen yet: left as it is");
+        assert_eq!(
+            carry_over(Timer::ProbeRandomMember(7), Some(8)),
+            Timer::ProbeRandomMember(7),
+            "stale probes stay stale"
+        );
+        assert_eq!(token_of(&Timer::RemoveDown(node)), None);
     }
 }
