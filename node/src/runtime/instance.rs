@@ -273,9 +273,8 @@ where
                 Command::Destroy { reply } => destroys.push(reply),
                 Command::Inspect { auth, request, reply } => {
                     // What the inspector reads includes the spans kept in memory so far.
-                    let unsaved = std::mem::take(&mut *lock(&self.unsaved_spans));
-                    if let Err(e) = db.write_spans(&unsaved).await {
-                        return self.abort_turn(&db, held, "save spans", Failure::storage(&e)).await;
+                    if let Err(failure) = self.write_unsaved_spans(&db).await {
+                        return self.abort_turn(&db, held, "save spans", failure).await;
                     }
                     let result = self.atomically(&db, self.inspect(&db, &auth, request)).await;
                     held.push(Held::new(reply, result));
@@ -404,8 +403,7 @@ where
                 return Ok(spans);
             }
         }
-        let unsaved = std::mem::take(&mut *lock(&self.unsaved_spans));
-        db.write_spans(&unsaved).await.map_err(|e| Failure::storage(&e))?;
+        self.write_unsaved_spans(db).await?;
         db.write_spans(&spans).await.map_err(|e| Failure::storage(&e))?;
         if !state_changed {
             return Ok(spans);
@@ -422,6 +420,12 @@ where
         };
         db.save_state(&bytes).await.map_err(|e| Failure::storage(&e))?;
         Ok(spans)
+    }
+
+    /// Writes the spans that turns which changed nothing kept in memory, inside the current transaction.
+    async fn write_unsaved_spans(&self, db: &ActorDb) -> Result<(), Failure> {
+        let unsaved = std::mem::take(&mut *lock(&self.unsaved_spans));
+        db.write_spans(&unsaved).await.map_err(|e| Failure::storage(&e))
     }
 
     /// Hands the spans of a committed turn to the node's exporter, if it has one; never waits.
