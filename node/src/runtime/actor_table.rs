@@ -63,8 +63,9 @@ pub(crate) struct ActorTable {
 
 #[derive(Default)]
 struct Cache {
-    /// Actors by id; `None` for an id looked up and not recorded here.
-    by_id: HashMap<String, Option<Entry>>,
+    /// Actors by id; `None` for an id looked up and not recorded here. Entries are boxed: the map's slots (a
+    /// third of them empty at any time) then cost a pointer each rather than a whole entry, for every awake actor.
+    by_id: HashMap<String, Option<Box<Entry>>>,
     /// The ids of the cached live actors, by (name, serialized key).
     by_key: HashMap<(String, String), String>,
     /// Live actors per name; loaded from `node.db` when first asked for, then kept up to date.
@@ -91,7 +92,7 @@ impl ActorTable {
         f: impl FnOnce(Option<&Entry>) -> T,
     ) -> Result<T, ClientError> {
         if let Some(cached) = lock(&self.cache).by_id.get(actor_id) {
-            return Ok(f(cached.as_ref()));
+            return Ok(f(cached.as_deref()));
         }
         let _writes = self.writes.lock().await;
         Ok(f(self.load(db, actor_id).await?.as_ref()))
@@ -116,7 +117,7 @@ impl ActorTable {
         let mut cache = lock(&self.cache);
         let actor_id = record.actor_id.clone();
         cache.fill(&actor_id, Some(record));
-        Ok(cache.by_id.get(&actor_id).cloned().flatten())
+        Ok(cache.entry(&actor_id))
     }
 
     /// Records a new actor (created here, or arriving from another node), in `node.db` first. Fails with
@@ -266,19 +267,23 @@ impl ActorTable {
     /// The actor's entry, from the cache or read into it from `node.db`. The caller holds `writes`.
     async fn load(&self, db: &NodeDb, actor_id: &str) -> Result<Option<Entry>, ClientError> {
         if let Some(cached) = lock(&self.cache).by_id.get(actor_id) {
-            return Ok(cached.clone());
+            return Ok(cached.as_deref().cloned());
         }
         let record = db.actor(actor_id).await?;
         let mut cache = lock(&self.cache);
         cache.fill(actor_id, record);
-        Ok(cache.by_id.get(actor_id).cloned().flatten())
+        Ok(cache.entry(actor_id))
     }
 }
 
 impl Cache {
+    /// A copy of the actor's cached entry, if it is cached and recorded.
+    fn entry(&self, actor_id: &str) -> Option<Entry> {
+        self.by_id.get(actor_id)?.as_deref().cloned()
+    }
+
     fn live_by_key(&self, by_key: &(String, String)) -> Option<Entry> {
-        let id = self.by_key.get(by_key)?;
-        self.by_id.get(id)?.clone()
+        self.entry(self.by_key.get(by_key)?)
     }
 
     /// Caches what `node.db` holds for `actor_id`, unless an entry is cached already.
@@ -305,7 +310,7 @@ impl Cache {
             self.by_key.remove(&by_key);
         }
         self.awake += usize::from(entry.awake());
-        if let Some(Some(replaced)) = self.by_id.insert(actor_id.clone(), Some(entry)) {
+        if let Some(Some(replaced)) = self.by_id.insert(actor_id.clone(), Some(Box::new(entry))) {
             self.awake -= usize::from(replaced.awake());
         }
         self.evict(&actor_id);
@@ -334,7 +339,7 @@ impl Cache {
         let evicted: Vec<String> = self
             .by_id
             .iter()
-            .filter(|(id, entry)| *id != keep && !entry.as_ref().is_some_and(Entry::awake))
+            .filter(|(id, entry)| *id != keep && !entry.as_deref().is_some_and(Entry::awake))
             .map(|(id, _)| id.clone())
             .take(excess)
             .collect();

@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use tern_gateway::backend::Backend;
 use tern_proto::ClientError;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 
 use super::actor_table::{ActorTable, Entry};
 use super::alarms::Alarms;
 use super::command::Command;
 use super::lifecycle::StartInfo;
+use super::mailbox;
 use super::registry::Registry;
 use super::resume::PendingWork;
 use super::service::Host;
@@ -28,20 +29,20 @@ use crate::storage::{ActorRecord, DataDir, DbPool, NodeDb};
 use crate::sync::lock;
 use crate::trace::export::SpanExporter;
 
-/// Capacity of an actor's mailbox; senders wait when it is full (backpressure). Commands travel boxed: the channel
-/// reserves room for 32 of them when it opens, which for every awake actor is 32 pointers rather than 32 commands.
+/// Capacity of an actor's mailbox; senders wait when it is full (backpressure). An empty mailbox holds no room for
+/// commands (see [`mailbox`]): each queued command is one allocation.
 const MAILBOX: usize = 256;
 
 /// Where a command for an actor goes: its running instance, or (while it stops) nowhere until it has stopped.
 enum Delivery {
-    Send(mpsc::Sender<Box<Command>>),
+    Send(mailbox::Sender<Command>),
     Wait(Pin<Box<tokio::sync::futures::OwnedNotified>>),
     /// The actor sleeps and its record is not cached: read it from `node.db`, then try again.
     Load,
 }
 
 enum Slot {
-    Running(mpsc::Sender<Box<Command>>),
+    Running(mailbox::Sender<Command>),
     Stopping(Arc<Notify>),
 }
 
@@ -60,7 +61,8 @@ pub(crate) struct HostCore {
     pub data_dir: DataDir,
     pub pool: DbPool,
     pub node_db: NodeDb,
-    pub region: String,
+    /// The node's region, shared by every instance.
+    pub region: Arc<str>,
     pub durability: Durability,
     /// The actors recorded here: `node.db` behind a bounded cache.
     pub actor_table: ActorTable,
@@ -137,7 +139,7 @@ impl HostCore {
             data_dir,
             pool,
             node_db,
-            region,
+            region: region.into(),
             durability,
             actor_table: ActorTable::new(super::actor_table::CACHED),
             storage_size: Default::default(),
@@ -204,7 +206,7 @@ impl HostCore {
                                 .get(&record.name)
                                 .ok_or_else(|| ClientError::not_registered(&record.name))?
                                 .clone();
-                            let (tx, rx) = mpsc::channel(MAILBOX);
+                            let (tx, rx) = mailbox::mailbox(MAILBOX);
                             slots.insert(actor_id.to_string(), Slot::Running(tx.clone()));
                             self.actor_table.woke(actor_id, now_ms());
                             factory.spawn(self.clone(), self.start_info(record), rx, tx.downgrade());
@@ -224,11 +226,11 @@ impl HostCore {
                     continue;
                 }
             };
-            match sender.send(Box::new(command)).await {
+            match sender.send(command).await {
                 Ok(()) => return Ok(()),
                 // The instance is stopping: wait for it and wake a fresh one.
-                Err(mpsc::error::SendError(returned)) => {
-                    command = *returned;
+                Err(mailbox::SendError(returned)) => {
+                    command = returned;
                     tokio::task::yield_now().await;
                 }
             }
@@ -242,7 +244,7 @@ impl HostCore {
             Some(Slot::Running(tx)) => tx.clone(),
             _ => return false,
         };
-        sender.send(Box::new(command)).await.is_ok()
+        sender.send(command).await.is_ok()
     }
 
     /// Waits until the actor is not stopping (a sleep or destroy under way has finished).

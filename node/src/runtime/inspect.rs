@@ -9,7 +9,7 @@ use tern_gateway::tokens_equal;
 use tern_proto::key::serialize_key;
 use tern_proto::{ClientError, Value, value};
 
-use super::instance::Instance;
+use super::instance::{Failure, Instance};
 use crate::storage::{ActorDb, inspect_sql, queue, workflow};
 use crate::sync::lock;
 use crate::trace::otlp;
@@ -21,12 +21,17 @@ where
     S: Serialize + DeserializeOwned + Send + 'static,
     V: Default + Send + 'static,
 {
-    /// `inspector.unauthorized` unless `auth` grants access or carries this actor's token.
-    fn authorize(&self, auth: &InspectorAuth) -> Result<(), ClientError> {
-        match auth {
-            InspectorAuth::Granted => Ok(()),
-            InspectorAuth::Token(token) if tokens_equal(token, &self.shared.inspector_token.0) => Ok(()),
-            InspectorAuth::Token(_) => Err(ClientError::inspector_unauthorized()),
+    /// `inspector.unauthorized` unless `auth` grants access or carries this actor's token (an actor whose token
+    /// was never issued accepts none).
+    async fn authorize(&self, db: &ActorDb, auth: &InspectorAuth) -> Result<(), ClientError> {
+        let token = match auth {
+            InspectorAuth::Granted => return Ok(()),
+            InspectorAuth::Token(token) => token,
+        };
+        let stored = db.stored_inspector_token().await.map_err(|e| Failure::storage(&e).error)?;
+        match stored {
+            Some((expected, _)) if tokens_equal(token, &expected) => Ok(()),
+            _ => Err(ClientError::inspector_unauthorized()),
         }
     }
 
@@ -37,7 +42,7 @@ where
         auth: &InspectorAuth,
         request: InspectRequest,
     ) -> Result<JsonValue, ClientError> {
-        self.authorize(auth)?;
+        self.authorize(db, auth).await?;
         let conn = db.connection();
         Ok(match request {
             InspectRequest::Summary => json!({
@@ -124,7 +129,7 @@ where
     /// A consistent copy of the whole database (`VACUUM INTO` a scratch file, read back, removed). Runs after
     /// the turn's commit, outside any transaction, and before the next turn can write.
     pub(crate) async fn export(&self, db: &ActorDb, auth: &InspectorAuth) -> Result<Vec<u8>, ClientError> {
-        self.authorize(auth)?;
+        self.authorize(db, auth).await?;
         let internal = |stage: &str, e: &dyn std::fmt::Display| {
             tracing::error!(actor_id = %self.shared.actor_id, stage, error = %e, "export failed");
             ClientError::internal()
@@ -182,9 +187,7 @@ where
     }
 
     fn rpcs(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.def.actions.keys().map(String::as_str).collect();
-        names.sort_unstable();
-        names
+        self.def.action_names.iter().map(String::as_str).collect()
     }
 
     fn connections_json(&self) -> Vec<JsonValue> {

@@ -11,8 +11,10 @@
 //! `actor.internal_error` otherwise.
 
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
@@ -21,11 +23,12 @@ use serde::de::DeserializeOwned;
 use tern_gateway::backend::ConnOutput;
 use tern_proto::key::serialize_key;
 use tern_proto::{ClientError, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::command::{Command, Reply};
 use super::host::HostCore;
 use super::lifecycle::{self, StartInfo};
+use super::mailbox;
 use super::queue::QueueState;
 use super::raw::RawSockets;
 use super::run_loop::RunLoop;
@@ -165,7 +168,8 @@ pub(crate) struct Instance<S, V> {
     pub raw: RawSockets,
     /// The queue's in-memory side: waiting receivers, messages in flight, waiting senders.
     pub queue: Mutex<QueueState>,
-    pub run_loop: Option<RunLoop>,
+    /// Boxed: most actors have none, and every awake actor's task holds this struct.
+    pub run_loop: Option<Box<RunLoop>>,
     /// Set by a workflow replay: the run loop restarts after the turn.
     pub restart_run_loop: std::sync::atomic::AtomicBool,
     /// Set by [`Command::Move`]: the coming sleep hands the connections over to the actor's next home.
@@ -281,7 +285,9 @@ where
                 }
                 Command::Export { auth, reply } => exports.push((auth, reply)),
                 Command::InspectorToken { reply } => {
-                    held.push(Held::new(reply, Ok(self.shared.inspector_token.clone())))
+                    // Issued on first use, in this turn's transaction: the reply waits for its commit.
+                    let token = db.inspector_token().await.map_err(|e| Failure::storage(&e).error);
+                    held.push(Held::new(reply, token))
                 }
                 Command::RawRequest { request, params, reply } => {
                     let result = self.raw_request(&db, *request, params).await;
@@ -435,7 +441,7 @@ where
         {
             let source = SpanSource {
                 actor_id: self.shared.actor_id.clone(),
-                actor_name: self.shared.name.clone(),
+                actor_name: self.shared.name.to_string(),
                 actor_key: serialize_key(&self.shared.key),
             };
             exporter.export(&Arc::new(source), spans);
@@ -599,64 +605,84 @@ where
     }
 }
 
+/// Waits for `timer` to fire; forever if there is none.
+fn expiry(timer: &mut Option<Pin<Box<tokio::time::Sleep>>>) -> impl Future<Output = ()> + '_ {
+    std::future::poll_fn(move |cx| match timer {
+        Some(timer) => timer.as_mut().poll(cx),
+        None => Poll::Pending,
+    })
+}
+
 /// Runs an instance from start to stop. `start` carries what the host knows about the actor.
-pub(crate) async fn run<S, V>(
+///
+/// Every awake actor is one such task, so what it holds while it waits for a command is what an idle actor costs.
+/// Starting, turns and stopping are boxed (their futures are large, and inline they would make every task as
+/// large as the largest of them), and this is a plain function returning an `async` block: it captures its
+/// arguments once, where an `async fn` keeps both the arguments and the locals they are moved into.
+pub(crate) fn run<S, V>(
     def: Arc<Actor<S, V>>,
     core: Arc<HostCore>,
     start: StartInfo,
-    mut rx: mpsc::Receiver<Box<Command>>,
-    mailbox: mpsc::WeakSender<Box<Command>>,
-) where
+    mut rx: mailbox::Receiver<Command>,
+    mailbox: mailbox::WeakSender<Command>,
+) -> impl Future<Output = ()> + Send + 'static
+where
     S: Serialize + DeserializeOwned + Send + 'static,
     V: Default + Send + 'static,
 {
-    let actor_id = start.actor_id.clone();
-    // Starting, turns and stopping are boxed: their futures are large, and inline they would make every idle
-    // actor's task as large as the largest of them (an awake idle actor should cost a few kilobytes).
-    let mut instance = match Box::pin(lifecycle::start(def, core.clone(), start)).await {
-        Ok(instance) => instance,
-        Err(err) => {
-            core.begin_stop(&actor_id);
-            rx.close();
-            while let Some(command) = rx.recv().await {
-                command.fail(err.clone());
-            }
-            core.pool.close(&actor_id);
-            core.finish_stop(&actor_id, false);
-            return;
-        }
-    };
-    instance.start_run_loop(mailbox.clone());
-    let end = loop {
-        // Idleness is checked when the timer fires, so an actor that became idle in the meantime (its run loop
-        // returned, its last connection closed) sleeps too.
-        let next = tokio::select! {
-            command = rx.recv() => command,
-            _ = tokio::time::sleep(instance.def.options.sleep_timeout) => {
-                if instance.is_idle() && !instance.def.options.no_sleep {
-                    break TurnEnd::Sleep(Vec::new());
+    // A failed start needs the host and the actor's id to clean up; they travel in the boxed start's result, so
+    // the task keeps only what a running instance needs.
+    let starting = Box::pin(async move {
+        let actor_id = start.actor_id.clone();
+        lifecycle::start(def, core.clone(), start).await.map_err(|err| (err, core, actor_id))
+    });
+    async move {
+        let mut instance = match starting.await {
+            Ok(instance) => instance,
+            Err((err, core, actor_id)) => {
+                core.begin_stop(&actor_id);
+                for command in rx.close() {
+                    command.fail(err.clone());
                 }
-                continue;
+                core.pool.close(&actor_id);
+                core.finish_stop(&actor_id, false);
+                return;
             }
         };
-        let Some(first) = next else { break TurnEnd::Sleep(Vec::new()) };
-        let mut batch = vec![*first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(command) => batch.push(*command),
-                Err(_) => break,
+        instance.start_run_loop(mailbox.clone());
+        // The sleep timer, restarted after every turn. Boxed and kept: an actor that never sleeps has none, and
+        // the others keep it on the heap rather than in every idle actor's task.
+        let mut sleep_timer =
+            (!instance.def.options.no_sleep).then(|| Box::pin(tokio::time::sleep(instance.def.options.sleep_timeout)));
+        let end = loop {
+            if let Some(timer) = sleep_timer.as_mut() {
+                timer.as_mut().reset(tokio::time::Instant::now() + instance.def.options.sleep_timeout);
             }
-        }
-        match Box::pin(instance.turn(batch)).await {
-            TurnEnd::Continue => {}
-            end => break end,
-        }
-        if instance.restart_run_loop.swap(false, Ordering::AcqRel) {
-            if let Some(run_loop) = instance.run_loop.take() {
-                run_loop.stop();
+            // Idleness is checked when the timer fires, so an actor that became idle in the meantime (its run
+            // loop returned, its last connection closed) sleeps too.
+            let batch = tokio::select! {
+                batch = rx.recv_batch(MAX_BATCH) => batch,
+                () = expiry(&mut sleep_timer) => {
+                    if instance.is_idle() {
+                        break TurnEnd::Sleep(Vec::new());
+                    }
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                break TurnEnd::Sleep(Vec::new());
             }
-            instance.start_run_loop(mailbox.clone());
-        }
-    };
-    Box::pin(lifecycle::stop(instance, rx, end)).await;
+            match Box::pin(instance.turn(batch)).await {
+                TurnEnd::Continue => {}
+                end => break end,
+            }
+            if instance.restart_run_loop.swap(false, Ordering::AcqRel) {
+                if let Some(run_loop) = instance.run_loop.take() {
+                    run_loop.stop();
+                }
+                instance.start_run_loop(mailbox.clone());
+            }
+        };
+        Box::pin(lifecycle::stop(instance, rx, end)).await;
+    }
 }

@@ -15,11 +15,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tern_proto::key::serialize_key;
 use tern_proto::{ClientError, Value};
-use tokio::sync::mpsc;
 
 use super::command::Command;
 use super::host::HostCore;
 use super::instance::{Failure, Instance, SpanSaving, TurnEnd};
+use super::mailbox;
 use crate::sdk::actors::ActorCalls;
 use crate::sdk::conn::Conn;
 use crate::sdk::context::Shared;
@@ -150,7 +150,7 @@ where
     let unit = Arc::new(AtomicU64::new(0));
     let shared = Arc::new(Shared {
         actor_id: info.actor_id.clone(),
-        name: info.name.clone(),
+        name: def.name.clone(),
         key: info.key.clone(),
         region: core.region.clone(),
         state: Mutex::new(state),
@@ -163,12 +163,7 @@ where
         unit: unit.clone(),
         undo: Mutex::new(None),
         recorder,
-        inspector_token: loaded.inspector_token,
-        actions: Arc::new({
-            let mut names: Vec<String> = def.actions.keys().cloned().collect();
-            names.sort_unstable();
-            names
-        }),
+        actions: def.action_names.clone(),
         schedules_changed: Arc::new(AtomicBool::new(true)),
         node: Arc::downgrade(&core) as std::sync::Weak<dyn ActorCalls>,
     });
@@ -307,7 +302,7 @@ where
 }
 
 /// Stops a running instance the way `end` says.
-pub(crate) async fn stop<S, V>(mut instance: Instance<S, V>, mut rx: mpsc::Receiver<Box<Command>>, end: TurnEnd)
+pub(crate) async fn stop<S, V>(mut instance: Instance<S, V>, mut rx: mailbox::Receiver<Command>, end: TurnEnd)
 where
     S: Serialize + DeserializeOwned + Send + 'static,
     V: Default + Send + 'static,
@@ -322,11 +317,7 @@ where
     let mut end = end;
     if let TurnEnd::Sleep(mut dones) = end {
         core.begin_stop(&id);
-        rx.close();
-        let mut queued = Vec::new();
-        while let Some(command) = rx.recv().await {
-            queued.push(*command);
-        }
+        let queued: Vec<Command> = rx.close().into_iter().collect();
         end = if queued.is_empty() {
             TurnEnd::Sleep(dones)
         } else {
@@ -374,8 +365,7 @@ where
         TurnEnd::Destroy(replies) => {
             let destroyed = core.mark_destroyed(&id).await;
             core.begin_stop(&id);
-            rx.close();
-            while let Some(command) = rx.recv().await {
+            for command in rx.close() {
                 command.fail(ClientError::actor_not_found(&id));
             }
             if let Err(failure) = final_turn(&instance, "onDestroy", instance.def.on_destroy.as_ref()).await {
@@ -401,8 +391,7 @@ where
                 _ => ClientError::internal(),
             };
             core.begin_stop(&id);
-            rx.close();
-            while let Some(command) = rx.recv().await {
+            for command in rx.close() {
                 command.fail(err.clone());
             }
             instance.close_all_connections(ClientError::stopping());

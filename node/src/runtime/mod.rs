@@ -10,6 +10,7 @@ pub(crate) mod host;
 mod inspect;
 pub(crate) mod instance;
 pub(crate) mod lifecycle;
+pub(crate) mod mailbox;
 mod queue;
 mod raw;
 pub(crate) mod registry;

@@ -4,7 +4,7 @@
 //! commits.
 
 use std::any::Any;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -41,9 +41,9 @@ impl Receiver {
 pub(crate) struct QueueState {
     receivers: Vec<Receiver>,
     /// Completable messages delivered and not yet completed.
-    in_flight: HashSet<i64>,
+    in_flight: BTreeSet<i64>,
     /// Senders waiting for a completion, by message id.
-    waiters: HashMap<i64, Reply<Option<Value>>>,
+    waiters: BTreeMap<i64, Reply<Option<Value>>>,
     /// A message arrived this turn.
     arrived: bool,
 }

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
 
 use super::command::Command;
 use super::host::HostCore;
 use super::lifecycle::StartInfo;
+use super::mailbox;
 use crate::sdk::Actor;
 
 /// A definition with its state and vars types erased, so definitions of different types can live together.
@@ -19,8 +19,8 @@ pub(crate) trait ActorFactory: Send + Sync {
         self: Arc<Self>,
         core: Arc<HostCore>,
         start: StartInfo,
-        rx: mpsc::Receiver<Box<Command>>,
-        mailbox: mpsc::WeakSender<Box<Command>>,
+        rx: mailbox::Receiver<Command>,
+        mailbox: mailbox::WeakSender<Command>,
     );
 
     /// The definition's action timeout (actor-to-actor calls to it are bounded by it).
@@ -39,8 +39,8 @@ where
         self: Arc<Self>,
         core: Arc<HostCore>,
         start: StartInfo,
-        rx: mpsc::Receiver<Box<Command>>,
-        mailbox: mpsc::WeakSender<Box<Command>>,
+        rx: mailbox::Receiver<Command>,
+        mailbox: mailbox::WeakSender<Command>,
     ) {
         tokio::spawn(super::instance::run(self, core, start, rx, mailbox));
     }
@@ -72,7 +72,7 @@ impl Registry {
         S: Serialize + DeserializeOwned + Send + 'static,
         V: Default + Send + 'static,
     {
-        self.defs.insert(actor.name.clone(), Arc::new(actor));
+        self.defs.insert(actor.name.to_string(), Arc::new(actor));
         self
     }
 

@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tern_proto::ClientError;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::command::Command;
 use super::instance::Instance;
+use super::mailbox;
 use crate::sdk::definition::BoxFuture;
 use crate::sdk::run::{ErasedStep, RunCtx, RunMailbox, RunRequest, StepFn};
 use crate::storage::ActorDb;
@@ -19,12 +20,12 @@ use crate::sync::lock;
 
 /// The run loop reaches its actor through the actor's mailbox, held weakly so that the run loop does not keep a
 /// stopped instance's mailbox open.
-impl RunMailbox for mpsc::WeakSender<Box<Command>> {
+impl RunMailbox for mailbox::WeakSender<Command> {
     fn post(&self, request: RunRequest) -> BoxFuture<Result<(), ClientError>> {
         let sender = self.upgrade();
         Box::pin(async move {
             let sender = sender.ok_or_else(ClientError::stopping)?;
-            sender.send(Box::new(request.into())).await.map_err(|_| ClientError::stopping())
+            sender.send(request.into()).await.map_err(|_| ClientError::stopping())
         })
     }
 }
@@ -56,7 +57,7 @@ where
     V: Default + Send + 'static,
 {
     /// Starts the definition's run loop, if it has one, talking to the actor through `mailbox`.
-    pub(crate) fn start_run_loop(&mut self, mailbox: mpsc::WeakSender<Box<Command>>) {
+    pub(crate) fn start_run_loop(&mut self, mailbox: mailbox::WeakSender<Command>) {
         let Some(run) = self.def.run.clone() else { return };
         let (abort, aborted) = watch::channel(false);
         let parked = Arc::new(AtomicBool::new(false));
@@ -69,14 +70,14 @@ where
                 Err(e) => tracing::warn!(actor_id, error = %e, "run loop failed"),
             }
         });
-        self.run_loop = Some(RunLoop { task, abort, parked });
+        self.run_loop = Some(Box::new(RunLoop { task, abort, parked }));
     }
 
     /// Whether the run loop lets the actor sleep: it has none, it returned, or it waits on its queue.
     pub(crate) fn run_loop_is_idle(&self) -> bool {
         let waits_on_queue = lock(&self.queue).has_waiting_receiver();
         let waits_on_time = self.run_loop.as_ref().is_some_and(|r| r.parked.load(Ordering::Acquire));
-        self.run_loop.as_ref().is_none_or(RunLoop::is_finished) || waits_on_queue || waits_on_time
+        self.run_loop.as_deref().is_none_or(RunLoop::is_finished) || waits_on_queue || waits_on_time
     }
 
     /// Whether the run loop has work it must do without waiting for a request: the actor has a run loop that is

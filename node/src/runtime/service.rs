@@ -452,7 +452,7 @@ impl Backend for Host {
         }
         let home = ReplicaInfo {
             node: "local".into(),
-            region: Some(self.core.region.clone()),
+            region: Some(self.core.region.to_string()),
             position: None,
             lag_frames: Some(0),
             lag_bytes: Some(0),
@@ -474,13 +474,13 @@ impl Backend for Host {
             return Err(ClientError::actor_not_found(actor_id));
         }
         match &target {
-            MigrationTarget::Region(region) if *region != self.core.region => {
+            MigrationTarget::Region(region) if **region != *self.core.region => {
                 return Err(ClientError::region_not_found(region));
             }
             MigrationTarget::Node(node) if node != "local" => return Err(ClientError::node_not_found(node)),
             _ => {}
         }
-        let here = NodePlace { node: "local".into(), region: self.core.region.clone() };
+        let here = NodePlace { node: "local".into(), region: self.core.region.to_string() };
         Ok(Migration { actor_id: actor_id.to_string(), from: here.clone(), to: here, epoch: 0, pause_ms: 0 })
     }
 

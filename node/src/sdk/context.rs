@@ -33,9 +33,9 @@ impl<S, V> Clone for Ctx<S, V> {
 /// What the runtime and every context of one actor share.
 pub(crate) struct Shared<S, V> {
     pub actor_id: String,
-    pub name: String,
+    pub name: Arc<str>,
     pub key: Vec<String>,
-    pub region: String,
+    pub region: Arc<str>,
     pub state: Mutex<S>,
     pub state_dirty: AtomicBool,
     pub vars: Mutex<V>,
@@ -49,9 +49,7 @@ pub(crate) struct Shared<S, V> {
     pub undo: Mutex<Option<Vec<u8>>>,
     /// The spans of the current turn.
     pub recorder: Arc<crate::trace::Recorder>,
-    /// The inspector token and when it was generated (ms since the epoch).
-    pub inspector_token: (String, i64),
-    /// The definition's action names, sorted.
+    /// The definition's action names, sorted (the definition's list, shared).
     pub actions: Arc<Vec<String>>,
     /// Set when the turn changed schedules, so the runtime re-arms the actor's alarm.
     pub schedules_changed: Arc<AtomicBool>,

@@ -45,9 +45,12 @@ pub(crate) type StateChangeFn<S> = Arc<dyn Fn(&S) + Send + Sync>;
 
 /// The definition of one kind of actor. `S` is its durable state (saved as CBOR), `V` its ephemeral vars.
 pub struct Actor<S, V = ()> {
-    pub(crate) name: String,
+    /// Shared by every instance of the definition.
+    pub(crate) name: Arc<str>,
     pub(crate) options: ActorOptions,
     pub(crate) actions: HashMap<String, ActionFn<S, V>>,
+    /// The names of `actions`, sorted; every instance shares this one list.
+    pub(crate) action_names: Arc<Vec<String>>,
     pub(crate) create_state: CreateStateFn<S>,
     pub(crate) on_schema: Option<SchemaFn>,
     pub(crate) on_create: Option<ValueHookFn<S, V, ()>>,
@@ -116,9 +119,10 @@ where
     /// A definition whose state starts as `S::default()` and whose vars start as `V::default()`.
     pub fn new(name: &str) -> Self {
         Actor {
-            name: name.to_string(),
+            name: name.into(),
             options: ActorOptions::default(),
             actions: HashMap::new(),
+            action_names: Arc::default(),
             create_state: Arc::new(|_| Ok(S::default())),
             on_schema: None,
             on_create: None,
@@ -177,6 +181,9 @@ where
             })
         });
         self.actions.insert(name.to_string(), erased);
+        let mut names: Vec<String> = self.actions.keys().cloned().collect();
+        names.sort_unstable();
+        self.action_names = Arc::new(names);
         self
     }
 

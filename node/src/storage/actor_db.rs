@@ -97,8 +97,6 @@ pub struct LoadedActor {
     pub initialized: bool,
     /// The last committed state, CBOR.
     pub state: Option<Vec<u8>>,
-    /// The actor's inspector token and when it was generated (ms since the epoch).
-    pub inspector_token: (String, i64),
     /// The connections recorded by the actor's previous run (forgotten in the database as it starts): a start
     /// after a move to this node keeps them for their clients to re-bind, any other start drops them.
     pub connections: Vec<StoredConn>,
@@ -185,8 +183,7 @@ impl ActorDb {
             Some(row) => Some(row.get::<Vec<u8>>(0)?),
             None => None,
         };
-        let inspector_token = self.inspector_token().await?;
-        Ok(LoadedActor { initialized, state, inspector_token, connections })
+        Ok(LoadedActor { initialized, state, connections })
     }
 
     /// The version of the internal tables this database has, if it has them (`None` for a new file).
@@ -195,12 +192,21 @@ impl ActorDb {
         rows.next().await.ok()??.get::<i64>(0).ok()
     }
 
-    /// The inspector token, generated (32 random bytes, base64url) and stored on first use.
-    async fn inspector_token(&self) -> Result<(String, i64), libsql::Error> {
+    /// The actor's inspector token and when it was generated (ms since the epoch), if one was issued.
+    pub async fn stored_inspector_token(&self) -> Result<Option<(String, i64)>, libsql::Error> {
         let query = "SELECT t.value, ts.value FROM _tern_meta t JOIN _tern_meta ts ON ts.key = 'inspector_token_ts' \
                      WHERE t.key = 'inspector_token'";
-        if let Some(row) = self.conn.query(query, ()).await?.next().await? {
-            return Ok((row.get(0)?, row.get(1)?));
+        match self.conn.query(query, ()).await?.next().await? {
+            Some(row) => Ok(Some((row.get(0)?, row.get(1)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// The inspector token, generated (32 random bytes, base64url) and stored on first use: call it inside a
+    /// transaction, whose commit makes a new token last.
+    pub async fn inspector_token(&self) -> Result<(String, i64), libsql::Error> {
+        if let Some(stored) = self.stored_inspector_token().await? {
+            return Ok(stored);
         }
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
         let now = crate::clock::now_ms();

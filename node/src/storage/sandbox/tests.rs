@@ -162,7 +162,7 @@ async fn every_statement_class_in_both_roles() {
         fixture.db.release_savepoint().await.unwrap();
         fixture.db.commit().await.unwrap();
         let meta = fixture.strings("SELECT key FROM _tern_meta ORDER BY key").await;
-        assert!(meta.contains(&"inspector_token".to_string()), "{meta:?}");
+        assert!(meta.contains(&"schema_version".to_string()), "{meta:?}");
     }
 }
 
