@@ -278,7 +278,17 @@ pub async fn fetch_json(request: reqwest::RequestBuilder) -> serde_json::Value {
 }
 
 /// Polls `check` until it returns `Some`, for at most `cap`; panics with `what` otherwise.
-pub async fn eventually<T, F, Fut>(what: &str, cap: Duration, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, cap: Duration, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    within(cap, check).await.unwrap_or_else(|| panic!("not within {cap:?}: {what}"))
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, for at most `cap`; `None` if it never did (for a caller
+/// that explains the failure itself).
+pub async fn within<T, F, Fut>(cap: Duration, mut check: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -286,9 +296,11 @@ where
     let started = Instant::now();
     loop {
         if let Some(value) = check().await {
-            return value;
+            return Some(value);
         }
-        assert!(started.elapsed() < cap, "not within {cap:?}: {what}");
+        if started.elapsed() >= cap {
+            return None;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tern_tests::cluster::{CONVERGE_CAP, Ca, Node, NodePlan, voters_arg};
 use tern_tests::netns::Lab;
-use tern_tests::{Api, eventually};
+use tern_tests::{Api, eventually, within};
 
 /// How long each fault lasts: longer than the LAN suspicion timeout, so each side declares the other down.
 const FAULT_FOR: Duration = Duration::from_secs(12);
@@ -141,17 +141,9 @@ impl Cluster {
     /// node sees and the membership lines of its log, which the test's temporary directory takes with it.
     async fn converge(&self, when: &str, cap: Duration) {
         let all: Vec<&Node> = self.nodes.iter().collect();
-        let started = std::time::Instant::now();
         for node in &self.nodes {
-            while node.sees_alive(&all).await.is_none() {
-                if started.elapsed() > cap {
-                    panic!(
-                        "not within {cap:?}: {} sees all five {when}\n{}",
-                        node.name,
-                        self.membership_report().await
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            if within(cap, || node.sees_alive(&all)).await.is_none() {
+                panic!("not within {cap:?}: {} sees all five {when}\n{}", node.name, self.membership_report().await);
             }
         }
     }

@@ -1,6 +1,6 @@
 //! An actor's mailbox: the bounded queue of commands its instance handles in turns.
 //!
-//! Every awake actor has one, so it is kept small: about 110 bytes however many commands it has carried. tokio's
+//! Every awake actor has one, so it is kept small: about 120 bytes however many commands it has carried. tokio's
 //! bounded channel, which it replaces, cost about 800 bytes per actor (512 of cache-padded state and a first block
 //! of 32 slots, allocated when the channel opens), a fifth of an awake idle actor's memory.
 //!
