@@ -165,6 +165,23 @@ impl Cluster {
         report
     }
 
+    /// What each gateway answers for actor `id` now, and the lines of each node's log that name it or warn, for
+    /// a failure to explain itself (the logs go with the test's temporary directory).
+    async fn actor_report(&self, id: &str) -> String {
+        let mut report = String::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let answer = self.api(i).call(id, "getCount", json!([])).await;
+            report.push_str(&format!("{} answers {answer:?}\n", node.name));
+            let log = std::fs::read_to_string(node.process.log_path()).unwrap_or_default();
+            let lines: Vec<&str> =
+                log.lines().filter(|l| l.contains(id) || l.contains("WARN") || l.contains("ERROR")).collect();
+            for line in &lines[lines.len().saturating_sub(60)..] {
+                report.push_str(&format!("  {line}\n"));
+            }
+        }
+        report
+    }
+
     /// Heals every cut and waits until the cluster is whole again.
     async fn heal(&mut self) {
         self.lab.heal();
@@ -271,10 +288,10 @@ async fn check(cluster: &Cluster, seen: &Seen) {
         let distinct: BTreeSet<i64> = counts.iter().copied().collect();
         assert_eq!(distinct.len(), counts.len(), "actor {id} acknowledged one place in its history twice: {counts:?}");
         let api = &apis[0];
-        let count = eventually(&format!("{id} answers"), HEAL_CAP, || async {
-            api.call(id, "getCount", json!([])).await.ok().and_then(|v| v.as_i64())
-        })
-        .await;
+        let answered = within(HEAL_CAP, || async { api.call(id, "getCount", json!([])).await.ok()?.as_i64() }).await;
+        let Some(count) = answered else {
+            panic!("not within {HEAL_CAP:?}: {id} answers\n{}", cluster.actor_report(id).await);
+        };
         let highest = distinct.last().copied().unwrap_or(0);
         assert!(count >= highest, "actor {id} lost writes: count {count} < {highest}, an acknowledged count");
         assert!(count <= *attempts, "actor {id} has {count} writes, more than the {attempts} attempted");

@@ -343,15 +343,19 @@ async fn serve_membership(backend: Option<&ClusterBackend>, request: &[u8]) -> R
     })
 }
 
-/// Settles the creates an earlier run left in the middle, retrying until the directory answers.
+/// Settles the creates an earlier run left in the middle, and from then on every create left undecided, retrying
+/// each time until the directory answers.
 async fn settle_creates(backend: ClusterBackend) {
-    let mut wait = JOIN_BACKOFF_INITIAL;
     loop {
-        tokio::time::sleep(wait).await;
-        if backend.settle_creates().await == 0 {
-            return;
+        let mut wait = JOIN_BACKOFF_INITIAL;
+        loop {
+            tokio::time::sleep(wait).await;
+            if backend.settle_creates().await == 0 {
+                break;
+            }
+            wait = (wait * 2).min(JOIN_BACKOFF_MAX);
         }
-        wait = (wait * 2).min(JOIN_BACKOFF_MAX);
+        backend.creates_left_unsettled().await;
     }
 }
 

@@ -171,7 +171,10 @@ async fn take_over<V: Voters>(
         }
         return Ok(());
     }
-    node.become_home(&placement).await?;
+    if let Err(e) = node.become_home(&placement).await {
+        tracing::warn!(actor_id, error = %e, "the directory names this node the actor's home, but it cannot take it up yet");
+        return Err(e);
+    }
     tracing::warn!(actor_id, from = home, at = %position, epoch = placement.epoch, "took the actor over from its dead home");
     Ok(())
 }

@@ -126,6 +126,12 @@ impl Host {
         cleared
     }
 
+    /// The cluster create of `actor_id` stops here undecided (the directory could not say whether its key was
+    /// bound to it): it stays pending, for [`Self::unsettled`] to report, until the directory answers.
+    pub(crate) fn leave_unsettled(&self, actor_id: &str) {
+        lock(&self.core.creates_in_flight).remove(actor_id);
+    }
+
     /// Cluster creates left unsettled by an earlier run (never one this run has in flight), with the name and key
     /// of those that got a local record.
     pub(crate) async fn unsettled(&self) -> Result<Vec<(String, Option<(String, Vec<String>)>)>, ClientError> {

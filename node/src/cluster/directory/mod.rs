@@ -191,7 +191,7 @@ impl<V: Voters> ClusterDirectory<V> {
     /// made afterwards; a plain read could see the old placement and the change still land later.
     pub async fn placement_settled(&self, actor_id: &str, retry: std::time::Duration) -> Option<Placement> {
         loop {
-            let settled = self.change(&actor_register(actor_id), |current| Ok(current.clone())).await;
+            let settled = self.settle(&actor_register(actor_id)).await;
             match settled.and_then(|value| from_value::<Placement>(&value)) {
                 Ok(placement) => {
                     if let Some(placement) = &placement {
@@ -207,7 +207,8 @@ impl<V: Voters> ClusterDirectory<V> {
         }
     }
 
-    /// The id of the live actor bound to the key: from the cache unless `fresh`, else from the voters.
+    /// The id of the live actor bound to the key: from the cache unless `fresh`, else from the voters. A key this
+    /// answers is unbound may still be bound by a create in flight (see [`Self::binding_settled`]).
     pub async fn binding(&self, name: &str, key: &[String], fresh: bool) -> Result<Option<String>, ClientError> {
         let cache_key = (name.to_string(), serialize_key(key));
         if !fresh && let Some(found) = lock(&self.keys).get(&cache_key) {
@@ -249,6 +250,18 @@ impl<V: Voters> ClusterDirectory<V> {
         }
         lock(&self.keys).put((name.to_string(), serialize_key(key)), bound.actor_id.clone());
         Ok(bound.actor_id)
+    }
+
+    /// The id of the actor bound to the key once every binding of it in flight is settled: what a create whose
+    /// binding's outcome is unknown (its answer lost, no quorum) decided. Like [`Self::placement_settled`] it runs
+    /// both rounds of Paxos, so a binding a minority of voters accepted is either completed here or can never land
+    /// afterwards, but it asks once: an error means the voters could not be reached, and nothing is decided.
+    pub async fn binding_settled(&self, name: &str, key: &[String]) -> Result<Option<String>, ClientError> {
+        let binding: Option<KeyBinding> = from_value(&self.settle(&key_register(name, key)).await?)?;
+        if let Some(binding) = &binding {
+            lock(&self.keys).put((name.to_string(), serialize_key(key)), binding.actor_id.clone());
+        }
+        Ok(binding.map(|b| b.actor_id))
     }
 
     /// Makes `to` (in `region`, at liveness epoch `to_epoch`) the actor's home under the next epoch, if its home is
@@ -318,8 +331,10 @@ impl<V: Voters> ClusterDirectory<V> {
         .await
     }
 
-    /// Takes the actor back under this node's new liveness epoch `new_epoch`, if this node (`home`) is still its
-    /// home under `old_epoch`. Returns the placement afterwards: another home means the actor moved.
+    /// Takes the actor back under this node's new liveness epoch `new_epoch` (and the actor's next epoch), if this
+    /// node (`home`) is still its home under `old_epoch` or any other epoch older than `new_epoch`: an earlier
+    /// take-back that stopped midway may have left it under an epoch between the two. Returns the placement
+    /// afterwards: another home means the actor moved.
     pub async fn reacquire(
         &self,
         actor_id: &str,
@@ -328,7 +343,8 @@ impl<V: Voters> ClusterDirectory<V> {
         new_epoch: u64,
     ) -> Result<Option<Placement>, ClientError> {
         self.change_placement(actor_id, |placement| {
-            (placement.home == home && placement.home_epoch <= old_epoch).then(|| Placement {
+            let older = placement.home_epoch <= old_epoch || placement.home_epoch < new_epoch;
+            (placement.home == home && older).then(|| Placement {
                 epoch: placement.epoch + 1,
                 home_epoch: new_epoch,
                 ..placement.clone()
@@ -388,6 +404,12 @@ impl<V: Voters> ClusterDirectory<V> {
         let read = self.proposer.read(register).await;
         self.metrics.record_directory("read", outcome(&read));
         Ok(read?)
+    }
+
+    /// The register's value after a full round of Paxos that writes it back unchanged (an identity change): every
+    /// change of it accepted by a minority of voters is either completed by this round or can never be made.
+    async fn settle(&self, register: &str) -> Result<RegisterValue, ClientError> {
+        self.change(register, |current| Ok(current.clone())).await
     }
 
     /// Changes a register through the voters with `change`, counted in the metrics.

@@ -1,4 +1,5 @@
-//! The proposer and acceptors against in-memory voters that lose messages, and voters cut off by a "partition".
+//! The proposer and acceptors against in-memory voters that lose messages, and voters cut off by a "partition";
+//! and the directory decisions built on them that a lost answer makes hard (settled reads, take-backs).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -219,4 +220,82 @@ fn acceptors_refuse_old_ballots() {
         PrepareReply::Promised { accepted, value } => assert_eq!((accepted, value), (b(2), Some(vec![2]))),
         other => panic!("{other:?}"),
     }
+}
+
+/// The directory of a node whose messages reach the voters `reachable` of `cluster`.
+fn directory(
+    cluster: &Arc<Cluster>,
+    name: &str,
+    reachable: Vec<bool>,
+) -> crate::cluster::directory::ClusterDirectory<View> {
+    let rng = Mutex::new(rand::SeedableRng::seed_from_u64(seed()));
+    let view = View { cluster: cluster.clone(), reachable, loss: 0.0, rng };
+    crate::cluster::directory::ClusterDirectory::new(
+        Proposer::new(name, Arc::new(view)),
+        crate::metrics::Metrics::new(name),
+    )
+}
+
+/// A create's binding of a key that one voter of three accepted (its proposer lost the other answers, and with
+/// them the create's outcome). A fresh read through the other two says the key is free, yet a later change
+/// through a majority with that one voter would still complete the binding. The settled read decides for good:
+/// through a majority with that voter it completes the binding; through one without, the key stays free and the
+/// binding can never land afterwards, whichever majority the next create reaches.
+#[tokio::test]
+async fn a_binding_one_voter_accepted_is_decided_for_good_by_a_settled_read() {
+    use crate::cluster::directory::{KeyBinding, key_register, to_value};
+    let key = ["room".to_string()];
+    for (settler_reaches, lands) in [(vec![true, true, false], true), (vec![false, true, true], false)] {
+        let cluster = Cluster::new(3);
+        let register = key_register("chat", &key);
+        let lost = Ballot { round: 100, node: "creator".into() };
+        for voter in &cluster.voters[..2] {
+            voter.lock().unwrap().entry(register.clone()).or_default().prepare(&lost);
+        }
+        let ours = to_value(&KeyBinding { actor_id: "a".into() });
+        cluster.voters[0].lock().unwrap().get_mut(&register).unwrap().accept(&lost, ours);
+
+        let reader = directory(&cluster, "reader", vec![false, true, true]);
+        assert_eq!(reader.binding("chat", &key, true).await.unwrap(), None, "a fresh read misses the binding");
+        let settler = directory(&cluster, "settler", settler_reaches);
+        let settled = settler.binding_settled("chat", &key).await.unwrap();
+        assert_eq!(settled.as_deref(), lands.then_some("a"));
+
+        let next = directory(&cluster, "next", vec![true, true, false]);
+        let bound = next.bind_key("chat", &key, "b").await.unwrap();
+        assert_eq!(bound, if lands { "a" } else { "b" }, "the settled read's answer is final");
+    }
+}
+
+/// A node taken for dead twice while it took its actors back: the first take-back (from liveness epoch 4 to 5)
+/// moved one actor to epoch 5 before the voters went out of reach, and the second finds the node's epoch at 7.
+/// Taking back from 4 to 7 must take that actor too: left at 5, it would be served under a lease that its
+/// placement does not name, and its home could never record a new replica set.
+#[tokio::test]
+async fn a_take_back_also_takes_an_actor_an_earlier_one_left_midway() {
+    use crate::cluster::directory::Placement;
+    let cluster = Cluster::new(3);
+    let directory = directory(&cluster, "n0", vec![true; 3]);
+    let placement = Placement {
+        actor_id: "a".into(),
+        name: "counter".into(),
+        key: vec!["k".into()],
+        home: "n0".into(),
+        region: "east".into(),
+        epoch: 3,
+        create_ts: 1,
+        destroy_ts: None,
+        home_epoch: 5,
+        replicas: vec!["n2".into()],
+        promoted_from: None,
+    };
+    directory.record_placement(&placement).await.unwrap();
+    let taken = directory.reacquire("a", "n0", 4, 7).await.unwrap().unwrap();
+    assert_eq!((taken.home.as_str(), taken.home_epoch, taken.epoch), ("n0", 7, 4));
+    // Under its own epoch again (a settle of a copy it hosts), it still gets the actor's next epoch.
+    let again = directory.reacquire("a", "n0", 7, 7).await.unwrap().unwrap();
+    assert_eq!((again.home_epoch, again.epoch), (7, 5));
+    // Another node's placement is not taken.
+    let other = directory.reacquire("a", "n1", 7, 8).await.unwrap().unwrap();
+    assert_eq!((other.home.as_str(), other.home_epoch), ("n0", 7));
 }

@@ -40,18 +40,30 @@ impl KeyedLocks {
 impl ClusterBackend {
     /// Creates the actor on this node, its chosen home: record it locally, record its placement, then race for
     /// the key. The loser of a race drops its record and answers with the winner (`reuse`) or `duplicate_key`.
+    /// The create runs to its end on a task of its own, whether or not its caller still waits: stopped midway, it
+    /// would leave a local record whose key the directory may bind later.
     pub(super) async fn create_here(
         &self,
         request: CreateRequest,
         reuse: bool,
     ) -> Result<(ActorInfo, bool), ClientError> {
+        let backend = self.clone();
+        let create = tokio::spawn(async move { backend.create_to_the_end(request, reuse).await });
+        create.await.map_err(|e| {
+            tracing::error!(error = %e, "a create's task failed");
+            ClientError::internal()
+        })?
+    }
+
+    /// [`Self::create_here`], on its own task.
+    async fn create_to_the_end(&self, request: CreateRequest, reuse: bool) -> Result<(ActorInfo, bool), ClientError> {
         let directory = self.directory()?;
         let host = &self.inner.host;
         let lock_key = format!("{}/{}", request.name, request.key.serialize());
         let _creating = self.inner.creating.lock(lock_key).await;
         // A local record of this key that the directory does not know is left from a create that failed midway.
         let orphan = match host.local_by_key(&request.name, request.key.parts()).await? {
-            Some(local) => match directory.binding(&request.name, request.key.parts(), true).await? {
+            Some(local) => match directory.binding_settled(&request.name, request.key.parts()).await? {
                 Some(bound) if bound == local => return self.existing(&bound, reuse, &request).await,
                 _ => Some(local),
             },
@@ -71,16 +83,27 @@ impl ClusterBackend {
             replicas: Vec::new(),
             promoted_from: None,
         };
-        let bound = match directory.record_placement(&placement).await {
-            Ok(()) => directory.bind_key(&request.name, request.key.parts(), &actor_id).await,
-            Err(e) => Err(e),
-        };
-        let bound = match bound {
+        if let Err(e) = directory.record_placement(&placement).await {
+            // No binding of the key names an actor whose placement was never asked for.
+            host.abandon(&actor_id).await?;
+            return Err(e);
+        }
+        let bound = match directory.bind_key(&request.name, request.key.parts(), &actor_id).await {
             Ok(bound) => bound,
-            Err(e) => {
-                host.abandon(&actor_id).await?;
-                return Err(e);
-            }
+            // The binding may have reached a minority of the voters and still land: only a full round decides.
+            Err(e) => match directory.binding_settled(&request.name, request.key.parts()).await {
+                Ok(Some(bound)) => bound,
+                Ok(None) => {
+                    host.abandon(&actor_id).await?;
+                    return Err(e);
+                }
+                Err(_) => {
+                    // Undecided: the create stays pending until the voters answer (`settle_creates`).
+                    host.leave_unsettled(&actor_id);
+                    self.inner.unsettled_creates.notify_one();
+                    return Err(e);
+                }
+            },
         };
         if bound != actor_id {
             host.abandon(&actor_id).await?;
@@ -181,9 +204,10 @@ impl ClusterBackend {
         }
     }
 
-    /// Settles the cluster creates an earlier run of this node left in the middle: an actor whose key the
-    /// directory bound to it is kept, any other is abandoned (its key went to another actor or to none). Returns
-    /// how many are still unsettled (the directory could not be asked).
+    /// Settles the cluster creates left in the middle, by an earlier run of this node or by a create whose
+    /// binding's outcome the voters could not tell it: an actor whose key the directory bound to it is kept, any
+    /// other is abandoned (its key went to another actor or to none). Returns how many are still unsettled (the
+    /// directory could not be asked).
     pub async fn settle_creates(&self) -> usize {
         let host = &self.inner.host;
         // Without voters this node never creates actors, so it has nothing to settle.
@@ -193,7 +217,7 @@ impl ClusterBackend {
         for (actor_id, named) in unsettled {
             let settled = match named {
                 None => host.settled(&actor_id).await,
-                Some((name, key)) => match directory.binding(&name, &key, true).await {
+                Some((name, key)) => match directory.binding_settled(&name, &key).await {
                     Ok(Some(bound)) if bound == actor_id => host.settled(&actor_id).await,
                     Ok(_) => {
                         tracing::info!(actor_id, name, "dropping an actor whose create was interrupted");
@@ -208,5 +232,10 @@ impl ClusterBackend {
             }
         }
         left
+    }
+
+    /// Waits until a create was left unsettled (see [`Self::settle_creates`]) since the last wait.
+    pub async fn creates_left_unsettled(&self) {
+        self.inner.unsettled_creates.notified().await;
     }
 }

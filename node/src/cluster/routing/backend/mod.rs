@@ -45,6 +45,8 @@ struct Inner {
     lease: Option<crate::handoff::Lease>,
     /// One create at a time per key on this node, so that a create in flight is never taken for an orphan.
     creating: KeyedLocks,
+    /// Signalled when a create is left unsettled for `settle_creates` to settle.
+    unsettled_creates: tokio::sync::Notify,
     /// What moves actors to other nodes (set once the node's hand-offs start; unset without voters).
     mover: std::sync::OnceLock<Arc<dyn Mover>>,
     /// The calls of the actors homed here, by the region they came from.
@@ -130,7 +132,20 @@ impl ClusterBackend {
     ) -> Self {
         let creating = KeyedLocks::default();
         let (mover, traffic) = (std::sync::OnceLock::new(), Default::default());
-        let inner = Inner { host, local_id, region, transport, members, directory, lease, creating, mover, traffic };
+        let unsettled_creates = tokio::sync::Notify::new();
+        let inner = Inner {
+            host,
+            local_id,
+            region,
+            transport,
+            members,
+            directory,
+            lease,
+            creating,
+            unsettled_creates,
+            mover,
+            traffic,
+        };
         Self { inner: Arc::new(inner) }
     }
 
