@@ -1,8 +1,10 @@
 //! Serving what peers send: incoming connections, request streams, raw streams and datagrams. Every connection,
 //! dialled or accepted, is served the same way, so either end may call the other on it.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use quinn::{RecvStream, SendStream};
 use tracing::{debug, warn};
 
@@ -114,19 +116,18 @@ async fn serve_request(shared: &Shared, peer: PeerInfo, service: Service, send: 
         debug!(peer = %addr, %service, "refused a request for a service this node does not serve");
         return respond(send, &Response::UnknownService, peer).await;
     };
-    // The handler runs in a task of its own, so that a panic in it fails only its request.
-    let mut handling = tokio::spawn(handler(peer.clone(), request));
+    // The handler runs in this stream's task (a task of its own would cost every request one more hand-off), and a
+    // panic in it is caught here, so that it fails only its request.
+    let handling = AssertUnwindSafe(handler(peer.clone(), request)).catch_unwind();
     let response = tokio::select! {
-        outcome = &mut handling => match outcome {
+        outcome = handling => match outcome {
             Ok(Ok(body)) if body.len() > limit => Response::TooLarge { size: body.len() as u64, limit: limit as u64 },
             Ok(Ok(body)) => Response::Ok(body),
             Ok(Err(e)) => Response::Failed(e.to_string()),
             Err(_) => Response::Failed("the request handler panicked".into()),
         },
-        _ = send.stopped() => {
-            handling.abort();
-            return debug!(peer = %addr, "the caller gave up on its request");
-        }
+        // Dropping the handler stops it.
+        _ = send.stopped() => return debug!(peer = %addr, "the caller gave up on its request"),
     };
     respond(send, &response, peer).await;
 }
