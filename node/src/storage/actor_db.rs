@@ -22,7 +22,7 @@ use super::statements::Statements;
 
 /// Version of the per-actor internal schema: bump it with every change to the internal tables, so that existing
 /// databases get the new ones on their next wake (a database at this version skips the schema statements).
-pub const ACTOR_SCHEMA_VERSION: i64 = 2;
+pub const ACTOR_SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS _tern_meta (key TEXT PRIMARY KEY, value BLOB);
@@ -47,7 +47,9 @@ CREATE TABLE IF NOT EXISTS _tern_traces (
     message   TEXT,
     attributes TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS _tern_traces_start ON _tern_traces(start_ns);
+-- No index on the spans: only the inspector reads them by time, scanning at most MAX_SPANS + PRUNE_EVERY rows,
+-- while an index cost every writing turn one more page (a WAL frame, replicated) for its spans. Version 2 had one.
+DROP INDEX IF EXISTS _tern_traces_start;
 CREATE TABLE IF NOT EXISTS _tern_kv (
     key       BLOB PRIMARY KEY,
     value     BLOB NOT NULL,
@@ -382,6 +384,32 @@ mod tests {
             message: None,
             attributes: Vec::new(),
         }
+    }
+
+    /// A database from schema version 2 loses its index on the spans when it next opens; the spans stay, and
+    /// the inspector's read by time still finds them, newest first.
+    #[tokio::test]
+    async fn the_spans_index_of_version_2_is_dropped_and_reads_by_time_still_work() {
+        let (_db, conn, sandbox) = crate::storage::sandbox::open(":memory:").await.unwrap();
+        let actor = ActorDb::new(conn, sandbox);
+        actor.open_actor("a", "n", "k").await.unwrap();
+        actor.begin().await.unwrap();
+        actor.write_spans(&(0..10).map(span).collect::<Vec<_>>()).await.unwrap();
+        actor.commit().await.unwrap();
+        let version_2 = "CREATE INDEX _tern_traces_start ON _tern_traces(start_ns);
+             UPDATE _tern_meta SET value = 2 WHERE key = 'schema_version';";
+        actor.conn.execute_batch(version_2).await.unwrap();
+
+        actor.open_actor("a", "n", "k").await.unwrap();
+        let mut rows = actor
+            .conn
+            .query("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = '_tern_traces'", ())
+            .await
+            .unwrap();
+        assert_eq!(rows.next().await.unwrap().unwrap().get::<i64>(0).unwrap(), 0);
+        assert_eq!(actor.internal_schema().await, Some(ACTOR_SCHEMA_VERSION));
+        let found: Vec<i64> = actor.read_spans(3, 7, 10).await.unwrap().iter().map(|s| s.start_ns).collect();
+        assert_eq!(found, vec![6, 5, 4, 3]);
     }
 
     #[tokio::test]

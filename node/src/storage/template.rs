@@ -14,7 +14,7 @@ use super::actor_db::create_internal_tables;
 use super::sandbox;
 
 /// The page size of new actor databases, in bytes. Every table and index of an empty database takes one page,
-/// and the internal ones are 17: at SQLite's default of 4 KiB an empty actor's file is 72 KiB, at 1 KiB 18 KiB.
+/// and the internal ones are 16: at SQLite's default of 4 KiB an empty actor's file is 68 KiB, at 1 KiB 17 KiB.
 /// That is a quarter of the disk a sleeping actor costs, of the bytes a new actor's file syncs, and of the WAL
 /// frames a small write commits and ships to replicas (`ops/BENCHMARKS.md`, "Page size").
 pub const PAGE_SIZE: usize = 1024;
