@@ -45,8 +45,9 @@ async fn tenant(api: &Api, key: &str) -> String {
 /// The scenario: two awake `sqlite` actors have five acknowledged rows each; the disk is then filled. Each way a
 /// write meets the full disk is refused with 507 `storage.full`: a small insert into the first (its turn's commit
 /// cannot append to the write-ahead log), a 3 MB insert into the second (the statement spills pages to the log
-/// before any commit), another insert into the first (which stopped after its failed turn, and whose wake cannot
-/// commit), and the create of a new actor (a `node.db` write). Each is counted in `tern_storage_full_total` and
+/// before any commit), a 200 KB insert into the first (which stopped after its failed turn: it wakes, and the
+/// insert finds no room; its wake may commit or not, in the room the failed commit's frames had taken), and the
+/// create of a new actor (a `node.db` write). Each is counted in `tern_storage_full_total` and
 /// logged as "storage full". Then the filler is deleted: both actors take an insert again and hold exactly rows 1
 /// to 6 (no acknowledged row lost, no refused row kept), and the create works. Before `storage.full` existed,
 /// every refusal was a masked 500 `actor.internal_error`.
@@ -62,7 +63,8 @@ async fn a_full_disk_refuses_writes_with_storage_full_and_actors_recover_once_sp
     assert_storage_full(execute(&api, &small, "INSERT INTO t (n) VALUES (6)").await, "a small insert");
     let big = execute(&api, &large, "INSERT INTO t (n, pad) VALUES (7, randomblob(3000000))").await;
     assert_storage_full(big, "a 3 MB insert");
-    assert_storage_full(execute(&api, &small, "INSERT INTO t (n) VALUES (6)").await, "a wake");
+    let after_a_failed_turn = execute(&api, &small, "INSERT INTO t (n, pad) VALUES (6, randomblob(200000))").await;
+    assert_storage_full(after_a_failed_turn, "an insert into the actor whose turn failed");
     let create = json!({"name": "sqlite", "key": "another"});
     let created = api.http.put(format!("{}/actors", api.endpoint)).json(&create).send().await.unwrap();
     let status = created.status().as_u16();

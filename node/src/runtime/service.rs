@@ -132,8 +132,8 @@ impl Host {
         lock(&self.core.creates_in_flight).remove(actor_id);
     }
 
-    /// Cluster creates left unsettled by an earlier run (never one this run has in flight), with the name and key
-    /// of those that got a local record.
+    /// Cluster creates left unsettled, by an earlier run or by this one (see [`Self::leave_unsettled`]), never one
+    /// still in flight, with the name and key of those that got a local record.
     pub(crate) async fn unsettled(&self) -> Result<Vec<(String, Option<(String, Vec<String>)>)>, ClientError> {
         let ids = self.core.node_db.pending().await?;
         let in_flight = lock(&self.core.creates_in_flight).clone();
