@@ -97,6 +97,13 @@ impl Seen {
     }
 }
 
+/// The last `count` lines of `node`'s log that `keep` selects, indented, one per line.
+fn log_tail(node: &Node, count: usize, keep: impl Fn(&str) -> bool) -> String {
+    let log = std::fs::read_to_string(node.process.log_path()).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().filter(|l| keep(l)).collect();
+    lines[lines.len().saturating_sub(count)..].iter().map(|line| format!("  {line}\n")).collect()
+}
+
 /// The five nodes in their lab, the east and the west.
 struct Cluster {
     lab: Lab,
@@ -156,11 +163,7 @@ impl Cluster {
                 .map(|m| format!("{}={}", m["id"].as_str().unwrap_or("?"), m["state"].as_str().unwrap_or("?")))
                 .collect();
             report.push_str(&format!("{} sees [{}]\n", node.name, view.join(", ")));
-            let log = std::fs::read_to_string(node.process.log_path()).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().filter(|l| l.contains("membership") || l.contains("cluster")).collect();
-            for line in &lines[lines.len().saturating_sub(15)..] {
-                report.push_str(&format!("  {line}\n"));
-            }
+            report.push_str(&log_tail(node, 15, |l| l.contains("membership") || l.contains("cluster")));
         }
         report
     }
@@ -172,12 +175,7 @@ impl Cluster {
         for (i, node) in self.nodes.iter().enumerate() {
             let answer = self.api(i).call(id, "getCount", json!([])).await;
             report.push_str(&format!("{} answers {answer:?}\n", node.name));
-            let log = std::fs::read_to_string(node.process.log_path()).unwrap_or_default();
-            let lines: Vec<&str> =
-                log.lines().filter(|l| l.contains(id) || l.contains("WARN") || l.contains("ERROR")).collect();
-            for line in &lines[lines.len().saturating_sub(60)..] {
-                report.push_str(&format!("  {line}\n"));
-            }
+            report.push_str(&log_tail(node, 60, |l| l.contains(id) || l.contains("WARN") || l.contains("ERROR")));
         }
         report
     }

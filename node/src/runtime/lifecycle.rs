@@ -163,7 +163,7 @@ where
         unit: unit.clone(),
         undo: Mutex::new(None),
         recorder,
-        actions: def.action_names.clone(),
+        action_names: def.action_names.clone(),
         schedules_changed: Arc::new(AtomicBool::new(true)),
         node: Arc::downgrade(&core) as std::sync::Weak<dyn ActorCalls>,
     });

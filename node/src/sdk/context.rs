@@ -50,7 +50,7 @@ pub(crate) struct Shared<S, V> {
     /// The spans of the current turn.
     pub recorder: Arc<crate::trace::Recorder>,
     /// The definition's action names, sorted (the definition's list, shared).
-    pub actions: Arc<Vec<String>>,
+    pub action_names: Arc<Vec<String>>,
     /// Set when the turn changed schedules, so the runtime re-arms the actor's alarm.
     pub schedules_changed: Arc<AtomicBool>,
     /// The node, for actor-to-actor calls; weak, so actor code never keeps a stopped node alive.
@@ -160,7 +160,7 @@ impl<S, V> Ctx<S, V> {
     fn schedule_access(&self) -> ScheduleAccess {
         ScheduleAccess {
             sql: self.sql(),
-            actions: self.shared.actions.clone(),
+            action_names: self.shared.action_names.clone(),
             changed: self.shared.schedules_changed.clone(),
         }
     }

@@ -31,14 +31,14 @@ const MAX_HISTORY: i64 = 1000;
 pub(crate) struct ScheduleAccess {
     pub sql: Sql,
     /// The actor's action names, to refuse schedules for actions that do not exist.
-    pub actions: Arc<Vec<String>>,
+    pub action_names: Arc<Vec<String>>,
     /// Set when schedules change, so the turn re-arms the actor's alarm.
     pub changed: Arc<AtomicBool>,
 }
 
 impl ScheduleAccess {
     fn check_action(&self, action: &str) -> Result<(), ClientError> {
-        if self.actions.iter().any(|a| a == action) { Ok(()) } else { Err(ClientError::action_not_found(action)) }
+        if self.action_names.iter().any(|a| a == action) { Ok(()) } else { Err(ClientError::action_not_found(action)) }
     }
 
     /// Arms a wake-up at `at_ms` that runs no action (a workflow sleep): the actor is woken and its run loop
