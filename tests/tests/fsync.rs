@@ -1,11 +1,17 @@
 //! What reaches the disk before an answer, watched with strace on real nodes (a power loss is what a sync guards
 //! against, and no test can cause one): with `--fsync` every acknowledged commit of an actor is synced, without it
-//! none is; and the directory's register store syncs `node.db` before a voter's answer lets a create be
-//! acknowledged, `--fsync` or not. Needs strace and root (or ptrace rights over the node).
+//! none is; the directory's register store syncs `node.db` before a voter's answer lets a create be
+//! acknowledged, `--fsync` or not; a wake after a clean stop syncs nothing; and a first commit whose automatic
+//! checkpoint ran unsynced syncs the database file before its answer. Needs strace and root (or ptrace rights over
+//! the node).
 
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
+use tern_gateway::backend::{Backend, CreateRequest};
+use tern_node::server::{NodeConfig, open_host};
+use tern_node::{Actor, Registry, Value};
+use tern_proto::key::ActorKey;
 use tern_tests::cluster::{CONVERGE_CAP, Ca, Node, plan, voters_arg};
 use tern_tests::syncs::{SyncTrace, count_under};
 use tern_tests::{Api, TernProcess, eventually, tern_binary};
@@ -71,4 +77,79 @@ async fn a_voter_syncs_each_register_write_of_a_create_before_it_is_acknowledged
     node.process.restart();
     eventually("the node serves again", CONVERGE_CAP, || node.members()).await;
     assert_eq!(Api::new(&node.process).actor("counter", "bound").await, id, "the key's binding survived");
+}
+
+/// Stops `node` cleanly and starts it again, then watches it while `sql` runs in the `sqlite` actor `id`: the
+/// paths of the syncs.
+async fn syncs_after_a_clean_stop(node: &mut TernProcess, id: &str, sql: &str) -> Vec<PathBuf> {
+    assert!(node.terminate().success(), "a clean stop");
+    node.restart();
+    let api = Api::new(node);
+    let trace = SyncTrace::attach(node.pid().expect("the node runs"));
+    api.call(id, "execute", json!([sql])).await.unwrap();
+    trace.finish()
+}
+
+/// A clean stop closes every actor's database: its checkpoint syncs the file and the WAL is removed. The first
+/// commit after that (the wake's) writes a new WAL that holds nothing else and, like a new actor's first commit,
+/// skips the syncs of that WAL's header and directory: a wake from disk and the writes after it sync nothing.
+#[tokio::test]
+async fn a_wake_after_a_clean_stop_syncs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = TernProcess::start(&tern_binary(), &dir.path().join("data"));
+    let id = Api::new(&node).actor("sqlite", "woken").await;
+    Api::new(&node).call(&id, "execute", json!(["CREATE TABLE t (v BLOB)"])).await.unwrap();
+
+    let synced = syncs_after_a_clean_stop(&mut node, &id, "INSERT INTO t VALUES (x'01')").await;
+    assert_eq!(synced, Vec::<PathBuf>::new(), "nothing synced from the wake to the answer");
+    let rows = Api::new(&node).call(&id, "query", json!(["SELECT count(*) AS n FROM t"])).await.unwrap();
+    assert_eq!(rows, json!([{"n": 1}]));
+}
+
+/// Rows of 1,000 bytes, each on its own overflow page at the actors' 1 KiB pages: 1,200 of them fill the WAL past
+/// SQLite's automatic checkpoint (1,000 pages) in one commit.
+const FILL_THE_WAL: &str = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200) \
+                            INSERT INTO bulk SELECT randomblob(1000) FROM n";
+
+/// An actor whose create hook writes 1.2 MB, and `count` its rows.
+fn bulk() -> Actor<()> {
+    Actor::new("bulk")
+        .create_state(|_: Option<Value>| Ok(()))
+        .on_create(|c, _: Option<Value>| async move {
+            c.sql().execute("CREATE TABLE bulk (v BLOB)", ()).await?;
+            c.sql().execute(FILL_THE_WAL, ()).await?;
+            Ok(())
+        })
+        .action("count", |c, ()| async move {
+            let mut rows = c.sql().query("SELECT count(*) FROM bulk", ()).await?;
+            let row = rows.next().await?.expect("a count");
+            Ok(row.get::<i64>(0).expect("an integer"))
+        })
+}
+
+/// A new actor's first commit runs with `synchronous=OFF`. When it fills the WAL up to SQLite's automatic
+/// checkpoint, that checkpoint runs inside the commit, unsynced, and the next write would restart the WAL over
+/// the frames it moved: the database file is synced before the create is answered, and none of the actor's other
+/// files. In process (a node with its own actor), watched by strace like the nodes above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_commit_that_checkpoints_syncs_the_database_file_before_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = NodeConfig::dev("127.0.0.1:0".parse().unwrap(), dir.path().join("data"));
+    let host = open_host(Registry::new().register(bulk()), &config).await.expect("a node");
+    let trace = SyncTrace::attach(std::process::id());
+    let request = CreateRequest {
+        name: "bulk".into(),
+        key: ActorKey::new(vec!["one".into()]).unwrap(),
+        input: None,
+        region: None,
+    };
+    let id = host.create_actor(request).await.expect("created").actor_id;
+    let synced = trace.finish();
+    let (actors, file) = actor_db(&dir.path().join("data"), &id);
+    let database = synced.iter().filter(|path| path.starts_with(&actors) && path.ends_with(&file)).count();
+    assert_eq!(database, 1, "the database file synced once, after the checkpoint: {synced:?}");
+    assert_eq!(count_under(&synced, &actors, &file), 1, "and nothing else of the actor's: {synced:?}");
+    let count = host.call_action(&id, "count", Value::Array(vec![]), None).await.expect("counted");
+    assert_eq!(count, Value::Integer(1200.into()));
+    host.shutdown(std::time::Duration::from_secs(5)).await;
 }

@@ -256,8 +256,40 @@ impl ActorDb {
         self.run("COMMIT", ()).await?;
         if self.relaxed.swap(false, Ordering::Relaxed) {
             self.conn.execute("PRAGMA synchronous=NORMAL", ()).await?;
+            self.sync_a_relaxed_checkpoint().await?;
         }
         Ok(())
+    }
+
+    /// After the relaxed first commit: if that commit filled the WAL up to SQLite's automatic checkpoint, the
+    /// checkpoint ran inside it with `synchronous=OFF` and moved the frames into the database file unsynced. The
+    /// next write restarts the WAL over those frames, so the file is synced here first; a power loss could
+    /// otherwise find neither the file's pages nor the frames that held them. A connection whose checkpoints
+    /// replication took over reports no automatic checkpoint (0) and needs nothing.
+    async fn sync_a_relaxed_checkpoint(&self) -> Result<(), libsql::Error> {
+        let mut rows = self.conn.query("PRAGMA wal_autocheckpoint", ()).await?;
+        let every: i64 = rows.next().await?.map_or(Ok(0), |row| row.get(0))?;
+        drop(rows);
+        let mut frames: std::ffi::c_uint = 0;
+        // SAFETY: the handle is valid while `self` lives and no statement runs on it; the call writes one uint.
+        let rc = unsafe { libsql::ffi::libsql_wal_frame_count(self.raw_handle(), &mut frames) };
+        if rc != libsql::ffi::SQLITE_OK {
+            return Err(libsql::Error::SqliteFailure(rc, "reading the WAL's frame count".into()));
+        }
+        if every <= 0 || i64::from(frames) < every {
+            return Ok(());
+        }
+        // SAFETY: as above; SQLite returns the main database's path, valid while the connection is open, which
+        // `self` keeps it.
+        let path = unsafe { libsql::ffi::sqlite3_db_filename(self.raw_handle(), c"main".as_ptr()) };
+        if path.is_null() {
+            return Err(libsql::Error::Misuse("the database has no file to sync".into()));
+        }
+        // SAFETY: a NUL-terminated path SQLite owns, copied before the next call.
+        let path = std::path::PathBuf::from(unsafe { std::ffi::CStr::from_ptr(path) }.to_string_lossy().into_owned());
+        std::fs::File::open(&path).and_then(|file| file.sync_data()).map_err(|e| {
+            libsql::Error::SqliteFailure(libsql::ffi::SQLITE_IOERR, format!("syncing {}: {e}", path.display()))
+        })
     }
 
     /// Rolls the turn's transaction back, if one is open.

@@ -21,6 +21,17 @@ use super::{ActorDb, ActorTemplate};
 /// reaches its steady memory within minutes instead of growing towards 2 MiB per open database.
 pub const PAGE_CACHE_KIB: u32 = 256;
 
+/// Whether the database at `path` has no WAL, or an empty one: what a clean close leaves (its checkpoint moved
+/// every frame into the file and synced it, then removed the WAL), so the next WAL holds nothing else.
+fn wal_is_empty(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    match std::fs::metadata(wal) {
+        Ok(meta) => meta.len() == 0,
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
 struct OpenDb {
     actor_db: ActorDb,
     _db: libsql::Database,
@@ -42,11 +53,13 @@ impl DbPool {
     /// `synchronous` as given) if it is not open. A file that does not exist yet is created as a copy of the
     /// template ([`ActorTemplate::create`]: synced before SQLite opens it, its directory too with `FULL`).
     ///
-    /// With `synchronous=NORMAL`, the first transaction on a file just created runs with `synchronous=OFF`: it
-    /// writes a new WAL that holds nothing else, so skipping the sync of that WAL's header and directory entry
-    /// risks only that transaction on a power loss, which `NORMAL` risks anyway; it survives `kill -9` the same.
-    /// The connection is back at `NORMAL` once it commits ([`ActorDb::commit`]), before any checkpoint, whose
-    /// syncs keep the file consistent.
+    /// With `synchronous=NORMAL`, the first transaction on a file just created, or on one without a WAL (or with
+    /// an empty one: what a clean close leaves, after its checkpoint synced the file), runs with
+    /// `synchronous=OFF`: it writes a new WAL that holds nothing else, so skipping the sync of that WAL's header
+    /// and directory entry risks only the transactions since the open on a power loss, which `NORMAL` risks
+    /// anyway; it survives `kill -9` the same. A WAL that holds frames (a node stopped without closing the file)
+    /// opens at `NORMAL`. The connection is back at `NORMAL` once it commits ([`ActorDb::commit`], which also
+    /// syncs the file if that commit's automatic checkpoint ran unsynced).
     pub async fn connection(&self, actor_id: &str, path: &Path, synchronous: &str) -> Result<ActorDb, libsql::Error> {
         if let Some(open) = self.lock().get(actor_id) {
             return Ok(open.actor_db.clone());
@@ -61,7 +74,7 @@ impl DbPool {
         // heap memory (no `-shm` file: two descriptors per database, not three) and takes no lock per transaction.
         conn.query("PRAGMA locking_mode=EXCLUSIVE", ()).await?;
         conn.query("PRAGMA journal_mode=WAL", ()).await?;
-        let relaxed_first = created && synchronous == "NORMAL";
+        let relaxed_first = (created || wal_is_empty(path)) && synchronous == "NORMAL";
         let first = if relaxed_first { "OFF" } else { synchronous };
         conn.execute(&format!("PRAGMA synchronous={first}"), ()).await?;
         conn.execute(&format!("PRAGMA cache_size=-{PAGE_CACHE_KIB}"), ()).await?;
@@ -114,10 +127,29 @@ mod tests {
         normal.connection().execute("INSERT INTO _tern_kv VALUES (x'01', x'02', 0)", ()).await.unwrap();
         normal.commit().await.unwrap();
         assert_eq!(synchronous(&normal).await, 1);
-        // An existing file opens at NORMAL at once.
+        // A file whose WAL holds frames (its node stopped without closing it) opens at NORMAL at once: copied
+        // with its WAL while its connection is open, as a `kill -9` would leave it.
+        for suffix in ["", "-wal"] {
+            std::fs::copy(dir.path().join(format!("b.db{suffix}")), dir.path().join(format!("killed.db{suffix}")))
+                .unwrap();
+        }
+        let killed = pool.connection("killed", &dir.path().join("killed.db"), "NORMAL").await.unwrap();
+        assert_eq!(synchronous(&killed).await, 1);
+        let mut rows = killed.connection().query("SELECT count(*) FROM _tern_kv", ()).await.unwrap();
+        assert_eq!(rows.next().await.unwrap().unwrap().get::<i64>(0).unwrap(), 1, "the WAL's commit is there");
+        drop(rows);
+        pool.close("killed");
+        drop(killed);
+        // A file closed cleanly (its checkpoint synced the file and removed the WAL) starts a WAL that holds
+        // nothing else again: relaxed until its first commit, like a new file.
         pool.close("b");
         drop(normal);
+        assert!(!dir.path().join("b.db-wal").exists(), "a clean close removes the WAL");
         let reopened = pool.connection("b", &dir.path().join("b.db"), "NORMAL").await.unwrap();
+        assert_eq!(synchronous(&reopened).await, 0);
+        reopened.begin().await.unwrap();
+        reopened.connection().execute("INSERT INTO _tern_kv VALUES (x'02', x'02', 0)", ()).await.unwrap();
+        reopened.commit().await.unwrap();
         assert_eq!(synchronous(&reopened).await, 1);
         let mut rows = full.connection().query("PRAGMA locking_mode", ()).await.unwrap();
         let locking: String = rows.next().await.unwrap().unwrap().get(0).unwrap();
