@@ -144,6 +144,7 @@ impl HomeStream {
 
     /// Takes the database's checkpoints over for this connection (every time the actor's database is opened).
     pub(super) fn source(&self, db: &ActorDb) -> Result<Source, ClientError> {
+        db.checkpoints_taken_over();
         // SAFETY: the caller holds `db` (so the connection is open) and runs on the actor's task between its
         // statements; the source lives only for this call's scope.
         unsafe { Source::new(db.raw_handle(), self.wal()) }.map_err(internal)

@@ -12,7 +12,7 @@
 //! here are the statements it runs.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use base64::Engine;
 use libsql::{Connection, params};
@@ -87,9 +87,21 @@ pub struct ActorDb {
     statements: Arc<Statements>,
     conn: Connection,
     sandbox: Sandbox,
-    /// Set while the connection's first transaction runs with `synchronous=OFF` (see
-    /// [`super::DbPool::connection`]): the next commit puts it back to `NORMAL`.
-    relaxed: Arc<AtomicBool>,
+    /// The relaxed first transaction (see [`super::DbPool::connection`]), shared by the handle's clones.
+    relaxed: Arc<Relaxed>,
+}
+
+/// A connection's relaxed start: its first transaction runs with `synchronous=OFF` and with its checkpoints
+/// off, so that SQLite never moves frames into the database file unsynced (neither its automatic checkpoint nor
+/// its checkpoint on close; a connection closed while relaxed keeps its WAL for the next open).
+#[derive(Default)]
+struct Relaxed {
+    /// Set from [`ActorDb::relax_first_transaction`] until a commit ends the relaxed start.
+    active: AtomicBool,
+    /// SQLite's automatic checkpoint interval (pages) to restore when it ends.
+    autocheckpoint: AtomicI64,
+    /// Set once replication took the connection's checkpoints over: they stay off.
+    taken_over: AtomicBool,
 }
 
 /// What was found in the database when the actor started.
@@ -123,11 +135,28 @@ impl ActorDb {
         ActorDb { statements: Arc::default(), conn, sandbox, relaxed: Arc::default() }
     }
 
-    /// Marks a connection opened with `synchronous=OFF` for its first transaction: [`Self::commit`] sets
-    /// `synchronous=NORMAL` once that transaction committed.
-    pub(super) fn normal_after_first_commit(self) -> ActorDb {
-        self.relaxed.store(true, Ordering::Relaxed);
-        self
+    /// Starts the connection relaxed: `synchronous=OFF` and no checkpoint until its first commit, after which
+    /// [`Self::commit`] puts it back at `NORMAL` with SQLite's automatic checkpoint (unless replication took the
+    /// checkpoints over meanwhile, [`Self::checkpoints_taken_over`]).
+    pub(super) async fn relax_first_transaction(&self) -> Result<(), libsql::Error> {
+        let mut rows = self.conn.query("PRAGMA wal_autocheckpoint", ()).await?;
+        let every: i64 = rows.next().await?.map_or(Ok(0), |row| row.get(0))?;
+        drop(rows);
+        self.conn.execute("PRAGMA synchronous=OFF", ()).await?;
+        // SAFETY: the handle is valid while `self` lives, and nothing else uses the connection yet.
+        let rc = unsafe { libsql::ffi::libsql_wal_disable_checkpoint(self.raw_handle()) };
+        if rc != libsql::ffi::SQLITE_OK {
+            return Err(libsql::Error::SqliteFailure(rc, "turning the checkpoints off".into()));
+        }
+        self.relaxed.autocheckpoint.store(every, Ordering::Relaxed);
+        self.relaxed.active.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Replication takes this connection's checkpoints over (it turns them off and runs its own): a relaxed start
+    /// ending later leaves them off.
+    pub fn checkpoints_taken_over(&self) {
+        self.relaxed.taken_over.store(true, Ordering::Relaxed);
     }
 
     /// Runs one of the fixed statements of a turn through the statement cache.
@@ -251,45 +280,19 @@ impl ActorDb {
         state == libsql::ffi::SQLITE_TXN_WRITE
     }
 
-    /// Commits the turn's transaction.
+    /// Commits the turn's transaction, and ends a relaxed start (see [`Self::relax_first_transaction`]).
     pub async fn commit(&self) -> Result<(), libsql::Error> {
         self.run("COMMIT", ()).await?;
-        if self.relaxed.swap(false, Ordering::Relaxed) {
+        if self.relaxed.active.load(Ordering::Relaxed) {
             self.conn.execute("PRAGMA synchronous=NORMAL", ()).await?;
-            self.sync_a_relaxed_checkpoint().await?;
+            if !self.relaxed.taken_over.load(Ordering::Relaxed) {
+                // Re-installs SQLite's automatic checkpoint, which also turns the checkpoint on close back on.
+                let every = self.relaxed.autocheckpoint.load(Ordering::Relaxed);
+                self.conn.query(&format!("PRAGMA wal_autocheckpoint={every}"), ()).await?;
+            }
+            self.relaxed.active.store(false, Ordering::Relaxed);
         }
         Ok(())
-    }
-
-    /// After the relaxed first commit: if that commit filled the WAL up to SQLite's automatic checkpoint, the
-    /// checkpoint ran inside it with `synchronous=OFF` and moved the frames into the database file unsynced. The
-    /// next write restarts the WAL over those frames, so the file is synced here first; a power loss could
-    /// otherwise find neither the file's pages nor the frames that held them. A connection whose checkpoints
-    /// replication took over reports no automatic checkpoint (0) and needs nothing.
-    async fn sync_a_relaxed_checkpoint(&self) -> Result<(), libsql::Error> {
-        let mut rows = self.conn.query("PRAGMA wal_autocheckpoint", ()).await?;
-        let every: i64 = rows.next().await?.map_or(Ok(0), |row| row.get(0))?;
-        drop(rows);
-        let mut frames: std::ffi::c_uint = 0;
-        // SAFETY: the handle is valid while `self` lives and no statement runs on it; the call writes one uint.
-        let rc = unsafe { libsql::ffi::libsql_wal_frame_count(self.raw_handle(), &mut frames) };
-        if rc != libsql::ffi::SQLITE_OK {
-            return Err(libsql::Error::SqliteFailure(rc, "reading the WAL's frame count".into()));
-        }
-        if every <= 0 || i64::from(frames) < every {
-            return Ok(());
-        }
-        // SAFETY: as above; SQLite returns the main database's path, valid while the connection is open, which
-        // `self` keeps it.
-        let path = unsafe { libsql::ffi::sqlite3_db_filename(self.raw_handle(), c"main".as_ptr()) };
-        if path.is_null() {
-            return Err(libsql::Error::Misuse("the database has no file to sync".into()));
-        }
-        // SAFETY: a NUL-terminated path SQLite owns, copied before the next call.
-        let path = std::path::PathBuf::from(unsafe { std::ffi::CStr::from_ptr(path) }.to_string_lossy().into_owned());
-        std::fs::File::open(&path).and_then(|file| file.sync_data()).map_err(|e| {
-            libsql::Error::SqliteFailure(libsql::ffi::SQLITE_IOERR, format!("syncing {}: {e}", path.display()))
-        })
     }
 
     /// Rolls the turn's transaction back, if one is open.

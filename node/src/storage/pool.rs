@@ -21,8 +21,10 @@ use super::{ActorDb, ActorTemplate};
 /// reaches its steady memory within minutes instead of growing towards 2 MiB per open database.
 pub const PAGE_CACHE_KIB: u32 = 256;
 
-/// Whether the database at `path` has no WAL, or an empty one: what a clean close leaves (its checkpoint moved
-/// every frame into the file and synced it, then removed the WAL), so the next WAL holds nothing else.
+/// Whether the database at `path` has no WAL, or an empty one, so that the next WAL holds nothing else. Then the
+/// file itself is durable: a clean close's checkpoint synced it before removing the WAL, a template copy or a
+/// received snapshot was synced before it was put in place, and a checkpoint that empties a WAL in place
+/// (replication's) syncs the file first.
 fn wal_is_empty(path: &Path) -> bool {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
@@ -53,13 +55,14 @@ impl DbPool {
     /// `synchronous` as given) if it is not open. A file that does not exist yet is created as a copy of the
     /// template ([`ActorTemplate::create`]: synced before SQLite opens it, its directory too with `FULL`).
     ///
-    /// With `synchronous=NORMAL`, the first transaction on a file just created, or on one without a WAL (or with
-    /// an empty one: what a clean close leaves, after its checkpoint synced the file), runs with
-    /// `synchronous=OFF`: it writes a new WAL that holds nothing else, so skipping the sync of that WAL's header
-    /// and directory entry risks only the transactions since the open on a power loss, which `NORMAL` risks
-    /// anyway; it survives `kill -9` the same. A WAL that holds frames (a node stopped without closing the file)
-    /// opens at `NORMAL`. The connection is back at `NORMAL` once it commits ([`ActorDb::commit`], which also
-    /// syncs the file if that commit's automatic checkpoint ran unsynced).
+    /// With `synchronous=NORMAL`, a connection to a file just created, or to one without a WAL or with an empty
+    /// one (a clean close removes the WAL), starts relaxed ([`ActorDb::relax_first_transaction`]): until its
+    /// first commit it runs with `synchronous=OFF` and no checkpoint. That transaction writes a new WAL that
+    /// holds nothing else, so skipping the sync of that WAL's header and directory entry risks only the
+    /// transactions since the open on a power loss, which `NORMAL` risks anyway; it survives `kill -9` the same.
+    /// With no checkpoint, nothing moves into the database file unsynced, so the file stays as durable as it
+    /// was; a connection closed while relaxed keeps its WAL. A WAL that holds frames (a node stopped without
+    /// closing the file) opens at `NORMAL`.
     pub async fn connection(&self, actor_id: &str, path: &Path, synchronous: &str) -> Result<ActorDb, libsql::Error> {
         if let Some(open) = self.lock().get(actor_id) {
             return Ok(open.actor_db.clone());
@@ -74,12 +77,12 @@ impl DbPool {
         // heap memory (no `-shm` file: two descriptors per database, not three) and takes no lock per transaction.
         conn.query("PRAGMA locking_mode=EXCLUSIVE", ()).await?;
         conn.query("PRAGMA journal_mode=WAL", ()).await?;
-        let relaxed_first = (created || wal_is_empty(path)) && synchronous == "NORMAL";
-        let first = if relaxed_first { "OFF" } else { synchronous };
-        conn.execute(&format!("PRAGMA synchronous={first}"), ()).await?;
+        conn.execute(&format!("PRAGMA synchronous={synchronous}"), ()).await?;
         conn.execute(&format!("PRAGMA cache_size=-{PAGE_CACHE_KIB}"), ()).await?;
         let actor_db = ActorDb::new(conn, sandbox);
-        let actor_db = if relaxed_first { actor_db.normal_after_first_commit() } else { actor_db };
+        if (created || wal_is_empty(path)) && synchronous == "NORMAL" {
+            actor_db.relax_first_transaction().await?;
+        }
         // push() returns the evicted least-recently-used entry; dropping it closes that file.
         let evicted = self.lock().push(actor_id.to_string(), OpenDb { actor_db: actor_db.clone(), _db: db });
         drop(evicted);
@@ -106,10 +109,27 @@ impl DbPool {
 mod tests {
     use super::*;
 
-    /// `synchronous` as SQLite reports it on a pooled connection (1 NORMAL, 2 FULL).
-    async fn synchronous(db: &ActorDb) -> i64 {
-        let mut rows = db.connection().query("PRAGMA synchronous", ()).await.unwrap();
+    /// The first column of the first row `sql` returns on a pooled connection.
+    async fn one(db: &ActorDb, sql: &str) -> i64 {
+        let mut rows = db.connection().query(sql, ()).await.unwrap();
         rows.next().await.unwrap().unwrap().get(0).unwrap()
+    }
+
+    /// `synchronous` as SQLite reports it on a pooled connection (0 OFF, 1 NORMAL, 2 FULL).
+    async fn synchronous(db: &ActorDb) -> i64 {
+        one(db, "PRAGMA synchronous").await
+    }
+
+    /// SQLite's automatic checkpoint interval on a pooled connection (0: none).
+    async fn autocheckpoint(db: &ActorDb) -> i64 {
+        one(db, "PRAGMA wal_autocheckpoint").await
+    }
+
+    /// Commits one row of the actor's KV store in a transaction of its own.
+    async fn put(db: &ActorDb, key: &[u8]) {
+        db.begin().await.unwrap();
+        db.connection().execute("INSERT INTO _tern_kv VALUES (?1, x'00', 0)", [key]).await.unwrap();
+        db.commit().await.unwrap();
     }
 
     #[tokio::test]
@@ -121,12 +141,11 @@ mod tests {
         let full = pool.connection("a", &dir.path().join("a.db"), "FULL").await.unwrap();
         assert_eq!(synchronous(&full).await, 2);
         let normal = pool.connection("b", &dir.path().join("b.db"), "NORMAL").await.unwrap();
-        // A new file's first transaction skips the new WAL's syncs; NORMAL from its commit on.
-        assert_eq!(synchronous(&normal).await, 0);
-        normal.begin().await.unwrap();
-        normal.connection().execute("INSERT INTO _tern_kv VALUES (x'01', x'02', 0)", ()).await.unwrap();
-        normal.commit().await.unwrap();
-        assert_eq!(synchronous(&normal).await, 1);
+        // A new file's first transaction skips the new WAL's syncs, with no checkpoint; NORMAL and SQLite's
+        // automatic checkpoint from its commit on.
+        assert_eq!((synchronous(&normal).await, autocheckpoint(&normal).await), (0, 0));
+        put(&normal, b"1").await;
+        assert_eq!((synchronous(&normal).await, autocheckpoint(&normal).await), (1, 1000));
         // A file whose WAL holds frames (its node stopped without closing it) opens at NORMAL at once: copied
         // with its WAL while its connection is open, as a `kill -9` would leave it.
         for suffix in ["", "-wal"] {
@@ -147,9 +166,7 @@ mod tests {
         assert!(!dir.path().join("b.db-wal").exists(), "a clean close removes the WAL");
         let reopened = pool.connection("b", &dir.path().join("b.db"), "NORMAL").await.unwrap();
         assert_eq!(synchronous(&reopened).await, 0);
-        reopened.begin().await.unwrap();
-        reopened.connection().execute("INSERT INTO _tern_kv VALUES (x'02', x'02', 0)", ()).await.unwrap();
-        reopened.commit().await.unwrap();
+        put(&reopened, b"2").await;
         assert_eq!(synchronous(&reopened).await, 1);
         let mut rows = full.connection().query("PRAGMA locking_mode", ()).await.unwrap();
         let locking: String = rows.next().await.unwrap().unwrap().get(0).unwrap();
@@ -160,5 +177,35 @@ mod tests {
         // A third database evicts the least recently used.
         pool.connection("c", &dir.path().join("c.db"), "NORMAL").await.unwrap();
         assert_eq!(pool.open_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_relaxed_connection_never_checkpoints_and_keeps_its_wal_when_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let template = ActorTemplate::build(&dir.path().join("template.db")).await.unwrap();
+        let pool = DbPool::new(NonZeroUsize::new(4).unwrap(), template);
+        let (path, wal) = (dir.path().join("a.db"), dir.path().join("a.db-wal"));
+        // A write outside a turn's transaction (as after SQLite rolled a failed one back), then a close, before
+        // any commit ended the relaxed start: no checkpoint moved the frame into the file unsynced, the WAL keeps
+        // it, and the next open, at NORMAL at once, finds the row.
+        let db = pool.connection("a", &path, "NORMAL").await.unwrap();
+        db.connection().execute("INSERT INTO _tern_kv VALUES (x'01', x'00', 0)", ()).await.unwrap();
+        pool.close("a");
+        drop(db);
+        assert!(std::fs::metadata(&wal).unwrap().len() > 0, "the WAL is kept, with its frame");
+        let db = pool.connection("a", &path, "NORMAL").await.unwrap();
+        assert_eq!((synchronous(&db).await, autocheckpoint(&db).await), (1, 1000));
+        assert_eq!(one(&db, "SELECT count(*) FROM _tern_kv").await, 1);
+    }
+
+    #[tokio::test]
+    async fn checkpoints_replication_took_over_stay_off_after_the_relaxed_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let template = ActorTemplate::build(&dir.path().join("template.db")).await.unwrap();
+        let pool = DbPool::new(NonZeroUsize::new(4).unwrap(), template);
+        let db = pool.connection("a", &dir.path().join("a.db"), "NORMAL").await.unwrap();
+        db.checkpoints_taken_over();
+        put(&db, b"1").await;
+        assert_eq!((synchronous(&db).await, autocheckpoint(&db).await), (1, 0));
     }
 }
