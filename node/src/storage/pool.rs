@@ -109,6 +109,13 @@ impl DbPool {
 mod tests {
     use super::*;
 
+    /// A pool of `capacity` handles, with its template, in a new temporary directory.
+    async fn pool_in_a_temp_dir(capacity: usize) -> (tempfile::TempDir, DbPool) {
+        let dir = tempfile::tempdir().unwrap();
+        let template = ActorTemplate::build(&dir.path().join("template.db")).await.unwrap();
+        (dir, DbPool::new(NonZeroUsize::new(capacity).unwrap(), template))
+    }
+
     /// The first column of the first row `sql` returns on a pooled connection.
     async fn one(db: &ActorDb, sql: &str) -> i64 {
         let mut rows = db.connection().query(sql, ()).await.unwrap();
@@ -134,9 +141,7 @@ mod tests {
 
     #[tokio::test]
     async fn connections_get_the_nodes_durability_and_the_pool_stays_bounded() {
-        let dir = tempfile::tempdir().unwrap();
-        let template = ActorTemplate::build(&dir.path().join("template.db")).await.unwrap();
-        let pool = DbPool::new(NonZeroUsize::new(2).unwrap(), template);
+        let (dir, pool) = pool_in_a_temp_dir(2).await;
         // `--fsync` gives FULL (every commit fsynced); the default NORMAL.
         let full = pool.connection("a", &dir.path().join("a.db"), "FULL").await.unwrap();
         assert_eq!(synchronous(&full).await, 2);
@@ -181,9 +186,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_relaxed_connection_never_checkpoints_and_keeps_its_wal_when_closed() {
-        let dir = tempfile::tempdir().unwrap();
-        let template = ActorTemplate::build(&dir.path().join("template.db")).await.unwrap();
-        let pool = DbPool::new(NonZeroUsize::new(4).unwrap(), template);
+        let (dir, pool) = pool_in_a_temp_dir(4).await;
         let (path, wal) = (dir.path().join("a.db"), dir.path().join("a.db-wal"));
         // A write outside a turn's transaction (as after SQLite rolled a failed one back), then a close, before
         // any commit ended the relaxed start: no checkpoint moved the frame into the file unsynced, the WAL keeps
@@ -200,9 +203,7 @@ mod tests {
 
     #[tokio::test]
     async fn checkpoints_replication_took_over_stay_off_after_the_relaxed_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let template = ActorTemplate::build(&dir.path().join("template.db")).await.unwrap();
-        let pool = DbPool::new(NonZeroUsize::new(4).unwrap(), template);
+        let (dir, pool) = pool_in_a_temp_dir(4).await;
         let db = pool.connection("a", &dir.path().join("a.db"), "NORMAL").await.unwrap();
         db.checkpoints_taken_over();
         put(&db, b"1").await;
