@@ -288,7 +288,8 @@ impl ActorDb {
             if !self.relaxed.taken_over.load(Ordering::Relaxed) {
                 // Re-installs SQLite's automatic checkpoint, which also turns the checkpoint on close back on.
                 let every = self.relaxed.autocheckpoint.load(Ordering::Relaxed);
-                self.conn.query(&format!("PRAGMA wal_autocheckpoint={every}"), ()).await?;
+                let mut rows = self.conn.query(&format!("PRAGMA wal_autocheckpoint={every}"), ()).await?;
+                rows.next().await?;
             }
             self.relaxed.active.store(false, Ordering::Relaxed);
         }

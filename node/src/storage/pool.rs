@@ -21,17 +21,15 @@ use super::{ActorDb, ActorTemplate};
 /// reaches its steady memory within minutes instead of growing towards 2 MiB per open database.
 pub const PAGE_CACHE_KIB: u32 = 256;
 
-/// Whether the database at `path` has no WAL, or an empty one, so that the next WAL holds nothing else. Then the
-/// file itself is durable: a clean close's checkpoint synced it before removing the WAL, a template copy or a
-/// received snapshot was synced before it was put in place, and a checkpoint that empties a WAL in place
-/// (replication's) syncs the file first.
-fn wal_is_empty(path: &Path) -> bool {
+/// Whether the database at `path` has no WAL file, so that the WAL its next connection writes is a new file that
+/// holds nothing else. Then the database file is durable: a clean close's checkpoint synced it before removing the
+/// WAL, and a template copy or a received snapshot was synced before it was put in place. An empty WAL file does
+/// not count: one emptied in place (replication's checkpoints truncate it) is restarted over its old header, which
+/// SQLite syncs first.
+fn wal_is_absent(path: &Path) -> bool {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
-    match std::fs::metadata(wal) {
-        Ok(meta) => meta.len() == 0,
-        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-    }
+    matches!(std::fs::symlink_metadata(wal), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
 }
 
 struct OpenDb {
@@ -55,22 +53,23 @@ impl DbPool {
     /// `synchronous` as given) if it is not open. A file that does not exist yet is created as a copy of the
     /// template ([`ActorTemplate::create`]: synced before SQLite opens it, its directory too with `FULL`).
     ///
-    /// With `synchronous=NORMAL`, a connection to a file just created, or to one without a WAL or with an empty
-    /// one (a clean close removes the WAL), starts relaxed ([`ActorDb::relax_first_transaction`]): until its
-    /// first commit it runs with `synchronous=OFF` and no checkpoint. That transaction writes a new WAL that
-    /// holds nothing else, so skipping the sync of that WAL's header and directory entry risks only the
-    /// transactions since the open on a power loss, which `NORMAL` risks anyway; it survives `kill -9` the same.
-    /// With no checkpoint, nothing moves into the database file unsynced, so the file stays as durable as it
-    /// was; a connection closed while relaxed keeps its WAL. A WAL that holds frames (a node stopped without
-    /// closing the file) opens at `NORMAL`.
+    /// With `synchronous=NORMAL`, a connection to a file without a WAL (just created, or closed cleanly: the
+    /// close removes the WAL) starts relaxed ([`ActorDb::relax_first_transaction`]): until its first commit it
+    /// runs with `synchronous=OFF`, and neither SQLite's automatic checkpoint nor its checkpoint on close runs.
+    /// That transaction writes a new WAL that holds nothing else, so skipping the sync of that WAL's header and
+    /// directory entry risks only the transactions since the open on a power loss, which `NORMAL` risks anyway;
+    /// it survives `kill -9` the same. With no checkpoint, nothing moves into the database file unsynced; a
+    /// connection closed while relaxed keeps its WAL, and the next open is at `NORMAL`. So is any open that
+    /// finds a WAL file (a node stopped without closing the database).
     pub async fn connection(&self, actor_id: &str, path: &Path, synchronous: &str) -> Result<ActorDb, libsql::Error> {
         if let Some(open) = self.lock().get(actor_id) {
             return Ok(open.actor_db.clone());
         }
-        let created = self
-            .template
+        self.template
             .create(path, synchronous == "FULL")
             .map_err(|e| libsql::Error::ConnectionFailed(format!("creating {}: {e}", path.display())))?;
+        // Before SQLite opens the file, which creates an empty WAL.
+        let relaxed = synchronous == "NORMAL" && wal_is_absent(path);
         let (db, conn, sandbox) = sandbox::open(path).await?;
         conn.busy_timeout(Duration::from_secs(5))?;
         // Exclusive locking before WAL: one connection per actor owns the file, so SQLite keeps the WAL index in
@@ -80,7 +79,7 @@ impl DbPool {
         conn.execute(&format!("PRAGMA synchronous={synchronous}"), ()).await?;
         conn.execute(&format!("PRAGMA cache_size=-{PAGE_CACHE_KIB}"), ()).await?;
         let actor_db = ActorDb::new(conn, sandbox);
-        if (created || wal_is_empty(path)) && synchronous == "NORMAL" {
+        if relaxed {
             actor_db.relax_first_transaction().await?;
         }
         // push() returns the evicted least-recently-used entry; dropping it closes that file.
