@@ -158,9 +158,7 @@ mod tests {
         }
         let killed = pool.connection("killed", &dir.path().join("killed.db"), "NORMAL").await.unwrap();
         assert_eq!(synchronous(&killed).await, 1);
-        let mut rows = killed.connection().query("SELECT count(*) FROM _tern_kv", ()).await.unwrap();
-        assert_eq!(rows.next().await.unwrap().unwrap().get::<i64>(0).unwrap(), 1, "the WAL's commit is there");
-        drop(rows);
+        assert_eq!(one(&killed, "SELECT count(*) FROM _tern_kv").await, 1, "the WAL's commit is there");
         pool.close("killed");
         drop(killed);
         // A file closed cleanly (its checkpoint synced the file and removed the WAL) starts a WAL that holds

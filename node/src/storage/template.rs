@@ -55,15 +55,15 @@ impl ActorTemplate {
     }
 
     /// Creates the database file of a new actor at `path` as a copy of the template, unless a file is already
-    /// there (then it is left as it is and `false` returned).
+    /// there (then it is left as it is).
     ///
     /// The copy is written to a temporary file in the scratch directory, synced, and linked in place, so that
     /// `path` never names a partial copy, whatever stops the node or the machine: SQLite writes the actor's first transaction to
     /// the WAL on the strength of this file. With `durable`, the directory is synced too, as a
     /// `synchronous=FULL` commit would need.
-    pub fn create(&self, path: &Path, durable: bool) -> std::io::Result<bool> {
+    pub fn create(&self, path: &Path, durable: bool) -> std::io::Result<()> {
         if path.exists() {
-            return Ok(false);
+            return Ok(());
         }
         let partial = self.scratch_dir.join(format!("new-actor-{:016x}.db", rand::random::<u64>()));
         let written = std::fs::File::create(&partial).and_then(|mut file| {
@@ -74,13 +74,13 @@ impl ActorTemplate {
         let _ = std::fs::remove_file(&partial);
         match linked {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
             Err(e) => return Err(e),
         }
         if durable && let Some(dir) = path.parent() {
             std::fs::File::open(dir)?.sync_all()?;
         }
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -113,12 +113,16 @@ mod tests {
         assert_eq!(&template.bytes[18..20], &[2, 2], "the header records WAL mode");
 
         let path = dir.path().join("a.db");
-        assert!(template.create(&path, true).unwrap());
+        template.create(&path, true).unwrap();
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left, ["a.db"], "the temporary copy is gone");
         std::fs::write(dir.path().join("b.db"), b"not a copy").unwrap();
-        assert!(!template.create(&dir.path().join("b.db"), false).unwrap(), "an existing file is never replaced");
-        assert_eq!(std::fs::read(dir.path().join("b.db")).unwrap(), b"not a copy");
+        template.create(&dir.path().join("b.db"), false).unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("b.db")).unwrap(),
+            b"not a copy",
+            "an existing file is never replaced"
+        );
 
         let (_db, conn, _sandbox) = sandbox::open(&path).await.unwrap();
         let mut rows = conn.query("PRAGMA journal_mode", ()).await.unwrap();
