@@ -117,12 +117,19 @@ impl Replication {
             tracing::error!(actor_id, error = %e, "cannot open a paused actor's database");
             ClientError::internal()
         })?;
+        let pending = db.wal_owner_pending();
         let stream = self.set_up_stream(actor_id, &db, true).await;
         let noted = match &stream {
             Ok(Some(stream)) => stream.commit(&self.ctx, &db).await.map(|_| ()),
             Ok(None) => Err(ClientError::internal()),
             Err(e) => Err(e.clone()),
         };
+        // The stream took the checkpoints over unless setting it up failed: then none may run on close.
+        if noted.is_ok() {
+            pending.resolved();
+        } else {
+            drop(pending);
+        }
         core.pool.close(actor_id);
         noted?;
         stream?.ok_or_else(ClientError::internal)

@@ -74,7 +74,8 @@ pub(crate) enum TurnEnd {
 
 /// Why a turn (or a wake, or a sleep) could not be saved: the error its requests get and the cause, for the logs.
 pub(crate) struct Failure {
-    /// `storage.full` when the disk is full, `actor.internal_error` otherwise.
+    /// `storage.full` when the disk is full, replication's refusal as it gave it, `actor.internal_error`
+    /// otherwise.
     pub error: ClientError,
     /// What went wrong, for the logs only (clients never see it).
     pub cause: String,
@@ -91,6 +92,12 @@ impl Failure {
     pub fn from_client(err: &ClientError) -> Failure {
         let error = if err.is_storage_full() { err.clone() } else { ClientError::internal() };
         Failure { error, cause: err.to_string() }
+    }
+
+    /// Replication refused to let the actor's database be used, with an error meant for clients (a node that
+    /// cannot confirm its lease answers `actor.unavailable`, 503, which a client may retry elsewhere).
+    pub fn refused(err: &ClientError) -> Failure {
+        Failure { error: err.clone(), cause: err.to_string() }
     }
 
     /// A file system operation failed with `err` (`ENOSPC` is `storage.full`).
@@ -193,7 +200,9 @@ where
         let path = core.data_dir.actor_db_path(actor_id);
         let db = core.pool.connection(actor_id, &path, core.synchronous()).await.map_err(|e| Failure::storage(&e))?;
         if let Some(replicator) = core.replicator.get() {
-            replicator.opened(actor_id, &db).await.map_err(|e| Failure::from_client(&e))?;
+            let pending = db.wal_owner_pending();
+            replicator.opened(actor_id, &db).await.map_err(|e| Failure::refused(&e))?;
+            pending.resolved();
         }
         Ok(db)
     }

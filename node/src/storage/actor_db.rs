@@ -104,6 +104,30 @@ struct Relaxed {
     taken_over: AtomicBool,
 }
 
+/// See [`ActorDb::wal_owner_pending`].
+#[must_use = "dropping it at once turns the connection's checkpoints off"]
+pub struct WalOwnerPending<'a> {
+    db: Option<&'a ActorDb>,
+}
+
+impl WalOwnerPending<'_> {
+    /// The WAL's owner is known and has taken the checkpoints over if it owns the WAL: they stay as they are.
+    pub fn resolved(mut self) {
+        self.db = None;
+    }
+}
+
+impl Drop for WalOwnerPending<'_> {
+    fn drop(&mut self) {
+        if let Some(db) = self.db.take() {
+            db.checkpoints_taken_over();
+            if let Err(e) = db.disable_checkpoints() {
+                tracing::error!(error = %e, "cannot turn off the checkpoints of a database whose WAL's owner is unknown");
+            }
+        }
+    }
+}
+
 /// What was found in the database when the actor started.
 #[derive(Debug)]
 pub struct LoadedActor {
@@ -143,11 +167,7 @@ impl ActorDb {
         let every: i64 = rows.next().await?.map_or(Ok(0), |row| row.get(0))?;
         drop(rows);
         self.conn.execute("PRAGMA synchronous=OFF", ()).await?;
-        // SAFETY: the handle is valid while `self` lives, and nothing else uses the connection yet.
-        let rc = unsafe { libsql::ffi::libsql_wal_disable_checkpoint(self.raw_handle()) };
-        if rc != libsql::ffi::SQLITE_OK {
-            return Err(libsql::Error::SqliteFailure(rc, "turning the checkpoints off".into()));
-        }
+        self.disable_checkpoints()?;
         self.relaxed.autocheckpoint.store(every, Ordering::Relaxed);
         self.relaxed.active.store(true, Ordering::Relaxed);
         Ok(())
@@ -157,6 +177,26 @@ impl ActorDb {
     /// ending later leaves them off.
     pub fn checkpoints_taken_over(&self) {
         self.relaxed.taken_over.store(true, Ordering::Relaxed);
+    }
+
+    /// Holds this connection's checkpoints until the owner of its WAL is known: replication owns the WAL of an
+    /// actor it streams, and takes the checkpoints over once it has looked the actor up. Dropped before
+    /// [`WalOwnerPending::resolved`] (the lookup failed or was cancelled), the guard turns the connection's
+    /// checkpoints off for as long as it stays open, so neither SQLite's automatic checkpoint nor its checkpoint
+    /// on close can move a replicated WAL into the file behind replication's back; the WAL stays in place for the
+    /// next open to recover.
+    pub fn wal_owner_pending(&self) -> WalOwnerPending<'_> {
+        WalOwnerPending { db: Some(self) }
+    }
+
+    /// Turns SQLite's checkpoints off on this connection: automatic ones and the one on close.
+    fn disable_checkpoints(&self) -> Result<(), libsql::Error> {
+        // SAFETY: the handle is valid while `self` lives; the call only sets a flag under the connection's mutex.
+        let rc = unsafe { libsql::ffi::libsql_wal_disable_checkpoint(self.raw_handle()) };
+        if rc != libsql::ffi::SQLITE_OK {
+            return Err(libsql::Error::SqliteFailure(rc, "turning the checkpoints off".into()));
+        }
+        Ok(())
     }
 
     /// Runs one of the fixed statements of a turn through the statement cache.

@@ -18,7 +18,7 @@ pub mod template;
 pub mod wal_streams;
 pub mod workflow;
 
-pub use actor_db::ActorDb;
+pub use actor_db::{ActorDb, WalOwnerPending};
 pub use data_dir::DataDir;
 pub use node_db::{ActorRecord, NodeDb};
 pub use pool::DbPool;
