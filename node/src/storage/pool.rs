@@ -4,6 +4,9 @@
 //! exclusive locking keeps the WAL index in memory), so awake actors do not each keep their file open. An actor
 //! borrows its connection from the pool for each turn; the pool keeps at most `capacity` handles and closes the
 //! least recently used one when it needs room. A handle still lent to an actor closes when its turn ends.
+//!
+//! Files are opened through [`super::vfs`], which never lets one file have two connections in the process and,
+//! unlike SQLite's default layer, walks no list of the open files on each open.
 
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -12,8 +15,8 @@ use std::time::Duration;
 
 use lru::LruCache;
 
-use super::sandbox;
 use super::{ActorDb, ActorTemplate};
+use super::{sandbox, vfs};
 
 /// The most page cache one actor database keeps, in KiB (SQLite's default is 2,000 KiB). Pages beyond it are read
 /// again from the operating system's cache, which holds the recently used ones; so the pool's memory stays bounded
@@ -70,7 +73,7 @@ impl DbPool {
             .map_err(|e| libsql::Error::ConnectionFailed(format!("creating {}: {e}", path.display())))?;
         // Before SQLite opens the file, which creates an empty WAL.
         let relaxed = synchronous == "NORMAL" && wal_is_absent(path);
-        let (db, conn, sandbox) = sandbox::open(path).await?;
+        let (db, conn, sandbox) = sandbox::open(vfs::uri(path)?).await?;
         conn.busy_timeout(Duration::from_secs(5))?;
         // Exclusive locking before WAL: one connection per actor owns the file, so SQLite keeps the WAL index in
         // heap memory (no `-shm` file: two descriptors per database, not three) and takes no lock per transaction.
@@ -196,6 +199,31 @@ mod tests {
         let db = pool.connection("a", &path, "NORMAL").await.unwrap();
         assert_eq!((synchronous(&db).await, autocheckpoint(&db).await), (1, 1000));
         assert_eq!(one(&db, "SELECT count(*) FROM _tern_kv").await, 1);
+    }
+
+    /// Actor files go through a layer without SQLite's locks (`storage/vfs.rs`), which still never lets a file
+    /// have two connections: a handle that outlives its pool entry (actor code keeping its `Sql` past its turn)
+    /// makes the next open fail, until it closes.
+    #[tokio::test]
+    async fn a_file_is_never_opened_twice_while_a_handle_to_it_lives() {
+        let (dir, pool) = pool_in_a_temp_dir(4).await;
+        let path = dir.path().join("a.db");
+        let kept = pool.connection("a", &path, "NORMAL").await.unwrap();
+        put(&kept, b"1").await;
+        pool.close("a");
+        let refused = pool.connection("a", &path, "NORMAL").await.err().expect("a second connection is refused");
+        assert!(refused.to_string().contains(&ffi_busy()), "{refused}");
+        // A hard link is the same file under another name.
+        std::fs::hard_link(&path, dir.path().join("b.db")).unwrap();
+        assert!(pool.connection("b", &dir.path().join("b.db"), "NORMAL").await.is_err());
+        drop(kept);
+        let reopened = pool.connection("a", &path, "NORMAL").await.unwrap();
+        assert_eq!(one(&reopened, "SELECT count(*) FROM _tern_kv").await, 1);
+    }
+
+    /// How libSQL reports an open that SQLite refused as busy.
+    fn ffi_busy() -> String {
+        format!(": {}", libsql::ffi::SQLITE_BUSY)
     }
 
     #[tokio::test]
