@@ -89,7 +89,7 @@ impl Copies {
         if copy.replica.is_none() {
             let Some(record) = recorded(core, &call.actor_id).await? else { return Err(Refusal::NeedsSnapshot) };
             let path = core.data_dir.replica_db_path(&call.actor_id);
-            copy.replica = Some(tokio::task::block_in_place(|| Replica::open(&path, record.state)).map_err(refusal)?);
+            copy.replica = Some(open_replica(&path, record.state)?);
         }
         let replica = copy.replica.as_mut().expect("opened above");
         let before = replica.state();
@@ -117,7 +117,7 @@ impl Copies {
         if copy.replica.is_none() {
             let Some(record) = recorded(core, actor_id).await? else { return Err(Refusal::NeedsSnapshot) };
             let path = core.data_dir.replica_db_path(actor_id);
-            copy.replica = Some(tokio::task::block_in_place(|| Replica::open(&path, record.state)).map_err(refusal)?);
+            copy.replica = Some(open_replica(&path, record.state)?);
         }
         let replica = copy.replica.as_mut().expect("opened above");
         let state = tokio::task::block_in_place(|| replica.advance(next)).map_err(refusal)?;
@@ -154,7 +154,7 @@ impl Copies {
         let state = tokio::task::block_in_place(|| receiving.finish()).map_err(refusal)?;
         let record = StreamRecord { role: StreamRole::Replica, state, peers: vec![call.home] };
         core.node_db.set_wal_stream(&call.actor_id, &record).await.map_err(|e| Refusal::Failed(e.message))?;
-        copy.replica = Some(tokio::task::block_in_place(|| Replica::open(&path, state)).map_err(refusal)?);
+        copy.replica = Some(open_replica(&path, state)?);
         Ok(SnapshotProgress::Installed(state))
     }
 }
@@ -177,6 +177,16 @@ async fn recorded(core: &HostCore, actor_id: &str) -> Result<Option<StreamRecord
 }
 
 /// What the home hears when applying failed.
+/// Opens the copy's writer, unless an actor connection still has the file open: a home connection that outlived
+/// its pool entry while its file became this copy (actor files take no locks that would stop two writers, see
+/// `storage/vfs.rs`).
+fn open_replica(path: &std::path::Path, recorded: WalState) -> Result<Replica, Refusal> {
+    if crate::storage::vfs::in_use(path) {
+        return Err(Refusal::Busy);
+    }
+    tokio::task::block_in_place(|| Replica::open(path, recorded)).map_err(refusal)
+}
+
 fn refusal(err: WalError) -> Refusal {
     match err {
         WalError::Gap { replica, .. } => Refusal::Gap { at: replica },

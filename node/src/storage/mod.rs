@@ -15,7 +15,7 @@ pub mod sql_value;
 pub mod statement;
 pub mod statements;
 pub mod template;
-mod vfs;
+pub mod vfs;
 pub mod wal_streams;
 pub mod workflow;
 

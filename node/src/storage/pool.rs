@@ -5,8 +5,8 @@
 //! borrows its connection from the pool for each turn; the pool keeps at most `capacity` handles and closes the
 //! least recently used one when it needs room. A handle still lent to an actor closes when its turn ends.
 //!
-//! Files are opened through [`super::vfs`], which never lets one file have two connections in the process and,
-//! unlike SQLite's default layer, walks no list of the open files on each open.
+//! Files are opened through [`super::vfs`], which never lets one file have two connections in the process and
+//! keeps no record of the open files for SQLite to walk on each open.
 
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -23,6 +23,9 @@ use super::{sandbox, vfs};
 /// at its capacity × (this + ~150 KiB of schema, statements and lookaside), and a node whose actors' tables grow
 /// reaches its steady memory within minutes instead of growing towards 2 MiB per open database.
 pub const PAGE_CACHE_KIB: u32 = 256;
+
+/// How long an open waits for a file another connection holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whether the database at `path` has no WAL file, so that the WAL its next connection writes is a new file that
 /// holds nothing else. Then the database file is durable: a clean close's checkpoint synced it before removing the
@@ -73,8 +76,14 @@ impl DbPool {
             .map_err(|e| libsql::Error::ConnectionFailed(format!("creating {}: {e}", path.display())))?;
         // Before SQLite opens the file, which creates an empty WAL.
         let relaxed = synchronous == "NORMAL" && wal_is_absent(path);
+        // A connection that outlived its pool entry (see `vfs`) still holds the file: wait for it to close, as
+        // SQLite's busy timeout waits for a lock; after that the layer refuses the open.
+        let waited = tokio::time::Instant::now();
+        while vfs::in_use(path) && waited.elapsed() < BUSY_TIMEOUT {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let (db, conn, sandbox) = sandbox::open(vfs::uri(path)?).await?;
-        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         // Exclusive locking before WAL: one connection per actor owns the file, so SQLite keeps the WAL index in
         // heap memory (no `-shm` file: two descriptors per database, not three) and takes no lock per transaction.
         conn.query("PRAGMA locking_mode=EXCLUSIVE", ()).await?;
@@ -203,7 +212,7 @@ mod tests {
 
     /// Actor files go through a layer without SQLite's locks (`storage/vfs.rs`), which still never lets a file
     /// have two connections: a handle that outlives its pool entry (actor code keeping its `Sql` past its turn)
-    /// makes the next open fail, until it closes.
+    /// makes the next open wait for it, then fail, until it closes. A replica's writer is refused the file too.
     #[tokio::test]
     async fn a_file_is_never_opened_twice_while_a_handle_to_it_lives() {
         let (dir, pool) = pool_in_a_temp_dir(4).await;
@@ -216,9 +225,34 @@ mod tests {
         // A hard link is the same file under another name.
         std::fs::hard_link(&path, dir.path().join("b.db")).unwrap();
         assert!(pool.connection("b", &dir.path().join("b.db"), "NORMAL").await.is_err());
+        assert!(vfs::in_use(&dir.path().join("b.db")), "what a replica's writer asks before it opens a copy");
         drop(kept);
+        assert!(!vfs::in_use(&path));
         let reopened = pool.connection("a", &path, "NORMAL").await.unwrap();
         assert_eq!(one(&reopened, "SELECT count(*) FROM _tern_kv").await, 1);
+    }
+
+    /// A connection whose files were renamed while it was open (a home's copy handed over as a replica, with a
+    /// handle still alive) closes without a checkpoint: the WAL stays with the file it belongs to, and the file
+    /// now at the WAL's old name is left alone.
+    #[tokio::test]
+    async fn a_connection_whose_file_moved_closes_without_a_checkpoint() {
+        let (dir, pool) = pool_in_a_temp_dir(4).await;
+        let (path, moved) = (dir.path().join("a.db"), dir.path().join("moved.db"));
+        let db = pool.connection("a", &path, "NORMAL").await.unwrap();
+        put(&db, b"1").await;
+        put(&db, b"2").await;
+        for suffix in ["", "-wal"] {
+            std::fs::rename(format!("{}{suffix}", path.display()), format!("{}{suffix}", moved.display())).unwrap();
+        }
+        let newcomer = dir.path().join("a.db-wal");
+        std::fs::write(&newcomer, b"another file's WAL").unwrap();
+        pool.close("a");
+        drop(db);
+        assert_eq!(std::fs::read(&newcomer).unwrap(), b"another file's WAL");
+        assert!(std::fs::metadata(dir.path().join("moved.db-wal")).unwrap().len() > 0, "no checkpoint on close");
+        let db = pool.connection("moved", &moved, "NORMAL").await.unwrap();
+        assert_eq!(one(&db, "SELECT count(*) FROM _tern_kv").await, 2);
     }
 
     /// How libSQL reports an open that SQLite refused as busy.

@@ -1,19 +1,23 @@
 //! The file layer that actor databases are opened through: one connection per file, without SQLite's
 //! process-wide list of open files.
 //!
-//! SQLite's default `unix` layer shares POSIX locks between the connections of one process (POSIX ties locks to
-//! the process, not to the descriptor), so it keeps a list of every open file's inode and walks it under a global
-//! mutex on every open, three times for a database and its WAL. With the pool's 4,096 handles the list holds
-//! about 8,000 entries, and the walks (`findReusableFd`, `unixOpen`) took a third of a creation's CPU. Actor
-//! databases go through `unix-none` instead, which takes no locks and keeps no list; the pool's exclusive
-//! locking mode already keeps each WAL index in the connection's heap, so no lock is needed between a
-//! connection's own transactions.
+//! SQLite's default `unix` layer keeps a record per open inode (POSIX locks do not conflict within one process,
+//! so SQLite tracks its connections' locks itself), in a list it walks under a global mutex twice on every
+//! database open (`findReusableFd`, `findInodeInfo`). With the pool's 4,096 handles the list holds about 8,000
+//! entries, and the walks took a third of a creation's CPU. Actor databases go through `unix-none` instead,
+//! which takes no locks and keeps no records; the pool's exclusive locking mode already keeps each WAL index in
+//! the connection's heap, so no lock is needed between a connection's own transactions. (`unixOpen` still walks
+//! the list, now only of the files opened through the default layer: `node.db` and replica copies.)
 //!
-//! What the locks did give is kept here: a database file has at most one connection in this process. A second
-//! open of a file that still has one (say an `Sql` handle that actor code kept past its turn, when the pool
-//! reopens the actor) fails with `SQLITE_BUSY`, as the first connection's exclusive lock made it fail before;
-//! without the check it would read a stale WAL index and could corrupt the file. The layer records each open
-//! database file's device and inode, from its open to its close.
+//! What the lock records did give is kept here:
+//! - a database file has at most one connection in this process: a second open of a file that still has one
+//!   (an `Sql` handle that actor code kept past its turn, when the pool reopens the actor) is refused with
+//!   `SQLITE_BUSY`; without the check it would read a stale WAL index and could corrupt the file. The layer
+//!   records each open database file's device and inode, from its open to its close, and [`in_use`] tells
+//!   the pool to wait, as SQLite's busy timeout made a second connection wait for the first one's lock;
+//! - a connection whose file was renamed or removed while it was open sees it has moved
+//!   (`SQLITE_FCNTL_HAS_MOVED`), so its close neither checkpoints into the moved file nor deletes the WAL now
+//!   at its old name.
 //!
 //! Other processes are not locked out any more: nothing but the node opens an actor's file while the node runs
 //! (a second node is refused the data directory, and the `tern` commands go through the node's API).
@@ -56,6 +60,12 @@ fn uri_of(path: &Path) -> String {
     uri
 }
 
+/// Whether the file at `path` has a connection through this layer now (false if it does not exist).
+pub fn in_use(path: &Path) -> bool {
+    let Ok(layer) = layer() else { return false };
+    std::fs::metadata(path).is_ok_and(|meta| lock(&layer.open).contains(&(meta.dev(), meta.ino())))
+}
+
 /// The registered layer: what it wraps and which files are open.
 struct Layer {
     /// `unix-none`, registered by SQLite itself for the whole process.
@@ -85,10 +95,12 @@ unsafe impl Send for Methods {}
 // SAFETY: as above.
 unsafe impl Sync for Methods {}
 
-/// This layer's part of each file object: the key it is registered under, for a database file.
+/// This layer's part of each file object, for a database file: the key it is registered under, and its name
+/// (which SQLite keeps valid until the file closes).
 #[repr(C)]
 struct Trailer {
     key: Option<(u64, u64)>,
+    name: ffi::sqlite3_filename,
 }
 
 fn layer() -> Result<&'static Layer, libsql::Error> {
@@ -148,6 +160,9 @@ unsafe extern "C" fn open(
     out_flags: *mut c_int,
 ) -> c_int {
     let Ok(layer) = layer() else { return ffi::SQLITE_ERROR };
+    let database = flags & ffi::SQLITE_OPEN_MAIN_DB != 0 && !name.is_null();
+    // SAFETY: `name` is a valid C string when not null.
+    let before = if database { unsafe { file_key(name) } } else { None };
     // SAFETY: SQLite passes a file object of this layer's `szOsFile` bytes, whose first part is the inner
     // layer's; the inner layer's `xOpen` is called with its own VFS object, as it expects.
     let rc =
@@ -159,13 +174,18 @@ unsafe extern "C" fn open(
     let inner_methods = unsafe { (*file).pMethods };
     let methods = layer.methods.get_or_init(|| Methods {
         inner: inner_methods,
-        // SAFETY: an open file's methods are a valid table for the whole process.
-        wrapped: ffi::sqlite3_io_methods { xClose: Some(close), ..unsafe { *inner_methods } },
+        wrapped: ffi::sqlite3_io_methods {
+            xClose: Some(close),
+            xFileControl: Some(file_control),
+            // SAFETY: an open file's methods are a valid table for the whole process.
+            ..unsafe { *inner_methods }
+        },
     });
-    let database = flags & ffi::SQLITE_OPEN_MAIN_DB != 0 && !name.is_null();
     // SAFETY: `name` is a valid C string when not null.
     let key = if database { unsafe { file_key(name) } } else { None };
-    let refused = if methods.inner != inner_methods || (database && key.is_none()) {
+    // A file renamed between the two lookups is not the one opened; so is a key that names nothing.
+    let moved = database && (key.is_none() || before.is_some_and(|before| Some(before) != key));
+    let refused = if methods.inner != inner_methods || moved {
         Some(ffi::SQLITE_CANTOPEN)
     } else if key.is_some_and(|key| !lock(&layer.open).insert(key)) {
         Some(ffi::SQLITE_BUSY)
@@ -181,26 +201,53 @@ unsafe extern "C" fn open(
         }
         return rc;
     }
-    // SAFETY: the trailer lies inside the file object SQLite allocated (`szOsFile`), aligned by `register`.
+    // SAFETY: `file` is a file object of this layer (SQLite allocated `szOsFile` bytes) whose inner part is open.
     unsafe {
-        file.cast::<u8>().add(layer.trailer_at).cast::<Trailer>().write(Trailer { key });
+        trailer(layer, file).write(Trailer { key, name });
         (*file).pMethods = &methods.wrapped;
     }
     ffi::SQLITE_OK
 }
 
-/// `xClose`: closes the file through `unix-none`, then forgets it.
+/// The trailer of a file object of this layer.
+///
+/// # Safety
+/// `file` is a file object of this layer's `szOsFile` bytes.
+unsafe fn trailer(layer: &Layer, file: *mut ffi::sqlite3_file) -> *mut Trailer {
+    // SAFETY: the trailer lies inside the file object, at an offset aligned by `register`.
+    unsafe { file.cast::<u8>().add(layer.trailer_at).cast::<Trailer>() }
+}
+
+/// `xClose`: forgets the file, then closes it through `unix-none`. SQLite has closed the database's WAL and
+/// finished with the file by now, so an open that the forgetting lets through meets no I/O of this connection.
 unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     let Ok(layer) = layer() else { return ffi::SQLITE_ERROR };
     let Some(methods) = layer.methods.get() else { return ffi::SQLITE_ERROR };
     // SAFETY: `file` was opened by `open`, which wrote its trailer.
-    let Trailer { key } = unsafe { file.cast::<u8>().add(layer.trailer_at).cast::<Trailer>().read() };
-    // SAFETY: the inner layer's `xClose` on a file it opened.
-    let rc = unsafe { ((*methods.inner).xClose.expect("files close"))(file) };
+    let Trailer { key, .. } = unsafe { trailer(layer, file).read() };
     if let Some(key) = key {
         lock(&layer.open).remove(&key);
     }
-    rc
+    // SAFETY: the inner layer's `xClose` on a file it opened.
+    unsafe { ((*methods.inner).xClose.expect("files close"))(file) }
+}
+
+/// `xFileControl`: answers whether a database file has moved (renamed, removed or replaced since it was opened:
+/// its name no longer leads to its inode), which `unix-none` never reports; anything else goes to `unix-none`.
+unsafe extern "C" fn file_control(file: *mut ffi::sqlite3_file, op: c_int, arg: *mut std::ffi::c_void) -> c_int {
+    let Ok(layer) = layer() else { return ffi::SQLITE_ERROR };
+    let Some(methods) = layer.methods.get() else { return ffi::SQLITE_ERROR };
+    // SAFETY: `file` was opened by `open`, which wrote its trailer; its name lives until the file closes.
+    let Trailer { key, name } = unsafe { trailer(layer, file).read() };
+    if op == ffi::SQLITE_FCNTL_HAS_MOVED
+        && let Some(key) = key
+    {
+        // SAFETY: `name` is the database's valid name, and SQLite passes an `int` to write the answer to.
+        unsafe { *arg.cast::<c_int>() = c_int::from(file_key(name) != Some(key)) };
+        return ffi::SQLITE_OK;
+    }
+    // SAFETY: the inner layer's `xFileControl` on a file it opened, with SQLite's own arguments.
+    unsafe { ((*methods.inner).xFileControl.expect("files take controls"))(file, op, arg) }
 }
 
 #[cfg(test)]
