@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tern_gateway::backend::{Backend, ConnInput, ConnOutput, ConnectionHandle, CreateRequest};
 use tern_node::server::{NodeConfig, open_host};
-use tern_node::{Actor, ActorError, ActorOptions, Host, Registry, UserError, Value};
+use tern_node::{Actor, ActorError, ActorOptions, Host, Registry, Sql, UserError, Value};
 use tern_proto::key::ActorKey;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -347,4 +347,61 @@ fn walk(dir: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// Where the `keeper` actor leaves the SQL handle of its last `keep`, for the test to use after that turn.
+type Kept = Arc<Mutex<Option<Sql>>>;
+
+fn keeper(kept: Kept) -> Actor<()> {
+    Actor::new("keeper")
+        .create_state(|_: Option<Value>| Ok(()))
+        .on_create(|c, _: Option<Value>| async move {
+            c.sql().execute("CREATE TABLE t (v INTEGER)", ()).await?;
+            Ok(())
+        })
+        .action("keep", move |c, ()| {
+            let kept = kept.clone();
+            async move {
+                let sql = c.sql();
+                sql.execute("INSERT INTO t VALUES (1)", ()).await?;
+                *kept.lock().unwrap() = Some(sql);
+                Ok(())
+            }
+        })
+        .action("count", |c, ()| async move {
+            let mut rows = c.sql().query("SELECT count(*) FROM t", ()).await?;
+            Ok(rows.next().await?.expect("a count").get::<i64>(0).expect("an integer"))
+        })
+}
+
+/// An `Sql` handle works only during the turn that took it: kept past it (in a static, a spawned task), every
+/// statement through it is refused with `database.statement_not_allowed`, so it can never write through a
+/// connection the pool has let go of (whose file may have a new connection, or have become a replica, by then).
+#[tokio::test]
+async fn an_sql_handle_kept_past_its_turn_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let kept = Kept::default();
+    let registry = Registry::new().register(keeper(kept.clone()));
+    let host =
+        open_host(registry, &NodeConfig::dev("127.0.0.1:0".parse().unwrap(), dir.path().to_path_buf())).await.unwrap();
+    let request = CreateRequest {
+        name: "keeper".into(),
+        key: ActorKey::new(vec!["k".into()]).unwrap(),
+        input: None,
+        region: None,
+    };
+    let id = host.create_actor(request).await.unwrap().actor_id;
+    host.call_action(&id, "keep", Value::Array(vec![]), None).await.unwrap();
+
+    let sql = kept.lock().unwrap().take().expect("the handle the turn kept");
+    let refused = |result: Result<String, ActorError>| {
+        let err = result.expect_err("refused").to_string();
+        assert!(err.starts_with("database.statement_not_allowed: "), "{err}");
+    };
+    refused(sql.execute("INSERT INTO t VALUES (2)", ()).await.map(|n| n.to_string()));
+    refused(sql.query("SELECT * FROM t", ()).await.map(|_| "rows".into()));
+    refused(sql.prepare("SELECT * FROM t").await.map(|_| "a statement".into()));
+    refused(sql.transaction(|_| async { Ok(()) }).await.map(|()| "a transaction".into()));
+    assert_eq!(host.call_action(&id, "count", Value::Array(vec![]), None).await.unwrap(), Value::Integer(1.into()));
+    host.shutdown(Duration::from_secs(5)).await;
 }

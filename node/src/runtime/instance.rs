@@ -158,6 +158,7 @@ impl Held {
 /// The actor's database as lent to actor code for one turn; taken back when dropped.
 pub(crate) struct DbLoan<S, V> {
     shared: Arc<Shared<S, V>>,
+    _lent: storage::sandbox::Lent,
 }
 
 impl<S, V> Drop for DbLoan<S, V> {
@@ -211,7 +212,7 @@ where
     /// only the pool holds the handle, so the pool's bound on open files holds for awake actors too.
     pub fn expose_db(&self, db: &ActorDb) -> DbLoan<S, V> {
         *lock(&self.shared.sql) = Some(Sql::new(db, self.shared.recorder.clone(), self.def.options.statement_timeout));
-        DbLoan { shared: self.shared.clone() }
+        DbLoan { shared: self.shared.clone(), _lent: db.sandbox().lend() }
     }
 
     /// Whether the actor may sleep: no open connections or raw WebSockets, no completable message in flight,

@@ -113,6 +113,7 @@ where
         db.savepoint().await.map_err(|e| start_failed(&core, id, "savepoint", Failure::storage(&e)))?;
         let budget = std::time::Duration::from_secs(30);
         let setup = async {
+            let _lent = db.sandbox().lend();
             schema(Sql::new(db, recorder.clone(), def.options.statement_timeout), is_new).await?;
             Ok::<(), crate::sdk::ActorError>(db.sandbox().check_reserved_names(db.connection()).await?)
         };

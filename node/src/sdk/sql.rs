@@ -10,7 +10,7 @@ use tern_proto::Value;
 
 use super::error::{ActorError, ActorResult};
 use crate::storage::ActorDb;
-use crate::storage::sandbox::{Sandbox, SqlRole};
+use crate::storage::sandbox::Sandbox;
 use crate::storage::sql_value::{self, ExecuteResult, SqlParams};
 use crate::trace::{Recorder, SpanKind};
 
@@ -69,7 +69,7 @@ impl Sql {
     /// Runs one statement and returns the number of rows it changed.
     pub async fn execute(&self, sql: &str, params: impl IntoParams) -> ActorResult<u64> {
         self.traced(sql, async {
-            let user = self.sandbox.enter(SqlRole::User, self.statement_timeout);
+            let user = self.sandbox.enter_user(self.statement_timeout)?;
             self.conn.execute(sql, params).await.map_err(|e| ActorError::from(user.error(&e)))
         })
         .await
@@ -78,7 +78,7 @@ impl Sql {
     /// Runs one statement and returns its rows.
     pub async fn query(&self, sql: &str, params: impl IntoParams) -> ActorResult<Rows> {
         self.traced(sql, async {
-            let user = self.sandbox.enter(SqlRole::User, self.statement_timeout);
+            let user = self.sandbox.enter_user(self.statement_timeout)?;
             let inner = self.conn.query(sql, params).await.map_err(|e| ActorError::from(user.error(&e)))?;
             Ok(Rows { inner, sandbox: self.sandbox.clone(), statement_timeout: self.statement_timeout })
         })
@@ -87,7 +87,7 @@ impl Sql {
 
     /// Compiles one statement for repeated use.
     pub async fn prepare(&self, sql: &str) -> ActorResult<Statement> {
-        let user = self.sandbox.enter(SqlRole::User, self.statement_timeout);
+        let user = self.sandbox.enter_user(self.statement_timeout)?;
         let inner = self.conn.prepare(sql).await.map_err(|e| ActorError::from(user.error(&e)))?;
         Ok(Statement { inner, sandbox: self.sandbox.clone(), statement_timeout: self.statement_timeout })
     }
@@ -96,7 +96,7 @@ impl Sql {
     /// 16 MiB of values; more fails with `database.result_too_large`).
     pub async fn query_values(&self, sql: &str, params: &SqlParams) -> ActorResult<Vec<Value>> {
         self.traced(sql, async {
-            let user = self.sandbox.enter(SqlRole::User, self.statement_timeout);
+            let user = self.sandbox.enter_user(self.statement_timeout)?;
             sql_value::query(&self.conn, &user, sql, params).await.map_err(ActorError::from)
         })
         .await
@@ -105,7 +105,7 @@ impl Sql {
     /// Runs one statement with dynamic parameters and returns the rows it changed and the last inserted row id.
     pub async fn execute_values(&self, sql: &str, params: &SqlParams) -> ActorResult<ExecuteResult> {
         self.traced(sql, async {
-            let user = self.sandbox.enter(SqlRole::User, self.statement_timeout);
+            let user = self.sandbox.enter_user(self.statement_timeout)?;
             sql_value::execute(&self.conn, &user, sql, params).await.map_err(ActorError::from)
         })
         .await
@@ -135,6 +135,7 @@ impl Sql {
         F: FnOnce(Sql) -> Fut,
         Fut: Future<Output = ActorResult<R>>,
     {
+        self.sandbox.check_lent()?;
         let name = format!("tern_tx_{}", uuid::Uuid::new_v4().simple());
         self.conn.execute(&format!("SAVEPOINT {name}"), ()).await?;
         let result = work(self.clone()).await;
@@ -150,7 +151,7 @@ impl Sql {
 impl Rows {
     /// The next row, or `None` after the last.
     pub async fn next(&mut self) -> ActorResult<Option<Row>> {
-        let user = self.sandbox.enter(SqlRole::User, self.statement_timeout);
+        let user = self.sandbox.enter_user(self.statement_timeout)?;
         self.inner.next().await.map_err(|e| ActorError::from(user.error(&e)))
     }
 
@@ -169,7 +170,7 @@ impl Statement {
     /// Runs the statement with `params` and returns the number of rows it changed; the statement is reset for
     /// the next run.
     pub async fn execute(&self, params: impl IntoParams) -> ActorResult<usize> {
-        let user = self.sandbox.enter(SqlRole::User, self.statement_timeout);
+        let user = self.sandbox.enter_user(self.statement_timeout)?;
         let result = self.inner.execute(params).await.map_err(|e| ActorError::from(user.error(&e)));
         self.inner.reset();
         result
@@ -178,7 +179,7 @@ impl Statement {
     /// Runs the statement with `params` and returns its rows.
     pub async fn query(&self, params: impl IntoParams) -> ActorResult<Rows> {
         self.inner.reset();
-        let user = self.sandbox.enter(SqlRole::User, self.statement_timeout);
+        let user = self.sandbox.enter_user(self.statement_timeout)?;
         let inner = self.inner.query(params).await.map_err(|e| ActorError::from(user.error(&e)))?;
         Ok(Rows { inner, sandbox: self.sandbox.clone(), statement_timeout: self.statement_timeout })
     }

@@ -32,7 +32,7 @@
 
 use std::cell::RefCell;
 use std::ffi::{CStr, c_char, c_int, c_void};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Once};
 use std::time::{Duration, Instant};
 
@@ -88,6 +88,8 @@ struct SandboxState {
     reserved_objects: AtomicI64,
     /// The connection's `sqlite3*`, for the WAL-frame API (which libSQL's `Connection` does not expose).
     handle: AtomicPtr<ffi::sqlite3>,
+    /// How many turns the connection is lent to now ([`Sandbox::lend`]).
+    lent: AtomicUsize,
 }
 
 /// The sandbox of one open actor connection. Clones share it.
@@ -109,6 +111,17 @@ impl Drop for Entered<'_> {
     }
 }
 
+/// The connection is lent to actor code while this guard lives (see [`Sandbox::lend`]).
+pub struct Lent {
+    sandbox: Sandbox,
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        self.sandbox.state.lent.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Entered<'_> {
     /// The client's view of an error from a statement run under this guard: `database.statement_not_allowed`
     /// (403) with the reason when the sandbox refused it, `database.statement_timed_out` (408) when it ran past
@@ -127,6 +140,31 @@ impl Entered<'_> {
 }
 
 impl Sandbox {
+    /// Lends the connection to actor code until the returned guard drops (the runtime does for each turn). User
+    /// statements run only while it is lent ([`Self::enter_user`]): an `Sql` handle that actor code kept past its
+    /// turn is refused, rather than writing through a connection the pool has let go of, whose file may have a
+    /// new connection by then or have become another node's replica.
+    pub fn lend(&self) -> Lent {
+        self.state.lent.fetch_add(1, Ordering::AcqRel);
+        Lent { sandbox: self.clone() }
+    }
+
+    /// `database.statement_not_allowed` unless the connection is lent to actor code now.
+    pub fn check_lent(&self) -> Result<(), ClientError> {
+        if self.state.lent.load(Ordering::Acquire) == 0 {
+            return Err(ClientError::statement_not_allowed(
+                "this SQL handle belongs to a turn that has ended: take `c.sql()` again in the turn that uses it",
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`Self::enter`] as [`SqlRole::User`], once [`Self::check_lent`] allows it.
+    pub fn enter_user(&self, limit: Duration) -> Result<Entered<'_>, ClientError> {
+        self.check_lent()?;
+        Ok(self.enter(SqlRole::User, limit))
+    }
+
     /// Runs statements as `role` until the guard drops; in the user and inspector roles a statement is
     /// interrupted once it has run for `limit`.
     pub fn enter(&self, role: SqlRole, limit: Duration) -> Entered<'_> {
