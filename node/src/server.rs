@@ -101,7 +101,9 @@ pub enum ServeError {
 }
 
 /// Opens the data directory and starts the host (no listener), which wakes the actors left with unfinished work
-/// (see [`crate::runtime::resume`]). Used by [`serve`] and by in-process tests.
+/// (see [`crate::runtime::resume`]) and fires due alarms. Used by [`serve`] and by in-process tests. A cluster
+/// node's host does neither until [`serve`] has put replication in place, so that no turn runs before its lease
+/// is checked and its database's checkpoints are taken over.
 pub async fn open_host(registry: Registry, config: &NodeConfig) -> Result<Host, ServeError> {
     let data_dir = DataDir::open(&config.data_dir)?;
     let metrics = Metrics::new(&config.region);
@@ -123,10 +125,17 @@ pub async fn open_host(registry: Registry, config: &NodeConfig) -> Result<Host, 
             lock(&core.settling).insert(handoff.actor_id, hold);
         }
     }
-    tokio::spawn(run_timer(Arc::downgrade(&core)));
-    // In the background: the node serves while the actors a crash or a stop interrupted finish their work.
-    tokio::spawn(resume(core.clone()));
+    if config.cluster.is_none() {
+        start_background_work(&core);
+    }
     Ok(Host { core })
+}
+
+/// Starts firing alarms and, in the background, resumes the work a crash or a stop interrupted: the node serves
+/// while those actors finish it.
+fn start_background_work(core: &Arc<HostCore>) {
+    tokio::spawn(run_timer(Arc::downgrade(core)));
+    tokio::spawn(resume(core.clone()));
 }
 
 /// Runs a node until `shutdown` resolves, then stops gracefully: stop accepting, let in-flight requests finish,
@@ -164,7 +173,9 @@ pub async fn serve(
     let cluster = match &config.cluster {
         Some(cluster) => {
             check_voters(&host, cluster).await?;
-            Some(ClusterNode::start(cluster, &config.region, addr, host.clone()).await?)
+            let node = ClusterNode::start(cluster, &config.region, addr, host.clone()).await?;
+            start_background_work(&host.core);
+            Some(node)
         }
         None => None,
     };

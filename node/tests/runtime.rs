@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tern_gateway::backend::{Backend, ConnInput, ConnOutput, ConnectionHandle, CreateRequest};
 use tern_node::server::{NodeConfig, open_host};
-use tern_node::{Actor, ActorError, ActorOptions, Host, Registry, Sql, UserError, Value};
+use tern_node::{Actor, ActorError, ActorOptions, Host, Kv, Registry, Sql, UserError, Value};
 use tern_proto::key::ActorKey;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -349,8 +349,8 @@ fn walk(dir: &Path) -> Vec<String> {
     out
 }
 
-/// Where the `keeper` actor leaves the SQL handle of its last `keep`, for the test to use after that turn.
-type Kept = Arc<Mutex<Option<Sql>>>;
+/// Where the `keeper` actor leaves the SQL and KV handles of its last `keep`, for the test to use after that turn.
+type Kept = Arc<Mutex<Option<(Sql, Kv)>>>;
 
 fn keeper(kept: Kept) -> Actor<()> {
     Actor::new("keeper")
@@ -364,7 +364,7 @@ fn keeper(kept: Kept) -> Actor<()> {
             async move {
                 let sql = c.sql();
                 sql.execute("INSERT INTO t VALUES (1)", ()).await?;
-                *kept.lock().unwrap() = Some(sql);
+                *kept.lock().unwrap() = Some((sql, c.kv()));
                 Ok(())
             }
         })
@@ -374,9 +374,10 @@ fn keeper(kept: Kept) -> Actor<()> {
         })
 }
 
-/// An `Sql` handle works only during the turn that took it: kept past it (in a static, a spawned task), every
-/// statement through it is refused with `database.statement_not_allowed`, so it can never write through a
-/// connection the pool has let go of (whose file may have a new connection, or have become a replica, by then).
+/// An `Sql` or `Kv` handle works only while a turn holds its connection: kept past its turn (in a static, a
+/// spawned task), every statement through it is refused with `database.statement_not_allowed` while the actor
+/// runs no turn, so it can never write through a connection the pool has let go of (whose file may have a new
+/// connection, or have become a replica, by then).
 #[tokio::test]
 async fn an_sql_handle_kept_past_its_turn_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -393,7 +394,7 @@ async fn an_sql_handle_kept_past_its_turn_is_refused() {
     let id = host.create_actor(request).await.unwrap().actor_id;
     host.call_action(&id, "keep", Value::Array(vec![]), None).await.unwrap();
 
-    let sql = kept.lock().unwrap().take().expect("the handle the turn kept");
+    let (sql, kv) = kept.lock().unwrap().take().expect("the handles the turn kept");
     let refused = |result: Result<String, ActorError>| {
         let err = result.expect_err("refused").to_string();
         assert!(err.starts_with("database.statement_not_allowed: "), "{err}");
@@ -402,6 +403,8 @@ async fn an_sql_handle_kept_past_its_turn_is_refused() {
     refused(sql.query("SELECT * FROM t", ()).await.map(|_| "rows".into()));
     refused(sql.prepare("SELECT * FROM t").await.map(|_| "a statement".into()));
     refused(sql.transaction(|_| async { Ok(()) }).await.map(|()| "a transaction".into()));
+    refused(kv.put("k", "v").await.map(|()| "a put".into()));
+    refused(kv.get("k").await.map(|_| "a value".into()));
     assert_eq!(host.call_action(&id, "count", Value::Array(vec![]), None).await.unwrap(), Value::Integer(1.into()));
     host.shutdown(Duration::from_secs(5)).await;
 }

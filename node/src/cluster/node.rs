@@ -213,7 +213,6 @@ impl ClusterNode {
             directory,
             lease.clone(),
         );
-        let _ = backend_slot.set(backend.clone());
         let replication = Replication::new(
             host.core.clone(),
             transport.clone(),
@@ -225,6 +224,9 @@ impl ClusterNode {
         );
         let _ = replication_slot.set(replication.clone());
         let _ = host.core.replicator.set(Arc::new(replication.clone()));
+        // Calls from other nodes run actors only once replication is in place (it checks the lease and takes
+        // each database's checkpoints over before a turn writes).
+        let _ = backend_slot.set(backend.clone());
         if let Some(lease) = lease {
             let (id, region) = (local.id.clone(), local.region.clone());
             let parts = (backend.clone(), host.clone(), replication, members.clone(), lease);

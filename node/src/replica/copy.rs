@@ -176,7 +176,6 @@ async fn recorded(core: &HostCore, actor_id: &str) -> Result<Option<StreamRecord
     Ok(record.filter(|r| r.role == StreamRole::Replica && core.data_dir.replica_db_path(actor_id).exists()))
 }
 
-/// What the home hears when applying failed.
 /// Opens the copy's writer, unless an actor connection still has the file open: a home connection that outlived
 /// its pool entry while its file became this copy (actor files take no locks that would stop two writers, see
 /// `storage/vfs.rs`).
@@ -187,6 +186,7 @@ fn open_replica(path: &std::path::Path, recorded: WalState) -> Result<Replica, R
     tokio::task::block_in_place(|| Replica::open(path, recorded)).map_err(refusal)
 }
 
+/// What the home hears when applying failed.
 fn refusal(err: WalError) -> Refusal {
     match err {
         WalError::Gap { replica, .. } => Refusal::Gap { at: replica },

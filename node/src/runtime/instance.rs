@@ -202,7 +202,12 @@ where
         let db = core.pool.connection(actor_id, &path, core.synchronous()).await.map_err(|e| Failure::storage(&e))?;
         if let Some(replicator) = core.replicator.get() {
             let pending = db.wal_owner_pending();
-            replicator.opened(actor_id, &db).await.map_err(|e| Failure::refused(&e))?;
+            if let Err(e) = replicator.opened(actor_id, &db).await {
+                // Its checkpoints off first: the pool's handle then closes without one.
+                drop(pending);
+                core.pool.close(actor_id);
+                return Err(Failure::refused(&e));
+            }
             pending.resolved();
         }
         Ok(db)

@@ -39,7 +39,7 @@ impl Kv {
 
     /// The value at `key`, or `None`.
     pub async fn get(&self, key: impl AsRef<[u8]>) -> ActorResult<Option<Vec<u8>>> {
-        kv::get(self.sql.connection(), key.as_ref()).await.map_err(actor_error)
+        kv::get(self.sql.connection()?, key.as_ref()).await.map_err(actor_error)
     }
 
     /// The value at `key` as text, or `None`; a value that is not UTF-8 is an error.
@@ -52,7 +52,7 @@ impl Kv {
 
     /// Writes `value` at `key`, replacing any value there.
     pub async fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> ActorResult<()> {
-        kv::put(self.sql.connection(), key.as_ref(), value.as_ref()).await.map_err(actor_error)
+        kv::put(self.sql.connection()?, key.as_ref(), value.as_ref()).await.map_err(actor_error)
     }
 
     /// Writes the text `value` at `key`.
@@ -62,33 +62,33 @@ impl Kv {
 
     /// Removes `key` (nothing happens if it is absent).
     pub async fn delete(&self, key: impl AsRef<[u8]>) -> ActorResult<()> {
-        kv::delete(self.sql.connection(), key.as_ref()).await.map_err(actor_error)
+        kv::delete(self.sql.connection()?, key.as_ref()).await.map_err(actor_error)
     }
 
     /// The values at `keys`, in the same order (`None` where absent).
     pub async fn get_batch(&self, keys: &[impl AsRef<[u8]>]) -> ActorResult<Vec<Option<Vec<u8>>>> {
-        kv::get_batch(self.sql.connection(), keys).await.map_err(actor_error)
+        kv::get_batch(self.sql.connection()?, keys).await.map_err(actor_error)
     }
 
     /// Writes every `(key, value)` entry, or none if one breaks a limit.
     pub async fn put_batch(&self, entries: &[(impl AsRef<[u8]>, impl AsRef<[u8]>)]) -> ActorResult<()> {
-        kv::put_batch(self.sql.connection(), entries).await.map_err(actor_error)
+        kv::put_batch(self.sql.connection()?, entries).await.map_err(actor_error)
     }
 
     /// Removes every key, or none if one breaks a limit.
     pub async fn delete_batch(&self, keys: &[impl AsRef<[u8]>]) -> ActorResult<()> {
-        kv::delete_batch(self.sql.connection(), keys).await.map_err(actor_error)
+        kv::delete_batch(self.sql.connection()?, keys).await.map_err(actor_error)
     }
 
     /// Removes every key in `[start, end)` (`end` excluded); returns how many were removed.
     pub async fn delete_range(&self, start: impl AsRef<[u8]>, end: impl AsRef<[u8]>) -> ActorResult<u64> {
-        kv::delete_range(self.sql.connection(), start.as_ref(), end.as_ref()).await.map_err(actor_error)
+        kv::delete_range(self.sql.connection()?, start.as_ref(), end.as_ref()).await.map_err(actor_error)
     }
 
     /// The entries whose keys start with `prefix`, in key order (or reversed), **with the prefix stripped** from
     /// the returned keys (as RivetKit's `listPrefix`). An empty prefix lists everything.
     pub async fn list_prefix(&self, prefix: impl AsRef<[u8]>, options: ListOptions) -> ActorResult<Vec<Entry>> {
-        kv::list_prefix(self.sql.connection(), prefix.as_ref(), options).await.map_err(actor_error)
+        kv::list_prefix(self.sql.connection()?, prefix.as_ref(), options).await.map_err(actor_error)
     }
 
     /// The entries whose keys are in `[start, end)`, in key order (or reversed), with their full keys.
@@ -98,6 +98,6 @@ impl Kv {
         end: impl AsRef<[u8]>,
         options: ListOptions,
     ) -> ActorResult<Vec<Entry>> {
-        kv::list_range(self.sql.connection(), start.as_ref(), end.as_ref(), options).await.map_err(actor_error)
+        kv::list_range(self.sql.connection()?, start.as_ref(), end.as_ref(), options).await.map_err(actor_error)
     }
 }

@@ -52,7 +52,7 @@ impl ScheduleAccess {
             repeat: Repeat::Once,
             max_history: 0,
         };
-        schedules::put(self.sql.connection(), &wake, now_ms()).await?;
+        schedules::put(self.sql.connection()?, &wake, now_ms()).await?;
         self.changed.store(true, Ordering::Release);
         Ok(())
     }
@@ -60,7 +60,7 @@ impl ScheduleAccess {
     async fn put(&self, schedule: Scheduled) -> ActorResult<()> {
         self.check_action(&schedule.action)?;
         recurrence::validate(&schedule.repeat)?;
-        schedules::put(self.sql.connection(), &schedule, now_ms()).await?;
+        schedules::put(self.sql.connection()?, &schedule, now_ms()).await?;
         self.changed.store(true, Ordering::Release);
         Ok(())
     }
@@ -113,19 +113,19 @@ impl Schedule {
 
     /// Cancels an event; whether it was still pending.
     pub async fn cancel(&self, id: &str) -> ActorResult<bool> {
-        let removed = schedules::remove(self.0.sql.connection(), false, id).await?;
+        let removed = schedules::remove(self.0.sql.connection()?, false, id).await?;
         self.0.changed.store(true, Ordering::Release);
         Ok(removed)
     }
 
     /// A pending event.
     pub async fn get(&self, id: &str) -> ActorResult<Option<ScheduledEvent>> {
-        Ok(schedules::get(self.0.sql.connection(), false, id).await?.map(event))
+        Ok(schedules::get(self.0.sql.connection()?, false, id).await?.map(event))
     }
 
     /// Pending events, soonest first.
     pub async fn list(&self) -> ActorResult<Vec<ScheduledEvent>> {
-        Ok(schedules::list(self.0.sql.connection(), false).await?.into_iter().map(event).collect())
+        Ok(schedules::list(self.0.sql.connection()?, false).await?.into_iter().map(event).collect())
     }
 }
 
@@ -243,24 +243,24 @@ impl Cron {
 
     /// A job by name.
     pub async fn get(&self, name: &str) -> ActorResult<Option<CronInfo>> {
-        Ok(schedules::get(self.0.sql.connection(), true, name).await?.map(info))
+        Ok(schedules::get(self.0.sql.connection()?, true, name).await?.map(info))
     }
 
     /// Every job, soonest first.
     pub async fn list(&self) -> ActorResult<Vec<CronInfo>> {
-        Ok(schedules::list(self.0.sql.connection(), true).await?.into_iter().map(info).collect())
+        Ok(schedules::list(self.0.sql.connection()?, true).await?.into_iter().map(info).collect())
     }
 
     /// Deletes a job; whether it existed. Its history is kept.
     pub async fn delete(&self, name: &str) -> ActorResult<bool> {
-        let removed = schedules::remove(self.0.sql.connection(), true, name).await?;
+        let removed = schedules::remove(self.0.sql.connection()?, true, name).await?;
         self.0.changed.store(true, Ordering::Release);
         Ok(removed)
     }
 
     /// The last `limit` fires of a job, newest first.
     pub async fn history(&self, name: &str, limit: usize) -> ActorResult<Vec<CronFire>> {
-        let fires = schedules::history(self.0.sql.connection(), name, limit.min(MAX_HISTORY as usize) as i64).await?;
+        let fires = schedules::history(self.0.sql.connection()?, name, limit.min(MAX_HISTORY as usize) as i64).await?;
         Ok(fires.into_iter().map(fire).collect())
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use libsql::params::IntoParams;
 use libsql::{Connection, Row};
-use tern_proto::Value;
+use tern_proto::{ClientError, Value};
 
 use super::error::{ActorError, ActorResult};
 use crate::storage::ActorDb;
@@ -52,9 +52,11 @@ impl Sql {
         Sql { conn: db.connection().clone(), sandbox: db.sandbox().clone(), statement_timeout, recorder }
     }
 
-    /// The connection, for the runtime's own statements (KV, schedules, workflow history).
-    pub(crate) fn connection(&self) -> &Connection {
-        &self.conn
+    /// The connection, for the runtime's own statements on behalf of actor code (KV, schedules, workflow
+    /// history): refused like any statement of this handle once its connection is no longer lent.
+    pub(crate) fn connection(&self) -> Result<&Connection, ClientError> {
+        self.sandbox.check_lent()?;
+        Ok(&self.conn)
     }
 
     /// Runs `work` for statement `sql` inside a span.

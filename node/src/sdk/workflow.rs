@@ -143,7 +143,7 @@ impl<S: Send + 'static, V: Send + 'static> WorkflowCtx<S, V> {
         let (stored_key, stored) = (key.to_string(), output.clone());
         self.run
             .step(move |c: Ctx<S, V>| async move {
-                workflow::record(c.sql().connection(), &stored_key, kind, Some(&stored), None, now_ms()).await?;
+                workflow::record(c.sql().connection()?, &stored_key, kind, Some(&stored), None, now_ms()).await?;
                 Ok(())
             })
             .await?;
@@ -189,7 +189,7 @@ impl<S: Send + 'static, V: Send + 'static> WorkflowCtx<S, V> {
                         }
                     };
                     let value = Value::serialized(&output).map_err(ActorError::internal)?;
-                    workflow::record(c.sql().connection(), &stored_key, "step", Some(&value), None, now_ms()).await?;
+                    workflow::record(c.sql().connection()?, &stored_key, "step", Some(&value), None, now_ms()).await?;
                     Ok(value)
                 })
                 .await;
@@ -224,7 +224,7 @@ impl<S: Send + 'static, V: Send + 'static> WorkflowCtx<S, V> {
                 self.run
                     .step(move |c: Ctx<S, V>| async move {
                         workflow::record(
-                            c.sql().connection(),
+                            c.sql().connection()?,
                             &stored_key,
                             "sleep",
                             Some(&Value::from(at_ms)),
@@ -255,7 +255,7 @@ impl<S: Send + 'static, V: Send + 'static> WorkflowCtx<S, V> {
             .run
             .process(queues, None, move |c: Ctx<S, V>, message| async move {
                 let body = message.body_value().clone();
-                workflow::record(c.sql().connection(), &stored_key, "listen", Some(&body), None, now_ms()).await?;
+                workflow::record(c.sql().connection()?, &stored_key, "listen", Some(&body), None, now_ms()).await?;
                 Ok(body)
             })
             .await?
@@ -340,7 +340,7 @@ where
     F: Fn(WorkflowCtx<S, V>) -> Fut,
     Fut: Future<Output = ActorResult<()>>,
 {
-    let entries = run.step(|c: Ctx<S, V>| async move { Ok(workflow::load(c.sql().connection()).await?) }).await?;
+    let entries = run.step(|c: Ctx<S, V>| async move { Ok(workflow::load(c.sql().connection()?).await?) }).await?;
     if entries.iter().any(|e| e.key == OUTCOME_KEY) {
         return Ok(());
     }
@@ -350,7 +350,7 @@ where
     }
     let error = outcome.as_ref().err().map(ToString::to_string);
     run.step(move |c: Ctx<S, V>| async move {
-        workflow::record(c.sql().connection(), OUTCOME_KEY, "workflow", None, error.as_deref(), now_ms()).await?;
+        workflow::record(c.sql().connection()?, OUTCOME_KEY, "workflow", None, error.as_deref(), now_ms()).await?;
         Ok(())
     })
     .await?;
