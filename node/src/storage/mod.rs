@@ -19,7 +19,7 @@ pub mod vfs;
 pub mod wal_streams;
 pub mod workflow;
 
-pub use actor_db::{ActorDb, WalOwnerPending};
+pub use actor_db::ActorDb;
 pub use data_dir::DataDir;
 pub use node_db::{ActorRecord, NodeDb};
 pub use pool::DbPool;

@@ -153,7 +153,7 @@ impl Sandbox {
     pub fn check_lent(&self) -> Result<(), ClientError> {
         if self.state.lent.load(Ordering::Acquire) == 0 {
             return Err(ClientError::statement_not_allowed(
-                "this SQL handle belongs to a turn that has ended: take `c.sql()` again in the turn that uses it",
+                "this SQL or KV handle belongs to a turn that has ended: take `c.sql()` or `c.kv()` again in the turn that uses it",
             ));
         }
         Ok(())

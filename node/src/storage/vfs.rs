@@ -31,6 +31,8 @@ use std::sync::{Mutex, OnceLock};
 
 use libsql::ffi;
 
+use crate::sync::lock;
+
 /// The layer's name, as a connection's URI asks for it (`?vfs=`).
 const NAME: &CStr = c"tern-actor";
 
@@ -135,10 +137,6 @@ fn register() -> Result<Layer, c_int> {
         return Err(rc);
     }
     Ok(layer)
-}
-
-fn lock(open: &Mutex<HashSet<(u64, u64)>>) -> std::sync::MutexGuard<'_, HashSet<(u64, u64)>> {
-    open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The device and inode of the file at `name`.
